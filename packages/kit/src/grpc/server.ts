@@ -1,0 +1,202 @@
+import { create, toBinary, type DescFile, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import type { GenService } from "@bufbuild/protobuf/codegenv2";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import {
+  Server,
+  status as Status,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type UntypedHandleCall,
+} from "@grpc/grpc-js";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation, type ServingStatus } from "grpc-health-check";
+import type { Logger } from "pino";
+import { serverCredentials, type TlsFiles } from "./credentials.js";
+import { grpcServiceDefinition, methodPath } from "./service-definition.js";
+import { toStatus } from "./status.js";
+import type { CallContext, GenServiceMethods, ServiceImpl } from "./types.js";
+
+/** Called once per finished RPC; kit/metrics uses it for request counters and latency histograms. */
+export type CallObserver = (method: string, code: Status, seconds: number) => void;
+
+export interface GrpcServerOptions {
+  logger: Logger;
+  tls?: TlsFiles;
+  observe?: CallObserver;
+}
+
+/**
+ * A grpc-js server for protobuf-es services with health checks (grpc.health.v1) and server
+ * reflection for every service added. Handlers throw DiegoError; status mapping happens here.
+ */
+export class GrpcServer {
+  private readonly server = new Server({ "grpc.max_receive_message_length": 64 * 1024 * 1024 });
+  private readonly health = new HealthImplementation({ "": "NOT_SERVING" });
+  private readonly services: DescService[] = [];
+  private boundPort = 0;
+
+  constructor(private readonly options: GrpcServerOptions) {
+    this.health.addToServer(this.server);
+  }
+
+  add<S extends GenServiceMethods>(service: GenService<S>, impl: ServiceImpl<S>): this {
+    const handlers: Record<string, UntypedHandleCall> = {};
+    for (const method of service.methods) {
+      const handler = (impl as Record<string, unknown>)[method.localName];
+      if (typeof handler !== "function") throw new Error(`no handler for ${service.typeName}.${method.name}`);
+      handlers[method.localName] =
+        method.methodKind === "server_streaming"
+          ? this.streamHandler(service, method, handler as never)
+          : this.unaryHandler(service, method, handler as never);
+    }
+    this.server.addService(grpcServiceDefinition(service), handlers);
+    this.services.push(service);
+    this.health.setStatus(service.typeName, "NOT_SERVING");
+    return this;
+  }
+
+  /** Binds `host:port` (port 0 picks a free one), marks every service SERVING and returns the port. */
+  async listen(address: string): Promise<number> {
+    new ReflectionService(reflectionPackage(this.services)).addToServer(this.server);
+    this.boundPort = await new Promise<number>((resolve, reject) => {
+      this.server.bindAsync(address, serverCredentials(this.options.tls), (err, port) => (err ? reject(err) : resolve(port)));
+    });
+    this.setServing(true);
+    return this.boundPort;
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /** Flips the health status of the server and every service (readiness). */
+  setServing(serving: boolean): void {
+    const status: ServingStatus = serving ? "SERVING" : "NOT_SERVING";
+    this.health.setStatus("", status);
+    for (const s of this.services) this.health.setStatus(s.typeName, status);
+  }
+
+  /** Stops taking calls, lets running ones finish for up to graceMs, then cuts them off. */
+  async shutdown(graceMs = 5_000): Promise<void> {
+    this.setServing(false);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      timer.unref();
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private context(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>, path: string) {
+    const controller = new AbortController();
+    call.once("cancelled", () => controller.abort());
+    const context: CallContext = {
+      signal: controller.signal,
+      metadata: call.metadata,
+      peer: call.getPeer(),
+      method: path,
+      peerCommonName: commonName(call),
+    };
+    return { context, controller };
+  }
+
+  private unaryHandler(
+    service: DescService,
+    method: DescMethod,
+    handler: (req: unknown, ctx: CallContext) => Promise<unknown> | unknown,
+  ): UntypedHandleCall {
+    const path = methodPath(service, method);
+    return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+      const started = process.hrtime.bigint();
+      const { context } = this.context(call, path);
+      Promise.resolve()
+        .then(() => handler(call.request, context))
+        .then(
+          (result) => {
+            this.observe(path, Status.OK, started);
+            callback(null, create(method.output, result as never));
+          },
+          (err: unknown) => {
+            const st = toStatus(err);
+            this.report(path, st.code ?? Status.INTERNAL, err);
+            this.observe(path, st.code ?? Status.INTERNAL, started);
+            callback(st, null);
+          },
+        );
+    };
+  }
+
+  private streamHandler(
+    service: DescService,
+    method: DescMethod,
+    handler: (req: unknown, ctx: CallContext) => AsyncIterable<unknown>,
+  ): UntypedHandleCall {
+    const path = methodPath(service, method);
+    return (call: ServerWritableStream<unknown, unknown>) => {
+      const started = process.hrtime.bigint();
+      const { context, controller } = this.context(call, path);
+      const run = async () => {
+        for await (const item of handler(call.request, context)) {
+          if (controller.signal.aborted) break;
+          if (!call.write(create(method.output, item as never))) {
+            await new Promise<void>((resolve) => {
+              const done = () => {
+                call.off("drain", done);
+                controller.signal.removeEventListener("abort", done);
+                resolve();
+              };
+              call.on("drain", done);
+              controller.signal.addEventListener("abort", done);
+            });
+          }
+        }
+      };
+      run().then(
+        () => {
+          this.observe(path, Status.OK, started);
+          if (!controller.signal.aborted) call.end();
+        },
+        (err: unknown) => {
+          const st = toStatus(err);
+          this.report(path, st.code ?? Status.INTERNAL, err);
+          this.observe(path, st.code ?? Status.INTERNAL, started);
+          if (!controller.signal.aborted) call.emit("error", st);
+        },
+      );
+    };
+  }
+
+  private observe(path: string, code: Status, started: bigint): void {
+    this.options.observe?.(path, code, Number(process.hrtime.bigint() - started) / 1e9);
+  }
+
+  private report(path: string, code: Status, err: unknown): void {
+    if (code === Status.INTERNAL || code === Status.UNKNOWN) this.options.logger.error({ err, method: path }, "rpc failed");
+    else this.options.logger.debug({ method: path, code, message: (err as Error).message }, "rpc refused");
+  }
+}
+
+function commonName(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>): string | undefined {
+  const cert = call.getAuthContext?.()?.sslPeerCertificate;
+  const cn = cert?.subject?.CN;
+  return Array.isArray(cn) ? cn[0] : cn;
+}
+
+/** A proto-loader-shaped package definition that carries the file descriptors of the services, for reflection. */
+function reflectionPackage(services: DescService[]) {
+  const files = new Map<string, DescFile>();
+  const visit = (file: DescFile) => {
+    if (files.has(file.name)) return;
+    files.set(file.name, file);
+    file.dependencies.forEach(visit);
+  };
+  services.forEach((s) => visit(s.file));
+  const fileDescriptorProtos = [...files.values()].map((f) => Buffer.from(toBinary(FileDescriptorProtoSchema, f.proto)));
+  return { files: { format: "Protocol Buffer 3 FileDescriptorProto", fileDescriptorProtos } } as never;
+}

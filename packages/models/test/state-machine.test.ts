@@ -1,0 +1,136 @@
+import { create } from "@bufbuild/protobuf";
+import { TaskCreateRequestSchema, TaskState } from "@diego/proto";
+import { DiegoError } from "../src/errors.js";
+import { TRANSITIONS, transition, type Actor, type StateOrAbsent, type TransitionArgs, type TransitionName } from "../src/state-machine.js";
+
+const NOW = 1_700_000_000_000_000_000n;
+const LATER = NOW + 5_000_000_000n;
+const CELL = "cell-1";
+
+const request = create(TaskCreateRequestSchema, {
+  taskGuid: "t1",
+  domain: "d",
+  rootFs: "docker:///diego/busybox",
+  action: { action: { case: "run", value: { path: "/bin/true" } } },
+});
+
+function taskIn(state: StateOrAbsent) {
+  if (state === "absent") return undefined;
+  const out = transition("desire", "client", undefined, { request }, NOW);
+  if (out.kind !== "put") throw new Error("desire did not put");
+  return { ...out.task, state, cellId: state === TaskState.PENDING ? "" : CELL };
+}
+
+const ARGS: { [N in TransitionName]: TransitionArgs[N] } = {
+  desire: { request },
+  start: { cellId: CELL },
+  running: { cellId: CELL },
+  complete: { cellId: CELL, failed: false, failureReason: "", result: "42" },
+  reject: { reason: "no room", cellId: CELL, maxRetries: 3 },
+  fail: { reason: "broken" },
+  cancel: {},
+  expire: {},
+  cellLost: {},
+  resolve: {},
+  demote: {},
+  delete: {},
+  expireCompleted: {},
+};
+
+const STATES: StateOrAbsent[] = ["absent", TaskState.PENDING, TaskState.CLAIMED, TaskState.RUNNING, TaskState.COMPLETED, TaskState.RESOLVING];
+const NAMES = Object.keys(TRANSITIONS) as TransitionName[];
+
+describe("every (state × transition) pair", () => {
+  for (const name of NAMES) {
+    const rule = TRANSITIONS[name];
+    const actor: Actor = rule.by[0];
+    for (const state of STATES) {
+      const allowed = rule.from.includes(state);
+      const repeat =
+        (name === "start" && (state === TaskState.CLAIMED || state === TaskState.RUNNING)) ||
+        (name === "running" && state === TaskState.RUNNING);
+      test(`${name} from ${String(state === "absent" ? "absent" : TaskState[state])}: ${allowed ? "allowed" : repeat ? "idempotent" : "refused"}`, () => {
+        const run = () => transition(name, actor, taskIn(state), ARGS[name] as never, LATER);
+        if (repeat) {
+          expect(run().kind).toBe("unchanged");
+        } else if (!allowed) {
+          expect(run).toThrow(DiegoError);
+          const code = (() => {
+            try {
+              run();
+            } catch (err) {
+              return (err as DiegoError).code;
+            }
+          })();
+          expect(code).toBe(state === "absent" ? "NOT_FOUND" : name === "desire" ? "ALREADY_EXISTS" : "FAILED_PRECONDITION");
+        } else {
+          const out = run();
+          if (rule.to === "absent") expect(out.kind).toBe("delete");
+          else {
+            expect(out.kind).toBe("put");
+            if (out.kind === "put") {
+              expect(out.task.state).toBe(rule.to);
+              expect(out.task.updatedAt).toBe(LATER);
+            }
+          }
+        }
+      });
+    }
+  }
+});
+
+describe("who may call", () => {
+  test("a client may not complete a task", () => {
+    expect(() => transition("complete", "client", taskIn(TaskState.RUNNING), ARGS.complete, LATER)).toThrow(/may not complete/);
+  });
+});
+
+describe("fields set", () => {
+  test("desire stores PENDING with created_at and updated_at", () => {
+    const out = transition("desire", "client", undefined, { request }, NOW);
+    expect(out).toMatchObject({ kind: "put", task: { state: TaskState.PENDING, createdAt: NOW, updatedAt: NOW, firstCompletedAt: 0n } });
+  });
+
+  test("complete keeps the cell and records the result", () => {
+    const out = transition("complete", "cell", taskIn(TaskState.RUNNING), ARGS.complete, LATER);
+    expect(out).toMatchObject({ task: { state: TaskState.COMPLETED, cellId: CELL, failed: false, result: "42", firstCompletedAt: LATER } });
+  });
+
+  test("complete from another cell is refused", () => {
+    expect(() => transition("complete", "cell", taskIn(TaskState.RUNNING), { ...ARGS.complete, cellId: "cell-2" }, LATER)).toThrow(
+      /on cell cell-1, not cell-2/,
+    );
+  });
+
+  test("start again from another cell is refused", () => {
+    expect(() => transition("start", "cell", taskIn(TaskState.CLAIMED), { cellId: "cell-2" }, LATER)).toThrow(
+      "Cannot transition from CLAIMED to CLAIMED",
+    );
+  });
+
+  test("cancel fails the task with the fixed reason", () => {
+    const out = transition("cancel", "client", taskIn(TaskState.RUNNING), {}, LATER);
+    expect(out).toMatchObject({ task: { state: TaskState.COMPLETED, failed: true, failureReason: "task was cancelled", result: "" } });
+  });
+
+  test("reject counts and returns to PENDING, then fails after max retries", () => {
+    let task = taskIn(TaskState.PENDING)!;
+    for (let i = 1; i <= 3; i++) {
+      const out = transition("reject", "auctioneer", task, { reason: "insufficient resources: memory", cellId: "", maxRetries: 3 }, LATER);
+      if (out.kind !== "put") throw new Error("expected put");
+      expect(out.task).toMatchObject({ state: TaskState.PENDING, rejectionCount: i, rejectionReason: "insufficient resources: memory" });
+      task = out.task;
+    }
+    const last = transition("reject", "auctioneer", task, { reason: "insufficient resources: memory", cellId: "", maxRetries: 3 }, LATER);
+    expect(last).toMatchObject({ task: { state: TaskState.COMPLETED, failed: true, failureReason: "insufficient resources: memory" } });
+  });
+
+  test("demote keeps first_completed_at", () => {
+    const done = transition("complete", "cell", taskIn(TaskState.RUNNING), ARGS.complete, NOW);
+    if (done.kind !== "put") throw new Error("expected put");
+    const resolving = transition("resolve", "client", done.task, {}, NOW);
+    if (resolving.kind !== "put") throw new Error("expected put");
+    const demoted = transition("demote", "converger", resolving.task, {}, LATER);
+    expect(demoted).toMatchObject({ task: { state: TaskState.COMPLETED, firstCompletedAt: NOW, updatedAt: LATER } });
+  });
+});
