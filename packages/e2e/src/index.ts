@@ -1,0 +1,4 @@
+export * from "./processes.js";
+export * from "./cluster.js";
+export * from "./tasks.js";
+export * from "./invalid-requests.js";

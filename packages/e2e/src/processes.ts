@@ -1,0 +1,101 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, mkdtempSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+
+/** A free TCP port on 127.0.0.1 (the kernel's pick; released before use). */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** A service process started from its main.ts, with its output in a log file. */
+export class ServiceProcess {
+  private child: ChildProcess;
+  private exited: Promise<number | null>;
+  readonly logFile: string;
+
+  constructor(
+    readonly name: string,
+    readonly pkg: "bbs" | "auctioneer" | "cell",
+    readonly args: string[],
+    logDir: string,
+    env: NodeJS.ProcessEnv = {},
+  ) {
+    this.logFile = join(logDir, `${name}.log`);
+    const out = createWriteStream(this.logFile, { flags: "a" });
+    this.child = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, `packages/${pkg}/src/main.ts`), ...args], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, NODE_OPTIONS: "", DIEGO_LOG_LEVEL: process.env.DIEGO_LOG_LEVEL ?? "debug", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.child.stdout!.pipe(out);
+    this.child.stderr!.pipe(out);
+    this.exited = new Promise((res) => this.child.once("exit", (code) => res(code)));
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Sends a signal and waits for the process to exit. */
+  async stop(signal: NodeJS.Signals = "SIGTERM", timeoutMs = 30_000): Promise<number | null> {
+    if (!this.running) return this.child.exitCode;
+    this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), timeoutMs);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return code;
+  }
+
+  log(): string {
+    try {
+      return readFileSync(this.logFile, "utf8");
+    } catch {
+      return "";
+    }
+  }
+}
+
+export function makeLogDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `diego-${prefix}-`));
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or throws after timeoutMs. */
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 60_000,
+  intervalMs = 200,
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value as T;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > until) {
+      const why = lastError instanceof Error ? `: ${lastError.message}` : "";
+      throw new Error(`timed out waiting for ${what}${why}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
