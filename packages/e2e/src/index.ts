@@ -2,3 +2,4 @@ export * from "./processes.js";
 export * from "./cluster.js";
 export * from "./tasks.js";
 export * from "./invalid-requests.js";
+export * from "./http-receiver.js";

@@ -1,0 +1,227 @@
+import { createHash } from "node:crypto";
+import { gzipSync } from "node:zlib";
+import type { JsonValue } from "@bufbuild/protobuf";
+import { LogLine_Stream, TaskState, type LogLine, type Task } from "@diego/proto";
+import { Cluster, containersOf, eventually, fixtureTask, HttpReceiver, uniqueGuid, waitForState } from "../src/index.js";
+
+// Issue 5 against the live cluster: each action, their combinations, failure texts, env layering,
+// limits, download and upload through local HTTP servers, logs during and after a task, cancel mid-action.
+let cluster: Cluster;
+let files: HttpReceiver;
+
+/** A minimal ustar archive with one regular file. */
+function tarOf(name: string, content: string): Buffer {
+  const header = Buffer.alloc(512);
+  const body = Buffer.from(content);
+  header.write(name, 0, 100);
+  header.write("0000644\0", 100);
+  header.write("0000000\0", 108);
+  header.write("0000000\0", 116);
+  header.write(`${body.length.toString(8).padStart(11, "0")}\0`, 124);
+  header.write(`${Math.floor(Date.now() / 1000).toString(8).padStart(11, "0")}\0`, 136);
+  header.write("        ", 148);
+  header.write("0", 156);
+  header.write("ustar\0", 257);
+  header.write("00", 263);
+  let sum = 0;
+  for (const b of header) sum += b;
+  header.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148);
+  const pad = Buffer.alloc((512 - (body.length % 512)) % 512);
+  return Buffer.concat([header, body, pad, Buffer.alloc(1024)]);
+}
+
+const plain = "plain file contents\n";
+const tgz = gzipSync(tarOf("inner/hello.txt", "from the archive\n"));
+
+beforeAll(async () => {
+  files = await new HttpReceiver((req) => {
+    if (req.url === "/plain.txt") return { status: 200, body: plain };
+    if (req.url === "/bundle.tgz") return { status: 200, body: tgz };
+    if (req.url.startsWith("/upload")) return { status: 200, body: "thanks" };
+    return { status: 404, body: "nope" };
+  }).listen();
+  cluster = await Cluster.start({ cells: [{ id: "cell-1" }] });
+}, 180_000);
+
+afterAll(async () => {
+  await cluster?.stop();
+  await files?.close();
+});
+
+async function runTask(action: JsonValue, extra: Record<string, JsonValue> = {}): Promise<Task> {
+  const guid = uniqueGuid("act");
+  await cluster.tasks.desireTask(fixtureTask("hello.json", guid, { action, ...extra }));
+  const task = await waitForState(cluster.tasks, guid, [TaskState.COMPLETED], 180_000);
+  return task;
+}
+
+async function done(task: Task): Promise<void> {
+  await cluster.tasks.resolvingTask({ taskGuid: task.taskGuid }).catch(() => undefined);
+  await cluster.tasks.deleteTask({ taskGuid: task.taskGuid }).catch(() => undefined);
+}
+
+async function logsOf(guid: string): Promise<LogLine[]> {
+  const lines: LogLine[] = [];
+  for await (const line of cluster.tasks.taskLogs({ taskGuid: guid, follow: false })) lines.push(line);
+  return lines;
+}
+
+const sh = (script: string, more: Record<string, JsonValue> = {}) => ({ run: { path: "/bin/sh", args: ["-c", script], ...more } });
+
+test("env layering: task env, then the run action's env wins", async () => {
+  const task = await runTask(sh('printf "%s %s" "$GREETING" "$ONLY_TASK" > /tmp/result', { env: [{ name: "GREETING", value: "from-action" }] }), {
+    env: [
+      { name: "GREETING", value: "from-task" },
+      { name: "ONLY_TASK", value: "task-value" },
+    ],
+  });
+  expect(task).toMatchObject({ failed: false, result: "from-action task-value" });
+  await done(task);
+});
+
+test("run honours dir, user and args", async () => {
+  const task = await runTask({ run: { path: "/bin/sh", args: ["-c", 'printf "%s:%s" "$(pwd)" "$(id -un)" > /tmp/result'], dir: "/tmp", user: "vcap" } });
+  expect(task).toMatchObject({ failed: false, result: "/tmp:vcap" });
+  await done(task);
+});
+
+test("serial runs in order and stops at the first failure", async () => {
+  const task = await runTask({
+    serial: { actions: [sh("printf a >> /tmp/result"), sh("printf b >> /tmp/result; exit 2"), sh("printf c >> /tmp/result")] },
+  });
+  expect(task).toMatchObject({ failed: true, failureReason: "DEMO: Exited with status 2", result: "ab" });
+  await done(task);
+});
+
+test("parallel waits for all and joins the errors", async () => {
+  const task = await runTask({
+    parallel: { actions: [sh("sleep 1; printf x > /tmp/x"), sh("exit 4"), sh("exit 5")] },
+  });
+  expect(task.failed).toBe(true);
+  expect(task.failureReason).toContain("Exited with status 4");
+  expect(task.failureReason).toContain("Exited with status 5");
+  await done(task);
+});
+
+test("try swallows a failure", async () => {
+  const task = await runTask({ serial: { actions: [{ try: { action: sh("exit 9") } }, sh("printf ok > /tmp/result")] } });
+  expect(task).toMatchObject({ failed: false, result: "ok" });
+  await done(task);
+});
+
+test("timeout fails with the Go duration text", async () => {
+  const task = await runTask({ timeout: { action: { run: { path: "/bin/sleep", args: ["60"] } }, timeout_ms: 1500 } });
+  expect(task.failed).toBe(true);
+  expect(task.failureReason).toMatch(/^exceeded 1\.5s timeout/);
+  await done(task);
+});
+
+test("codependent: the first to exit stops the others", async () => {
+  const task = await runTask({ codependent: { actions: [{ run: { path: "/bin/sleep", args: ["60"] } }, sh("exit 0")] } });
+  expect(task.failed).toBe(true);
+  await done(task);
+});
+
+test("emit_progress writes its messages to the task's log", async () => {
+  const task = await runTask({
+    emit_progress: { action: sh("echo working"), start_message: "starting up", success_message: "all done", failure_message_prefix: "it broke" },
+  });
+  expect(task.failed).toBe(false);
+  const messages = (await logsOf(task.taskGuid)).map((l) => l.message);
+  expect(messages).toEqual(expect.arrayContaining(["starting up", "working", "all done"]));
+  await done(task);
+});
+
+test("download: a plain file and a tgz archive with a checksum, fetched by the cell", async () => {
+  const sha = createHash("sha256").update(tgz).digest("hex");
+  const task = await runTask({
+    serial: {
+      actions: [
+        { download: { from: files.url("/plain.txt"), to: "/tmp/plain.txt" } },
+        { download: { from: files.url("/bundle.tgz"), to: "/tmp/bundle", checksum_algorithm: "sha256", checksum_value: sha, cache_key: "bundle" } },
+        sh("cat /tmp/plain.txt /tmp/bundle/inner/hello.txt > /tmp/result"),
+      ],
+    },
+  });
+  expect(task).toMatchObject({ failed: false, result: `${plain}from the archive\n` });
+  await done(task);
+});
+
+test("download with a wrong checksum fails the task", async () => {
+  const task = await runTask({ download: { from: files.url("/bundle.tgz"), to: "/tmp/b", checksum_algorithm: "sha256", checksum_value: "00".repeat(32) } });
+  expect(task.failed).toBe(true);
+  await done(task);
+});
+
+test("upload POSTs a file out of the container", async () => {
+  const task = await runTask({
+    serial: { actions: [sh("printf 'upload me' > /tmp/out.txt"), { upload: { from: "/tmp/out.txt", to: files.url("/upload/out") } }] },
+  });
+  expect(task.failed).toBe(false);
+  const upload = files.requests.find((r) => r.url === "/upload/out");
+  expect(upload?.method).toBe("POST");
+  expect(upload?.body.toString()).toBe("upload me");
+  await done(task);
+});
+
+test("the memory limit kills a process that exceeds it: (out of memory)", async () => {
+  const task = await runTask(sh("head -c 200000000 /dev/zero | tail > /dev/null"), { memory_mb: 32 });
+  expect(task.failed).toBe(true);
+  expect(task.failureReason).toMatch(/^DEMO: Exited with status \d+ \(out of memory\)$/);
+  await done(task);
+});
+
+test("the disk limit stops writes beyond disk_mb", async () => {
+  const task = await runTask(sh("dd if=/dev/zero of=/tmp/big bs=1M count=100 2>/dev/null; du -m /tmp/big | cut -f1 > /tmp/result; exit 0"), { disk_mb: 20 });
+  expect(task.failed).toBe(false);
+  expect(Number(task.result)).toBeLessThan(25);
+  await done(task);
+});
+
+test("logs during and after a task, tagged by stream and source", async () => {
+  const guid = uniqueGuid("logs");
+  await cluster.tasks.desireTask(
+    fixtureTask("hello.json", guid, { action: sh("echo out-line; echo err-line >&2; sleep 3; echo late-line") }),
+  );
+  const followed: LogLine[] = [];
+  for await (const line of cluster.tasks.taskLogs({ taskGuid: guid, follow: true })) followed.push(line);
+  expect(followed.map((l) => l.message)).toEqual(expect.arrayContaining(["out-line", "err-line", "late-line"]));
+  const err = followed.find((l) => l.message === "err-line");
+  expect(err).toMatchObject({ stream: LogLine_Stream.STDERR, source: "DEMO" });
+  const task = await waitForState(cluster.tasks, guid, [TaskState.COMPLETED]);
+  const after = (await logsOf(guid)).map((l) => l.message);
+  expect(after).toEqual(expect.arrayContaining(["out-line", "err-line", "late-line"]));
+  await done(task);
+  await expect(logsOf("no-such-task")).rejects.toMatchObject({ code: "NOT_FOUND" });
+});
+
+test("cancel mid-action stops the container at once", async () => {
+  const guid = uniqueGuid("cancel-mid");
+  await cluster.tasks.desireTask(fixtureTask("hello.json", guid, { action: { serial: { actions: [sh("echo first"), { run: { path: "/bin/sleep", args: ["300"] } }] } } }));
+  await waitForState(cluster.tasks, guid, [TaskState.RUNNING]);
+  await eventually("the first step's output", async () => (await logsOf(guid)).some((l) => l.message === "first"), 60_000);
+  await cluster.tasks.cancelTask({ taskGuid: guid });
+  await eventually("the container to be gone", async () => (await containersOf(guid)).length === 0, 60_000);
+  const task = await cluster.tasks.getTask({ taskGuid: guid });
+  expect(task.failureReason).toBe("task was cancelled");
+  await done(task);
+});
+
+test("an image that cannot be found fails the task with its reference", async () => {
+  const task = await runTask(sh("true"), { root_fs: "docker:///diego/no-such-image#v9" });
+  expect(task.failed).toBe(true);
+  expect(task.failureReason).toMatch(/^failed to fetch image diego\/no-such-image:v9: /);
+  await done(task);
+});
+
+test("preloaded:busybox runs the local image", async () => {
+  const task = await runTask(sh("printf pre > /tmp/result"), { root_fs: "preloaded:busybox" });
+  expect(task).toMatchObject({ failed: false, result: "pre" });
+  await done(task);
+});
+
+test("a missing result file fails a task that succeeded", async () => {
+  const task = await runTask(sh("true"), { result_file: "/tmp/nothing-here" });
+  expect(task).toMatchObject({ failed: true, failureReason: "failed to fetch result" });
+  await done(task);
+});
