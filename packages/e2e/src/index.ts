@@ -3,3 +3,4 @@ export * from "./cluster.js";
 export * from "./tasks.js";
 export * from "./invalid-requests.js";
 export * from "./http-receiver.js";
+export * from "./etcd.js";
