@@ -1,0 +1,1 @@
+export { FakeBbs, type FakeBbsOptions, type SimulatedRun } from "./fake-bbs.js";
