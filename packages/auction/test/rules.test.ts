@@ -1,0 +1,155 @@
+import {
+  compareLargestFirst,
+  compatibility,
+  demand,
+  fits,
+  orderBatch,
+  placementTagsMatch,
+  score,
+  shortages,
+  type CellSnapshot,
+  type TaskRequest,
+} from "../src/index.js";
+
+const task = (over: Partial<TaskRequest> = {}): TaskRequest => ({
+  taskGuid: "t",
+  rootFs: "docker:///diego/busybox",
+  placementTags: [],
+  memoryMb: 64,
+  diskMb: 64,
+  ...over,
+});
+
+const cell = (over: Partial<CellSnapshot> = {}): CellSnapshot => ({
+  cellId: "c",
+  stacks: [],
+  rootfsProviders: [{ scheme: "docker", names: [] }],
+  placementTags: [],
+  optionalPlacementTags: [],
+  total: { memoryMb: 1024, diskMb: 1024, containers: 10 },
+  available: { memoryMb: 1024, diskMb: 1024, containers: 10 },
+  tasks: [],
+  startingContainerCount: 0,
+  ...over,
+});
+
+describe("compatibility", () => {
+  const preloaded = [{ scheme: "preloaded", names: ["busybox", "cflinuxfs4"] }];
+  test.each([
+    ["docker image on a docker cell", task(), cell(), "ok"],
+    ["docker image with registry and tag", task({ rootFs: "docker://registry.example.com/org/img#1.0" }), cell(), "ok"],
+    ["docker image on a cell without docker", task(), cell({ rootfsProviders: preloaded }), "rootfs"],
+    ["preloaded name the cell lists", task({ rootFs: "preloaded:busybox" }), cell({ rootfsProviders: preloaded }), "ok"],
+    ["preloaded name the cell lacks", task({ rootFs: "preloaded:other" }), cell({ rootfsProviders: preloaded }), "rootfs"],
+    ["preloaded on a docker-only cell", task({ rootFs: "preloaded:busybox" }), cell(), "rootfs"],
+    ["unparsable root_fs", task({ rootFs: "ftp://x" }), cell(), "rootfs"],
+    ["stack offered", task({ stack: "cflinuxfs4" }), cell({ stacks: ["cflinuxfs4"] }), "ok"],
+    ["stack not offered", task({ stack: "cflinuxfs4" }), cell({ stacks: ["cflinuxfs3"] }), "rootfs"],
+    ["no stack asked, cell has stacks", task(), cell({ stacks: ["cflinuxfs4"] }), "ok"],
+    ["stack wrong and tags wrong: rootfs stage first", task({ stack: "x", placementTags: ["a"] }), cell(), "rootfs"],
+    ["tag the cell does not offer", task({ placementTags: ["gpu"] }), cell(), "tags"],
+    ["required tag named", task({ placementTags: ["gpu"] }), cell({ placementTags: ["gpu"] }), "ok"],
+    ["required tag missing from task", task(), cell({ placementTags: ["gpu"] }), "tags"],
+    ["optional tag named", task({ placementTags: ["ssd"] }), cell({ optionalPlacementTags: ["ssd"] }), "ok"],
+  ] as const)("%s", (_name, t, c, expected) => {
+    expect(compatibility(t, c)).toBe(expected);
+  });
+
+  // R ⊆ T ⊆ R ∪ O
+  test.each([
+    [[], [], [], true],
+    [["a"], [], [], false],
+    [[], ["a"], [], false],
+    [["a"], ["a"], [], true],
+    [["a", "b"], ["a"], ["b"], true],
+    [["a"], ["a"], ["b"], true],
+    [["b"], ["a"], ["b"], false],
+    [["a", "c"], ["a"], ["b"], false],
+    [["b"], [], ["b", "c"], true],
+    [[], [], ["b"], true],
+  ])("task tags %j, required %j, optional %j → %s", (t, r, o, expected) => {
+    expect(placementTagsMatch(t, r, o)).toBe(expected);
+  });
+});
+
+describe("fit", () => {
+  const cap = { memoryMb: 100, diskMb: 50, containers: 1 };
+  test.each([
+    [{ memoryMb: 100, diskMb: 50 }, cap, []],
+    [{ memoryMb: 101, diskMb: 50 }, cap, ["memory"]],
+    [{ memoryMb: 10, diskMb: 51 }, cap, ["disk"]],
+    [{ memoryMb: 10, diskMb: 10 }, { ...cap, containers: 0 }, ["containers"]],
+    [{ memoryMb: 500, diskMb: 500 }, { memoryMb: 0, diskMb: 0, containers: 0 }, ["containers", "disk", "memory"]],
+    // 0 means no limit and needs no capacity
+    [{ memoryMb: 0, diskMb: 0 }, { memoryMb: 0, diskMb: 0, containers: 1 }, []],
+    [{ memoryMb: -5, diskMb: 0 }, { memoryMb: 0, diskMb: 0, containers: 1 }, []],
+  ])("%j in %j lacks %j", (t, c, expected) => {
+    expect(shortages(t, c)).toEqual(expected);
+    expect(fits(t, c)).toBe(expected.length === 0);
+  });
+
+  test("a task takes its memory, disk and one container", () => {
+    expect(demand({ memoryMb: 64, diskMb: 32 })).toEqual({ memoryMb: 64, diskMb: 32, containers: 1 });
+    expect(demand({ memoryMb: 0, diskMb: 0 })).toEqual({ memoryMb: 0, diskMb: 0, containers: 1 });
+  });
+});
+
+describe("score (diego-reference 7.2)", () => {
+  /** Diego's formula as written there. */
+  const diego = (c: CellSnapshot, t: { memoryMb: number; diskMb: number }, weight = 0.25) => {
+    const rem = { m: c.available!.memoryMb - t.memoryMb, d: c.available!.diskMb - t.diskMb, c: c.available!.containers - 1 };
+    const tot = c.total!;
+    const resource = (1 - rem.m / tot.memoryMb + (1 - rem.d / tot.diskMb) + (1 - rem.c / tot.containers)) / 3;
+    return resource + weight * c.startingContainerCount + 1000 * c.tasks.length;
+  };
+
+  test.each([
+    ["empty cell", cell(), { memoryMb: 64, diskMb: 64 }],
+    ["half used", cell({ available: { memoryMb: 512, diskMb: 300, containers: 5 } }), { memoryMb: 128, diskMb: 10 }],
+    ["starting containers", cell({ startingContainerCount: 3 }), { memoryMb: 1, diskMb: 1 }],
+    ["tasks present", cell({ tasks: [{}, {}], available: { memoryMb: 900, diskMb: 900, containers: 8 } }), { memoryMb: 0, diskMb: 0 }],
+  ])("%s matches Diego's formula", (_name, c, t) => {
+    expect(score(c, t)).toBeCloseTo(diego(c, t), 10);
+  });
+
+  test("equal thirds of memory, disk and containers", () => {
+    const c = cell({ total: { memoryMb: 100, diskMb: 100, containers: 100 }, available: { memoryMb: 100, diskMb: 100, containers: 100 } });
+    // one container of 100 is 1/100; the whole memory is 1: (1 + 0 + 0.01) / 3
+    expect(score(c, { memoryMb: 100, diskMb: 0 })).toBeCloseTo(1.01 / 3, 12);
+    expect(score(c, { memoryMb: 0, diskMb: 100 })).toBeCloseTo(1.01 / 3, 12);
+  });
+
+  test("each starting container adds the weight, each task 1000", () => {
+    const base = score(cell(), { memoryMb: 64, diskMb: 64 });
+    expect(score(cell({ startingContainerCount: 2 }), { memoryMb: 64, diskMb: 64 }) - base).toBeCloseTo(0.5, 12);
+    expect(score(cell({ startingContainerCount: 2 }), { memoryMb: 64, diskMb: 64 }, 1) - base).toBeCloseTo(2, 12);
+    expect(score(cell({ tasks: [{}] }), { memoryMb: 64, diskMb: 64 }) - base).toBeCloseTo(1000, 9);
+  });
+
+  test("a resource with no total counts nothing", () => {
+    const c = cell({ total: { memoryMb: 100, diskMb: 0, containers: 10 }, available: { memoryMb: 100, diskMb: 0, containers: 10 } });
+    expect(score(c, { memoryMb: 50, diskMb: 0 })).toBeCloseTo((0.5 + 0 + 0.1) / 3, 12);
+  });
+});
+
+describe("ordering", () => {
+  test("largest memory first, then disk, then guid", () => {
+    const batch = [
+      task({ taskGuid: "small", memoryMb: 10 }),
+      task({ taskGuid: "b", memoryMb: 100, diskMb: 5 }),
+      task({ taskGuid: "a", memoryMb: 100, diskMb: 5 }),
+      task({ taskGuid: "big-disk", memoryMb: 100, diskMb: 500 }),
+      task({ taskGuid: "huge", memoryMb: 1000, diskMb: 0 }),
+      task({ taskGuid: "none", memoryMb: 0, diskMb: 0 }),
+    ];
+    expect([...batch].sort(compareLargestFirst).map((t) => t.taskGuid)).toEqual(["huge", "big-disk", "a", "b", "small", "none"]);
+  });
+
+  test("duplicates by guid keep the first request", () => {
+    const out = orderBatch([task({ taskGuid: "x", memoryMb: 1 }), task({ taskGuid: "y" }), task({ taskGuid: "x", memoryMb: 999 })]);
+    expect(out.map((t) => [t.taskGuid, t.memoryMb])).toEqual([
+      ["y", 64],
+      ["x", 1],
+    ]);
+  });
+});
