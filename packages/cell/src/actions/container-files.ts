@@ -1,0 +1,78 @@
+import { posix } from "node:path";
+import { pack } from "tar-stream";
+import { extract } from "tar-stream";
+import { HELPER_BUSYBOX, type ContainerRuntime } from "../runtime/container-runtime.js";
+
+/** Runs a helper busybox command as root in the container; rejects with its stderr when it fails. */
+export async function helper(runtime: ContainerRuntime, id: string, args: string[]): Promise<void> {
+  const errs: Buffer[] = [];
+  const handle = await runtime.exec(id, { argv: [HELPER_BUSYBOX, ...args], env: [], user: "", dir: "", nofile: 0 }, { stdout: () => undefined, stderr: (c) => errs.push(c) });
+  const { exitCode } = await handle.exited;
+  if (exitCode !== 0) throw new Error(Buffer.concat(errs).toString("utf8").trim() || `${args[0]} exited with status ${exitCode}`);
+}
+
+/** A tar archive holding one file. */
+export function singleFileTar(name: string, data: Buffer, mode = 0o644): Buffer {
+  const p = pack();
+  const chunks: Buffer[] = [];
+  p.on("data", (c: unknown) => void chunks.push(c as Buffer));
+  p.entry({ name, size: data.length, mode }, data);
+  p.finalize();
+  return Buffer.concat(chunks);
+}
+
+/** The first regular file of a tar stream: its name and up to maxBytes of its content (and whether more followed). */
+export async function firstFile(tar: NodeJS.ReadableStream, maxBytes = Infinity): Promise<{ name: string; data: Buffer; truncated: boolean } | undefined> {
+  const ex = extract();
+  let found: { name: string; data: Buffer; truncated: boolean } | undefined;
+  return new Promise((resolve, reject) => {
+    ex.on("entry", (header, stream, next) => {
+      if (found || header.type !== "file") {
+        stream.on("end", next);
+        stream.resume();
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let truncated = false;
+      stream.on("data", (c: unknown) => {
+        if (!Buffer.isBuffer(c)) return;
+        if (size >= maxBytes) {
+          truncated = true;
+          return;
+        }
+        const take = c.subarray(0, maxBytes - size);
+        if (take.length < c.length) truncated = true;
+        chunks.push(take);
+        size += take.length;
+      });
+      stream.on("end", () => {
+        found = { name: header.name, data: Buffer.concat(chunks), truncated };
+        next();
+      });
+    });
+    ex.on("finish", () => resolve(found));
+    ex.on("error", reject);
+    tar.on("error", reject);
+    tar.pipe(ex);
+  });
+}
+
+/** The home directory of a user from the container's /etc/passwd; / when unknown. */
+export async function homeOf(runtime: ContainerRuntime, id: string, user: string): Promise<string> {
+  const name = user || "root";
+  try {
+    const file = await firstFile(await runtime.getArchive(id, "/etc/passwd"), 1024 * 1024);
+    for (const line of file?.data.toString("utf8").split("\n") ?? []) {
+      const f = line.split(":");
+      if (f[0] === name || f[2] === name) return f[5] || "/";
+    }
+  } catch {
+    // no passwd file
+  }
+  return name === "root" ? "/root" : "/";
+}
+
+export function resolveIn(home: string, path: string): string {
+  return posix.isAbsolute(path) ? path : posix.join(home, path);
+}

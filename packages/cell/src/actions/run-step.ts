@@ -1,0 +1,80 @@
+import type { RunAction } from "@diego/proto";
+import { exitedWithStatus } from "@diego/models";
+import type { ContainerRuntime, ExecResult, ProcessHandle } from "../runtime/container-runtime.js";
+import { LineSplitter } from "../logs/line-splitter.js";
+import { cancelledError, StepError, type StepContext, type StepResult } from "./step.js";
+
+export interface RunStepDeps {
+  runtime: ContainerRuntime;
+  containerId: string;
+  /** SIGTERM, then this long, then SIGKILL. */
+  gracefulShutdownMs: number;
+  /** After SIGKILL, give up waiting after this long (Diego: 1 s). */
+  killWaitMs?: number;
+}
+
+/**
+ * Runs one process in the container (diego-reference 2.2 run). Non-zero exit fails with
+ * `<source>: Exited with status N` (+ ` (out of memory)`). On cancel: SIGTERM, grace, SIGKILL.
+ */
+export async function runStep(run: RunAction, ctx: StepContext, deps: RunStepDeps): Promise<StepResult> {
+  const source = run.logSource || ctx.logSource;
+  if (ctx.signal.aborted) return cancelledError();
+  const show = (stream: "stdout" | "stderr") =>
+    new LineSplitter((line) => {
+      if (!run.suppressLogOutput) ctx.log(stream, line, source);
+    });
+  const out = show("stdout");
+  const err = show("stderr");
+  let handle: ProcessHandle;
+  try {
+    handle = await deps.runtime.exec(
+      deps.containerId,
+      {
+        argv: [run.path, ...run.args],
+        env: run.env.map((e) => `${e.name}=${e.value}`),
+        user: run.user,
+        dir: run.dir,
+        nofile: Number(run.resourceLimits?.nofile ?? 0n),
+      },
+      { stdout: (c) => out.write(c), stderr: (c) => err.write(c) },
+    );
+  } catch (e) {
+    const message = (e as Error).message;
+    ctx.log("stderr", `failed-creating-process: ${message}`, source);
+    return new StepError(message, false);
+  }
+
+  let stopping = false;
+  let gaveUp: (v: "stuck") => void = () => undefined;
+  const stuck = new Promise<"stuck">((resolve) => (gaveUp = resolve));
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    void stopProcess(handle, deps).then((s) => s === "stuck" && gaveUp("stuck"));
+  };
+  if (ctx.signal.aborted) stop();
+  else ctx.signal.addEventListener("abort", stop, { once: true });
+  const outcome = await Promise.race([handle.exited, stuck]);
+  ctx.signal.removeEventListener("abort", stop);
+  out.end();
+  err.end();
+  if (outcome === "stuck") return new StepError("process did not exit", false, true);
+  const result = outcome as ExecResult;
+  if (!run.suppressLogOutput) ctx.log("stdout", `Exit status ${result.exitCode}${result.outOfMemory ? " (out of memory)" : ""}`, source);
+  if (stopping) return cancelledError();
+  if (result.exitCode === 0) return undefined;
+  return new StepError(exitedWithStatus(source, result.exitCode, result.outOfMemory), true);
+}
+
+async function stopProcess(handle: ProcessHandle, deps: RunStepDeps): Promise<"exited" | "stuck"> {
+  const exited = handle.exited.then(() => "exited" as const);
+  await handle.signal("SIGTERM").catch(() => undefined);
+  if ((await Promise.race([exited, delay(deps.gracefulShutdownMs)])) === "exited") return "exited";
+  await handle.signal("SIGKILL").catch(() => undefined);
+  return (await Promise.race([exited, delay(deps.killWaitMs ?? 1000)])) === "exited" ? "exited" : "stuck";
+}
+
+function delay(ms: number): Promise<"timer"> {
+  return new Promise((resolve) => setTimeout(() => resolve("timer"), ms).unref?.());
+}

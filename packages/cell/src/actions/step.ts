@@ -1,0 +1,64 @@
+import type { Action } from "@diego/proto";
+
+/**
+ * The common shape of every action step (diego-reference 2.1). A step runs until done and resolves
+ * to undefined on success or a StepError; cancellation comes in through `ctx.signal`.
+ */
+export class StepError extends Error {
+  override readonly name = "StepError";
+  constructor(
+    message: string,
+    /** Safe to show to users (emit_progress appends only these). */
+    readonly emittable: boolean,
+    /** The step stopped because it was cancelled; never part of an aggregate message. */
+    readonly cancelled = false,
+  ) {
+    super(message);
+  }
+}
+
+export type StepResult = StepError | undefined;
+
+export type LogStream = "stdout" | "stderr";
+
+export interface StepContext {
+  /** Aborted when the step must stop (task cancelled, timeout, codependent sibling exited). */
+  signal: AbortSignal;
+  /** The log source of this subtree: the nearest log_source set above, else the task's, else LOG. */
+  logSource: string;
+  /** Emits one line of task output. */
+  log(stream: LogStream, line: string, source: string): void;
+}
+
+/** Runs one action in a context; composites recurse through it, so they test without a container. */
+export type StepRunner = (action: Action, ctx: StepContext) => Promise<StepResult>;
+
+export const CANCELLED = "cancelled";
+
+export function cancelledError(): StepError {
+  return new StepError(CANCELLED, false, true);
+}
+
+/**
+ * Joins the errors of several children with `; `, leaving out cancellations (parallel, codependent).
+ * All cancelled (or none): a cancellation, or success when there were no errors.
+ */
+export function aggregate(errors: StepResult[]): StepResult {
+  const failed = errors.filter((e): e is StepError => e !== undefined);
+  if (failed.length === 0) return undefined;
+  const shown = failed.filter((e) => !e.cancelled);
+  if (shown.length === 0) return cancelledError();
+  return new StepError(
+    shown.map((e) => e.message).join("; "),
+    shown.every((e) => e.emittable),
+  );
+}
+
+/** An AbortController that also aborts when `parent` does. */
+export function childController(parent: AbortSignal): { controller: AbortController; dispose(): void } {
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(parent.reason);
+  if (parent.aborted) controller.abort(parent.reason);
+  else parent.addEventListener("abort", onAbort, { once: true });
+  return { controller, dispose: () => parent.removeEventListener("abort", onAbort) };
+}

@@ -1,0 +1,174 @@
+import { create } from "@bufbuild/protobuf";
+import { FailureReason, isRootFsError, parseRootFs } from "@diego/models";
+import { CellPresenceSchema, type CellPresence, type TaskService } from "@diego/proto";
+import { cellv1 } from "@diego/proto";
+import type { Logger, ServiceClient } from "@diego/kit";
+import type { DownloadCache } from "./actions/download-cache.js";
+import { CapacityLedger, type Capacity } from "./capacity/capacity-ledger.js";
+import { TaskRunner, type LifecycleClient, type RunnerLimits, type StopReason } from "./executor/task-runner.js";
+import type { TaskLogStore } from "./logs/task-log-store.js";
+import type { CellMetrics } from "./metrics.js";
+import type { ContainerRuntime } from "./runtime/container-runtime.js";
+
+export type TaskClient = ServiceClient<(typeof TaskService)["method"]>;
+
+export interface CellIdentity {
+  cellId: string;
+  zone: string;
+  stacks: string[];
+  /** preloaded NAME → local image */
+  preloaded: Record<string, string>;
+  placementTags: string[];
+  optionalPlacementTags: string[];
+}
+
+export interface CellParts {
+  identity: CellIdentity;
+  total: Capacity;
+  runtime: ContainerRuntime;
+  lifecycle: LifecycleClient;
+  logs: TaskLogStore;
+  cache: DownloadCache;
+  limits: RunnerLimits;
+  metrics: (capacity: () => { total: Capacity; available: Capacity }) => CellMetrics;
+  logger: Logger;
+}
+
+export const DRAINING_REASON = "cell is draining";
+
+/** The rep's state: the capacity ledger, the task runners, draining. Handlers and the reconciler act through it. */
+export class Cell {
+  readonly ledger: CapacityLedger;
+  readonly runners = new Map<string, TaskRunner>();
+  readonly metrics: CellMetrics;
+  draining = false;
+  private readonly idle = new Set<() => void>();
+
+  constructor(readonly parts: CellParts) {
+    this.ledger = new CapacityLedger(parts.total);
+    this.metrics = parts.metrics(() => ({ total: this.ledger.total, available: this.ledger.available() }));
+  }
+
+  get id(): string {
+    return this.parts.identity.cellId;
+  }
+
+  rootfsProviders(): Array<{ scheme: string; names: string[] }> {
+    return [
+      { scheme: "docker", names: [] },
+      { scheme: "preloaded", names: Object.keys(this.parts.identity.preloaded).sort() },
+    ];
+  }
+
+  state(): cellv1.CellState {
+    const { identity } = this.parts;
+    const runners = [...this.runners.values()];
+    return create(cellv1.CellStateSchema, {
+      cellId: identity.cellId,
+      zone: identity.zone,
+      stacks: identity.stacks,
+      rootfsProviders: this.rootfsProviders(),
+      placementTags: identity.placementTags,
+      optionalPlacementTags: identity.optionalPlacementTags,
+      total: this.ledger.total,
+      available: this.ledger.available(),
+      tasks: runners.map((r) => r.work),
+      startingContainerCount: runners.filter((r) => r.starting).length,
+      draining: this.draining,
+    });
+  }
+
+  presence(address: string): CellPresence {
+    const s = this.state();
+    return create(CellPresenceSchema, {
+      cellId: s.cellId,
+      address,
+      zone: s.zone,
+      stacks: s.stacks,
+      rootfsProviders: s.rootfsProviders,
+      placementTags: s.placementTags,
+      optionalPlacementTags: s.optionalPlacementTags,
+      total: s.total,
+      available: s.available,
+    });
+  }
+
+  /** Reserves and starts each task it can take; returns the others with the reason. */
+  perform(tasks: readonly cellv1.TaskWork[]): Array<{ taskGuid: string; reason: string }> {
+    const failed: Array<{ taskGuid: string; reason: string }> = [];
+    for (const work of tasks) {
+      if (this.runners.has(work.taskGuid)) continue;
+      const refusal = this.draining ? DRAINING_REASON : this.incompatibility(work) ?? this.reserve(work);
+      if (refusal) {
+        failed.push({ taskGuid: work.taskGuid, reason: refusal });
+        continue;
+      }
+      const runner = this.newRunner(work);
+      runner.start();
+    }
+    return failed;
+  }
+
+  private incompatibility(work: cellv1.TaskWork): string | undefined {
+    const rootFs = parseRootFs(work.rootFs);
+    if (isRootFsError(rootFs)) return FailureReason.noCompatibleRootfs;
+    if (rootFs.scheme === "preloaded" && !(rootFs.name in this.parts.identity.preloaded)) return FailureReason.noCompatibleRootfs;
+    if (work.stack && !this.parts.identity.stacks.includes(work.stack)) return FailureReason.noCompatibleRootfs;
+    return undefined;
+  }
+
+  private reserve(work: cellv1.TaskWork): string | undefined {
+    const r = this.ledger.reserve({ taskGuid: work.taskGuid, memoryMb: work.memoryMb, diskMb: work.diskMb });
+    return r.ok ? undefined : r.reason;
+  }
+
+  private newRunner(work: cellv1.TaskWork): TaskRunner {
+    const p = this.parts;
+    const runner = new TaskRunner(work, {
+      cellId: p.identity.cellId,
+      runtime: p.runtime,
+      lifecycle: p.lifecycle,
+      ledger: this.ledger,
+      logs: p.logs,
+      cache: p.cache,
+      preloaded: p.identity.preloaded,
+      limits: p.limits,
+      metrics: this.metrics,
+      logger: p.logger,
+      onDone: (r) => {
+        if (this.runners.get(r.work.taskGuid) === r) this.runners.delete(r.work.taskGuid);
+        if (this.runners.size === 0) for (const w of this.idle) w();
+      },
+    });
+    this.runners.set(work.taskGuid, runner);
+    return runner;
+  }
+
+  /** Stops a task's runner (CancelTask); false when this cell runs no such task. */
+  stopTask(taskGuid: string, reason: StopReason): boolean {
+    const runner = this.runners.get(taskGuid);
+    if (!runner) return false;
+    runner.stop(reason);
+    return true;
+  }
+
+  /** Refuses new work and waits up to timeoutMs for running tasks; then stops the rest (they report the cell's going). */
+  async drain(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    if (this.runners.size > 0) {
+      this.parts.logger.info({ tasks: this.runners.size, timeoutMs }, "draining: waiting for running tasks");
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, timeoutMs);
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.idle.add(done);
+      });
+    }
+    const left = [...this.runners.values()];
+    if (left.length) this.parts.logger.warn({ tasks: left.length }, "drain timeout reached: stopping the tasks still running");
+    for (const r of left) r.stop("drain");
+    await Promise.all(left.map((r) => r.done));
+  }
+}

@@ -1,0 +1,298 @@
+import { DiegoError, FailureReason } from "@diego/models";
+import { TaskState, type Task, type TaskLifecycleService } from "@diego/proto";
+import type { cellv1 } from "@diego/proto";
+import { taskLogger, type Logger, type ServiceClient } from "@diego/kit";
+import { actionRunner } from "../actions/run-action.js";
+import { firstFile } from "../actions/container-files.js";
+import type { DownloadCache } from "../actions/download-cache.js";
+import type { StepContext } from "../actions/step.js";
+import type { CapacityLedger } from "../capacity/capacity-ledger.js";
+import type { TaskLogStore } from "../logs/task-log-store.js";
+import type { CellMetrics } from "../metrics.js";
+import type { ContainerRuntime, ContainerSpec } from "../runtime/container-runtime.js";
+import { ensureImage } from "./image-resolver.js";
+import { cellLabels, containerLabels, containerName } from "./labels.js";
+
+export type LifecycleClient = ServiceClient<(typeof TaskLifecycleService)["method"]>;
+
+export type RunnerPhase = "reserved" | "claiming" | "starting" | "running" | "finishing" | "done";
+
+/** Why a runner was stopped from outside: cancelled by the client, gone from the BBS, its container vanished, the cell drains. */
+export type StopReason = "cancelled" | "gone" | "missing" | "drain";
+
+export interface RunnerLimits {
+  /** The cell's default max_pids (0 = none). */
+  maxPids: number;
+  network: boolean;
+  /** The storage driver enforces disk_mb. */
+  diskQuota: boolean;
+  resultFileMaxBytes: number;
+  gracefulShutdownMs: number;
+  /** A reservation whose claim keeps failing is dropped after this long. */
+  reservedExpirationMs: number;
+}
+
+export interface RunnerEnv {
+  cellId: string;
+  runtime: ContainerRuntime;
+  lifecycle: LifecycleClient;
+  ledger: CapacityLedger;
+  logs: TaskLogStore;
+  cache: DownloadCache;
+  preloaded: Record<string, string>;
+  limits: RunnerLimits;
+  metrics: CellMetrics;
+  logger: Logger;
+  /** Called once when the runner has released everything. */
+  onDone(runner: TaskRunner): void;
+}
+
+type Outcome =
+  | { kind: "complete"; failed: boolean; reason: string; result: string }
+  | { kind: "reject"; reason: string }
+  | { kind: "none" };
+
+/**
+ * One task on this cell, from the reservation to the removed container: StartTask (the claim), and
+ * only when it won: image → container → RunningTask → the action tree → result_file → CompleteTask →
+ * remove the container → release the reservation.
+ */
+export class TaskRunner {
+  phase: RunnerPhase = "claiming";
+  containerId?: string;
+  task?: Task;
+  private readonly abort = new AbortController();
+  private stopReason?: StopReason;
+  private reservedSince = 0;
+  private finished = false;
+  private resolveDone!: () => void;
+  /** Resolves when the runner has released its reservation. */
+  readonly done = new Promise<void>((resolve) => (this.resolveDone = resolve));
+  private log: Logger;
+
+  constructor(
+    readonly work: cellv1.TaskWork,
+    private readonly env: RunnerEnv,
+  ) {
+    this.log = taskLogger(env.logger, { taskGuid: work.taskGuid, domain: work.domain, cellId: env.cellId });
+  }
+
+  /** True until the task has been claimed: it only holds capacity. */
+  get starting(): boolean {
+    return this.phase === "reserved" || this.phase === "claiming" || this.phase === "starting";
+  }
+
+  start(): void {
+    void this.claim();
+  }
+
+  /** Reconcile: try the claim again (or give the reservation up when it has waited too long). */
+  retryClaim(now = Date.now()): void {
+    if (this.phase !== "reserved") return;
+    if (now - this.reservedSince > this.env.limits.reservedExpirationMs) {
+      this.log.warn("reservation expired before the task could be claimed");
+      this.finish();
+      return;
+    }
+    void this.claim();
+  }
+
+  /** Stops the task at once (SIGTERM, grace, SIGKILL to every process), then cleans up. */
+  stop(reason: StopReason): void {
+    if (this.phase === "finishing" || this.phase === "done") return;
+    this.stopReason ??= reason;
+    this.log.info({ reason }, "stopping task");
+    this.abort.abort(reason);
+    if (this.phase === "reserved") this.finish();
+  }
+
+  private async claim(): Promise<void> {
+    this.phase = "claiming";
+    let res;
+    try {
+      res = await this.env.lifecycle.startTask({ taskGuid: this.work.taskGuid, cellId: this.env.cellId });
+    } catch (err) {
+      if (this.abort.signal.aborted) return this.finish();
+      if (isRefusal(err)) {
+        this.log.info({ reason: (err as Error).message }, "claim refused");
+        return this.finish();
+      }
+      this.log.warn({ err }, "claim failed; reconcile will retry");
+      this.phase = "reserved";
+      this.reservedSince ||= Date.now();
+      return;
+    }
+    const task = res.task;
+    if (!task || (!res.shouldStart && task.state !== TaskState.CLAIMED)) {
+      this.log.debug("task already started here; leaving it to reconcile");
+      return this.finish();
+    }
+    this.task = task;
+    await this.execute(task);
+  }
+
+  private async execute(task: Task): Promise<void> {
+    this.phase = "starting";
+    this.env.metrics.tasksStarted.inc();
+    this.env.logs.open(task.taskGuid, task.logGuid);
+    let outcome: Outcome;
+    try {
+      outcome = await this.runContainer(task);
+    } catch (err) {
+      this.log.error({ err }, "task failed unexpectedly");
+      outcome = { kind: "complete", failed: true, reason: (err as Error).message, result: "" };
+    }
+    this.phase = "finishing";
+    if (this.stopReason === "cancelled" || this.stopReason === "gone") outcome = { kind: "none" };
+    else if (this.stopReason === "missing") outcome = { kind: "complete", failed: true, reason: FailureReason.containerMissing, result: "" };
+    else if (this.stopReason === "drain" && outcome.kind === "complete") {
+      outcome = { kind: "complete", failed: true, reason: FailureReason.cellDisappeared, result: "" };
+    }
+    this.env.logs.end(task.taskGuid);
+    await this.report(outcome);
+    if (this.containerId) {
+      await this.env.runtime.remove(this.containerId).catch((err) => this.log.error({ err }, "cannot remove container; reconcile will"));
+    }
+    this.finish();
+  }
+
+  private async runContainer(task: Task): Promise<Outcome> {
+    const signal = this.abort.signal;
+    let image: string;
+    try {
+      image = await ensureImage(this.env.runtime, task, this.env.preloaded);
+    } catch (err) {
+      return { kind: "complete", failed: true, reason: (err as Error).message, result: "" };
+    }
+    if (signal.aborted) return { kind: "reject", reason: "cell stopped before the task started" };
+    try {
+      const started = performance.now();
+      this.containerId = await this.createContainer(task, image);
+      await this.env.runtime.start(this.containerId);
+      this.env.metrics.containerCreateSeconds.observe((performance.now() - started) / 1000);
+    } catch (err) {
+      this.log.error({ err }, "cannot create container");
+      return { kind: "reject", reason: `failed to create container: ${(err as Error).message}` };
+    }
+    if (signal.aborted) return { kind: "reject", reason: "cell stopped before the task started" };
+    this.phase = "running";
+    const running = this.env.lifecycle.runningTask({ taskGuid: task.taskGuid, cellId: this.env.cellId }).then(
+      () => undefined,
+      (err: unknown) => {
+        if (isRefusal(err)) this.stop("gone");
+        else this.log.warn({ err }, "RunningTask failed");
+      },
+    );
+    const defaultSource = task.logSource || "LOG";
+    const ctx: StepContext = {
+      signal,
+      logSource: defaultSource,
+      log: (stream, message, source) => this.env.logs.append(task.taskGuid, { stream, message, source }),
+    };
+    const run = actionRunner({
+      runtime: this.env.runtime,
+      containerId: this.containerId,
+      cache: this.env.cache,
+      gracefulShutdownMs: this.env.limits.gracefulShutdownMs,
+      note: (message) => this.log.info(message),
+    });
+    const err = task.action ? await run(task.action, ctx) : undefined;
+    await running;
+    let failed = err !== undefined;
+    let reason = err?.message ?? "";
+    let result = "";
+    if (task.resultFile && !signal.aborted) {
+      try {
+        result = await this.readResult(task.resultFile);
+      } catch (e) {
+        this.log.info({ reason: (e as Error).message }, "cannot read result file");
+        if (!failed) {
+          failed = true;
+          reason = FailureReason.failedToFetchResult;
+        }
+      }
+    }
+    return { kind: "complete", failed, reason, result };
+  }
+
+  private spec(task: Task, image: string): ContainerSpec {
+    const limits = this.env.limits;
+    return {
+      name: containerName(this.env.cellId, task.taskGuid),
+      image,
+      labels: containerLabels(this.env.cellId, task.taskGuid),
+      env: task.env.map((e) => `${e.name}=${e.value}`),
+      memoryMb: task.memoryMb,
+      diskMb: limits.diskQuota ? task.diskMb : 0,
+      cpuShares: cpuShares(task.cpuWeight),
+      maxPids: task.maxPids || limits.maxPids,
+      privileged: task.privileged,
+      network: limits.network,
+    };
+  }
+
+  private async createContainer(task: Task, image: string): Promise<string> {
+    const spec = this.spec(task, image);
+    try {
+      return await this.env.runtime.create(spec);
+    } catch (err) {
+      if (!DiegoError.is(err, "ALREADY_EXISTS")) throw err;
+      // A container of an earlier attempt of this task on this cell: remove it and make ours.
+      const stale = (await this.env.runtime.list(cellLabels(this.env.cellId))).filter((c) => c.name === spec.name);
+      for (const c of stale) await this.env.runtime.remove(c.id);
+      return this.env.runtime.create(spec);
+    }
+  }
+
+  private async readResult(path: string): Promise<string> {
+    const file = await firstFile(await this.env.runtime.getArchive(this.containerId!, path), this.env.limits.resultFileMaxBytes);
+    if (!file) throw new Error(`${path} is not a file`);
+    return file.data.toString("utf8").replace(/\uFFFD$/, "");
+  }
+
+  private async report(outcome: Outcome): Promise<void> {
+    const guid = this.work.taskGuid;
+    const cellId = this.env.cellId;
+    if (outcome.kind === "none") return;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      try {
+        if (outcome.kind === "complete") {
+          await this.env.lifecycle.completeTask({ taskGuid: guid, cellId, failed: outcome.failed, failureReason: outcome.reason, result: outcome.result });
+          (outcome.failed ? this.env.metrics.tasksFailed : this.env.metrics.tasksSucceeded).inc();
+          this.log.info({ failed: outcome.failed, failureReason: outcome.reason }, "task completed");
+        } else {
+          await this.env.lifecycle.rejectTask({ taskGuid: guid, cellId, rejectionReason: outcome.reason });
+          this.log.info({ reason: outcome.reason }, "task rejected");
+        }
+        return;
+      } catch (err) {
+        if (isRefusal(err)) {
+          this.log.info({ reason: (err as Error).message }, "BBS refused the report");
+          return;
+        }
+        this.log.warn({ err, attempt }, "cannot report the task to the BBS");
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
+    }
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.phase = "done";
+    this.env.ledger.release(this.work.taskGuid);
+    this.env.onDone(this);
+    this.resolveDone();
+  }
+}
+
+/** cpu_weight → Docker CPU shares: 1024 × w / 100, at least 2; 0 keeps the engine default. */
+export function cpuShares(weight: number): number {
+  if (!weight) return 0;
+  return Math.max(2, Math.round((1024 * weight) / 100));
+}
+
+/** The BBS said no for good (the task is not ours to run or report), as opposed to a passing failure. */
+export function isRefusal(err: unknown): boolean {
+  return DiegoError.is(err) && ["FAILED_PRECONDITION", "NOT_FOUND", "PERMISSION_DENIED", "INVALID_ARGUMENT", "ALREADY_EXISTS"].includes(err.code);
+}

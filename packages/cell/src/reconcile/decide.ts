@@ -1,0 +1,56 @@
+/**
+ * The cell's reconcile decision (diego-reference 8.5) as one pure table: what this cell knows of a
+ * task guid (its own runner and container) against what the BBS says, to what to do.
+ */
+
+/** The cell's side of one task guid. */
+export type CellSide =
+  /** No runner and no container. */
+  | "none"
+  /** Capacity reserved, the claim (StartTask) failed for a passing reason and waits to be retried. */
+  | "reserved"
+  /** The claim is in flight. */
+  | "claiming"
+  /** Claimed; the image and container are being prepared. */
+  | "starting"
+  /** The container runs the action tree. */
+  | "running"
+  /** The runner is reporting the result and removing its container itself. */
+  | "finishing"
+  /** A container of this cell that no runner owns (left by a crash, or from before a restart). */
+  | "orphan"
+  /** The runner is past creating its container, but the container is gone. */
+  | "lost";
+
+/** The BBS's side: listed for this cell CLAIMED or RUNNING (active), COMPLETED or RESOLVING (finished), or not listed here. */
+export type BbsSide = "absent" | "active" | "finished";
+
+export type ReconcileAction =
+  | "nothing"
+  /** Retry StartTask and run the task if it is ours. */
+  | "claim"
+  /** Stop the runner and remove its container; no report (the task was cancelled, deleted or claimed elsewhere). */
+  | "stop-runner"
+  /** CompleteTask failed `task container does not exist`. */
+  | "complete-missing"
+  /** Stop the runner, which reports `task container does not exist`. */
+  | "stop-and-complete-missing"
+  /** CompleteTask failed `cell disappeared before completion` for a task this cell lost track of, then remove the container. */
+  | "fail-orphan"
+  /** Remove a container nobody owns. */
+  | "remove-container";
+
+export const DECISIONS: Record<CellSide, Record<BbsSide, ReconcileAction>> = {
+  none: { absent: "nothing", active: "complete-missing", finished: "nothing" },
+  reserved: { absent: "claim", active: "claim", finished: "stop-runner" },
+  claiming: { absent: "nothing", active: "nothing", finished: "nothing" },
+  starting: { absent: "stop-runner", active: "nothing", finished: "stop-runner" },
+  running: { absent: "stop-runner", active: "nothing", finished: "stop-runner" },
+  finishing: { absent: "nothing", active: "nothing", finished: "nothing" },
+  orphan: { absent: "remove-container", active: "fail-orphan", finished: "remove-container" },
+  lost: { absent: "stop-runner", active: "stop-and-complete-missing", finished: "stop-runner" },
+};
+
+export function decide(cell: CellSide, bbs: BbsSide): ReconcileAction {
+  return DECISIONS[cell][bbs];
+}

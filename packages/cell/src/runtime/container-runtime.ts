@@ -1,0 +1,99 @@
+/**
+ * What the cell needs from a container engine. Owned by the cell; the dockerode implementation
+ * (docker-runtime.ts) and the in-memory fake (fake-runtime.ts) both pass test/runtime-contract.
+ */
+/**
+ * Every container has a static busybox here (read-only), so the cell can make directories, change
+ * owners and set limits whatever the image holds.
+ */
+export const HELPER_BUSYBOX = "/.diego/busybox";
+
+export interface ContainerSpec {
+  /** Deterministic name (one container per task per cell). */
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  /** NAME=value, the task's env (the image's own env comes first, added by the engine). */
+  env: string[];
+  /** 0 = no limit. Swap is limited to the same amount (no extra swap). */
+  memoryMb: number;
+  /** 0 = no quota; only set when the runtime supports quotas. */
+  diskMb: number;
+  /** 0 = the engine's default share. */
+  cpuShares: number;
+  /** 0 = no limit. */
+  maxPids: number;
+  privileged: boolean;
+  /** Outbound network (bridge) or none. */
+  network: boolean;
+}
+
+export type ContainerStatus = "created" | "running" | "exited" | "gone";
+
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  status: ContainerStatus;
+}
+
+export interface ExecSpec {
+  /** argv; argv[0] is the program path inside the container. */
+  argv: string[];
+  /** NAME=value, layered over the container's env (later wins). */
+  env: string[];
+  /** A user name (or uid) of the image; empty = root. */
+  user: string;
+  /** Working directory; empty = the user's home or /. */
+  dir: string;
+  /** RLIMIT_NOFILE for the process; 0 = the engine's default. */
+  nofile: number;
+}
+
+export interface ExecIo {
+  stdout(chunk: Buffer): void;
+  stderr(chunk: Buffer): void;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  /** The memory limit killed a process of this exec. */
+  outOfMemory: boolean;
+}
+
+/** A process started in a container. */
+export interface ProcessHandle {
+  /** Resolves when the process has exited and its output has been delivered. */
+  readonly exited: Promise<ExecResult>;
+  /** Sends a signal to the process and the processes it started. */
+  signal(signal: "SIGTERM" | "SIGKILL"): Promise<void>;
+}
+
+export interface RegistryAuth {
+  username: string;
+  password: string;
+}
+
+export type RuntimeEvent = { containerId: string; name: string; labels: Record<string, string>; action: "create" | "start" | "die" | "destroy" | "oom" };
+
+export interface ContainerRuntime {
+  /** True when the image is present locally. */
+  hasImage(image: string): Promise<boolean>;
+  /** Pulls an image; rejects with the engine's reason. */
+  pullImage(image: string, auth?: RegistryAuth): Promise<void>;
+  /** Creates (does not start) a container; returns its id. */
+  create(spec: ContainerSpec): Promise<string>;
+  start(id: string): Promise<void>;
+  /** Starts a process in a running container. */
+  exec(id: string, spec: ExecSpec, io: ExecIo): Promise<ProcessHandle>;
+  /** Extracts a tar archive into the container at `dir` (which must exist). */
+  putArchive(id: string, dir: string, tar: Buffer | NodeJS.ReadableStream): Promise<void>;
+  /** A tar archive of `path` in the container; rejects with NOT_FOUND when it does not exist. */
+  getArchive(id: string, path: string): Promise<NodeJS.ReadableStream>;
+  /** Kills and removes the container; no error when it is already gone. */
+  remove(id: string): Promise<void>;
+  /** Containers (running or not) carrying every label given. */
+  list(labels: Record<string, string>): Promise<ContainerInfo[]>;
+  /** Calls back on container events of containers carrying the labels; returns an unsubscribe. */
+  watch(labels: Record<string, string>, onEvent: (e: RuntimeEvent) => void, onError: (err: Error) => void): () => void;
+}

@@ -1,0 +1,390 @@
+import { EventEmitter } from "node:events";
+import { posix } from "node:path";
+import { Readable } from "node:stream";
+import { DiegoError } from "@diego/models";
+import { extract, pack } from "tar-stream";
+import type {
+  ContainerInfo,
+  ContainerRuntime,
+  ContainerSpec,
+  ContainerStatus,
+  ExecIo,
+  ExecResult,
+  ExecSpec,
+  ProcessHandle,
+  RegistryAuth,
+  RuntimeEvent,
+} from "./container-runtime.js";
+
+interface FakeContainer {
+  id: string;
+  spec: ContainerSpec;
+  status: ContainerStatus;
+  files: Map<string, Buffer>;
+  dirs: Set<string>;
+  processes: Set<FakeProcess>;
+}
+
+interface FakeProcess {
+  signal(sig: "SIGTERM" | "SIGKILL"): void;
+}
+
+export interface FakeRuntimeOptions {
+  /** Images present locally. */
+  images?: string[];
+  /** Images a pull can fetch; a pull of any other fails with `manifest unknown`. */
+  registry?: string[];
+  /** Milliseconds each engine call takes (default 0). */
+  latencyMs?: number;
+}
+
+const BASE_DIRS = ["/", "/bin", "/etc", "/home", "/root", "/tmp", "/dev", "/proc", "/sys"];
+
+/**
+ * An in-memory ContainerRuntime for tests. Processes run a tiny shell: `sh -c` scripts of `;`/`&&`
+ * separated commands among echo, printf, cat, sleep, exit, true, false, mkdir -p, trap "" TERM, with
+ * $NAME expansion and `>file` / `>&2` redirects; `fake-oom` exits 137 as if the memory limit struck.
+ */
+export class FakeRuntime implements ContainerRuntime {
+  private readonly containers = new Map<string, FakeContainer>();
+  private readonly images: Set<string>;
+  private readonly registry: Set<string>;
+  private readonly events = new EventEmitter();
+  private nextId = 1;
+  /** Every image pull, for assertions. */
+  readonly pulls: Array<{ image: string; auth?: RegistryAuth }> = [];
+
+  constructor(private readonly options: FakeRuntimeOptions = {}) {
+    this.images = new Set(options.images ?? ["diego/busybox:latest"]);
+    this.registry = new Set(options.registry ?? []);
+  }
+
+  private async delay(): Promise<void> {
+    if (this.options.latencyMs) await sleep(this.options.latencyMs);
+  }
+
+  async hasImage(image: string): Promise<boolean> {
+    await this.delay();
+    return this.images.has(image);
+  }
+
+  async pullImage(image: string, auth?: RegistryAuth): Promise<void> {
+    await this.delay();
+    this.pulls.push({ image, auth });
+    if (!this.registry.has(image)) throw new Error(`manifest for ${image} not found: manifest unknown`);
+    this.images.add(image);
+  }
+
+  async create(spec: ContainerSpec): Promise<string> {
+    await this.delay();
+    if (!this.images.has(spec.image)) throw new DiegoError("NOT_FOUND", `No such image: ${spec.image}`);
+    if ([...this.containers.values()].some((c) => c.spec.name === spec.name)) {
+      throw new DiegoError("ALREADY_EXISTS", `Conflict. The container name "/${spec.name}" is already in use`);
+    }
+    const id = `fake${String(this.nextId++).padStart(12, "0")}`;
+    this.containers.set(id, { id, spec, status: "created", files: new Map(), dirs: new Set(BASE_DIRS), processes: new Set() });
+    this.emit(id, "create");
+    return id;
+  }
+
+  async start(id: string): Promise<void> {
+    await this.delay();
+    this.get(id).status = "running";
+    this.emit(id, "start");
+  }
+
+  async exec(id: string, spec: ExecSpec, io: ExecIo): Promise<ProcessHandle> {
+    await this.delay();
+    const c = this.get(id);
+    if (c.status !== "running") throw new DiegoError("FAILED_PRECONDITION", `container ${id} is not running`);
+    const env = new Map<string, string>();
+    for (const kv of [...c.spec.env, ...spec.env]) {
+      const eq = kv.indexOf("=");
+      env.set(kv.slice(0, eq), kv.slice(eq + 1));
+    }
+    let ignoreTerm = false;
+    let wake: (() => void) | undefined;
+    let killedBy: "SIGTERM" | "SIGKILL" | undefined;
+    const proc: FakeProcess = {
+      signal: (sig) => {
+        if (sig === "SIGTERM" && ignoreTerm) return;
+        killedBy ??= sig;
+        wake?.();
+      },
+    };
+    c.processes.add(proc);
+    const shell = new FakeShell(c, env, io, {
+      sleep: (ms) =>
+        new Promise<void>((resolve) => {
+          if (killedBy) return resolve();
+          const t = setTimeout(resolve, ms);
+          wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        }),
+      killed: () => killedBy,
+      ignoreTerm: () => {
+        ignoreTerm = true;
+      },
+    });
+    const exited = (async (): Promise<ExecResult> => {
+      await Promise.resolve();
+      const result = await shell.run(spec.argv);
+      c.processes.delete(proc);
+      if (killedBy) return { exitCode: killedBy === "SIGKILL" ? 137 : 143, outOfMemory: false };
+      return result;
+    })();
+    return { exited, signal: async (sig) => proc.signal(sig) };
+  }
+
+  async putArchive(id: string, dir: string, archive: Buffer | NodeJS.ReadableStream): Promise<void> {
+    await this.delay();
+    const tar = Buffer.isBuffer(archive) ? archive : await collect(archive);
+    const c = this.get(id);
+    if (!c.dirs.has(normalize(dir))) throw new DiegoError("NOT_FOUND", `Could not find the file ${dir} in container ${id}`);
+    const ex = extract();
+    const done = new Promise<void>((resolve, reject) => {
+      ex.on("entry", (header, stream, next) => {
+        const chunks: Buffer[] = [];
+        stream.on("data", (b: unknown) => void chunks.push(b as Buffer));
+        stream.on("end", () => {
+          const path = normalize(posix.join(dir, header.name));
+          if (header.type === "directory") mkdirs(c, path);
+          else {
+            mkdirs(c, posix.dirname(path));
+            c.files.set(path, Buffer.concat(chunks));
+          }
+          next();
+        });
+        stream.resume();
+      });
+      ex.on("finish", resolve);
+      ex.on("error", reject);
+    });
+    ex.end(tar);
+    await done;
+  }
+
+  async getArchive(id: string, path: string): Promise<NodeJS.ReadableStream> {
+    await this.delay();
+    const c = this.get(id);
+    const p = normalize(path);
+    const p2 = pack();
+    const base = posix.basename(p);
+    if (c.files.has(p)) {
+      p2.entry({ name: base, size: c.files.get(p)!.length }, c.files.get(p)!);
+    } else if (c.dirs.has(p)) {
+      p2.entry({ name: base, type: "directory" });
+      for (const [f, data] of c.files) if (f.startsWith(`${p}/`)) p2.entry({ name: `${base}/${f.slice(p.length + 1)}`, size: data.length }, data);
+    } else {
+      throw new DiegoError("NOT_FOUND", `${path} does not exist in the container`);
+    }
+    p2.finalize();
+    return Readable.from(p2) as unknown as NodeJS.ReadableStream;
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.delay();
+    const c = this.containers.get(id);
+    if (!c) return;
+    for (const p of c.processes) p.signal("SIGKILL");
+    c.status = "gone";
+    this.containers.delete(id);
+    this.emit(id, "die", c);
+    this.emit(id, "destroy", c);
+  }
+
+  async list(labels: Record<string, string>): Promise<ContainerInfo[]> {
+    await this.delay();
+    return [...this.containers.values()]
+      .filter((c) => Object.entries(labels).every(([k, v]) => c.spec.labels[k] === v))
+      .map((c) => ({ id: c.id, name: c.spec.name, labels: { ...c.spec.labels }, status: c.status }));
+  }
+
+  watch(labels: Record<string, string>, onEvent: (e: RuntimeEvent) => void): () => void {
+    const listener = (e: RuntimeEvent) => {
+      if (Object.entries(labels).every(([k, v]) => e.labels[k] === v)) onEvent(e);
+    };
+    this.events.on("event", listener);
+    return () => this.events.off("event", listener);
+  }
+
+  /** Test helper: the container's spec as created. */
+  specOf(id: string): ContainerSpec | undefined {
+    return this.containers.get(id)?.spec;
+  }
+
+  /** Test helper: removes a container behind the cell's back (as `docker rm -f` would). */
+  vanish(id: string): void {
+    void this.remove(id);
+  }
+
+  private get(id: string): FakeContainer {
+    const c = this.containers.get(id);
+    if (!c) throw new DiegoError("NOT_FOUND", `No such container: ${id}`);
+    return c;
+  }
+
+  private emit(id: string, action: RuntimeEvent["action"], c = this.containers.get(id)): void {
+    if (!c) return;
+    this.events.emit("event", { containerId: id, name: c.spec.name, labels: { ...c.spec.labels }, action });
+  }
+}
+
+interface ShellHooks {
+  sleep(ms: number): Promise<void>;
+  killed(): "SIGTERM" | "SIGKILL" | undefined;
+  ignoreTerm(): void;
+}
+
+class FakeShell {
+  constructor(
+    private readonly c: FakeContainer,
+    private readonly env: Map<string, string>,
+    private readonly io: ExecIo,
+    private readonly hooks: ShellHooks,
+  ) {}
+
+  async run(argv: string[]): Promise<ExecResult> {
+    if (posix.basename(argv[0] ?? "") === "busybox" && argv[1] !== "sh") argv = argv.slice(1);
+    const program = posix.basename(argv[0] ?? "");
+    if ((program === "sh" || program === "busybox") && argv.includes("-c")) {
+      const script = argv[argv.indexOf("-c") + 1] ?? "";
+      return this.script(script);
+    }
+    const status = await this.command(argv.map((a, i) => (i === 0 ? posix.basename(a) : a)));
+    return typeof status === "number" ? { exitCode: status, outOfMemory: false } : status;
+  }
+
+  private async script(script: string): Promise<ExecResult> {
+    let status = 0;
+    for (const [sep, text] of splitScript(script)) {
+      if (sep === "&&" && status !== 0) continue;
+      if (this.hooks.killed()) break;
+      const words = tokenize(text).map((w) => (w.quoted === "'" ? w.text : this.expand(w.text)));
+      if (words.length === 0) continue;
+      const result = await this.command(words.map((w) => w));
+      if (typeof result !== "number") return result;
+      if (words[0] === "exit") return { exitCode: result, outOfMemory: false };
+      status = result;
+    }
+    return { exitCode: status, outOfMemory: false };
+  }
+
+  private expand(text: string): string {
+    return text.replace(/\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?/g, (_m, name: string) => this.env.get(name) ?? "");
+  }
+
+  private async command(words: string[]): Promise<number | ExecResult> {
+    let out: (b: Buffer) => void = (b) => this.io.stdout(b);
+    const args: string[] = [];
+    for (let i = 0; i < words.length; i++) {
+      const w = words[i];
+      if (w === ">&2" || w === "1>&2") out = (b) => this.io.stderr(b);
+      else if (w === ">" || w.startsWith(">")) {
+        const file = normalize(w === ">" ? words[++i] : w.slice(1));
+        this.c.files.set(file, Buffer.alloc(0));
+        out = (b) => this.c.files.set(file, Buffer.concat([this.c.files.get(file) ?? Buffer.alloc(0), b]));
+      } else args.push(w);
+    }
+    const [cmd, ...rest] = args;
+    switch (cmd) {
+      case "echo":
+        out(Buffer.from(`${rest.join(" ")}\n`));
+        return 0;
+      case "printf":
+        out(Buffer.from((rest[0] ?? "").replace(/\\n/g, "\n")));
+        return 0;
+      case "cat": {
+        const data = this.c.files.get(normalize(rest[0] ?? ""));
+        if (!data) {
+          this.io.stderr(Buffer.from(`cat: can't open '${rest[0]}': No such file or directory\n`));
+          return 1;
+        }
+        out(data);
+        return 0;
+      }
+      case "sleep":
+        await this.hooks.sleep(Number(rest[0] ?? 0) * 1000);
+        return 0;
+      case "exit":
+        return Number(rest[0] ?? 0);
+      case "true":
+        return 0;
+      case "false":
+        return 1;
+      case "mkdir":
+        for (const d of rest.filter((r) => r !== "-p")) mkdirs(this.c, normalize(d));
+        return 0;
+      case "trap":
+        if (rest[rest.length - 1] === "TERM") this.hooks.ignoreTerm();
+        return 0;
+      case "chown":
+        return 0;
+      case "fake-oom":
+        return { exitCode: 137, outOfMemory: true };
+      default:
+        this.io.stderr(Buffer.from(`sh: ${cmd}: not found\n`));
+        return 127;
+    }
+  }
+}
+
+function splitScript(script: string): Array<[";" | "&&", string]> {
+  const parts: Array<[";" | "&&", string]> = [];
+  let sep: ";" | "&&" = ";";
+  let current = "";
+  let quote: string | undefined;
+  for (let i = 0; i < script.length; i++) {
+    const ch = script[i];
+    if (quote) {
+      if (ch === quote) quote = undefined;
+      current += ch;
+    } else if (ch === "'" || ch === '"') {
+      quote = ch;
+      current += ch;
+    } else if (ch === ";" || ch === "\n") {
+      parts.push([sep, current]);
+      sep = ";";
+      current = "";
+    } else if (ch === "&" && script[i + 1] === "&") {
+      parts.push([sep, current]);
+      sep = "&&";
+      current = "";
+      i++;
+    } else current += ch;
+  }
+  parts.push([sep, current]);
+  return parts.filter(([, t]) => t.trim());
+}
+
+function tokenize(text: string): Array<{ text: string; quoted?: string }> {
+  const out: Array<{ text: string; quoted?: string }> = [];
+  const re = /'([^']*)'|"([^"]*)"|(\S+)/g;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    if (m[1] !== undefined) out.push({ text: m[1], quoted: "'" });
+    else if (m[2] !== undefined) out.push({ text: m[2], quoted: '"' });
+    else out.push({ text: m[3] });
+  }
+  return out;
+}
+
+function normalize(path: string): string {
+  const p = posix.normalize(path.startsWith("/") ? path : `/${path}`);
+  return p.length > 1 ? p.replace(/\/$/, "") : p;
+}
+
+function mkdirs(c: FakeContainer, dir: string): void {
+  for (let d = normalize(dir); !c.dirs.has(d); d = posix.dirname(d)) c.dirs.add(d);
+}
+
+async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(Buffer.from(c as Buffer));
+  return Buffer.concat(chunks);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,30 @@
+import { TaskState } from "@diego/proto";
+import { startHarness, type Harness } from "./support/harness.js";
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness("docker");
+});
+afterAll(() => h?.stop());
+
+test("the hello task runs in a container and completes with its result", async () => {
+  await h.bbs.desire({
+    taskGuid: "hello-1",
+    domain: "demo",
+    rootFs: "docker:///diego/busybox",
+    env: [{ name: "GREETING", value: "hello" }],
+    memoryMb: 64,
+    diskMb: 64,
+    cpuWeight: 50,
+    action: { action: { case: "run", value: { path: "/bin/sh", args: ["-c", "echo $GREETING; printf 42 > /tmp/result"] } } },
+    resultFile: "/tmp/result",
+    logGuid: "hello-1",
+    logSource: "DEMO",
+  });
+  const t = await h.bbs.completed("hello-1");
+  expect(t.failureReason).toBe("");
+  expect(t.failed).toBe(false);
+  expect(t.result).toBe("42");
+  expect(t.cellId).toBe(h.cellId);
+  expect(h.bbs.transitions.filter((x) => x.taskGuid === "hello-1").map((x) => TaskState[x.state])).toEqual(["PENDING", "CLAIMED", "RUNNING", "COMPLETED"]);
+});
