@@ -12,6 +12,8 @@ export interface RunToCompletionOptions {
   resolve?: boolean;
   /** How long the BBS may stay unreachable while following before giving up; default 60 s. */
   unreachableTimeoutMs?: number;
+  /** Awaited once the task has completed, before it is resolved and deleted (e.g. to read the rest of its logs). */
+  onCompleted?: (task: Task) => Promise<void> | void;
 }
 
 /** What runToCompletion needs of a client (DiegoClient has it all). */
@@ -44,10 +46,15 @@ export async function runToCompletion(client: TaskFollowApi, request: TaskCreate
   try {
     tracker.offer(await client.desire(request, { signal }));
     for (;;) {
-      if (tracker.removed) return removedResult(tracker);
+      if (tracker.removed) {
+        const task = removedResult(tracker);
+        await options.onCompleted?.(task);
+        return task;
+      }
       const task = tracker.latest!;
       if (task.state === COMPLETED || task.state === RESOLVING) {
         stopWatching.abort();
+        await options.onCompleted?.(task);
         if (task.state === COMPLETED && options.resolve !== false) await resolveAndDelete(client, task.taskGuid, signal, outage, pollIntervalMs);
         return task;
       }

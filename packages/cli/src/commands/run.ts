@@ -1,0 +1,104 @@
+import { TaskState, type Task } from "@diego/proto";
+import { DiegoError, formatDuration, invalidArgument, parseDuration } from "@diego/models";
+import type { CommandContext } from "../context.js";
+import { describeError } from "../errors.js";
+import { ExitCode } from "../exit-codes.js";
+import { logLineText } from "../format/task-view.js";
+import { logLineJson, taskJson } from "../format/json-lines.js";
+import { LogFollower } from "../log-follower.js";
+import { ProgressLine } from "../progress-line.js";
+import { readTaskFile } from "../task-file-input.js";
+import { desireCommand } from "./desire.js";
+
+export interface RunOptions {
+  /** Follow the task to completion (default); --no-wait only desires it. */
+  wait: boolean;
+  /** Print the task's output while it runs. */
+  logs: boolean;
+  /** Resolve and delete the completed task (default); --no-resolve leaves it COMPLETED. */
+  resolve: boolean;
+  pollInterval?: string;
+}
+
+/**
+ * `diego run <file.json|-> [--wait] [--logs] [--no-resolve]`: desires the task, shows a progress line
+ * on a terminal, follows it to completion, prints its result (stdout) or its failure reason (stderr),
+ * resolves and deletes it. Exit 0 when it succeeded, 1 when it failed. The first Ctrl-C cancels the
+ * task (exit 130 once it has stopped); a second stops waiting and leaves it running.
+ */
+export async function runCommand(ctx: CommandContext, file: string, opts: RunOptions): Promise<number> {
+  if (!opts.wait) return desireCommand(ctx, file);
+  const request = await readTaskFile(ctx, file);
+  const pollIntervalMs = opts.pollInterval === undefined ? 1_000 : parsePollInterval(opts.pollInterval);
+  const client = ctx.client();
+  const started = ctx.now();
+  const progress = new ProgressLine(ctx.io.stderr, ctx.io.stderr.isTTY && !ctx.json, ctx.now);
+  const stop = new AbortController();
+  let desired = false;
+  let cancelRequested = false;
+
+  const release = ctx.io.onInterrupt(() => {
+    if (!desired || cancelRequested) {
+      stop.abort();
+      return;
+    }
+    cancelRequested = true;
+    progress.around(() => ctx.err(`diego: cancelling task ${request.taskGuid} (Ctrl-C again to stop waiting)\n`));
+    client.cancel(request.taskGuid).catch((err: unknown) => {
+      // Already completed: it is about to be reported anyway.
+      if (!DiegoError.is(err, "FAILED_PRECONDITION")) progress.around(() => ctx.err(describeError(err, ctx.address, "cancel: ")));
+    });
+  });
+
+  const logs = opts.logs
+    ? new LogFollower(client, request.taskGuid, (line) =>
+        progress.around(() => ctx.out(ctx.json ? logLineJson(line) : logLineText(line))),
+      )
+    : undefined;
+
+  let task: Task;
+  try {
+    task = await client.runToCompletion(request, {
+      signal: stop.signal,
+      pollIntervalMs,
+      resolve: opts.resolve,
+      onProgress: (t) => {
+        desired = true;
+        progress.update(t);
+        if (logs && (t.cellId || t.state >= TaskState.COMPLETED)) logs.start();
+      },
+      onCompleted: logs ? () => logs.finish(10_000) : undefined,
+    });
+  } catch (err) {
+    progress.stop();
+    logs?.abort();
+    if (stop.signal.aborted && desired) {
+      ctx.err(`diego: stopped waiting; task ${request.taskGuid} goes on (see: diego get ${request.taskGuid})\n`);
+      return ExitCode.interrupted;
+    }
+    throw err;
+  } finally {
+    release();
+  }
+  progress.stop();
+
+  const took = formatDuration(Math.max(0, ctx.now() - started));
+  if (ctx.json) ctx.out(taskJson(task));
+  else if (task.result) ctx.io.stdout.write(task.result.endsWith("\n") ? task.result : `${task.result}\n`);
+  if (task.failed) {
+    ctx.err(`diego: task ${task.taskGuid} failed${task.cellId ? ` on ${task.cellId}` : ""}: ${task.failureReason}\n`);
+    return cancelRequested ? ExitCode.interrupted : ExitCode.taskFailed;
+  }
+  if (!ctx.json && ctx.io.stderr.isTTY) ctx.err(`task ${task.taskGuid} succeeded${task.cellId ? ` on ${task.cellId}` : ""} in ${took}\n`);
+  return ExitCode.ok;
+}
+
+function parsePollInterval(text: string): number {
+  try {
+    const ms = parseDuration(text);
+    if (ms > 0) return ms;
+  } catch {
+    // reported below
+  }
+  throw invalidArgument([{ field: "--poll-interval", message: `must be a duration such as 500ms or 2s (got ${JSON.stringify(text)})` }]);
+}

@@ -1,0 +1,21 @@
+import { DiegoError } from "@diego/models";
+import type { CommandContext } from "../context.js";
+import { eventLine } from "../format/task-view.js";
+import { eventJson } from "../format/json-lines.js";
+
+/** `diego watch [--domain D]`: every task event from now on, until Ctrl-C (exit 0) or the stream breaks (exit 3). */
+export async function watchCommand(ctx: CommandContext, opts: { domain?: string }): Promise<number> {
+  const stop = new AbortController();
+  const release = ctx.io.onInterrupt(() => stop.abort());
+  try {
+    for await (const event of ctx.client().watch({ domain: opts.domain }, { signal: stop.signal })) {
+      ctx.out(ctx.json ? eventJson(event) : eventLine(event, ctx.now()));
+    }
+    return 0;
+  } catch (err) {
+    if (stop.signal.aborted && DiegoError.is(err, "CANCELLED")) return 0;
+    throw err;
+  } finally {
+    release();
+  }
+}

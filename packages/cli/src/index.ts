@@ -1,0 +1,3 @@
+export { runCli } from "./cli.js";
+export { processIo, type CliIo } from "./io.js";
+export { ExitCode, exitCodeFor } from "./exit-codes.js";

@@ -1,0 +1,406 @@
+import { TaskState } from "@diego/proto";
+import { FakeBbs, type SimulatedRun } from "@diego/client/testing";
+import { runCli } from "../src/cli.js";
+import { diego, fakeIo, until } from "./support/fake-io.js";
+
+let bbs: FakeBbs;
+let n = 0;
+const guid = () => `cli-${process.pid}-${++n}`;
+/** How the simulated cell runs each task, by guid (unlisted tasks stay PENDING). */
+const plans = new Map<string, SimulatedRun>();
+
+const taskFile = (taskGuid: string, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    task_guid: taskGuid,
+    domain: "cli-test",
+    root_fs: "docker:///diego/busybox",
+    env: [{ name: "GREETING", value: "hello" }],
+    memory_mb: 64,
+    action: { run: { path: "/bin/sh", args: ["-c", "echo $GREETING; printf 42 > /tmp/result"] } },
+    result_file: "/tmp/result",
+    log_source: "DEMO",
+    image_username: "u",
+    image_password: "never-shown",
+    ...extra,
+  });
+
+beforeAll(async () => {
+  bbs = await FakeBbs.start({
+    cells: [
+      { cellId: "cell-2", address: "127.0.0.1:1801", zone: "z1", stacks: ["default"], rootfsProviders: [{ scheme: "docker" }, { scheme: "preloaded", names: ["busybox"] }], total: { memoryMb: 2048, diskMb: 4096, containers: 100 }, available: { memoryMb: 1024, diskMb: 4000, containers: 99 } },
+      { cellId: "cell-1", address: "127.0.0.1:1800", zone: "z1", total: { memoryMb: 2048, diskMb: 4096, containers: 100 }, available: { memoryMb: 2048, diskMb: 4096, containers: 100 } },
+    ],
+  });
+  bbs.autoRun = (task) => plans.get(task.taskGuid);
+});
+
+afterAll(() => bbs.stop());
+
+const run = (args: string[], options: Parameters<typeof diego>[2] = {}) => diego(bbs.address, args, options);
+
+describe("help and usage", () => {
+  test("--help lists every command, the environment and the exit codes", async () => {
+    const r = await run(["--help"]);
+    expect(r.code).toBe(0);
+    for (const command of ["desire", "run", "get", "list", "cancel", "resolve", "delete", "watch", "logs", "cells"]) {
+      expect(r.stdout).toMatch(new RegExp(`^  ${command}\\b`, "m"));
+    }
+    expect(r.stdout).toContain("DIEGO_BBS_ADDR");
+    expect(r.stdout).toContain("DIEGO_TLS_CA_FILE");
+    expect(r.stdout).toContain("Exit codes:");
+  });
+
+  test("a command's help shows its options and the global ones", async () => {
+    const r = await run(["run", "--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("--logs");
+    expect(r.stdout).toContain("--no-wait");
+    expect(r.stdout).toContain("--bbs-address");
+  });
+
+  test("no command, an unknown command or a missing argument is a usage error (exit 2)", async () => {
+    expect((await run([])).code).toBe(2);
+    const unknown = await run(["frobnicate"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("unknown command 'frobnicate'");
+    const missing = await run(["get"]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("missing required argument 'guid'");
+  });
+});
+
+describe("desire", () => {
+  test("submits the task file and prints what was stored", async () => {
+    const g = guid();
+    const r = await run(["desire", "task.json"], { files: { "task.json": taskFile(g) } });
+    expect(r).toMatchObject({ code: 0, stderr: "" });
+    expect(r.stdout).toBe(`desired task ${g} in domain cli-test: PENDING\n`);
+    expect(bbs.tasks.get(g)?.state).toBe(TaskState.PENDING);
+  });
+
+  test("- reads the task from standard input; --json prints it as one JSON object", async () => {
+    const g = guid();
+    const r = await run(["desire", "-", "--json"], { stdin: taskFile(g) });
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split("\n");
+    expect(lines).toHaveLength(1);
+    const json = JSON.parse(lines[0]);
+    expect(json).toMatchObject({ task_guid: g, domain: "cli-test", state: "PENDING", memory_mb: 64, image_username: "u" });
+    expect(typeof json.created_at).toBe("number");
+    expect(lines[0]).toMatch(/"created_at":\d{19}\b/); // the exact int64, not a string
+    expect(json).not.toHaveProperty("image_password");
+    expect(r.stdout).not.toContain("never-shown");
+  });
+
+  test("a bad file names the file and each bad field (exit 2) and stores nothing", async () => {
+    const g = guid();
+    const r = await run(["desire", "bad.json"], { files: { "bad.json": taskFile(g, { memory_mb: "lots", root_fs: "", colour: 1 }) } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("diego: task file bad.json: invalid request:");
+    expect(r.stderr).toContain("  memory_mb: expected number (int32)");
+    expect(r.stderr).toContain("  colour: unknown field");
+    expect(bbs.tasks.has(g)).toBe(false);
+
+    const invalid = await run(["desire", "bad.json"], { files: { "bad.json": taskFile(g, { root_fs: "ftp://x", cpu_weight: 101 }) } });
+    expect(invalid.code).toBe(2);
+    expect(invalid.stderr).toContain("  root_fs: ");
+    expect(invalid.stderr).toContain("  cpu_weight: must be between 0 and 100");
+
+    const notJson = await run(["desire", "-"], { stdin: '{"task_guid": "x",\n}' });
+    expect(notJson.code).toBe(2);
+    expect(notJson.stderr).toMatch(/task file standard input: not valid JSON: .* at line 2 column 1/);
+
+    const missing = await run(["desire", "/nonexistent/task.json"]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toBe("diego: cannot read task file /nonexistent/task.json: no such file\n");
+  });
+
+  test("a guid that exists already is a conflict (exit 5)", async () => {
+    const g = guid();
+    expect((await run(["desire", "-"], { stdin: taskFile(g) })).code).toBe(0);
+    const again = await run(["desire", "-"], { stdin: taskFile(g) });
+    expect(again.code).toBe(5);
+    expect(again.stderr).toContain("already exists");
+  });
+});
+
+describe("get, list, cancel, resolve, delete", () => {
+  test("get shows the task; --json the whole task; a missing one is exit 4", async () => {
+    const g = guid();
+    await run(["desire", "-"], { stdin: taskFile(g) });
+    bbs.start(g, "cell-1");
+    bbs.running(g, "cell-1");
+    bbs.complete(g, { result: "42" });
+    const human = await run(["get", g]);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(new RegExp(`^task_guid: +${g}$`, "m"));
+    expect(human.stdout).toMatch(/^state: +COMPLETED$/m);
+    expect(human.stdout).toMatch(/^cell_id: +cell-1$/m);
+    expect(human.stdout).toMatch(/^result: +42$/m);
+    expect(human.stdout).toMatch(/^action: +run \/bin\/sh -c "echo \$GREETING; printf 42 > \/tmp\/result"$/m);
+
+    const json = JSON.parse((await run(["get", g, "--json"])).stdout);
+    expect(json).toMatchObject({ task_guid: g, state: "COMPLETED", cell_id: "cell-1", result: "42" });
+    expect(json.failed).toBeUndefined(); // false is the default and left out, as api.md allows
+
+    const missing = await run(["get", "no-such-task"]);
+    expect(missing.code).toBe(4);
+    expect(missing.stderr).toBe('diego: task "no-such-task" not found\n');
+  });
+
+  test("list prints a table, filters by domain, cell and state, and --json prints one task per line", async () => {
+    const domain = `list-${guid()}`;
+    const [a, b, c] = [guid(), guid(), guid()];
+    for (const g of [a, b, c]) await run(["desire", "-"], { stdin: taskFile(g, { domain }) });
+    bbs.start(b, "cell-1");
+    bbs.start(c, "cell-2");
+    bbs.running(c, "cell-2");
+    bbs.complete(c, { failed: true, failureReason: "DEMO: Exited with status 2" });
+
+    const table = await run(["list", "--domain", domain]);
+    expect(table.code).toBe(0);
+    const lines = table.stdout.trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^TASK GUID +DOMAIN +STATE +CELL +AGE +OUTCOME$/);
+    expect(lines.slice(1).map((l) => l.split(/\s+/)[0])).toEqual([a, b, c]);
+    expect(lines[3]).toMatch(/COMPLETED +cell-2 +\d+s +failed: DEMO: Exited with status 2$/);
+
+    const guidsOf = async (args: string[]) =>
+      (await run(["list", "--domain", domain, "--json", ...args])).stdout
+        .trimEnd()
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l).task_guid);
+    expect(await guidsOf([])).toEqual([a, b, c]);
+    expect(await guidsOf(["--cell", "cell-1"])).toEqual([b]);
+    expect(await guidsOf(["--state", "pending"])).toEqual([a]);
+    expect(await guidsOf(["--state", "COMPLETED"])).toEqual([c]);
+
+    const none = await run(["list", "--domain", `${domain}-empty`]);
+    expect(none).toMatchObject({ code: 0, stdout: "", stderr: "no tasks\n" });
+
+    const badState = await run(["list", "--state", "sleeping"]);
+    expect(badState.code).toBe(2);
+    expect(badState.stderr).toContain("state: must be one of PENDING, CLAIMED, RUNNING, COMPLETED, RESOLVING");
+  });
+
+  test("cancel, resolve and delete take a task out, and refuse the wrong state with exit 5", async () => {
+    const g = guid();
+    await run(["desire", "-"], { stdin: taskFile(g) });
+    const early = await run(["resolve", g]);
+    expect(early.code).toBe(5);
+    expect(early.stderr).toBe(`diego: resolve ${g}: Cannot transition from PENDING to RESOLVING\n`);
+
+    expect(await run(["cancel", g])).toMatchObject({ code: 0, stdout: `cancelled task ${g}\n` });
+    expect(bbs.tasks.get(g)).toMatchObject({ state: TaskState.COMPLETED, failed: true, failureReason: "task was cancelled" });
+    expect((await run(["cancel", g])).code).toBe(5);
+    expect(await run(["resolve", g, "--json"])).toMatchObject({ code: 0, stdout: `{"task_guid":"${g}","status":"resolving"}\n` });
+    expect(await run(["delete", g])).toMatchObject({ code: 0, stdout: `deleted task ${g}\n` });
+    expect(bbs.tasks.has(g)).toBe(false);
+    expect((await run(["delete", g])).code).toBe(4);
+  });
+
+  test("several guids are handled one by one; the exit code is the first failure's", async () => {
+    const [a, b] = [guid(), guid()];
+    for (const g of [a, b]) await run(["desire", "-"], { stdin: taskFile(g) });
+    const r = await run(["cancel", a, "no-such-task", b]);
+    expect(r.code).toBe(4);
+    expect(r.stdout).toBe(`cancelled task ${a}\ncancelled task ${b}\n`);
+    expect(r.stderr).toContain('cancel no-such-task: task "no-such-task" not found');
+  });
+});
+
+describe("run", () => {
+  test("--wait prints the result, exits 0 and leaves nothing behind", async () => {
+    const g = guid();
+    plans.set(g, { result: "42", logs: ["hello"] });
+    const r = await run(["run", "-", "--wait"], { stdin: taskFile(g) });
+    expect(r).toMatchObject({ code: 0, stdout: "42\n", stderr: "" });
+    expect(bbs.tasks.has(g)).toBe(false);
+  });
+
+  test("a failed task exits 1 with its failure reason on stderr", async () => {
+    const g = guid();
+    plans.set(g, { cellId: "cell-2", failed: true, failureReason: "DEMO: Exited with status 3" });
+    const r = await run(["run", "-"], { stdin: taskFile(g) });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toBe(`diego: task ${g} failed on cell-2: DEMO: Exited with status 3\n`);
+    expect(bbs.tasks.has(g)).toBe(false);
+  });
+
+  test("--json prints the completed task as one JSON object", async () => {
+    const g = guid();
+    plans.set(g, { result: "42" });
+    const r = await run(["run", "-", "--json"], { stdin: taskFile(g) });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ task_guid: g, state: "COMPLETED", result: "42", cell_id: "cell-1" });
+  });
+
+  test("--logs prints the task's output as it runs, then the result", async () => {
+    const g = guid();
+    plans.set(g, { result: "42", logs: ["hello", { message: "oops", stream: "STDERR" }] });
+    const r = await run(["run", "-", "--logs"], { stdin: taskFile(g) });
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split("\n");
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} \[DEMO\/0\] OUT hello$/);
+    expect(lines[1]).toMatch(/\[DEMO\/0\] ERR oops$/);
+    expect(lines[2]).toBe("42");
+  });
+
+  test("--no-wait only desires; --no-resolve leaves the completed task", async () => {
+    const g = guid();
+    const r = await run(["run", "-", "--no-wait"], { stdin: taskFile(g) });
+    expect(r).toMatchObject({ code: 0, stdout: `desired task ${g} in domain cli-test: PENDING\n` });
+
+    const kept = guid();
+    plans.set(kept, { result: "kept" });
+    expect((await run(["run", "-", "--no-resolve"], { stdin: taskFile(kept) })).code).toBe(0);
+    expect(bbs.tasks.get(kept)?.state).toBe(TaskState.COMPLETED);
+  });
+
+  test("on a terminal a progress line shows the state while the task is pending or running", async () => {
+    const g = guid();
+    plans.set(g, { result: "42", stepMs: 300 });
+    const r = await run(["run", "-"], { stdin: taskFile(g), tty: true });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("42\n");
+    expect(r.stderr).toContain(`${g} PENDING`);
+    expect(r.stderr).toContain(`${g} RUNNING on cell-1`);
+    expect(r.stderr).toContain("\r\x1b[K");
+    expect(r.stderr).toMatch(new RegExp(`task ${g} succeeded on cell-1 in [\\d.]+m?s\\n$`));
+  });
+
+  test("Ctrl-C cancels the task (exit 130); the cancelled task is cleaned up", async () => {
+    const g = guid(); // no plan: it stays PENDING until cancelled
+    const f = fakeIo({ env: { DIEGO_BBS_ADDR: bbs.address }, stdin: taskFile(g) });
+    const running = runCli(["run", "-", "--poll-interval", "100ms"], f.io);
+    await until(() => bbs.tasks.has(g) && f.listening());
+    f.interrupt();
+    expect(await running).toBe(130);
+    expect(f.stderr()).toContain(`cancelling task ${g}`);
+    expect(f.stderr()).toContain(`task ${g} failed: task was cancelled`);
+    expect(bbs.tasks.has(g)).toBe(false);
+  });
+
+  test("a second Ctrl-C stops waiting (exit 130) and leaves the task in the BBS", async () => {
+    const g = guid();
+    const f = fakeIo({ env: { DIEGO_BBS_ADDR: bbs.address }, stdin: taskFile(g) });
+    const running = runCli(["run", "-"], f.io);
+    await until(() => bbs.tasks.has(g) && f.listening());
+    f.interrupt();
+    f.interrupt();
+    expect(await running).toBe(130);
+    expect(f.stderr()).toContain(`stopped waiting; task ${g} goes on (see: diego get ${g})`);
+    expect(bbs.tasks.has(g)).toBe(true);
+  });
+
+  test("--poll-interval must be a duration", async () => {
+    const r = await run(["run", "-", "--poll-interval", "soon"], { stdin: taskFile(guid()) });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("--poll-interval: must be a duration");
+  });
+});
+
+describe("watch, logs, cells", () => {
+  test("watch prints each event of its domain until Ctrl-C, which exits 0; --json one event per line", async () => {
+    const domain = `watch-${guid()}`;
+    for (const json of [false, true]) {
+      const g = guid();
+      const f = fakeIo({ env: { DIEGO_BBS_ADDR: bbs.address } });
+      const calls = bbs.calls.filter((c) => c === "WatchTasks").length;
+      const watching = runCli(["watch", "--domain", domain, ...(json ? ["--json"] : [])], f.io);
+      await until(() => bbs.calls.filter((c) => c === "WatchTasks").length > calls);
+      await run(["desire", "-"], { stdin: taskFile(guid(), { domain: "elsewhere" }) });
+      await run(["desire", "-"], { stdin: taskFile(g, { domain }) });
+      bbs.start(g, "cell-1");
+      await run(["cancel", g]);
+      await run(["resolve", g]);
+      await run(["delete", g]);
+      await until(() => f.stdout().trimEnd().split("\n").length >= 5);
+      f.interrupt();
+      expect(await watching).toBe(0);
+      const lines = f.stdout().trimEnd().split("\n");
+      if (json) {
+        const events = lines.map((l) => JSON.parse(l));
+        expect(Object.keys(events[0])).toEqual(["created"]);
+        expect(events[0].created.task).toMatchObject({ task_guid: g, state: "PENDING" });
+        expect(typeof events[0].created.task.created_at).toBe("number");
+        expect(events[1].changed.after).toMatchObject({ state: "CLAIMED", cell_id: "cell-1" });
+        expect(events[4].removed.task.task_guid).toBe(g);
+        expect(f.stdout()).not.toContain("never-shown");
+      } else {
+        expect(lines[0]).toMatch(new RegExp(`CREATED  ${g}  domain=${domain}  PENDING$`));
+        expect(lines[1]).toMatch(new RegExp(`CHANGED  ${g}  PENDING -> CLAIMED  cell=cell-1$`));
+        expect(lines[2]).toMatch(new RegExp(`CHANGED  ${g}  CLAIMED -> COMPLETED  cell=cell-1  failed: task was cancelled$`));
+        expect(lines[3]).toMatch(/COMPLETED -> RESOLVING/);
+        expect(lines[4]).toMatch(new RegExp(`REMOVED  ${g}$`));
+      }
+    }
+  });
+
+  test("logs prints the output so far; --follow until the task completes; --json log lines", async () => {
+    const g = guid();
+    await run(["desire", "-"], { stdin: taskFile(g) });
+    bbs.start(g);
+    bbs.running(g);
+    bbs.log(g, "one");
+    bbs.log(g, "two", "STDERR");
+    const sofar = await run(["logs", g]);
+    expect(sofar.code).toBe(0);
+    expect(sofar.stdout).toMatch(/^\S+ \[DEMO\/0\] OUT one\n\S+ \[DEMO\/0\] ERR two\n$/);
+
+    const f = fakeIo({ env: { DIEGO_BBS_ADDR: bbs.address } });
+    const following = runCli(["logs", g, "--follow", "--json"], f.io);
+    await until(() => f.stdout().split("\n").length > 2);
+    bbs.log(g, "three");
+    bbs.complete(g, { result: "done" });
+    expect(await following).toBe(0);
+    const lines = f.stdout().trimEnd().split("\n").map((l) => JSON.parse(l));
+    expect(lines.map((l) => [l.message, l.stream])).toEqual([
+      ["one", "STDOUT"],
+      ["two", "STDERR"],
+      ["three", "STDOUT"],
+    ]);
+    expect(typeof lines[0].timestamp).toBe("number");
+    expect((await run(["logs", "no-such-task"])).code).toBe(4);
+  });
+
+  test("cells lists the live cells with available/total capacity; --json one cell per line", async () => {
+    const r = await run(["cells"]);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^CELL ID +ADDRESS +ZONE +MEMORY MB +DISK MB +CONTAINERS +STACKS +ROOTFS +TAGS$/);
+    expect(lines[1]).toMatch(/^cell-1 +127\.0\.0\.1:1800 +z1 +2048\/2048 +4096\/4096 +100\/100 +- +- +-$/);
+    expect(lines[2]).toMatch(/^cell-2 +127\.0\.0\.1:1801 +z1 +1024\/2048 +4000\/4096 +99\/100 +default +docker,preloaded:busybox +-$/);
+    const json = (await run(["cells", "--json"])).stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+    expect(json[1]).toMatchObject({ cell_id: "cell-2", available: { memory_mb: 1024 }, rootfs_providers: [{ scheme: "docker" }, { scheme: "preloaded", names: ["busybox"] }] });
+  });
+});
+
+describe("connection errors", () => {
+  test("an unreachable BBS is exit 3 and the message names the address", async () => {
+    const r = await diego("127.0.0.1:1", ["list"]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain("diego: cannot reach the BBS at 127.0.0.1:1");
+    expect(r.stderr).toContain("DIEGO_BBS_ADDR");
+    const flag = await diego(bbs.address, ["get", "x", "--bbs-address", "127.0.0.1:2", "--timeout", "3s"]);
+    expect(flag.code).toBe(3);
+    expect(flag.stderr).toContain("127.0.0.1:2");
+  });
+
+  test("bad connection settings are usage errors that name the flag", async () => {
+    const partial = await run(["list", "--ca-file", "/tmp/ca.crt"]);
+    expect(partial.code).toBe(2);
+    expect(partial.stderr).toContain("--cert-file: is required for mutual TLS");
+    expect(partial.stderr).toContain("--key-file: is required for mutual TLS");
+    const env = await run(["list"], { env: { DIEGO_TLS_CERT_FILE: "/tmp/x.crt" } });
+    expect(env.code).toBe(2);
+    expect(env.stderr).toContain("--ca-file: is required for mutual TLS (or DIEGO_TLS_CA_FILE)");
+    const files = await run(["list", "--ca-file", "/nope/ca.crt", "--cert-file", "/nope/c.crt", "--key-file", "/nope/c.key"]);
+    expect(files.code).toBe(2);
+    expect(files.stderr).toContain("cannot read TLS CA file /nope/ca.crt");
+    expect((await run(["list", "--bbs-address", "nowhere"])).stderr).toContain("--bbs-address: must be host:port");
+    expect((await run(["list", "--timeout", "soon"])).code).toBe(2);
+  });
+});
