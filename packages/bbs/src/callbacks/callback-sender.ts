@@ -1,0 +1,117 @@
+import { taskLogger, type Logger } from "@diego/kit";
+import { DiegoError, taskToJsonText } from "@diego/models";
+import type { Task } from "@diego/proto";
+import pLimit, { type LimitFunction } from "p-limit";
+import type { BbsMetrics } from "../metrics/bbs-metrics.js";
+
+/** The two transitions a callback makes; the controller provides them. */
+export interface CallbackTransitions {
+  /** COMPLETED → RESOLVING by the BBS; throws when the task is not COMPLETED (someone else resolves it). */
+  resolve(guid: string): Promise<Task>;
+  /** RESOLVING → removed by the BBS. */
+  delete(guid: string): Promise<void>;
+}
+
+export interface CallbackSenderOptions {
+  transitions: CallbackTransitions;
+  /** Callbacks delivered at once (task_callback_workers). */
+  workers: number;
+  /** Deadline of one POST. */
+  timeoutMs: number;
+  logger: Logger;
+  metrics?: BbsMetrics;
+  fetch?: typeof fetch;
+}
+
+const ATTEMPTS = 3;
+
+/**
+ * Completion callbacks (api.md section 3): the task goes RESOLVING first (so only one sender and no
+ * client resolves it at the same time), then its whole JSON is POSTed; 503, 504, a timeout or a
+ * connection failure is tried again at once, 3 attempts in all; any other answer deletes the task.
+ * When every attempt fails the task stays RESOLVING, and convergence returns it to COMPLETED after
+ * kick_task_duration and submits it again.
+ */
+export class CallbackSender {
+  private readonly limit: LimitFunction;
+  private readonly queued = new Set<string>();
+  private stopped = false;
+
+  constructor(private readonly options: CallbackSenderOptions) {
+    this.limit = pLimit(options.workers);
+  }
+
+  /** Queues the callback of a task that has a completion_callback_url (others are ignored). */
+  submit(task: Pick<Task, "taskGuid" | "completionCallbackUrl">): void {
+    if (this.stopped || !task.completionCallbackUrl || this.queued.has(task.taskGuid)) return;
+    this.queued.add(task.taskGuid);
+    void this.limit(() => this.deliver(task.taskGuid)).finally(() => this.queued.delete(task.taskGuid));
+  }
+
+  /** Callbacks queued or in flight. */
+  get pending(): number {
+    return this.queued.size;
+  }
+
+  /** Stops taking callbacks; waits for those in flight for up to graceMs. */
+  async stop(graceMs = 5_000): Promise<void> {
+    this.stopped = true;
+    this.limit.clearQueue();
+    const until = Date.now() + graceMs;
+    while (this.limit.activeCount > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+  }
+
+  private async deliver(guid: string): Promise<void> {
+    if (this.stopped) return;
+    const { transitions, logger, metrics } = this.options;
+    let task: Task;
+    try {
+      task = await transitions.resolve(guid);
+    } catch (err) {
+      if (!DiegoError.is(err, "FAILED_PRECONDITION") && !DiegoError.is(err, "NOT_FOUND")) {
+        logger.warn({ taskGuid: guid, err: (err as Error).message }, "callback: could not resolve the task");
+      }
+      return;
+    }
+    const log = taskLogger(logger, task);
+    const url = task.completionCallbackUrl;
+    const body = taskToJsonText(task);
+    const doFetch = this.options.fetch ?? fetch;
+    for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+      let status: number;
+      try {
+        const res = await doFetch(url, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body,
+          signal: AbortSignal.timeout(this.options.timeoutMs),
+        });
+        status = res.status;
+        await res.body?.cancel().catch(() => undefined);
+      } catch (err) {
+        log.warn({ attempt, url, err: describe(err) }, "callback attempt failed");
+        continue;
+      }
+      if (status === 503 || status === 504) {
+        log.warn({ attempt, url, status }, "callback receiver busy");
+        continue;
+      }
+      log.info({ url, status }, "callback delivered");
+      metrics?.callbacksDelivered.inc();
+      try {
+        await transitions.delete(guid);
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, "callback: could not delete the task after delivery");
+      }
+      return;
+    }
+    metrics?.callbacksFailed.inc();
+    log.warn({ url, attempts: ATTEMPTS }, "callback failed; the task stays RESOLVING until convergence retries");
+  }
+}
+
+function describe(err: unknown): string {
+  const e = err as Error & { cause?: Error };
+  if (e.name === "TimeoutError") return "timed out";
+  return e.cause?.message ? `${e.message}: ${e.cause.message}` : e.message;
+}

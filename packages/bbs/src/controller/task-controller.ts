@@ -1,0 +1,243 @@
+import { taskLogger, type Logger } from "@diego/kit";
+import {
+  DiegoError,
+  invalidArgument,
+  redactTask,
+  taskNotFound,
+  transition,
+  validateTaskCreateRequest,
+  type Actor,
+  type FieldViolation,
+  type Outcome,
+  type TransitionArgs,
+  type TransitionName,
+} from "@diego/models";
+import { cellv1, TaskState, type Task, type TaskCreateRequest } from "@diego/proto";
+import { taskWork, type TaskWork } from "../auction/auction-requester.js";
+import type { CallbackTransitions } from "../callbacks/callback-sender.js";
+import type { PresenceStore } from "../cells/presence-store.js";
+import type { GrpcClients } from "../grpc-clients.js";
+import type { BbsMetrics } from "../metrics/bbs-metrics.js";
+import type { ApplyResult, TaskFilter, TaskStore } from "../store/task-store.js";
+
+export interface TaskControllerOptions {
+  store: TaskStore;
+  presence: PresenceStore;
+  auction: { enqueue(works: TaskWork[]): void };
+  callbacks: { submit(task: Task): void };
+  clients: GrpcClients;
+  metrics?: BbsMetrics;
+  logger: Logger;
+  /** Unix nanoseconds. */
+  now: () => bigint;
+  maxTaskRetries: number;
+}
+
+/** Transitions convergence makes. */
+export type ConvergenceTransition = "expire" | "cellLost" | "demote" | "expireCompleted";
+
+/**
+ * Every task operation of the BBS: each is one pure transition of @diego/models applied through the
+ * store's compare-and-swap, followed by its side effects (auction request, callback, telling a cell to
+ * stop, metrics). Handlers only translate requests and responses.
+ */
+export class TaskController {
+  constructor(private readonly o: TaskControllerOptions) {}
+
+  // ---- the client API (TaskService) ----
+
+  async desire(request: TaskCreateRequest): Promise<Task> {
+    validateTaskCreateRequest(request);
+    const { outcome } = await this.apply(request.taskGuid, "desire", "client", { request });
+    const task = (outcome as Extract<Outcome, { kind: "put" }>).task;
+    taskLogger(this.o.logger, task).info("task desired");
+    this.o.auction.enqueue([taskWork(task)]);
+    return redactTask(task);
+  }
+
+  async get(guid: string): Promise<Task> {
+    requireGuid(guid);
+    const task = await this.o.store.get(guid);
+    if (!task) throw taskNotFound(guid);
+    return redactTask(task);
+  }
+
+  async list(filter: TaskFilter): Promise<Task[]> {
+    return (await this.o.store.list(filter)).map(redactTask);
+  }
+
+  async cancel(guid: string): Promise<void> {
+    requireGuid(guid);
+    const { before, outcome } = await this.apply(guid, "cancel", "client", {});
+    const task = putTask(outcome);
+    taskLogger(this.o.logger, task).info("task cancelled");
+    this.completed(task);
+    if (before?.cellId && (before.state === TaskState.CLAIMED || before.state === TaskState.RUNNING)) {
+      void this.stopOnCell(before.cellId, task);
+    }
+  }
+
+  async resolving(guid: string): Promise<void> {
+    requireGuid(guid);
+    await this.apply(guid, "resolve", "client", {});
+  }
+
+  async delete(guid: string): Promise<void> {
+    requireGuid(guid);
+    await this.apply(guid, "delete", "client", {});
+  }
+
+  // ---- cells and the auctioneer (TaskLifecycleService) ----
+
+  /** PENDING → CLAIMED; the full task, image_password included, goes only to the claiming cell. */
+  async start(guid: string, cellId: string): Promise<{ shouldStart: boolean; task: Task }> {
+    requireFields({ task_guid: guid, cell_id: cellId });
+    const { outcome } = await this.apply(guid, "start", "cell", { cellId });
+    const task = outcome.kind === "delete" ? undefined : outcome.task;
+    if (!task) throw new DiegoError("INTERNAL", "start deleted a task");
+    if (outcome.kind === "put") {
+      this.o.metrics?.tasksStarted.inc({ cell_id: cellId });
+      taskLogger(this.o.logger, task).info("task claimed");
+    }
+    return { shouldStart: outcome.kind === "put", task };
+  }
+
+  async running(guid: string, cellId: string): Promise<void> {
+    requireFields({ task_guid: guid, cell_id: cellId });
+    await this.apply(guid, "running", "cell", { cellId });
+  }
+
+  async complete(guid: string, cellId: string, failed: boolean, failureReason: string, result: string): Promise<void> {
+    requireFields({ task_guid: guid, cell_id: cellId });
+    const { outcome } = await this.apply(guid, "complete", "cell", { cellId, failed, failureReason, result });
+    const task = putTask(outcome);
+    taskLogger(this.o.logger, task).info({ failed, failureReason: task.failureReason }, "task completed");
+    this.completed(task);
+  }
+
+  /** Back to PENDING and straight to the auctioneer again, or COMPLETED failed after max_task_retries. */
+  async reject(guid: string, reason: string, cellId: string): Promise<{ failed: boolean }> {
+    const violations: FieldViolation[] = [];
+    if (!guid) violations.push({ field: "task_guid", message: "is required" });
+    if (!reason) violations.push({ field: "rejection_reason", message: "is required" });
+    if (violations.length) throw invalidArgument(violations);
+    const { outcome } = await this.apply(guid, "reject", cellId ? "cell" : "auctioneer", {
+      reason,
+      cellId,
+      maxRetries: this.o.maxTaskRetries,
+    });
+    const task = putTask(outcome);
+    const log = taskLogger(this.o.logger, task);
+    if (task.state === TaskState.COMPLETED) {
+      log.info({ rejections: task.rejectionCount, reason }, "task rejected too often; failed");
+      this.completed(task);
+      return { failed: true };
+    }
+    log.info({ rejections: task.rejectionCount, reason }, "task rejected; auctioning it again");
+    this.o.auction.enqueue([taskWork(task)]);
+    return { failed: false };
+  }
+
+  // ---- the BBS itself: callbacks and convergence ----
+
+  async resolve(guid: string): Promise<Task> {
+    const { outcome } = await this.apply(guid, "resolve", "bbs", {});
+    return putTask(outcome);
+  }
+
+  async deleteResolved(guid: string): Promise<void> {
+    await this.apply(guid, "delete", "bbs", {});
+  }
+
+  /** The CallbackTransitions the callback sender uses. */
+  get callbackTransitions(): CallbackTransitions {
+    return { resolve: (guid) => this.resolve(guid), delete: (guid) => this.deleteResolved(guid) };
+  }
+
+  /** A convergence transition; returns the task after it, or undefined when it was removed. */
+  async converge(guid: string, name: ConvergenceTransition): Promise<Task | undefined> {
+    const { outcome } = await this.apply(guid, name, "converger", {} as never);
+    if (outcome.kind === "delete") {
+      this.o.logger.info({ taskGuid: guid }, `task removed by convergence (${name})`);
+      return undefined;
+    }
+    const task = outcome.task;
+    const log = taskLogger(this.o.logger, task);
+    if (name === "demote") {
+      log.info("resolving task demoted to COMPLETED");
+      this.o.callbacks.submit(task);
+    } else {
+      log.info({ failureReason: task.failureReason }, "task failed by convergence");
+      this.completed(task);
+    }
+    return task;
+  }
+
+  /** Re-sends pending tasks to the auctioneer (convergence). */
+  async auctionAgain(guids: string[]): Promise<number> {
+    const works: TaskWork[] = [];
+    for (const guid of guids) {
+      const task = await this.o.store.get(guid);
+      if (task?.state === TaskState.PENDING) works.push(taskWork(task));
+    }
+    if (works.length) this.o.auction.enqueue(works);
+    return works.length;
+  }
+
+  /** Submits a COMPLETED task's callback again (convergence). */
+  async callbackAgain(guid: string): Promise<boolean> {
+    const task = await this.o.store.get(guid);
+    if (task?.state !== TaskState.COMPLETED || !task.completionCallbackUrl) return false;
+    this.o.callbacks.submit(task);
+    return true;
+  }
+
+  // ---- helpers ----
+
+  private async apply<N extends TransitionName>(guid: string, name: N, actor: Actor, args: TransitionArgs[N]): Promise<ApplyResult> {
+    const now = this.o.now();
+    try {
+      return await this.o.store.apply(guid, (current) => transition(name, actor, current, args, now));
+    } catch (err) {
+      if (DiegoError.is(err, "NOT_FOUND")) throw taskNotFound(guid);
+      throw err;
+    }
+  }
+
+  private completed(task: Task): void {
+    this.o.metrics?.completed(task.cellId, task.failed);
+    this.o.callbacks.submit(task);
+  }
+
+  /** Tells the cell to stop the task's container now; if it cannot be told, its own reconcile stops it. */
+  private async stopOnCell(cellId: string, task: Task): Promise<void> {
+    const log = taskLogger(this.o.logger, { ...task, cellId });
+    try {
+      const cell = await this.o.presence.get(cellId);
+      if (!cell?.address) {
+        log.warn("cancelled task's cell is not present; it cannot be told to stop");
+        return;
+      }
+      await this.o.clients.get(cellv1.CellRepService, cell.address).cancelTask({ taskGuid: task.taskGuid });
+      log.info("cell told to stop the cancelled task");
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, "could not tell the cell to stop the cancelled task; its reconcile will");
+    }
+  }
+}
+
+function putTask(outcome: Outcome): Task {
+  if (outcome.kind === "delete") throw new DiegoError("INTERNAL", "transition removed the task unexpectedly");
+  return outcome.task;
+}
+
+function requireGuid(guid: string): void {
+  if (!guid) throw invalidArgument([{ field: "task_guid", message: "is required" }]);
+}
+
+function requireFields(fields: Record<string, string>): void {
+  const violations = Object.entries(fields)
+    .filter(([, v]) => !v)
+    .map(([field]) => ({ field, message: "is required" }));
+  if (violations.length) throw invalidArgument(violations);
+}

@@ -1,0 +1,9 @@
+import type { HandlerDeps, TaskServiceImpl } from "./deps.js";
+
+/** → COMPLETED failed `task was cancelled`; the task's cell is told to stop its container. */
+export const cancelTask =
+  ({ controller }: HandlerDeps): TaskServiceImpl["cancelTask"] =>
+  async (req) => {
+    await controller.cancel(req.taskGuid);
+    return {};
+  };

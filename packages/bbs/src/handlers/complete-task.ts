@@ -1,0 +1,9 @@
+import type { HandlerDeps, TaskLifecycleServiceImpl } from "./deps.js";
+
+/** CLAIMED or RUNNING on this cell → COMPLETED; refused (FAILED_PRECONDITION) from any other cell. */
+export const completeTask =
+  ({ controller }: HandlerDeps): TaskLifecycleServiceImpl["completeTask"] =>
+  async (req) => {
+    await controller.complete(req.taskGuid, req.cellId, req.failed, req.failureReason, req.result);
+    return {};
+  };

@@ -1,0 +1,47 @@
+import type { GrpcServer } from "@diego/kit";
+import { CellRegistryService, CellService, LockService, TaskLifecycleService, TaskService } from "@diego/proto";
+import { cancelTask } from "./cancel-task.js";
+import { completeTask } from "./complete-task.js";
+import { deleteTask } from "./delete-task.js";
+import type { HandlerDeps } from "./deps.js";
+import { deregister } from "./deregister.js";
+import { desireTask } from "./desire-task.js";
+import { fetchLock } from "./fetch-lock.js";
+import { getTask } from "./get-task.js";
+import { heartbeat } from "./heartbeat.js";
+import { listCells } from "./list-cells.js";
+import { listTasks } from "./list-tasks.js";
+import { lock } from "./lock.js";
+import { rejectTask } from "./reject-task.js";
+import { release } from "./release.js";
+import { resolvingTask } from "./resolving-task.js";
+import { runningTask } from "./running-task.js";
+import { startTask } from "./start-task.js";
+import { taskLogs } from "./task-logs.js";
+import { watchTasks } from "./watch-tasks.js";
+
+export type { HandlerDeps } from "./deps.js";
+
+/** Adds the five BBS services to the server. */
+export function addBbsServices(server: GrpcServer, deps: HandlerDeps): void {
+  server
+    .add(TaskService, {
+      desireTask: desireTask(deps),
+      getTask: getTask(deps),
+      listTasks: listTasks(deps),
+      cancelTask: cancelTask(deps),
+      resolvingTask: resolvingTask(deps),
+      deleteTask: deleteTask(deps),
+      watchTasks: watchTasks(deps),
+      taskLogs: taskLogs(deps),
+    })
+    .add(CellService, { listCells: listCells(deps) })
+    .add(TaskLifecycleService, {
+      startTask: startTask(deps),
+      runningTask: runningTask(deps),
+      completeTask: completeTask(deps),
+      rejectTask: rejectTask(deps),
+    })
+    .add(CellRegistryService, { heartbeat: heartbeat(deps), deregister: deregister(deps) })
+    .add(LockService, { lock: lock(deps), release: release(deps), fetchLock: fetchLock(deps) });
+}

@@ -1,0 +1,6 @@
+import type { HandlerDeps, TaskLifecycleServiceImpl } from "./deps.js";
+
+/** Back to PENDING and auctioned again at once, or COMPLETED failed after max_task_retries. */
+export const rejectTask =
+  ({ controller }: HandlerDeps): TaskLifecycleServiceImpl["rejectTask"] =>
+  (req) => controller.reject(req.taskGuid, req.rejectionReason, req.cellId);

@@ -1,0 +1,52 @@
+import { DiegoError, invalidArgument, isFinished, taskNotFound } from "@diego/models";
+import { cellv1, type Task } from "@diego/proto";
+import type { TaskStore } from "../store/task-store.js";
+import type { HandlerDeps, TaskServiceImpl } from "./deps.js";
+
+/**
+ * The task's container output, forwarded from the cell that has (or had) it, found through that
+ * cell's presence. With follow, a task not yet on a cell is waited for until one claims it, and the
+ * cell streams until the task completes.
+ */
+export const taskLogs = ({ store, presence, clients }: HandlerDeps): TaskServiceImpl["taskLogs"] =>
+  async function* (req, ctx) {
+    const guid = req.taskGuid;
+    if (!guid) throw invalidArgument([{ field: "task_guid", message: "is required" }]);
+    let task = await store.get(guid);
+    if (!task) throw taskNotFound(guid);
+    if (!task.cellId) {
+      if (!req.follow || isFinished(task.state)) return;
+      task = await waitForCell(store, guid, ctx.signal);
+      if (!task?.cellId) return;
+    }
+    const cell = await presence.get(task.cellId);
+    if (!cell?.address) {
+      throw new DiegoError("UNAVAILABLE", `cell ${JSON.stringify(task.cellId)} of task ${JSON.stringify(guid)} is not present; its logs cannot be read`);
+    }
+    const client = clients.get(cellv1.CellRepService, cell.address);
+    yield* client.taskLogs({ taskGuid: guid, follow: req.follow }, { signal: ctx.signal });
+  };
+
+/** Resolves with the task once a cell has it, or once it finished or went without one (undefined if removed). */
+function waitForCell(store: TaskStore, guid: string, signal: AbortSignal): Promise<Task | undefined> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (task: Task | undefined) => {
+      if (done) return;
+      done = true;
+      unsubscribe();
+      signal.removeEventListener("abort", onAbort);
+      resolve(task);
+    };
+    const check = (task: Task | undefined) => {
+      if (!task || task.cellId || isFinished(task.state)) finish(task);
+    };
+    const onAbort = () => finish(undefined);
+    const unsubscribe = store.subscribe((event) => {
+      if (event.kind === "reset") void store.get(guid).then(check);
+      else if (event.guid === guid) check(event.after());
+    });
+    signal.addEventListener("abort", onAbort, { once: true });
+    void store.get(guid).then(check);
+  });
+}

@@ -1,0 +1,222 @@
+import { createLogger, GrpcServer, ServiceMetrics, StatusServer, type Logger, type TlsFiles } from "@diego/kit";
+import { nowNanos } from "@diego/models";
+import { AuctionRequester } from "./auction/auction-requester.js";
+import { CallbackSender } from "./callbacks/callback-sender.js";
+import { EtcdPresenceStore } from "./cells/etcd-presence-store.js";
+import { MemoryPresenceStore } from "./cells/memory-presence-store.js";
+import type { PresenceStore } from "./cells/presence-store.js";
+import { bbsConfig, type BbsConfig } from "./config.js";
+import { TaskController } from "./controller/task-controller.js";
+import { Converger } from "./convergence/converger.js";
+import { EtcdConnection } from "./etcd/etcd-connection.js";
+import { Leases } from "./etcd/leases.js";
+import { EventHub } from "./events/event-hub.js";
+import { GrpcClients } from "./grpc-clients.js";
+import { addBbsServices } from "./handlers/index.js";
+import { Keys } from "./keys.js";
+import { EtcdLeaderElection } from "./leader/etcd-leader-election.js";
+import { StaticLeadership, type Leadership } from "./leader/leadership.js";
+import { EtcdLockStore } from "./locks/etcd-lock-store.js";
+import type { LockStore } from "./locks/lock-store.js";
+import { MemoryLockStore } from "./locks/memory-lock-store.js";
+import { BbsMetrics } from "./metrics/bbs-metrics.js";
+import { EtcdTaskStore } from "./store/etcd-task-store.js";
+import { MemoryTaskStore } from "./store/memory-task-store.js";
+import type { TaskStore } from "./store/task-store.js";
+
+export interface RunningBbs {
+  /** host:port of the gRPC server as bound (the real port when 0 was asked for). */
+  address: string;
+  /** host:port of the HTTP status server. */
+  statusAddress: string;
+  instanceId: string;
+  config: BbsConfig;
+  store: TaskStore;
+  controller: TaskController;
+  converger: Converger;
+  isLeader(): boolean;
+  /** Drains and stops everything, in reverse order of starting. */
+  stop(): Promise<void>;
+}
+
+export interface StartBbsOptions {
+  logger?: Logger;
+}
+
+let inProcessCount = 0;
+
+/**
+ * Starts a BBS from a configuration (missing settings take their defaults): the etcd (or memory)
+ * stores, the gRPC services, the status server, callbacks, auction requests, leader election and
+ * convergence. Used by main.ts and, in-process, by tests.
+ */
+export async function startBbs(overrides: Partial<BbsConfig> = {}, options: StartBbsOptions = {}): Promise<RunningBbs> {
+  // Instances in one process (tests) must not share a leader-election identity.
+  const instanceId = overrides.instanceId ?? `${bbsConfig().instanceId}-${++inProcessCount}`;
+  const config = bbsConfig({ ...overrides, instanceId });
+  const logger = options.logger ?? createLogger("bbs", config.logLevel);
+  const tls = tlsFiles(config);
+  const stoppers: (() => Promise<void> | void)[] = [];
+  const stop = async () => {
+    for (const s of stoppers.splice(0).reverse()) {
+      try {
+        await s();
+      } catch (err) {
+        logger.error({ err }, "error while stopping");
+      }
+    }
+  };
+
+  try {
+    let store: TaskStore;
+    let presence: PresenceStore;
+    let locks: LockStore;
+    let leadership: Leadership;
+    if (config.store === "memory") {
+      store = new MemoryTaskStore();
+      presence = new MemoryPresenceStore();
+      locks = new MemoryLockStore();
+      leadership = new StaticLeadership();
+    } else {
+      const etcd = new EtcdConnection({
+        endpoints: config.etcdEndpoints,
+        tls: config.etcdCaFile ? { caFile: config.etcdCaFile, certFile: config.etcdCertFile, keyFile: config.etcdKeyFile } : undefined,
+        requestTimeoutMs: config.etcdRequestTimeout,
+        probeIntervalMs: 1_000,
+        logger,
+      });
+      stoppers.push(() => etcd.close());
+      await etcd.start();
+      const keys = new Keys(config.etcdPrefix);
+      const leases = new Leases(etcd);
+      store = new EtcdTaskStore({ etcd, keys, logger, maxAttempts: config.maxCasAttempts });
+      presence = new EtcdPresenceStore(etcd, leases, keys);
+      locks = new EtcdLockStore(etcd, leases, keys);
+      leadership = new EtcdLeaderElection({
+        etcd,
+        key: keys.leader,
+        instanceId,
+        ttlMs: config.lockTtl,
+        retryIntervalMs: config.lockRetryInterval,
+        logger,
+      });
+    }
+    await store.start();
+    stoppers.push(() => store.stop());
+
+    const serviceMetrics = new ServiceMetrics("bbs");
+    const metrics = new BbsMetrics(serviceMetrics.registry, () => store.countByState());
+    const clients = new GrpcClients({ tls, defaultTimeoutMs: config.communicationTimeout });
+    stoppers.push(() => clients.closeAll());
+
+    const auction = new AuctionRequester({
+      resolveAddress: async () => config.auctioneerAddress || (await locks.fetch("auctioneer"))?.value || undefined,
+      clients,
+      logger,
+      metrics,
+    });
+    stoppers.push(() => auction.stop());
+
+    let callbacks: CallbackSender | undefined;
+    const controller = new TaskController({
+      store,
+      presence,
+      auction,
+      callbacks: { submit: (task) => callbacks?.submit(task) },
+      clients,
+      metrics,
+      logger,
+      now: nowNanos,
+      maxTaskRetries: config.maxTaskRetries,
+    });
+    callbacks = new CallbackSender({
+      transitions: controller.callbackTransitions,
+      workers: config.taskCallbackWorkers,
+      timeoutMs: config.callbackTimeout,
+      logger,
+      metrics,
+    });
+    const sender = callbacks;
+    stoppers.push(() => sender.stop());
+
+    const hub = new EventHub(store, config.watchBufferSize);
+    hub.start();
+    stoppers.push(() => hub.stop());
+
+    const server = new GrpcServer({ logger, tls, observe: serviceMetrics.observeGrpc });
+    addBbsServices(server, { controller, store, hub, presence, locks, clients, logger });
+    const port = await server.listen(config.listenAddress);
+    stoppers.push(() => server.shutdown());
+    const address = `${hostOf(config.listenAddress)}:${port}`;
+
+    const status = new StatusServer({ registry: serviceMetrics.registry, ready: () => store.healthy() });
+    const statusPort = await status.listen(config.statusAddress);
+    stoppers.push(() => status.close());
+    const statusAddress = `${hostOf(config.statusAddress)}:${statusPort}`;
+
+    // gRPC health follows readiness: NOT_SERVING while etcd is unreachable.
+    let serving = true;
+    const readiness = setInterval(() => {
+      const ready = store.healthy();
+      if (ready !== serving) {
+        serving = ready;
+        server.setServing(ready);
+        logger[ready ? "info" : "warn"]({ ready }, ready ? "ready" : "not ready: the task store does not answer");
+      }
+    }, 500);
+    readiness.unref();
+    stoppers.push(() => clearInterval(readiness));
+
+    const converger = new Converger({
+      store,
+      presence,
+      controller,
+      leadership,
+      durations: {
+        kickTaskDurationMs: config.kickTaskDuration,
+        expirePendingTaskDurationMs: config.expirePendingTaskDuration,
+        expireCompletedTaskDurationMs: config.expireCompletedTaskDuration,
+      },
+      intervalMs: config.convergeRepeatInterval,
+      workers: config.convergenceWorkers,
+      logger,
+      metrics,
+    });
+    converger.start();
+    stoppers.push(() => converger.stop());
+    await leadership.start();
+    // Stopping leadership first (it runs last) hands convergence to another instance at once.
+    stoppers.push(() => leadership.stop());
+
+    logger.info(
+      { grpc: address, status: statusAddress, store: config.store, etcd: config.store === "etcd" ? config.etcdEndpoints : undefined, prefix: config.etcdPrefix, instanceId, tls: Boolean(tls) },
+      `BBS listening: gRPC on ${address}, HTTP status on ${statusAddress}`,
+    );
+    return {
+      address,
+      statusAddress,
+      instanceId,
+      config,
+      store,
+      controller,
+      converger,
+      isLeader: () => leadership.isLeader(),
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+function tlsFiles(config: BbsConfig): TlsFiles | undefined {
+  const files = { caFile: config.tlsCaFile, certFile: config.tlsCertFile, keyFile: config.tlsKeyFile };
+  const set = Object.values(files).filter(Boolean).length;
+  if (set === 0) return undefined;
+  if (set < 3) throw new Error("mutual TLS needs all three of --tls-ca-file, --tls-cert-file and --tls-key-file");
+  return files as TlsFiles;
+}
+
+function hostOf(address: string): string {
+  return address.slice(0, address.lastIndexOf(":"));
+}

@@ -1,0 +1,31 @@
+import type { Task } from "@diego/proto";
+import { decodeTask } from "./task-entry.js";
+import type { TaskChange } from "./task-store.js";
+
+/** A TaskChange that decodes its tasks only when someone asks (most changes have no subscriber). */
+export class LazyTaskChange implements TaskChange {
+  private decodedBefore?: Task;
+  private decodedAfter?: Task;
+
+  constructor(
+    readonly kind: TaskChange["kind"],
+    readonly guid: string,
+    private readonly beforeBytes: Uint8Array | undefined,
+    private readonly afterBytes: Uint8Array | undefined,
+    private readonly domainHint?: string,
+  ) {}
+
+  get domain(): string {
+    return this.domainHint ?? (this.after() ?? this.before())?.domain ?? "";
+  }
+
+  before(): Task | undefined {
+    if (!this.beforeBytes) return undefined;
+    return (this.decodedBefore ??= decodeTask(this.beforeBytes));
+  }
+
+  after(): Task | undefined {
+    if (!this.afterBytes) return undefined;
+    return (this.decodedAfter ??= decodeTask(this.afterBytes));
+  }
+}

@@ -1,0 +1,122 @@
+import type { TaskState } from "@diego/proto";
+import type { TaskEntry } from "./task-entry.js";
+import type { TaskFilter } from "./task-store.js";
+
+/**
+ * The in-memory view of every task, indexed by guid, domain, cell and state. Changes are applied by
+ * revision: a value older than what is known (a late watch event after this instance's own newer
+ * write) is ignored. A removal leaves a tombstone until the etcd watch has passed its revision, so
+ * that a late event cannot bring a deleted task back.
+ */
+export class TaskIndex {
+  private readonly byGuid = new Map<string, TaskEntry>();
+  private readonly byDomain = new Map<string, Set<string>>();
+  private readonly byCell = new Map<string, Set<string>>();
+  private readonly byState = new Map<TaskState, Set<string>>();
+  private readonly tombstones = new Map<string, number>();
+
+  get size(): number {
+    return this.byGuid.size;
+  }
+
+  get(guid: string): TaskEntry | undefined {
+    return this.byGuid.get(guid);
+  }
+
+  /** The newest revision known for the guid: its entry's, else its tombstone's, else 0. */
+  revisionOf(guid: string): number {
+    return this.byGuid.get(guid)?.revision ?? this.tombstones.get(guid) ?? 0;
+  }
+
+  /** Stores the entry unless something as new or newer is known. Returns true when stored. */
+  put(entry: TaskEntry): boolean {
+    if (entry.revision <= this.revisionOf(entry.guid)) return false;
+    const old = this.byGuid.get(entry.guid);
+    if (old) this.unindex(old);
+    this.tombstones.delete(entry.guid);
+    this.byGuid.set(entry.guid, entry);
+    add(this.byDomain, entry.domain, entry.guid);
+    add(this.byCell, entry.cellId, entry.guid);
+    add(this.byState, entry.state, entry.guid);
+    return true;
+  }
+
+  /** Removes the task as of `revision` unless something newer is known. Returns the removed entry. */
+  remove(guid: string, revision: number, keepTombstone: boolean): TaskEntry | undefined {
+    if (revision <= this.revisionOf(guid)) return undefined;
+    const old = this.byGuid.get(guid);
+    if (old) {
+      this.unindex(old);
+      this.byGuid.delete(guid);
+    }
+    if (keepTombstone) this.tombstones.set(guid, revision);
+    else this.tombstones.delete(guid);
+    return old;
+  }
+
+  /** Forgets tombstones at or below the revision the watch has reached. */
+  pruneTombstones(upTo: number): void {
+    if (this.tombstones.size === 0) return;
+    for (const [guid, rev] of this.tombstones) if (rev <= upTo) this.tombstones.delete(guid);
+  }
+
+  clear(): void {
+    this.byGuid.clear();
+    this.byDomain.clear();
+    this.byCell.clear();
+    this.byState.clear();
+    this.tombstones.clear();
+  }
+
+  values(): IterableIterator<TaskEntry> {
+    return this.byGuid.values();
+  }
+
+  /** Entries matching every non-empty filter, walking the smallest index that applies. */
+  select(filter: TaskFilter): TaskEntry[] {
+    const candidates: Set<string>[] = [];
+    if (filter.domain) candidates.push(this.byDomain.get(filter.domain) ?? new Set());
+    if (filter.cellId) candidates.push(this.byCell.get(filter.cellId) ?? new Set());
+    if (filter.state) candidates.push(this.byState.get(filter.state) ?? new Set());
+    const out: TaskEntry[] = [];
+    const matches = (e: TaskEntry) =>
+      (!filter.domain || e.domain === filter.domain) &&
+      (!filter.cellId || e.cellId === filter.cellId) &&
+      (!filter.state || e.state === filter.state);
+    if (candidates.length === 0) {
+      for (const e of this.byGuid.values()) out.push(e);
+      return out;
+    }
+    candidates.sort((a, b) => a.size - b.size);
+    for (const guid of candidates[0]) {
+      const e = this.byGuid.get(guid);
+      if (e && matches(e)) out.push(e);
+    }
+    return out;
+  }
+
+  countByState(): Map<TaskState, number> {
+    const out = new Map<TaskState, number>();
+    for (const [state, set] of this.byState) out.set(state, set.size);
+    return out;
+  }
+
+  private unindex(entry: TaskEntry): void {
+    drop(this.byDomain, entry.domain, entry.guid);
+    drop(this.byCell, entry.cellId, entry.guid);
+    drop(this.byState, entry.state, entry.guid);
+  }
+}
+
+function add<K>(index: Map<K, Set<string>>, key: K, guid: string): void {
+  let set = index.get(key);
+  if (!set) index.set(key, (set = new Set()));
+  set.add(guid);
+}
+
+function drop<K>(index: Map<K, Set<string>>, key: K, guid: string): void {
+  const set = index.get(key);
+  if (!set) return;
+  set.delete(guid);
+  if (set.size === 0) index.delete(key);
+}
