@@ -1,5 +1,4 @@
 import { posix } from "node:path";
-import { pack } from "tar-stream";
 import { extract } from "tar-stream";
 import { HELPER_BUSYBOX, type ContainerRuntime } from "../runtime/container-runtime.js";
 
@@ -9,16 +8,6 @@ export async function helper(runtime: ContainerRuntime, id: string, args: string
   const handle = await runtime.exec(id, { argv: [HELPER_BUSYBOX, ...args], env: [], user: "", dir: "", nofile: 0 }, { stdout: () => undefined, stderr: (c) => errs.push(c) });
   const { exitCode } = await handle.exited;
   if (exitCode !== 0) throw new Error(Buffer.concat(errs).toString("utf8").trim() || `${args[0]} exited with status ${exitCode}`);
-}
-
-/** A tar archive holding one file. */
-export function singleFileTar(name: string, data: Buffer, mode = 0o644): Buffer {
-  const p = pack();
-  const chunks: Buffer[] = [];
-  p.on("data", (c: unknown) => void chunks.push(c as Buffer));
-  p.entry({ name, size: data.length, mode }, data);
-  p.finalize();
-  return Buffer.concat(chunks);
 }
 
 /** The first regular file of a tar stream: its name and up to maxBytes of its content (and whether more followed). */
