@@ -38,6 +38,7 @@ export async function runCli(argv: string[], io: CliIo, now: () => number = Date
   let exitCode: number = ExitCode.ok;
   let client: DiegoClient | undefined;
   let address = io.env[ENV.bbsAddress] || "127.0.0.1:8889";
+  let tls = false;
 
   const program = new Command("diego")
     .description("Command-line client of diego: submit, follow and manage tasks on the BBS.")
@@ -61,10 +62,12 @@ export async function runCli(argv: string[], io: CliIo, now: () => number = Date
       const globals = command.optsWithGlobals() as GlobalOptions;
       const options = clientOptionsFrom(globals, io.env);
       address = options.address!;
+      tls = options.tls !== undefined;
       const ctx: CommandContext = {
         io,
         json: Boolean(globals.json),
         address,
+        tls,
         now,
         client: () => (client ??= connect(options)),
         out: (line) => io.stdout.write(`${line}\n`),
@@ -144,7 +147,7 @@ export async function runCli(argv: string[], io: CliIo, now: () => number = Date
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
     const { context, error } = unwrap(err);
-    io.stderr.write(describeError(error, address, context));
+    io.stderr.write(describeError(error, address, context, tls));
     return exitCodeFor(error);
   } finally {
     client?.close();

@@ -8,6 +8,8 @@ export interface CommandContext {
   json: boolean;
   /** The BBS address in use, for messages. */
   address: string;
+  /** Mutual TLS is configured. */
+  tls: boolean;
   client(): DiegoClient;
   now(): number;
   /** Writes a line to stdout. */

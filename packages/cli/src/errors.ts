@@ -1,7 +1,7 @@
 import { DiegoError } from "@diego/models";
 
 /** The lines `diego` prints on stderr for an error: what went wrong, the bad fields, and a hint when one helps. */
-export function describeError(err: unknown, address: string, context = ""): string {
+export function describeError(err: unknown, address: string, context = "", tls = false): string {
   const prefix = `diego: ${context}`;
   if (!(err instanceof DiegoError)) return `${prefix}${(err as Error)?.message ?? String(err)}\n`;
   switch (err.code) {
@@ -13,10 +13,10 @@ export function describeError(err: unknown, address: string, context = ""): stri
     case "UNAVAILABLE":
     case "DEADLINE_EXCEEDED": {
       const detail = err.message.replace(`BBS at ${address}: `, "");
-      return (
-        `${prefix}cannot reach the BBS at ${address}: ${detail}\n` +
-        `diego: is the BBS running there? Set --bbs-address or DIEGO_BBS_ADDR; a BBS with mutual TLS also needs --ca-file, --cert-file and --key-file.\n`
-      );
+      const hint = tls
+        ? "diego: is the BBS running there with mutual TLS, is its certificate signed by --ca-file, and does it trust the CA of --cert-file?\n"
+        : "diego: is the BBS running there? Set --bbs-address or DIEGO_BBS_ADDR; a BBS with mutual TLS also needs --ca-file, --cert-file and --key-file.\n";
+      return `${prefix}cannot reach the BBS at ${address}: ${detail}\n${hint}`;
     }
     default:
       return `${prefix}${err.message}\n`;

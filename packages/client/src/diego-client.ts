@@ -150,7 +150,12 @@ export class DiegoClient {
   /** Errors of the transport say which BBS could not be reached; every other error passes as it is. */
   private explain(err: unknown): unknown {
     if (DiegoError.is(err, "UNAVAILABLE") || DiegoError.is(err, "DEADLINE_EXCEEDED")) {
-      if (!err.message.includes(this.address)) return new DiegoError(err.code, `BBS at ${this.address}: ${err.message}`, err.violations);
+      // grpc-js details carry a timestamp and an empty resolution note: keep what a person can act on.
+      const detail = err.message
+        .replace(/\s*\(\d{4}-\d\d-\d\dT[^)]*\)/g, "")
+        .replace(/\.?\s*Resolution note:\s*$/, "")
+        .trim();
+      return new DiegoError(err.code, detail.includes(this.address) ? detail : `BBS at ${this.address}: ${detail}`, err.violations);
     }
     return err;
   }

@@ -19,7 +19,7 @@ export async function lifecycleCommand(ctx: CommandContext, verb: keyof typeof V
       await VERBS[verb].call(ctx, taskGuid);
       ctx.out(ctx.json ? JSON.stringify({ task_guid: taskGuid, status: VERBS[verb].past }) : `${VERBS[verb].past} task ${taskGuid}`);
     } catch (err) {
-      ctx.err(describeError(err, ctx.address, `${verb} ${taskGuid}: `));
+      ctx.err(describeError(err, ctx.address, `${verb} ${taskGuid}: `, ctx.tls));
       exit ||= exitCodeFor(err);
     }
   }

@@ -46,7 +46,7 @@ export async function runCommand(ctx: CommandContext, file: string, opts: RunOpt
     progress.around(() => ctx.err(`diego: cancelling task ${request.taskGuid} (Ctrl-C again to stop waiting)\n`));
     client.cancel(request.taskGuid).catch((err: unknown) => {
       // Already completed: it is about to be reported anyway.
-      if (!DiegoError.is(err, "FAILED_PRECONDITION")) progress.around(() => ctx.err(describeError(err, ctx.address, "cancel: ")));
+      if (!DiegoError.is(err, "FAILED_PRECONDITION")) progress.around(() => ctx.err(describeError(err, ctx.address, "cancel: ", ctx.tls)));
     });
   });
 
