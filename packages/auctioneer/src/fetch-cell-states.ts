@@ -1,0 +1,44 @@
+import type { Logger } from "@diego/kit";
+import type { CellPresence, cellv1 } from "@diego/proto";
+import type pLimit from "p-limit";
+import type { CellsPort } from "./ports.js";
+
+export interface CellStates {
+  /** Cells that answered for themselves and take work: their state and presence. */
+  answered: { presence: CellPresence; state: cellv1.CellState }[];
+  /** Live cells that sit this round out: no answer, another cell id, or draining. */
+  unreachable: CellPresence[];
+  /** State calls that failed, timed out or answered for another cell. */
+  failed: number;
+}
+
+/**
+ * Fetches the state of every live cell in parallel (each call with the State deadline). Cells that fail
+ * to answer, report another cell id or are draining are left out of this round (diego-reference 7.1).
+ */
+export async function fetchCellStates(cells: readonly CellPresence[], port: CellsPort, limit: ReturnType<typeof pLimit>, logger: Logger): Promise<CellStates> {
+  const out: CellStates = { answered: [], unreachable: [], failed: 0 };
+  await Promise.all(
+    cells.map((presence) =>
+      limit(async () => {
+        try {
+          const state = await port.state(presence);
+          if (state.cellId !== presence.cellId) {
+            out.failed++;
+            out.unreachable.push(presence);
+            logger.warn({ cellId: presence.cellId, address: presence.address, reported: state.cellId }, "cell answered for another cell id; left out of this auction");
+          } else if (state.draining) {
+            out.unreachable.push(presence);
+          } else {
+            out.answered.push({ presence, state });
+          }
+        } catch (err) {
+          out.failed++;
+          out.unreachable.push(presence);
+          logger.warn({ cellId: presence.cellId, address: presence.address, err: (err as Error).message }, "cell state request failed; left out of this auction");
+        }
+      }),
+    ),
+  );
+  return out;
+}
