@@ -34,6 +34,8 @@ export interface RunningBbs {
   store: TaskStore;
   controller: TaskController;
   converger: Converger;
+  /** WatchTasks subscribers. */
+  hub: EventHub;
   isLeader(): boolean;
   /** Drains and stops everything, in reverse order of starting. */
   stop(): Promise<void>;
@@ -200,6 +202,7 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
       store,
       controller,
       converger,
+      hub,
       isLeader: () => leadership.isLeader(),
       stop,
     };
