@@ -200,6 +200,7 @@ export class TaskRunner {
     await running;
     let failed = err !== undefined;
     let reason = err?.message ?? "";
+    if (failed && !signal.aborted && !(await this.containerExists())) reason = FailureReason.containerMissing;
     let result = "";
     if (task.resultFile && !signal.aborted) {
       try {
@@ -242,6 +243,11 @@ export class TaskRunner {
       for (const c of stale) await this.env.runtime.remove(c.id);
       return this.env.runtime.create(spec);
     }
+  }
+
+  private async containerExists(): Promise<boolean> {
+    const found = await this.env.runtime.list(containerLabels(this.env.cellId, this.work.taskGuid)).catch(() => undefined);
+    return found === undefined || found.some((c) => c.id === this.containerId && c.status === "running");
   }
 
   private async readResult(path: string): Promise<string> {

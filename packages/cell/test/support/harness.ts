@@ -42,7 +42,7 @@ export async function startHarness(
     workDir: join(tmpdir(), `diego-cell-test-${cellId}`),
     logLevel: process.env.DIEGO_TEST_LOG ?? "silent",
     gracefulShutdownInterval: 1000,
-    drainTimeout: 5000,
+    drainTimeout: 2000,
     ...values,
   });
   const runtime =
