@@ -95,7 +95,11 @@ export class GrpcServer {
 
   private context(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>, path: string) {
     const controller = new AbortController();
-    call.once("cancelled", () => controller.abort());
+    const onCancelled = () => controller.abort();
+    call.once("cancelled", onCancelled);
+    // grpc-js also emits "cancelled" once a finished call's stream closes; a finished call is not
+    // aborted (and aborting creates a DOMException with a stack trace, which costs on every call).
+    const finished = () => call.removeListener("cancelled", onCancelled);
     const context: CallContext = {
       signal: controller.signal,
       metadata: call.metadata,
@@ -103,7 +107,7 @@ export class GrpcServer {
       method: path,
       peerCommonName: commonName(call),
     };
-    return { context, controller };
+    return { context, controller, finished };
   }
 
   private unaryHandler(
@@ -114,15 +118,17 @@ export class GrpcServer {
     const path = methodPath(service, method);
     return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       const started = process.hrtime.bigint();
-      const { context } = this.context(call, path);
+      const { context, finished } = this.context(call, path);
       Promise.resolve()
         .then(() => handler(call.request, context))
         .then(
           (result) => {
+            finished();
             this.observe(path, Status.OK, started);
             callback(null, create(method.output, result as never));
           },
           (err: unknown) => {
+            finished();
             const st = toStatus(err);
             this.report(path, st.code ?? Status.INTERNAL, err);
             this.observe(path, st.code ?? Status.INTERNAL, started);
@@ -140,7 +146,7 @@ export class GrpcServer {
     const path = methodPath(service, method);
     return (call: ServerWritableStream<unknown, unknown>) => {
       const started = process.hrtime.bigint();
-      const { context, controller } = this.context(call, path);
+      const { context, controller, finished } = this.context(call, path);
       const run = async () => {
         for await (const item of handler(call.request, context)) {
           if (controller.signal.aborted) break;
@@ -159,10 +165,12 @@ export class GrpcServer {
       };
       run().then(
         () => {
+          finished();
           this.observe(path, Status.OK, started);
           if (!controller.signal.aborted) call.end();
         },
         (err: unknown) => {
+          finished();
           const st = toStatus(err);
           this.report(path, st.code ?? Status.INTERNAL, err);
           this.observe(path, st.code ?? Status.INTERNAL, started);
