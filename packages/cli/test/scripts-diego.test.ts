@@ -1,0 +1,44 @@
+import { execFile } from "node:child_process";
+import { resolve } from "node:path";
+import { FakeBbs } from "@diego/client/testing";
+
+// scripts/diego as a person runs it: a real process, its stdout, stderr and exit code.
+const script = resolve(import.meta.dirname, "../../../scripts/diego");
+let bbs: FakeBbs;
+
+beforeAll(async () => {
+  bbs = await FakeBbs.start();
+  bbs.autoRun = (task) => (task.annotation === "fail" ? { failed: true, failureReason: "DEMO: Exited with status 3" } : { result: "42" });
+});
+afterAll(() => bbs.stop());
+
+function diego(args: string[], options: { stdin?: string; env?: Record<string, string> } = {}) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
+    const child = execFile(script, args, { env: { ...process.env, DIEGO_BBS_ADDR: bbs.address, ...options.env }, timeout: 60_000 }, (err, stdout, stderr) =>
+      done({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
+    );
+    child.stdin?.end(options.stdin ?? "");
+  });
+}
+
+const task = (guid: string, annotation = "") =>
+  JSON.stringify({ task_guid: guid, domain: "scripts", root_fs: "docker:///diego/busybox", action: { run: { path: "/bin/true" } }, annotation });
+
+test("scripts/diego --help lists the commands", async () => {
+  const r = await diego(["--help"]);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain("Commands:");
+  expect(r.stdout).toMatch(/^ {2}run \[options\] <file>/m);
+  expect(r.stderr).toBe("");
+}, 60_000);
+
+test("run exits 0 with the result, 1 with the failure reason, and a missing BBS is 3", async () => {
+  const ok = await diego(["run", "-"], { stdin: task(`scripts-ok-${process.pid}`) });
+  expect(ok).toMatchObject({ code: 0, stdout: "42\n", stderr: "" });
+  const failed = await diego(["run", "-"], { stdin: task(`scripts-fail-${process.pid}`, "fail") });
+  expect(failed).toMatchObject({ code: 1, stdout: "" });
+  expect(failed.stderr).toBe(`diego: task scripts-fail-${process.pid} failed on cell-1: DEMO: Exited with status 3\n`);
+  const away = await diego(["list"], { env: { DIEGO_BBS_ADDR: "127.0.0.1:1" } });
+  expect(away.code).toBe(3);
+  expect(away.stderr).toContain("cannot reach the BBS at 127.0.0.1:1");
+}, 60_000);
