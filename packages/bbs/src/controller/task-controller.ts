@@ -50,7 +50,7 @@ export class TaskController {
     validateTaskCreateRequest(request);
     const { outcome } = await this.apply(request.taskGuid, "desire", "client", { request });
     const task = (outcome as Extract<Outcome, { kind: "put" }>).task;
-    taskLogger(this.o.logger, task).info("task desired");
+    this.info(task, "task desired");
     this.o.auction.enqueue([taskWork(task)]);
     return redactTask(task);
   }
@@ -70,7 +70,7 @@ export class TaskController {
     requireGuid(guid);
     const { before, outcome } = await this.apply(guid, "cancel", "client", {});
     const task = putTask(outcome);
-    taskLogger(this.o.logger, task).info("task cancelled");
+    this.info(task, "task cancelled");
     this.completed(task);
     if (before?.cellId && (before.state === TaskState.CLAIMED || before.state === TaskState.RUNNING)) {
       void this.stopOnCell(before.cellId, task);
@@ -97,7 +97,7 @@ export class TaskController {
     if (!task) throw new DiegoError("INTERNAL", "start deleted a task");
     if (outcome.kind === "put") {
       this.o.metrics?.tasksStarted.inc({ cell_id: cellId });
-      taskLogger(this.o.logger, task).info("task claimed");
+      this.info(task, "task claimed");
     }
     return { shouldStart: outcome.kind === "put", task };
   }
@@ -111,7 +111,7 @@ export class TaskController {
     requireFields({ task_guid: guid, cell_id: cellId });
     const { outcome } = await this.apply(guid, "complete", "cell", { cellId, failed, failureReason, result });
     const task = putTask(outcome);
-    taskLogger(this.o.logger, task).info({ failed, failureReason: task.failureReason }, "task completed");
+    this.info(task, "task completed", { failed, failureReason: task.failureReason });
     this.completed(task);
   }
 
@@ -127,13 +127,12 @@ export class TaskController {
       maxRetries: this.o.maxTaskRetries,
     });
     const task = putTask(outcome);
-    const log = taskLogger(this.o.logger, task);
     if (task.state === TaskState.COMPLETED) {
-      log.info({ rejections: task.rejectionCount, reason }, "task rejected too often; failed");
+      this.info(task, "task rejected too often; failed", { rejections: task.rejectionCount, reason });
       this.completed(task);
       return { failed: true };
     }
-    log.info({ rejections: task.rejectionCount, reason }, "task rejected; auctioning it again");
+    this.info(task, "task rejected; auctioning it again", { rejections: task.rejectionCount, reason });
     this.o.auction.enqueue([taskWork(task)]);
     return { failed: false };
   }
@@ -193,6 +192,11 @@ export class TaskController {
   }
 
   // ---- helpers ----
+
+  /** An info line about a task (taskGuid, domain, cellId), skipped cheaply when info is off. */
+  private info(task: Task, msg: string, fields: Record<string, unknown> = {}): void {
+    if (this.o.logger.isLevelEnabled("info")) taskLogger(this.o.logger, task).info(fields, msg);
+  }
 
   private async apply<N extends TransitionName>(guid: string, name: N, actor: Actor, args: TransitionArgs[N]): Promise<ApplyResult> {
     const now = this.o.now();
