@@ -275,7 +275,7 @@ describe("run", () => {
     const g = guid(); // no plan: it stays PENDING until cancelled
     const f = fakeIo({ env: { DIEGO_BBS_ADDR: bbs.address }, stdin: taskFile(g) });
     const running = runCli(["run", "-", "--poll-interval", "100ms"], f.io);
-    await until(() => bbs.tasks.has(g) && f.listening());
+    await until(() => f.listening()); // even before the BBS has the task, Ctrl-C means: cancel it
     f.interrupt();
     expect(await running).toBe(130);
     expect(f.stderr()).toContain(`cancelling task ${g}`);
@@ -291,7 +291,7 @@ describe("run", () => {
     f.interrupt();
     f.interrupt();
     expect(await running).toBe(130);
-    expect(f.stderr()).toContain(`stopped waiting; task ${g} goes on (see: diego get ${g})`);
+    expect(f.stderr()).toContain(`stopped waiting for task ${g} (see: diego get ${g})`);
     expect(bbs.tasks.has(g)).toBe(true);
   });
 

@@ -24,7 +24,7 @@ export interface RunOptions {
  * `diego run <file.json|-> [--wait] [--logs] [--no-resolve]`: desires the task, shows a progress line
  * on a terminal, follows it to completion, prints its result (stdout) or its failure reason (stderr),
  * resolves and deletes it. Exit 0 when it succeeded, 1 when it failed. The first Ctrl-C cancels the
- * task (exit 130 once it has stopped); a second stops waiting and leaves it running.
+ * task, as soon as the BBS has it (exit 130 once it has stopped); a second stops waiting.
  */
 export async function runCommand(ctx: CommandContext, file: string, opts: RunOptions): Promise<number> {
   if (!opts.wait) return desireCommand(ctx, file);
@@ -37,17 +37,21 @@ export async function runCommand(ctx: CommandContext, file: string, opts: RunOpt
   let desired = false;
   let cancelRequested = false;
 
+  const sendCancel = () => {
+    client.cancel(request.taskGuid).catch((err: unknown) => {
+      // Already completed: it is about to be reported anyway.
+      if (!DiegoError.is(err, "FAILED_PRECONDITION")) progress.around(() => ctx.err(describeError(err, ctx.address, "cancel: ", ctx.tls)));
+    });
+  };
+  // First Ctrl-C: cancel the task (as soon as it exists); second: stop waiting.
   const release = ctx.io.onInterrupt(() => {
-    if (!desired || cancelRequested) {
+    if (cancelRequested) {
       stop.abort();
       return;
     }
     cancelRequested = true;
     progress.around(() => ctx.err(`diego: cancelling task ${request.taskGuid} (Ctrl-C again to stop waiting)\n`));
-    client.cancel(request.taskGuid).catch((err: unknown) => {
-      // Already completed: it is about to be reported anyway.
-      if (!DiegoError.is(err, "FAILED_PRECONDITION")) progress.around(() => ctx.err(describeError(err, ctx.address, "cancel: ", ctx.tls)));
-    });
+    if (desired) sendCancel();
   });
 
   const logs = opts.logs
@@ -63,6 +67,7 @@ export async function runCommand(ctx: CommandContext, file: string, opts: RunOpt
       pollIntervalMs,
       resolve: opts.resolve,
       onProgress: (t) => {
+        if (!desired && cancelRequested) sendCancel();
         desired = true;
         progress.update(t);
         if (logs && (t.cellId || t.state >= TaskState.COMPLETED)) logs.start();
@@ -72,8 +77,8 @@ export async function runCommand(ctx: CommandContext, file: string, opts: RunOpt
   } catch (err) {
     progress.stop();
     logs?.abort();
-    if (stop.signal.aborted && desired) {
-      ctx.err(`diego: stopped waiting; task ${request.taskGuid} goes on (see: diego get ${request.taskGuid})\n`);
+    if (stop.signal.aborted) {
+      ctx.err(`diego: stopped waiting for task ${request.taskGuid} (see: diego get ${request.taskGuid})\n`);
       return ExitCode.interrupted;
     }
     throw err;
