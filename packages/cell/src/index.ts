@@ -51,6 +51,8 @@ export type RunningCell = (() => Promise<void>) & {
   cell: Cell;
   reconciler: Reconciler;
   heartbeat: Heartbeat;
+  /** Whether disk_mb is enforced here, and why (probed at start). */
+  diskQuota: { enforced: boolean; reason: string };
   /** Stops at once without draining or deregistering (as a crash would, for tests); containers stay. */
   crash(): Promise<void>;
 };
@@ -63,6 +65,7 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
 
   let runtime: ContainerRuntime;
   let diskQuota: boolean;
+  let diskQuotaReason = "the runtime enforces disk_mb";
   let dataRoot = tmpdir();
   if (overrides.runtime) {
     runtime = overrides.runtime;
@@ -74,6 +77,7 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
     await docker.prepareHelper(config.helperImage);
     const probe = await docker.probeDiskQuota(config.helperImage);
     diskQuota = probe.enforced;
+    diskQuotaReason = probe.reason;
     if (probe.enforced) logger.info({ driver: info.driver }, `disk_mb is enforced: ${probe.reason}`);
     else logger.warn({ driver: info.driver }, `disk_mb is NOT enforced on this cell: ${probe.reason} (use a btrfs data root for quotas)`);
     runtime = docker;
@@ -173,7 +177,7 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
     await status.close();
     closeClients();
   };
-  return Object.assign(stop, { address, statusPort, cell, reconciler, heartbeat, crash });
+  return Object.assign(stop, { address, statusPort, cell, reconciler, heartbeat, crash, diskQuota: { enforced: diskQuota, reason: diskQuotaReason } });
 }
 
 function tlsFiles(config: CellConfig): TlsFiles | undefined {

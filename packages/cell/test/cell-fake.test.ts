@@ -9,7 +9,7 @@ import { eventually, startHarness, uniqueId, type Harness } from "./support/harn
 
 type TaskInit = MessageInitShape<typeof TaskCreateRequestSchema>;
 const sh = (script: string, extra: Record<string, unknown> = {}) => ({ action: { case: "run" as const, value: { path: "/bin/sh", args: ["-c", script], ...extra } } });
-const task = (guid: string, over: Partial<TaskInit> = {}): TaskInit => ({ taskGuid: guid, domain: "d", rootFs: "docker:///diego/busybox", action: sh("true"), ...over });
+const task = (guid: string, over: Partial<TaskInit> = {}): TaskInit => ({ taskGuid: guid, domain: "d", rootFs: "docker:///diego/busybox", action: sh("true"), ...over }) as TaskInit;
 
 describe("cell on the fake runtime", () => {
   let h: Harness;

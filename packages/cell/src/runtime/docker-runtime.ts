@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { mkdir, readFile, readdir, rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
@@ -85,10 +86,7 @@ export class DockerRuntime implements ContainerRuntime {
         MemorySwap: memory || undefined,
         CpuShares: spec.cpuShares || undefined,
         PidsLimit: spec.maxPids || undefined,
-        Privileged: spec.privileged,
-        SecurityOpt: spec.privileged ? [] : ["no-new-privileges"],
-        CapDrop: spec.privileged ? [] : ["ALL"],
-        CapAdd: spec.privileged ? [] : TASK_CAPABILITIES,
+        ...(spec.privileged ? privilegedConfig() : { SecurityOpt: ["no-new-privileges"], CapDrop: ["ALL"], CapAdd: TASK_CAPABILITIES }),
         NetworkMode: spec.network ? "bridge" : "none",
         StorageOpt: spec.diskMb > 0 ? { size: `${spec.diskMb}M` } : undefined,
       },
@@ -269,20 +267,35 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
-  /** Whether the storage driver enforces a size quota: creates (never starts) a container with one. */
+  /**
+   * Whether disk_mb can be enforced: a container with a 16M size quota (the driver must accept it)
+   * writes 40M (the write must fail). btrfs with inconsistent qgroups accepts quotas it does not
+   * enforce; this catches that too.
+   */
   async probeDiskQuota(image: string): Promise<{ enforced: boolean; reason: string }> {
     const { driver } = await this.engineInfo();
+    let c: Docker.Container;
     try {
-      const c = await this.docker.createContainer({
+      c = await this.docker.createContainer({
         Image: image,
-        Entrypoint: ["/bin/true"],
+        Entrypoint: ["/bin/busybox"],
+        Cmd: ["sh", "-c", "dd if=/dev/zero of=/tmp/diego-quota-probe bs=1M count=40 2>/dev/null"],
         Labels: { "diego.helper": "1" },
-        HostConfig: { StorageOpt: { size: "16M" } },
+        HostConfig: { StorageOpt: { size: "16M" }, NetworkMode: "none" },
       });
-      await c.remove({ force: true }).catch(() => undefined);
-      return { enforced: true, reason: `storage driver ${driver} supports size quotas` };
     } catch (err) {
       return { enforced: false, reason: `storage driver ${driver} refuses a size quota: ${engineMessage(err)}` };
+    }
+    try {
+      await c.start();
+      const { StatusCode } = (await c.wait()) as { StatusCode: number };
+      return StatusCode !== 0
+        ? { enforced: true, reason: `storage driver ${driver} enforces size quotas` }
+        : { enforced: false, reason: `storage driver ${driver} accepts a size quota but does not enforce it (a 40M write passed a 16M quota; on btrfs run \`btrfs quota rescan -w <data root>\`)` };
+    } catch (err) {
+      return { enforced: false, reason: `quota probe failed: ${engineMessage(err)}` };
+    } finally {
+      await c.remove({ force: true }).catch(() => undefined);
     }
   }
 
@@ -291,6 +304,37 @@ export class DockerRuntime implements ContainerRuntime {
     const info = (await this.docker.info()) as { Driver: string; DockerRootDir: string };
     return { driver: info.Driver, dataRoot: info.DockerRootDir };
   }
+}
+
+const CAPABILITY_NAMES = [
+  "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP", "LINUX_IMMUTABLE",
+  "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT",
+  "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE",
+  "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ",
+];  // PERFMON, BPF and CHECKPOINT_RESTORE are unknown to Docker 20.10's capability list
+
+let privileged: Record<string, unknown> | undefined;
+
+/**
+ * A privileged task: Docker's --privileged when this host's capability bounding set holds every
+ * capability; otherwise (a sandboxed host, where --privileged fails with "unable to apply caps") every
+ * capability the host has, without seccomp or AppArmor confinement.
+ */
+export function privilegedConfig(): Record<string, unknown> {
+  if (privileged) return privileged;
+  let bounding = -1n;
+  try {
+    const m = /^CapBnd:\s+([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"));
+    if (m) bounding = BigInt(`0x${m[1]}`);
+  } catch {
+    // not Linux: assume everything
+  }
+  const names = CAPABILITY_NAMES.filter((_, bit) => bounding < 0n || (bounding >> BigInt(bit)) & 1n);
+  privileged =
+    names.length === CAPABILITY_NAMES.length
+      ? { Privileged: true }
+      : { Privileged: false, CapAdd: names, SecurityOpt: ["seccomp=unconfined", "apparmor=unconfined"] };
+  return privileged;
 }
 
 function labelFilters(labels: Record<string, string>): string[] {

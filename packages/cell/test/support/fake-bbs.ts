@@ -13,7 +13,6 @@ import {
   cellv1,
   type CellPresence,
   type Task,
-  type TaskCreateRequest,
 } from "@diego/proto";
 import { createClient, createLogger, GrpcServer, type ServiceClient, type ServiceImpl } from "@diego/kit";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -122,8 +121,8 @@ export class FakeBbs {
   }
 
   /** Stores a task PENDING and (with autoPlace) sends it to the first live cell, like the auctioneer. */
-  async desire(init: TaskCreateRequest | MessageInitShape<typeof TaskCreateRequestSchema>): Promise<Task> {
-    const req = create(TaskCreateRequestSchema, init as MessageInitShape<typeof TaskCreateRequestSchema>);
+  async desire(init: MessageInitShape<typeof TaskCreateRequestSchema>): Promise<Task> {
+    const req = create(TaskCreateRequestSchema, init);
     validateTaskCreateRequest(req);
     this.apply("desire", "client", req.taskGuid, { request: req });
     const task = this.tasks.get(req.taskGuid)!;
