@@ -16,7 +16,15 @@ export function freePort(): Promise<number> {
 }
 
 /** An etcd of the benchmark's own: a data dir of its own and free ports; `stop` removes both. */
-export async function startLocalEtcd(): Promise<{ url: string; stop(): Promise<void> }> {
+export interface LocalEtcd {
+  url: string;
+  /** Freezes etcd (SIGSTOP): it stops answering without closing connections. */
+  pause(): void;
+  resume(): void;
+  stop(): Promise<void>;
+}
+
+export async function startLocalEtcd(): Promise<LocalEtcd> {
   const [clientPort, peerPort] = [await freePort(), await freePort()];
   const dataDir = mkdtempSync(join(tmpdir(), "diego-bench-etcd-"));
   const url = `http://127.0.0.1:${clientPort}`;
@@ -44,8 +52,11 @@ export async function startLocalEtcd(): Promise<{ url: string; stop(): Promise<v
   }
   return {
     url,
+    pause: () => void child.kill("SIGSTOP"),
+    resume: () => void child.kill("SIGCONT"),
     stop: async () => {
       if (child.exitCode === null) {
+        child.kill("SIGCONT");
         const exited = new Promise((r) => child.once("exit", r));
         child.kill("SIGTERM");
         await exited;
