@@ -65,6 +65,7 @@ export class AuctionRunner {
   private retryAt = Infinity;
   private generation = 0;
   private lastUnreachableWarning = 0;
+  private readonly warnedCells = new Map<string, number>();
   private readonly roundListeners = new Set<(report: AuctionReport) => void>();
 
   constructor(private readonly options: AuctionRunnerOptions) {
@@ -161,7 +162,7 @@ export class AuctionRunner {
     }
     cells.retain(presences);
     const fetchStarted = performance.now();
-    const states = await fetchCellStates(presences, cells, this.limit, logger);
+    const states = await fetchCellStates(presences, cells, this.limit, logger, this.warnedCells);
     metrics?.fetchStatesDuration.observe((performance.now() - fetchStarted) / 1000);
     metrics?.failedCellStateRequests.inc(states.failed);
     if (generation !== this.generation) return;

@@ -16,7 +16,20 @@ export interface CellStates {
  * Fetches the state of every live cell in parallel (each call with the State deadline). Cells that fail
  * to answer, report another cell id or are draining are left out of this round (diego-reference 7.1).
  */
-export async function fetchCellStates(cells: readonly CellPresence[], port: CellsPort, limit: ReturnType<typeof pLimit>, logger: Logger): Promise<CellStates> {
+export async function fetchCellStates(
+  cells: readonly CellPresence[],
+  port: CellsPort,
+  limit: ReturnType<typeof pLimit>,
+  logger: Logger,
+  warned: Map<string, number> = new Map(),
+): Promise<CellStates> {
+  // One warning per cell per minute: a dead cell stays listed until its presence expires.
+  const warn = (cellId: string, fields: object, msg: string) => {
+    const now = Date.now();
+    if (now - (warned.get(cellId) ?? 0) < 60_000) return;
+    warned.set(cellId, now);
+    logger.warn({ cellId, ...fields }, msg);
+  };
   const out: CellStates = { answered: [], unreachable: [], failed: 0 };
   await Promise.all(
     cells.map((presence) =>
@@ -26,16 +39,17 @@ export async function fetchCellStates(cells: readonly CellPresence[], port: Cell
           if (state.cellId !== presence.cellId) {
             out.failed++;
             out.unreachable.push(presence);
-            logger.warn({ cellId: presence.cellId, address: presence.address, reported: state.cellId }, "cell answered for another cell id; left out of this auction");
+            warn(presence.cellId, { address: presence.address, reported: state.cellId }, "cell answered for another cell id; left out of auctions until it answers for itself");
           } else if (state.draining) {
             out.unreachable.push(presence);
           } else {
             out.answered.push({ presence, state });
+            warned.delete(presence.cellId);
           }
         } catch (err) {
           out.failed++;
           out.unreachable.push(presence);
-          logger.warn({ cellId: presence.cellId, address: presence.address, err: (err as Error).message }, "cell state request failed; left out of this auction");
+          warn(presence.cellId, { address: presence.address, err: (err as Error).message }, "cell state request failed; left out of auctions until it answers");
         }
       }),
     ),
