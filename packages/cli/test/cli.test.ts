@@ -339,6 +339,16 @@ describe("watch, logs, cells", () => {
     }
   });
 
+  test("watch exits 3 when the BBS goes away", async () => {
+    const other = await FakeBbs.start();
+    const f = fakeIo({ env: { DIEGO_BBS_ADDR: other.address } });
+    const watching = runCli(["watch"], f.io);
+    await until(() => other.calls.includes("WatchTasks"));
+    await other.stop();
+    expect(await watching).toBe(3);
+    expect(f.stderr()).toContain(other.address);
+  });
+
   test("logs prints the output so far; --follow until the task completes; --json log lines", async () => {
     const g = guid();
     await run(["desire", "-"], { stdin: taskFile(g) });

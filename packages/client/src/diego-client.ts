@@ -102,12 +102,12 @@ export class DiegoClient {
 
   /** Every task change from now on (created / changed / removed), filtered by domain when given, until `signal` aborts. */
   watch(filter: { domain?: string } = {}, options: { signal?: AbortSignal } = {}): AsyncIterable<TaskEvent> {
-    return this.stream(() => this.tasks.watchTasks({ domain: filter.domain }, options));
+    return this.stream(() => this.tasks.watchTasks({ domain: filter.domain }, options), options.signal);
   }
 
   /** The task's container output so far and, with `follow`, the lines that come until it completes. */
   logs(taskGuid: string, options: { follow?: boolean; signal?: AbortSignal } = {}): AsyncIterable<LogLine> {
-    return this.stream(() => this.tasks.taskLogs({ taskGuid, follow: options.follow ?? false }, { signal: options.signal }));
+    return this.stream(() => this.tasks.taskLogs({ taskGuid, follow: options.follow ?? false }, { signal: options.signal }), options.signal);
   }
 
   /** The cells that are alive now, with their capacity. */
@@ -139,10 +139,14 @@ export class DiegoClient {
     }
   }
 
-  private async *stream<T>(open: () => AsyncIterable<T>): AsyncGenerator<T> {
+  private async *stream<T>(open: () => AsyncIterable<T>, signal: AbortSignal | undefined): AsyncGenerator<T> {
     try {
       yield* open();
     } catch (err) {
+      // CANCELLED that this side did not ask for means the server cut the stream off (it stopped).
+      if (DiegoError.is(err, "CANCELLED") && !signal?.aborted) {
+        throw new DiegoError("UNAVAILABLE", `BBS at ${this.address}: the stream was cut off (${err.message})`);
+      }
       throw this.explain(err);
     }
   }
