@@ -185,7 +185,6 @@ export class AuctionRunner {
     const toReject = new Map<string, string>();
     let placed = 0;
     let refused = 0;
-    let commitErrors = 0;
     await Promise.all(
       result.placements.map((placement) =>
         this.limit(async () => {
@@ -206,10 +205,15 @@ export class AuctionRunner {
               if (count >= this.options.maxCellRefusals) toReject.set(task.taskGuid, reason);
             }
           } catch (err) {
-            // The cell may or may not have taken the work: keep the tasks for the next auction. Perform is
-            // idempotent per guid, and a second reservation elsewhere loses the claim (StartTask) harmlessly.
-            commitErrors++;
-            logger.warn({ cellId: placement.cellId, tasks: placement.tasks.length, err: (err as Error).message }, "sending work to the cell failed; the tasks go to the next auction");
+            // The cell may or may not have taken the work. Count it as a refusal: the tasks go to another
+            // cell next auction. Should the cell have reserved them after all, only one cell's StartTask
+            // can win, so a task still runs at most once.
+            const reason = `cell ${placement.cellId} did not take the work: ${(err as Error).message}`;
+            logger.warn({ cellId: placement.cellId, tasks: placement.tasks.length, err: (err as Error).message }, "sending work to the cell failed; the tasks go to another cell");
+            for (const task of placement.tasks) {
+              refused++;
+              if (this.tracked.refused(task.taskGuid, { cellId: placement.cellId, reason }) >= this.options.maxCellRefusals) toReject.set(task.taskGuid, reason);
+            }
           }
         }),
       ),
@@ -239,8 +243,8 @@ export class AuctionRunner {
     metrics?.tasksWaiting.set(this.tracked.size);
     metrics?.auctionDuration.observe((performance.now() - started) / 1000);
     logger.debug(report, "auction done");
-    // Refused work and failed commits go again at once; tasks waiting for capacity after the retry interval.
-    this.retryAt = this.tracked.size === 0 ? Infinity : refused > 0 || commitErrors > 0 ? this.now() : this.now() + this.options.retryIntervalMs;
+    // Refused work goes again at once (to other cells); tasks waiting for capacity after the retry interval.
+    this.retryAt = this.tracked.size === 0 ? Infinity : refused > 0 ? this.now() : this.now() + this.options.retryIntervalMs;
     for (const listener of this.roundListeners) listener(report);
     logResult(logger, result, placed);
   }

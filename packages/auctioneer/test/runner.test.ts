@@ -181,3 +181,13 @@ test("the BBS being down pauses auctions without losing tasks", async () => {
   c.bbs.listCellsFails = false;
   await waitFor("placed", () => c.bbs.tasks.get("t")!.state === "CLAIMED");
 });
+
+test("work a cell does not answer Perform for goes to another cell", async () => {
+  c = await cluster([cellConfig("cell-1"), cellConfig("cell-2")]);
+  await active(c);
+  c.cells.behaviour("cell-1").performFails = true;
+  await c.bbs.desire(Array.from({ length: 4 }, (_, i) => work(`t${i}`)));
+  await waitFor("all claimed", () => c.bbs.count("CLAIMED") === 4);
+  expect(c.cells.cell("cell-2")!.taskGuids).toHaveLength(4);
+  expect(c.bbs.rejections).toEqual([]);
+});
