@@ -261,6 +261,7 @@ async function endToEnd() {
   await bbs.desire(tasks);
   await until(() => bbs.count("CLAIMED") === singles + burst);
   const burstSeconds = (performance.now() - b0) / 1000;
+  await until(() => rounds.reduce((a, r) => a + r.tasks, 0) >= burst); // the last auction reports after its Performs
   const fetchMetric = await auctioneer.metrics.registry.getSingleMetric("AuctioneerFetchStatesDuration")!.get();
   const named = (name: string) => fetchMetric.values.find((v) => (v as { metricName?: string }).metricName === name)?.value;
   const sum = named("AuctioneerFetchStatesDuration_sum") ?? 0;
