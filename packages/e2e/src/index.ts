@@ -4,3 +4,4 @@ export * from "./tasks.js";
 export * from "./invalid-requests.js";
 export * from "./http-receiver.js";
 export * from "./etcd.js";
+export * from "./cli.js";
