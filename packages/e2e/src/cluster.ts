@@ -38,6 +38,7 @@ export class Cluster {
   private readonly cellProcesses = new Map<string, CellProcess>();
   private bbsProcess!: ServiceProcess;
   private auctioneerProcess!: ServiceProcess;
+  auctioneerStatusAddress = "";
 
   private constructor(
     readonly options: ClusterOptions,
@@ -91,6 +92,7 @@ export class Cluster {
 
     const auctioneerAddress = `127.0.0.1:${await freePort()}`;
     const auctioneerStatus = `127.0.0.1:${await freePort()}`;
+    this.auctioneerStatusAddress = auctioneerStatus;
     this.auctioneerProcess = new ServiceProcess(
       "auctioneer",
       "auctioneer",
