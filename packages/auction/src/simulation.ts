@@ -1,7 +1,13 @@
 import { compatibility } from "./compatibility.js";
 import { demand, fits } from "./fit.js";
 import { schedule } from "./schedule.js";
-import type { CellSnapshot, Resources, RootFsProvider, ScheduleOptions, ScheduleResult, TaskRequest } from "./types.js";
+import type { CellSnapshot, Resources, ScheduleOptions, ScheduleResult, TaskRequest } from "./types.js";
+
+/** A root_fs provider as a simulated cell reports it (mutable arrays, like a protobuf message). */
+export interface SimulatedRootFsProvider {
+  scheme: string;
+  names: string[];
+}
 
 /**
  * Simulated cells: the capacity bookkeeping of a cell's rep without containers, for tests and the
@@ -13,7 +19,7 @@ export interface SimulatedCellConfig {
   cellId: string;
   zone?: string;
   stacks?: string[];
-  rootfsProviders?: RootFsProvider[];
+  rootfsProviders?: SimulatedRootFsProvider[];
   placementTags?: string[];
   optionalPlacementTags?: string[];
   total: Resources;
@@ -36,7 +42,7 @@ export interface SimulatedCellState extends CellSnapshot {
   cellId: string;
   zone: string;
   stacks: string[];
-  rootfsProviders: RootFsProvider[];
+  rootfsProviders: SimulatedRootFsProvider[];
   placementTags: string[];
   optionalPlacementTags: string[];
   total: Resources;
