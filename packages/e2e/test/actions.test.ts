@@ -48,9 +48,10 @@ afterAll(async () => {
   await files?.close();
 });
 
+/** Runs a task to completion; its result_file is /tmp/result only when the test reads a result. */
 async function runTask(action: JsonValue, extra: Record<string, JsonValue> = {}): Promise<Task> {
   const guid = uniqueGuid("act");
-  await cluster.tasks.desireTask(fixtureTask("hello.json", guid, { action, ...extra }));
+  await cluster.tasks.desireTask(fixtureTask("hello.json", guid, { result_file: "", action, ...extra }));
   const task = await waitForState(cluster.tasks, guid, [TaskState.COMPLETED], 180_000);
   return task;
 }
@@ -66,10 +67,12 @@ async function logsOf(guid: string): Promise<LogLine[]> {
   return lines;
 }
 
+const withResult = { result_file: "/tmp/result" };
 const sh = (script: string, more: Record<string, JsonValue> = {}) => ({ run: { path: "/bin/sh", args: ["-c", script], ...more } });
 
 test("env layering: task env, then the run action's env wins", async () => {
   const task = await runTask(sh('printf "%s %s" "$GREETING" "$ONLY_TASK" > /tmp/result', { env: [{ name: "GREETING", value: "from-action" }] }), {
+    ...withResult,
     env: [
       { name: "GREETING", value: "from-task" },
       { name: "ONLY_TASK", value: "task-value" },
@@ -80,7 +83,7 @@ test("env layering: task env, then the run action's env wins", async () => {
 });
 
 test("run honours dir, user and args", async () => {
-  const task = await runTask({ run: { path: "/bin/sh", args: ["-c", 'printf "%s:%s" "$(pwd)" "$(id -un)" > /tmp/result'], dir: "/tmp", user: "vcap" } });
+  const task = await runTask({ run: { path: "/bin/sh", args: ["-c", 'printf "%s:%s" "$(pwd)" "$(id -un)" > /tmp/result'], dir: "/tmp", user: "vcap" } }, withResult);
   expect(task).toMatchObject({ failed: false, result: "/tmp:vcap" });
   await done(task);
 });
@@ -88,7 +91,7 @@ test("run honours dir, user and args", async () => {
 test("serial runs in order and stops at the first failure", async () => {
   const task = await runTask({
     serial: { actions: [sh("printf a >> /tmp/result"), sh("printf b >> /tmp/result; exit 2"), sh("printf c >> /tmp/result")] },
-  });
+  }, withResult);
   expect(task).toMatchObject({ failed: true, failureReason: "DEMO: Exited with status 2", result: "ab" });
   await done(task);
 });
@@ -104,7 +107,7 @@ test("parallel waits for all and joins the errors", async () => {
 });
 
 test("try swallows a failure", async () => {
-  const task = await runTask({ serial: { actions: [{ try: { action: sh("exit 9") } }, sh("printf ok > /tmp/result")] } });
+  const task = await runTask({ serial: { actions: [{ try: { action: sh("exit 9") } }, sh("printf ok > /tmp/result")] } }, withResult);
   expect(task).toMatchObject({ failed: false, result: "ok" });
   await done(task);
 });
@@ -142,7 +145,7 @@ test("download: a plain file and a tgz archive with a checksum, fetched by the c
         sh("cat /tmp/plain.txt /tmp/bundle/inner/hello.txt > /tmp/result"),
       ],
     },
-  });
+  }, withResult);
   expect(task).toMatchObject({ failed: false, result: `${plain}from the archive\n` });
   await done(task);
 });
@@ -172,7 +175,7 @@ test("the memory limit kills a process that exceeds it: (out of memory)", async 
 });
 
 test("the disk limit stops writes beyond disk_mb", async () => {
-  const task = await runTask(sh("dd if=/dev/zero of=/tmp/big bs=1M count=100 2>/dev/null; du -m /tmp/big | cut -f1 > /tmp/result; exit 0"), { disk_mb: 20 });
+  const task = await runTask(sh("dd if=/dev/zero of=/tmp/big bs=1M count=100 2>/dev/null; du -m /tmp/big | cut -f1 > /tmp/result; exit 0"), { ...withResult, disk_mb: 20 });
   expect(task.failed).toBe(false);
   expect(Number(task.result)).toBeLessThan(25);
   await done(task);
@@ -215,7 +218,7 @@ test("an image that cannot be found fails the task with its reference", async ()
 });
 
 test("preloaded:busybox runs the local image", async () => {
-  const task = await runTask(sh("printf pre > /tmp/result"), { root_fs: "preloaded:busybox" });
+  const task = await runTask(sh("printf pre > /tmp/result"), { ...withResult, root_fs: "preloaded:busybox" });
   expect(task).toMatchObject({ failed: false, result: "pre" });
   await done(task);
 });

@@ -28,7 +28,7 @@ test("50 tasks spread over both cells", async () => {
   await Promise.all(
     guids.map((guid) =>
       cluster.tasks.desireTask(
-        fixtureTask("hello.json", guid, { memory_mb: 0, disk_mb: 0, action: { run: { path: "/bin/sleep", args: ["2"] } } }),
+        fixtureTask("hello.json", guid, { memory_mb: 0, disk_mb: 0, result_file: "", action: { run: { path: "/bin/sleep", args: ["2"] } } }),
       ),
     ),
   );
@@ -70,7 +70,7 @@ test("an optional placement tag lands the task on the cell that offers it", asyn
 
 test("a task waiting for capacity stays PENDING and starts when capacity frees up", async () => {
   const big = (guid: string, seconds: string) =>
-    fixtureTask("hello.json", guid, { memory_mb: 800, action: { run: { path: "/bin/sleep", args: [seconds] } } });
+    fixtureTask("hello.json", guid, { memory_mb: 800, result_file: "", action: { run: { path: "/bin/sleep", args: [seconds] } } });
   const holders = [uniqueGuid("hold"), uniqueGuid("hold")];
   for (const g of holders) await cluster.tasks.desireTask(big(g, "8"));
   await Promise.all(holders.map((g) => waitForState(cluster.tasks, g, [TaskState.RUNNING])));
