@@ -9,11 +9,13 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient, createLogger, GrpcServer } from "@diego/kit";
-import { auctioneerv1, TaskLifecycleService, TaskService, TaskState, type Task } from "@diego/proto";
 import { create } from "@bufbuild/protobuf";
-import { TaskSchema } from "@diego/proto";
+import { transition } from "@diego/models";
+import { auctioneerv1, TaskCreateRequestSchema, TaskLifecycleService, TaskSchema, TaskService, TaskState, type Task } from "@diego/proto";
 import { Etcd3 } from "etcd3";
+import { EtcdConnection } from "../src/etcd/etcd-connection.js";
 import { Keys } from "../src/keys.js";
+import { EtcdTaskStore } from "../src/store/etcd-task-store.js";
 import { encodeTask } from "../src/store/task-entry.js";
 import { freePort, startLocalEtcd } from "./local-etcd.js";
 
@@ -42,7 +44,15 @@ async function main() {
     console.log(`  1 client    ${fmt(cas1)} txn/s`);
     console.log(`  32 clients  ${fmt(cas32)} txn/s\n`);
 
-    // 2. Full lifecycles through the BBS's gRPC API, the BBS in a process of its own.
+    // 2a. The same lifecycles straight on the etcd task store (in this process, no gRPC): the
+    // store and its write coalescer alone.
+    const store1 = await storeLifecycles(etcdUrl, 1);
+    const store32 = await storeLifecycles(etcdUrl, 32);
+    console.log("lifecycles on the etcd task store itself (no gRPC; 6 CAS writes each, grouped by the write coalescer):");
+    console.log(`  1 client    ${fmt(store1.rate)} lifecycles/s (${fmt(store1.tasksPerTxn, 1)} tasks per txn)`);
+    console.log(`  32 clients  ${fmt(store32.rate)} lifecycles/s (${fmt(store32.tasksPerTxn, 1)} tasks per txn); ${fmt((store32.rate * 6) / cas32, 2)} task writes per raw CAS txn\n`);
+
+    // 2b. Full lifecycles through the BBS's gRPC API, the BBS in a process of its own.
     const prefix = `/bench-${Date.now()}`;
     const bbs = await spawnBbs(etcdUrl, prefix, auctioneer.address, []);
     children.push(bbs.child);
@@ -140,6 +150,54 @@ async function lifecycles(address: string, clients: number): Promise<number> {
   tasks.close();
   lifecycle.close();
   return done / SECONDS;
+}
+
+async function storeLifecycles(etcdUrl: string, clients: number): Promise<{ rate: number; tasksPerTxn: number }> {
+  const etcd = new EtcdConnection({ endpoints: [etcdUrl], requestTimeoutMs: 10_000, probeIntervalMs: 5_000, logger });
+  await etcd.start();
+  const prefix = `/bench-store-${clients}-${Date.now()}`;
+  let txns = 0;
+  let tasksInTxns = 0;
+  const store = new EtcdTaskStore({
+    etcd,
+    keys: new Keys(prefix),
+    logger,
+    observeTxn: (tasks) => {
+      txns++;
+      tasksInTxns += tasks;
+    },
+  });
+  await store.start();
+  const now = () => BigInt(Date.now()) * 1_000_000n;
+  let n = 0;
+  let done = 0;
+  const run = async (worker: number, until: number, count: () => void) => {
+    while (Date.now() < until) {
+      const g = `store-${worker}-${n++}`;
+      const request = create(TaskCreateRequestSchema, {
+        taskGuid: g,
+        domain: "bench",
+        rootFs: "docker:///diego/busybox",
+        action: { action: { case: "run", value: { path: "/bin/true", user: "root" } } },
+      });
+      const cellId = "sim-cell";
+      await store.apply(g, (c) => transition("desire", "client", c, { request }, now()));
+      await store.apply(g, (c) => transition("start", "cell", c, { cellId }, now()));
+      await store.apply(g, (c) => transition("running", "cell", c, { cellId }, now()));
+      await store.apply(g, (c) => transition("complete", "cell", c, { cellId, failed: false, failureReason: "", result: "ok" }, now()));
+      await store.apply(g, (c) => transition("resolve", "client", c, {}, now()));
+      await store.apply(g, (c) => transition("delete", "client", c, {}, now()));
+      count();
+    }
+  };
+  await Promise.all(Array.from({ length: clients }, (_, w) => run(w, Date.now() + 1_000, () => undefined)));
+  txns = 0;
+  tasksInTxns = 0;
+  const until = Date.now() + SECONDS * 1000;
+  await Promise.all(Array.from({ length: clients }, (_, w) => run(w, until, () => done++)));
+  await store.stop();
+  await etcd.close();
+  return { rate: done / SECONDS, tasksPerTxn: tasksInTxns / Math.max(1, txns) };
 }
 
 /** Writes `count` COMPLETED tasks straight into etcd under the BBS's key layout, 128 per txn. */

@@ -52,6 +52,14 @@ export const bbsSettings = {
     default: 1024,
     check: atLeastOne,
   }),
+  writeBatchSize: setting("integer", "most task writes grouped in one etcd transaction (at most 128)", {
+    default: 128,
+    check: z.number().int().min(1).max(128),
+  }),
+  writeConcurrency: setting("integer", "etcd write transactions in flight at once (writes arriving meanwhile wait and go together)", {
+    default: 4,
+    check: atLeastOne,
+  }),
   maxCasAttempts: setting("integer", "compare-and-swap attempts of one transition before ABORTED", { default: 8, check: atLeastOne }),
 } satisfies SettingsSpec;
 

@@ -19,7 +19,7 @@ import { StaticLeadership, type Leadership } from "./leader/leadership.js";
 import { EtcdLockStore } from "./locks/etcd-lock-store.js";
 import type { LockStore } from "./locks/lock-store.js";
 import { MemoryLockStore } from "./locks/memory-lock-store.js";
-import { BbsMetrics } from "./metrics/bbs-metrics.js";
+import { BbsMetrics, txnObserver } from "./metrics/bbs-metrics.js";
 import { EtcdTaskStore } from "./store/etcd-task-store.js";
 import { MemoryTaskStore } from "./store/memory-task-store.js";
 import type { TaskStore } from "./store/task-store.js";
@@ -70,12 +70,14 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
   };
 
   try {
-    let store: TaskStore;
+    const serviceMetrics = new ServiceMetrics("bbs");
+    let taskStore: TaskStore | undefined;
+    const metrics = new BbsMetrics(serviceMetrics.registry, () => taskStore?.countByState() ?? new Map());
     let presence: PresenceStore;
     let locks: LockStore;
     let leadership: Leadership;
     if (config.store === "memory") {
-      store = new MemoryTaskStore();
+      taskStore = new MemoryTaskStore();
       presence = new MemoryPresenceStore();
       locks = new MemoryLockStore();
       leadership = new StaticLeadership();
@@ -91,7 +93,15 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
       await etcd.start();
       const keys = new Keys(config.etcdPrefix);
       const leases = new Leases(etcd);
-      store = new EtcdTaskStore({ etcd, keys, logger, maxAttempts: config.maxCasAttempts });
+      taskStore = new EtcdTaskStore({
+        etcd,
+        keys,
+        logger,
+        maxAttempts: config.maxCasAttempts,
+        maxBatch: config.writeBatchSize,
+        maxInFlight: config.writeConcurrency,
+        observeTxn: txnObserver(metrics),
+      });
       presence = new EtcdPresenceStore(etcd, leases, keys);
       locks = new EtcdLockStore(etcd, leases, keys);
       leadership = new EtcdLeaderElection({
@@ -103,11 +113,10 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
         logger,
       });
     }
+    const store: TaskStore = taskStore;
     await store.start();
     stoppers.push(() => store.stop());
 
-    const serviceMetrics = new ServiceMetrics("bbs");
-    const metrics = new BbsMetrics(serviceMetrics.registry, () => store.countByState());
     const clients = new GrpcClients({ tls, defaultTimeoutMs: config.communicationTimeout });
     stoppers.push(() => clients.closeAll());
 

@@ -9,7 +9,8 @@ import { Counter, Gauge, Histogram, type Registry } from "prom-client";
  *     TasksClaimed gives the CLAIMED part alone)
  *   TasksStarted / TasksSucceeded / TasksFailed {cell_id}  counters of transitions made here
  *   ConvergenceTaskRuns, ConvergenceTaskDuration (seconds), ConvergenceTasksKicked, ConvergenceTasksPruned
- *   TaskCallbacksDelivered / TaskCallbacksFailed, AuctionRequestsSent / AuctionRequestsFailed  (ours)
+ *   TaskCallbacksDelivered / TaskCallbacksFailed, AuctionRequestsSent / AuctionRequestsFailed,
+ *   TaskStoreTxnTasks / TaskStoreTxnSeconds / TaskStoreTxnConflicts  (ours)
  */
 export class BbsMetrics {
   readonly tasksStarted: Counter<"cell_id">;
@@ -23,6 +24,9 @@ export class BbsMetrics {
   readonly callbacksFailed: Counter;
   readonly auctionRequestsSent: Counter;
   readonly auctionRequestsFailed: Counter;
+  readonly storeTxnTasks: Histogram;
+  readonly storeTxnSeconds: Histogram;
+  readonly storeTxnConflicts: Counter;
 
   constructor(registry: Registry, countByState: () => Map<TaskState, number>) {
     const registers = [registry];
@@ -66,10 +70,32 @@ export class BbsMetrics {
     this.callbacksFailed = new Counter({ name: "TaskCallbacksFailed", help: "Completion callbacks that failed every attempt.", registers });
     this.auctionRequestsSent = new Counter({ name: "AuctionRequestsSent", help: "Tasks sent to the auctioneer.", registers });
     this.auctionRequestsFailed = new Counter({ name: "AuctionRequestsFailed", help: "Tasks whose auction request failed (convergence re-sends them).", registers });
+    this.storeTxnTasks = new Histogram({
+      name: "TaskStoreTxnTasks",
+      help: "Tasks written together in one etcd transaction (the write coalescer's batch size).",
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+      registers,
+    });
+    this.storeTxnSeconds = new Histogram({
+      name: "TaskStoreTxnSeconds",
+      help: "Seconds one etcd write transaction took.",
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1],
+      registers,
+    });
+    this.storeTxnConflicts = new Counter({ name: "TaskStoreTxnConflicts", help: "Write transactions that lost a compare and went again.", registers });
   }
 
   /** Counts a task that just became COMPLETED. */
   completed(cellId: string, failed: boolean): void {
     (failed ? this.tasksFailed : this.tasksSucceeded).inc({ cell_id: cellId });
   }
+}
+
+/** The etcd store's observeTxn hook, feeding the TaskStoreTxn* metrics. */
+export function txnObserver(metrics: BbsMetrics): (tasks: number, seconds: number, succeeded: boolean) => void {
+  return (tasks, seconds, succeeded) => {
+    metrics.storeTxnTasks.observe(tasks);
+    metrics.storeTxnSeconds.observe(seconds);
+    if (!succeeded) metrics.storeTxnConflicts.inc();
+  };
 }

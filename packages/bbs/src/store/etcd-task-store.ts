@@ -23,6 +23,8 @@ export interface EtcdTaskStoreOptions {
   maxInFlight?: number;
   /** Tasks read per range request when loading. */
   pageSize?: number;
+  /** Called after each write transaction: tasks in it, seconds it took, whether its compares held. */
+  observeTxn?: (tasks: number, seconds: number, succeeded: boolean) => void;
 }
 
 interface PendingOp {
@@ -328,8 +330,10 @@ export class EtcdTaskStore implements TaskStore {
     batch.push(...evaluated.map((e) => e.op));
 
     let res;
+    const started = process.hrtime.bigint();
     try {
       res = await this.etcd.client.kv.txn({ compare, success, failure }, this.etcd.callOptions());
+      this.options.observeTxn?.(evaluated.length, Number(process.hrtime.bigint() - started) / 1e9, res.succeeded);
     } catch (err) {
       this.etcd.reportFailure();
       const error = new DiegoError("UNAVAILABLE", `etcd: ${(err as Error).message}`);
