@@ -152,12 +152,13 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
 
     const hub = new EventHub(store, config.watchBufferSize);
     hub.start();
-    stoppers.push(() => hub.stop());
 
     const server = new GrpcServer({ logger, tls, observe: serviceMetrics.observeGrpc });
     addBbsServices(server, { controller, store, hub, presence, locks, clients, logger });
     const port = await server.listen(config.listenAddress);
     stoppers.push(() => server.shutdown());
+    // Runs before the server's shutdown: ends the WatchTasks streams, which would otherwise hold it.
+    stoppers.push(() => hub.stop());
     const address = `${hostOf(config.listenAddress)}:${port}`;
 
     const status = new StatusServer({ registry: serviceMetrics.registry, ready: () => store.healthy() });

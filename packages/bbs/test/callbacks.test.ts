@@ -87,7 +87,7 @@ test("delivers the whole task as JSON and deletes it", async () => {
     cell_id: "cell-cb",
     root_fs: "docker:///diego/busybox",
   });
-  expect(json.failed).toBeUndefined();
+  expect(json.failed).toBe(false);
 });
 
 test("503 is retried at once; the third attempt's answer resolves the task", async () => {

@@ -1,6 +1,7 @@
 import { taskLogger, type Logger } from "@diego/kit";
-import { DiegoError, taskToJsonText } from "@diego/models";
-import type { Task } from "@diego/proto";
+import { toJson } from "@bufbuild/protobuf";
+import { DiegoError, int64AsIntegers, redactTask } from "@diego/models";
+import { TaskSchema, type Task } from "@diego/proto";
 import pLimit, { type LimitFunction } from "p-limit";
 import type { BbsMetrics } from "../metrics/bbs-metrics.js";
 
@@ -75,7 +76,7 @@ export class CallbackSender {
     }
     const log = taskLogger(logger, task);
     const url = task.completionCallbackUrl;
-    const body = taskToJsonText(task);
+    const body = callbackBody(task);
     const doFetch = this.options.fetch ?? fetch;
     for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
       let status: number;
@@ -114,4 +115,14 @@ function describe(err: unknown): string {
   const e = err as Error & { cause?: Error };
   if (e.name === "TimeoutError") return "timed out";
   return e.cause?.message ? `${e.message}: ${e.cause.message}` : e.message;
+}
+
+/**
+ * The POST body: the task as taskToJsonText writes it (snake_case, `state` by name, int64 times as
+ * JSON integers, no image_password, empty fields left out), except that `failed` is always there,
+ * so that a receiver can test `failed === false`.
+ */
+export function callbackBody(task: Task): string {
+  const json = toJson(TaskSchema, redactTask(task), { useProtoFieldName: true }) as Record<string, unknown>;
+  return int64AsIntegers({ ...json, failed: task.failed });
 }
