@@ -101,6 +101,7 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
         maxBatch: config.writeBatchSize,
         maxInFlight: config.writeConcurrency,
         observeTxn: txnObserver(metrics),
+        onPruned: () => metrics.convergencePruned.inc(),
       });
       presence = new EtcdPresenceStore(etcd, leases, keys);
       locks = new EtcdLockStore(etcd, leases, keys);

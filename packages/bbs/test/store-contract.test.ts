@@ -196,6 +196,22 @@ describe("EtcdTaskStore with two instances on one prefix", () => {
     expect(decodeTask(raw.kvs[0].value).cellId).toBe(`cell-${winner}`);
   });
 
+  test("an unreadable value is deleted rather than loaded or crashing the watch", async () => {
+    const keys = new Keys(prefix);
+    await etcd.client.kv.put({ key: Buffer.from(keys.task("garbage-1")), value: Buffer.from([0xff, 0xff, 0xff]) });
+    await waitFor("the watched garbage to be deleted", async () => (await etcd.client.kv.range({ key: Buffer.from(keys.task("garbage-1")) })).kvs.length === 0);
+    const req = taskRequest();
+    await a.apply(req.taskGuid, desire(req));
+    expect(await a.get("garbage-1")).toBeUndefined();
+    await a.stop();
+    await etcd.client.kv.put({ key: Buffer.from(keys.task("garbage-2")), value: Buffer.from("not a task") });
+    a = new EtcdTaskStore({ etcd, keys, logger: silent });
+    await a.start();
+    expect(await a.get(req.taskGuid)).toBeDefined();
+    expect(await a.get("garbage-2")).toBeUndefined();
+    await waitFor("the loaded garbage to be deleted", async () => (await etcd.client.kv.range({ key: Buffer.from(keys.task("garbage-2")) })).kvs.length === 0);
+  });
+
   test("a new instance loads what is stored", async () => {
     const reqs = Array.from({ length: 30 }, () => taskRequest({ domain: "load" }));
     await Promise.all(reqs.map((r) => a.apply(r.taskGuid, desire(r))));

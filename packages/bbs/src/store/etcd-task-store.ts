@@ -23,6 +23,8 @@ export interface EtcdTaskStoreOptions {
   maxInFlight?: number;
   /** Tasks read per range request when loading. */
   pageSize?: number;
+  /** Called for each stored value that is not a readable Task (it is deleted). */
+  onPruned?: () => void;
   /** Called after each write transaction: tasks in it, seconds it took, whether its compares held. */
   observeTxn?: (tasks: number, seconds: number, succeeded: boolean) => void;
 }
@@ -155,7 +157,10 @@ export class EtcdTaskStore implements TaskStore {
         this.etcd.callOptions(30_000),
       );
       if (revision === 0) revision = Number(res.header.revision);
-      for (const kv of res.kvs) fresh.put(entryFromBytes(Buffer.from(kv.value), Number(kv.mod_revision)));
+      for (const kv of res.kvs) {
+        const entry = this.readable(kv);
+        if (entry) fresh.put(entry);
+      }
       if (!res.more || res.kvs.length === 0) break;
       start = Buffer.concat([res.kvs[res.kvs.length - 1].key, Buffer.from([0])]);
     }
@@ -218,7 +223,11 @@ export class EtcdTaskStore implements TaskStore {
       if (ev.type === "Put") {
         const value = ev.kv.value;
         // Our own writes are in the index already; only newer values of other writers are decoded.
-        if (revision > this.index.revisionOf(guid)) this.index.put(entryFromBytes(Buffer.from(value), revision));
+        if (revision > this.index.revisionOf(guid)) {
+          const entry = this.readable(ev.kv);
+          if (!entry) continue;
+          this.index.put(entry);
+        }
         const entry = this.index.get(guid);
         const hint = entry?.revision === revision ? entry.domain : undefined;
         const kind = ev.kv.version === "1" || !prev ? "created" : "changed";
@@ -231,6 +240,24 @@ export class EtcdTaskStore implements TaskStore {
     const headerRevision = Number(res.header.revision);
     if (headerRevision > this.watchRevision) this.watchRevision = headerRevision;
     this.index.pruneTombstones(this.watchRevision);
+  }
+
+  /**
+   * The entry of a stored value, or undefined when it is not a Task (written by something else, or
+   * damaged): such a value is logged and deleted (Diego prunes unreadable records), never a crash.
+   */
+  private readable(kv: IKeyValue): TaskEntry | undefined {
+    try {
+      return entryFromBytes(Buffer.from(kv.value), Number(kv.mod_revision));
+    } catch (err) {
+      const key = kv.key.toString();
+      this.options.logger.error({ key, err: (err as Error).message }, "unreadable task in etcd; deleting it");
+      this.options.onPruned?.();
+      void this.etcd.client.kv
+        .txn({ compare: [{ key: kv.key, target: "Mod", result: "Equal", mod_revision: kv.mod_revision }], success: [{ request_delete_range: { key: kv.key } }] })
+        .catch(() => undefined);
+      return undefined;
+    }
   }
 
   private emit(event: TaskStoreEvent): void {
@@ -357,7 +384,8 @@ export class EtcdTaskStore implements TaskStore {
     evaluated.forEach((e, i) => {
       const kv: IKeyValue | undefined = res.responses[i]?.response_range?.kvs?.[0];
       const current = kv ? Number(kv.mod_revision) : 0;
-      if (kv) this.index.put(entryFromBytes(Buffer.from(kv.value), current));
+      const fresh = kv && this.readable(kv);
+      if (fresh) this.index.put(fresh);
       else this.index.remove(e.op.guid, revision, true);
       if (current !== e.expected) {
         anyConflict = true;
