@@ -1,0 +1,88 @@
+// kill -9 a cell process (main.ts) while its task runs, restart the cell: it finds its old container,
+// fails the task it lost track of, and removes the container: no stray container remains.
+import { spawn, type ChildProcess } from "node:child_process";
+import { rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { TaskState } from "@diego/proto";
+import { cellLabels } from "../src/executor/labels.js";
+import { DockerRuntime } from "../src/runtime/docker-runtime.js";
+import { FakeBbs } from "./support/fake-bbs.js";
+import { eventually, removeCellContainers, startHarness, uniqueId } from "./support/harness.js";
+
+const root = resolve(import.meta.dirname, "../../..");
+
+test("after a crash and a restart the cell reconciles its old containers", async () => {
+  const bbs = await FakeBbs.start();
+  const cellId = uniqueId("crash-cell");
+  const workDir = join(tmpdir(), `diego-cell-test-${cellId}`);
+  const runtime = new DockerRuntime({ helperDir: join(workDir, "helper") });
+  let child: ChildProcess | undefined;
+  try {
+    child = spawn(
+      process.execPath,
+      [
+        "--import", "tsx", "packages/cell/src/main.ts",
+        "--cell-id", cellId,
+        "--bbs-address", bbs.address,
+        "--listen-address", "127.0.0.1:0",
+        "--status-address", "127.0.0.1:0",
+        "--work-dir", workDir,
+        "--memory-mb", "1024",
+        "--disk-mb", "1024",
+        "--log-level", "warn",
+      ],
+      { cwd: root, stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, NODE_OPTIONS: "" } },
+    );
+    await bbs.waitForCell(cellId, 60_000);
+    await bbs.desire({ taskGuid: `${cellId}-task`, domain: "d", rootFs: "docker:///diego/busybox", action: { action: { case: "run", value: { path: "/bin/sleep", args: ["120"] } } } });
+    await bbs.waitFor(`${cellId}-task`, (t) => t?.state === TaskState.RUNNING, 60_000);
+    child.kill("SIGKILL");
+    await new Promise((r) => child!.once("exit", r));
+    expect((await runtime.list(cellLabels(cellId))).length).toBe(1);
+
+    const h = await startHarness("docker", { workDir }, { bbs, cellId });
+    try {
+      const t = await bbs.completed(`${cellId}-task`);
+      expect(t).toMatchObject({ failed: true, failureReason: "cell disappeared before completion" });
+      await eventually(async () => ((await runtime.list(cellLabels(cellId))).length === 0 ? true : undefined), 30_000, "old container removed");
+    } finally {
+      await h.stop();
+    }
+  } finally {
+    if (child && child.exitCode === null) child.kill("SIGKILL");
+    await removeCellContainers(runtime, cellId);
+    await bbs.stop();
+    await rm(workDir, { recursive: true, force: true });
+  }
+});
+
+test("SIGTERM on main.ts drains, deregisters and exits 0", async () => {
+  const bbs = await FakeBbs.start();
+  const cellId = uniqueId("term-cell");
+  const workDir = join(tmpdir(), `diego-cell-test-${cellId}`);
+  try {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", "packages/cell/src/main.ts", "--cell-id", cellId, "--bbs-address", bbs.address, "--listen-address", "127.0.0.1:0", "--status-address", "127.0.0.1:0", "--work-dir", workDir, "--log-level", "info"],
+      { cwd: root, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, NODE_OPTIONS: "" } },
+    );
+    await bbs.waitForCell(cellId, 60_000);
+    // SIGTERM once the cell has fully started (its last start-up line names the status listener).
+    await new Promise<void>((resolve) => {
+      let out = "";
+      child.stdout!.on("data", (c: Buffer) => {
+        out += c.toString();
+        if (/cell status .*listening on/.test(out)) resolve();
+      });
+    });
+    const deregistered = new Promise((r) => bbs.events.on("deregister", (id) => id === cellId && r(true)));
+    child.kill("SIGTERM");
+    const code = await new Promise((r) => child.once("exit", r));
+    expect(code).toBe(0);
+    expect(await deregistered).toBe(true);
+  } finally {
+    await bbs.stop();
+    await rm(workDir, { recursive: true, force: true });
+  }
+});
