@@ -18,6 +18,7 @@ import type { CallbackTransitions } from "../callbacks/callback-sender.js";
 import type { PresenceStore } from "../cells/presence-store.js";
 import type { GrpcClients } from "../grpc-clients.js";
 import type { BbsMetrics } from "../metrics/bbs-metrics.js";
+import { decodeTask, encodeTask } from "../store/task-entry.js";
 import type { ApplyResult, TaskFilter, TaskStore } from "../store/task-store.js";
 
 export interface TaskControllerOptions {
@@ -64,6 +65,15 @@ export class TaskController {
 
   async list(filter: TaskFilter): Promise<Task[]> {
     return (await this.o.store.list(filter)).map(redactTask);
+  }
+
+  /**
+   * The matching tasks as protobuf bytes, straight from the store (only a task that carries
+   * image_password is decoded, redacted and encoded again): ListTasks sends these without
+   * decoding and re-encoding every task.
+   */
+  listEncoded(filter: TaskFilter): Uint8Array[] {
+    return this.o.store.select(filter).map((e) => (e.hasImagePassword ? encodeTask(redactTask(decodeTask(e.bytes))) : e.bytes));
   }
 
   async cancel(guid: string): Promise<void> {

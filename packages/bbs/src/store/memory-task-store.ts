@@ -28,6 +28,10 @@ export class MemoryTaskStore implements TaskStore {
     return this.index.select(filter).map((e) => decodeTask(e.bytes));
   }
 
+  select(filter: TaskFilter): TaskEntry[] {
+    return this.index.select(filter);
+  }
+
   entries(): Iterable<TaskEntry> {
     return [...this.index.values()];
   }

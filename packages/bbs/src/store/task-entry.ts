@@ -15,6 +15,8 @@ export interface TaskEntry {
   readonly updatedAtMs: number;
   readonly firstCompletedAtMs: number;
   readonly hasCallback: boolean;
+  /** The stored bytes carry image_password (they must be redacted before leaving the BBS). */
+  readonly hasImagePassword: boolean;
   /** etcd mod_revision of the stored value (the memory store counts its own). */
   readonly revision: number;
   readonly bytes: Uint8Array;
@@ -38,6 +40,7 @@ export function entryOf(task: Task, bytes: Uint8Array, revision: number): TaskEn
     updatedAtMs: nanosToMs(task.updatedAt),
     firstCompletedAtMs: nanosToMs(task.firstCompletedAt),
     hasCallback: task.completionCallbackUrl !== "",
+    hasImagePassword: task.imagePassword !== "",
     revision,
     bytes,
   };

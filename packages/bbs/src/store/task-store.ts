@@ -51,6 +51,8 @@ export interface TaskStore {
   stop(): Promise<void>;
   get(guid: string): Promise<Task | undefined>;
   list(filter: TaskFilter): Promise<Task[]>;
+  /** The entries (stored bytes plus index fields) matching the filter, without decoding them. */
+  select(filter: TaskFilter): TaskEntry[];
   /** Index fields of every task, without decoding them (convergence, metrics). */
   entries(): Iterable<TaskEntry>;
   /** Number of tasks in each state. */
