@@ -135,6 +135,7 @@ export class Cell {
       limits: p.limits,
       metrics: this.metrics,
       logger: p.logger,
+      removeContainer: (id) => this.removeContainer(id),
       onDone: (r) => {
         if (this.runners.get(r.work.taskGuid) === r) this.runners.delete(r.work.taskGuid);
         if (this.runners.size === 0) for (const w of this.idle) w();
@@ -142,6 +143,23 @@ export class Cell {
     });
     this.runners.set(work.taskGuid, runner);
     return runner;
+  }
+
+  /** Container ids the cell is removing itself (their die/destroy events need no reconcile). */
+  readonly removing = new Set<string>();
+
+  isRemoving(containerId: string): boolean {
+    return [...this.removing].some((id) => id === containerId || id.startsWith(containerId) || containerId.startsWith(id));
+  }
+
+  /** Removes a container, marking it as the cell's own doing for a while (events come after the call). */
+  async removeContainer(containerId: string): Promise<void> {
+    this.removing.add(containerId);
+    try {
+      await this.parts.runtime.remove(containerId);
+    } finally {
+      setTimeout(() => this.removing.delete(containerId), 5_000).unref();
+    }
   }
 
   /** Stops a task's runner (CancelTask); false when this cell runs no such task. */

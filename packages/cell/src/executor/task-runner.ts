@@ -43,6 +43,8 @@ export interface RunnerEnv {
   limits: RunnerLimits;
   metrics: CellMetrics;
   logger: Logger;
+  /** Removes a container (through the cell, which marks it as its own doing). */
+  removeContainer(id: string): Promise<void>;
   /** Called once when the runner has released everything. */
   onDone(runner: TaskRunner): void;
 }
@@ -151,7 +153,7 @@ export class TaskRunner {
     this.env.logs.end(task.taskGuid);
     await this.report(outcome);
     if (this.containerId) {
-      await this.env.runtime.remove(this.containerId).catch((err) => this.log.error({ err }, "cannot remove container; reconcile will"));
+      await this.env.removeContainer(this.containerId).catch((err) => this.log.error({ err }, "cannot remove container; reconcile will"));
     }
     this.finish();
   }

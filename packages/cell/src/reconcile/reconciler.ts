@@ -44,7 +44,8 @@ export class Reconciler {
     this.unwatch = this.o.runtime.watch(
       cellLabels(this.o.cell.id),
       (e) => {
-        if (e.action === "die" || e.action === "destroy") this.syncSoon();
+        // A container this cell is not removing itself died or went: look now rather than at the next pass.
+        if ((e.action === "die" || e.action === "destroy") && !this.o.cell.isRemoving(e.containerId)) this.syncSoon();
       },
       (err) => {
         this.o.logger.warn({ err: err.message }, "container event stream failed; watching again");
@@ -132,11 +133,11 @@ export class Reconciler {
       case "fail-orphan":
         if (runner) return;
         await this.complete(guid, FailureReason.cellDisappeared);
-        if (container) await runtime.remove(container.id);
+        if (container) await cell.removeContainer(container.id);
         return;
       case "remove-container":
         if (runner) return;
-        if (container) await runtime.remove(container.id);
+        if (container) await cell.removeContainer(container.id);
         return;
       case "nothing":
         return;
