@@ -1,5 +1,5 @@
 import { statfs } from "node:fs/promises";
-import { totalmem, tmpdir } from "node:os";
+import { hostname, totalmem, tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   createClient,
@@ -137,8 +137,10 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
   };
   server.add(cellv1.CellRepService, impl);
   const port = await server.listen(config.listenAddress);
-  const address = `${config.listenAddress.slice(0, config.listenAddress.lastIndexOf(":"))}:${port}`;
-  const advertise = config.advertiseAddress ?? address;
+  const listenHost = config.listenAddress.slice(0, config.listenAddress.lastIndexOf(":"));
+  const address = `${listenHost}:${port}`;
+  // A wildcard listen address is no address to give others: advertise the host name then.
+  const advertise = config.advertiseAddress ?? (["0.0.0.0", "[::]", "::", ""].includes(listenHost) ? `${hostname()}:${port}` : address);
   logger.info({ address, advertise }, `cell gRPC listening on ${address}`);
 
   const heartbeat = new Heartbeat(registry, () => cell.presence(advertise), config.heartbeatTtl, logger);
