@@ -49,6 +49,7 @@ docker_up() { docker info >/dev/null 2>&1; }
 ensure_docker() {
   if docker_up; then
     log "using the running Docker engine ($(docker info --format '{{.Driver}}') storage driver)"
+    ensure_btrfs_quotas
     return
   fi
   local root="$DIEGO_STATE/docker" args=()
@@ -70,6 +71,17 @@ ensure_docker() {
   done
   docker_up || { tail -20 "$DIEGO_STATE/dockerd.log" >&2; die "dockerd did not start; see $DIEGO_STATE/dockerd.log"; }
   DIEGO_STARTED_DOCKERD=$(cat "$pidfile")
+  ensure_btrfs_quotas
+}
+
+# On btrfs, Docker enforces --storage-opt size through qgroups, which count nothing until quotas are
+# enabled and rescanned on a file system that already holds data: do both up front.
+ensure_btrfs_quotas() {
+  [[ $(docker info --format '{{.Driver}}' 2>/dev/null) == btrfs ]] || return 0
+  local root
+  root=$(docker info --format '{{.DockerRootDir}}')
+  as_root btrfs quota enable "$root" 2>/dev/null || true
+  as_root btrfs quota rescan -w "$root" >/dev/null 2>&1 || true
 }
 
 mount_btrfs() {
@@ -121,7 +133,8 @@ start_etcd() {
   etcd --name diego-dev --data-dir "$data" \
     --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
     --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
-    --initial-cluster "diego-dev=http://127.0.0.1:$peer" >>"$logfile" 2>&1 &
+    --initial-cluster "diego-dev=http://127.0.0.1:$peer" \
+    --auto-compaction-mode periodic --auto-compaction-retention 1h >>"$logfile" 2>&1 &
   DIEGO_ETCD_PID=$!
   local i
   for i in $(seq 1 100); do

@@ -1,6 +1,6 @@
 import { createClient } from "@diego/kit";
 import type { DiegoError } from "@diego/models";
-import { TaskLifecycleService, TaskService, TaskState } from "@diego/proto";
+import { CellRegistryService, TaskLifecycleService, TaskService, TaskState } from "@diego/proto";
 import type { EtcdConnection } from "../src/etcd/etcd-connection.js";
 import { startBbs, type RunningBbs } from "../src/start-bbs.js";
 import { connect, etcdUrl, silent, uniquePrefix, waitFor, wipe } from "./support/etcd.js";
@@ -45,6 +45,10 @@ beforeAll(async () => {
   );
   tasks = createClient(TaskService, bbs.address);
   lifecycle = createClient(TaskLifecycleService, bbs.address);
+  // The simulated cell is alive for the whole file, so convergence never fails its tasks as lost.
+  const registry = createClient(CellRegistryService, bbs.address);
+  await registry.heartbeat({ cell: { cellId: "cell-cb", address: "127.0.0.1:1" }, ttlMs: 600_000n });
+  registry.close();
 });
 
 afterAll(async () => {

@@ -175,7 +175,7 @@ test("the memory limit kills a process that exceeds it: (out of memory)", async 
 });
 
 test("the disk limit stops writes beyond disk_mb", async () => {
-  const task = await runTask(sh("dd if=/dev/zero of=/tmp/big bs=1M count=100 2>/dev/null; du -m /tmp/big | cut -f1 > /tmp/result; exit 0"), { ...withResult, disk_mb: 20 });
+  const task = await runTask(sh("dd if=/dev/zero of=/tmp/big bs=1M count=100 2>/dev/null; size=$(du -m /tmp/big | cut -f1); rm -f /tmp/big; echo $size > /tmp/result"), { ...withResult, disk_mb: 20 });
   expect(task.failed).toBe(false);
   expect(Number(task.result)).toBeLessThan(25);
   await done(task);

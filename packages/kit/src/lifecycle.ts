@@ -5,19 +5,15 @@ export type Stopper = () => Promise<void> | void;
 
 /**
  * Runs a service's composition root: `start` wires and starts its parts and returns their stoppers.
- * SIGTERM or SIGINT stops them in reverse order and exits 0; a second signal exits at once.
+ * SIGTERM or SIGINT stops them in reverse order and exits 0; a signal that arrives while `start` is
+ * still running stops the service as soon as it has started. A second signal exits at once.
  */
 export async function runService(logger: Logger, start: () => Promise<Stopper[]>): Promise<void> {
-  let stoppers: Stopper[] = [];
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) {
-      logger.warn({ signal }, "second signal: exiting now");
-      process.exit(1);
-    }
-    stopping = true;
-    logger.info({ signal }, "stopping");
-    for (const s of [...stoppers].reverse()) {
+  let stoppers: Stopper[] | undefined;
+  let signalled: string | undefined;
+  const stop = async () => {
+    logger.info({ signal: signalled }, "stopping");
+    for (const s of [...(stoppers ?? [])].reverse()) {
       try {
         await s();
       } catch (err) {
@@ -28,8 +24,17 @@ export async function runService(logger: Logger, start: () => Promise<Stopper[]>
     logger.flush?.();
     process.exit(0);
   };
-  process.on("SIGTERM", () => void stop("SIGTERM"));
-  process.on("SIGINT", () => void stop("SIGINT"));
+  const onSignal = (signal: string) => {
+    if (signalled) {
+      logger.warn({ signal }, "second signal: exiting now");
+      process.exit(1);
+    }
+    signalled = signal;
+    if (stoppers) void stop();
+    else logger.info({ signal }, "signal while starting: stopping once started");
+  };
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGINT", () => onSignal("SIGINT"));
   try {
     stoppers = await start();
   } catch (err) {
@@ -37,4 +42,5 @@ export async function runService(logger: Logger, start: () => Promise<Stopper[]>
     logger.flush?.();
     process.exit(1);
   }
+  if (signalled) await stop();
 }
