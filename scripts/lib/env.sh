@@ -112,7 +112,8 @@ ensure_image() {
   log "building $DIEGO_IMAGE from Debian's busybox-static"
   local dir
   dir=$(mktemp -d)
-  mkdir -p "$dir"/{bin,tmp,etc,root,home/vcap,usr/bin,sbin}
+  chmod 755 "$dir"
+  mkdir -p "$dir"/{bin,tmp,etc,root,home/vcap}
   cp /bin/busybox "$dir/bin/busybox"
   local applet
   for applet in $(/bin/busybox --list); do
@@ -122,7 +123,7 @@ ensure_image() {
   printf 'root:x:0:\nnogroup:x:65534:\nvcap:x:2000:\n' >"$dir/etc/group"
   chmod 1777 "$dir/tmp"
   chown 2000:2000 "$dir/home/vcap"
-  tar -C "$dir" -c . | docker import -c 'ENV PATH=/bin:/usr/bin:/sbin' -c 'CMD ["/bin/sh"]' - "$DIEGO_IMAGE" >/dev/null
+  tar -C "$dir" -c . | docker import -c 'ENV PATH=/bin' -c 'CMD ["/bin/sh"]' - "$DIEGO_IMAGE" >/dev/null
   rm -rf "$dir"
 }
 
