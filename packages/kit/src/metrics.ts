@@ -28,9 +28,17 @@ export class ServiceMetrics {
     });
   }
 
-  /** Pass to GrpcServer as `observe`. */
+  private readonly handledChildren = new Map<string, Counter.Internal>();
+  private readonly secondsChildren = new Map<string, Histogram.Internal<string>>();
+
+  /** Pass to GrpcServer as `observe`. Label children are cached: this runs on every call. */
   readonly observeGrpc: CallObserver = (method, code, seconds) => {
-    this.grpcHandled.inc({ method, code: String(code) });
-    this.grpcSeconds.observe({ method }, seconds);
+    const key = `${method} ${code}`;
+    let handled = this.handledChildren.get(key);
+    if (!handled) this.handledChildren.set(key, (handled = this.grpcHandled.labels({ method, code: String(code) })));
+    handled.inc();
+    let histogram = this.secondsChildren.get(method);
+    if (!histogram) this.secondsChildren.set(method, (histogram = this.grpcSeconds.labels({ method })));
+    histogram.observe(seconds);
   };
 }

@@ -1,6 +1,6 @@
 import { create, type DescMethod } from "@bufbuild/protobuf";
 import type { GenService } from "@bufbuild/protobuf/codegenv2";
-import { Client, Metadata, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { Client, Metadata, type ClientReadableStream, type MethodDefinition, type ServiceError } from "@grpc/grpc-js";
 import { channelCredentials, type TlsFiles } from "./credentials.js";
 import { grpcMethodDefinition } from "./service-definition.js";
 import { fromServiceError } from "./status.js";
@@ -29,10 +29,11 @@ export function createClient<S extends GenServiceMethods>(
   const defaultTimeoutMs = options.defaultTimeoutMs ?? 10_000;
   const out: Record<string, unknown> = { close: () => client.close() };
   for (const method of service.methods) {
+    const def = grpcMethodDefinition(service, method);
     out[method.localName] =
       method.methodKind === "server_streaming"
-        ? (req: unknown, opts?: CallOptions) => serverStream(client, service, method, req, opts)
-        : (req: unknown, opts?: CallOptions) => unary(client, service, method, req, opts, defaultTimeoutMs);
+        ? (req: unknown, opts?: CallOptions) => serverStream(client, def, method, req, opts)
+        : (req: unknown, opts?: CallOptions) => unary(client, def, method, req, opts, defaultTimeoutMs);
   }
   return out as ServiceClient<S>;
 }
@@ -43,13 +44,12 @@ function deadline(timeoutMs: number | undefined): Date | undefined {
 
 function unary(
   client: Client,
-  service: GenService<GenServiceMethods>,
+  def: MethodDefinition<unknown, unknown>,
   method: DescMethod,
   req: unknown,
   opts: CallOptions | undefined,
   defaultTimeoutMs: number,
 ): Promise<unknown> {
-  const def = grpcMethodDefinition(service, method);
   const message = create(method.input, req as never);
   return new Promise((resolve, reject) => {
     opts?.signal?.throwIfAborted();
@@ -73,12 +73,11 @@ function unary(
 
 async function* serverStream(
   client: Client,
-  service: GenService<GenServiceMethods>,
+  def: MethodDefinition<unknown, unknown>,
   method: DescMethod,
   req: unknown,
   opts: CallOptions | undefined,
 ): AsyncGenerator<unknown> {
-  const def = grpcMethodDefinition(service, method);
   const message = create(method.input, req as never);
   opts?.signal?.throwIfAborted();
   const call: ClientReadableStream<unknown> = client.makeServerStreamRequest(

@@ -94,20 +94,7 @@ export class GrpcServer {
   }
 
   private context(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>, path: string) {
-    const controller = new AbortController();
-    const onCancelled = () => controller.abort();
-    call.once("cancelled", onCancelled);
-    // grpc-js also emits "cancelled" once a finished call's stream closes; a finished call is not
-    // aborted (and aborting creates a DOMException with a stack trace, which costs on every call).
-    const finished = () => call.removeListener("cancelled", onCancelled);
-    const context: CallContext = {
-      signal: controller.signal,
-      metadata: call.metadata,
-      peer: call.getPeer(),
-      method: path,
-      peerCommonName: commonName(call),
-    };
-    return { context, controller, finished };
+    return new LazyCallContext(call, path);
   }
 
   private unaryHandler(
@@ -118,17 +105,17 @@ export class GrpcServer {
     const path = methodPath(service, method);
     return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       const started = process.hrtime.bigint();
-      const { context, finished } = this.context(call, path);
+      const context = this.context(call, path);
       Promise.resolve()
         .then(() => handler(call.request, context))
         .then(
           (result) => {
-            finished();
+            context.finish();
             this.observe(path, Status.OK, started);
             callback(null, create(method.output, result as never));
           },
           (err: unknown) => {
-            finished();
+            context.finish();
             const st = toStatus(err);
             this.report(path, st.code ?? Status.INTERNAL, err);
             this.observe(path, st.code ?? Status.INTERNAL, started);
@@ -146,35 +133,36 @@ export class GrpcServer {
     const path = methodPath(service, method);
     return (call: ServerWritableStream<unknown, unknown>) => {
       const started = process.hrtime.bigint();
-      const { context, controller, finished } = this.context(call, path);
+      const context = this.context(call, path);
+      const signal = context.signal;
       const run = async () => {
         for await (const item of handler(call.request, context)) {
-          if (controller.signal.aborted) break;
+          if (signal.aborted) break;
           if (!call.write(create(method.output, item as never))) {
             await new Promise<void>((resolve) => {
               const done = () => {
                 call.off("drain", done);
-                controller.signal.removeEventListener("abort", done);
+                signal.removeEventListener("abort", done);
                 resolve();
               };
               call.on("drain", done);
-              controller.signal.addEventListener("abort", done);
+              signal.addEventListener("abort", done);
             });
           }
         }
       };
       run().then(
         () => {
-          finished();
+          context.finish();
           this.observe(path, Status.OK, started);
-          if (!controller.signal.aborted) call.end();
+          if (!signal.aborted) call.end();
         },
         (err: unknown) => {
-          finished();
+          context.finish();
           const st = toStatus(err);
           this.report(path, st.code ?? Status.INTERNAL, err);
           this.observe(path, st.code ?? Status.INTERNAL, started);
-          if (!controller.signal.aborted) call.emit("error", st);
+          if (!signal.aborted) call.emit("error", st);
         },
       );
     };
@@ -187,6 +175,53 @@ export class GrpcServer {
   private report(path: string, code: Status, err: unknown): void {
     if (code === Status.INTERNAL || code === Status.UNKNOWN) this.options.logger.error({ err, method: path }, "rpc failed");
     else this.options.logger.debug({ method: path, code, message: (err as Error).message }, "rpc refused");
+  }
+}
+
+type AnyServerCall = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>;
+
+/**
+ * The CallContext of one call. Its abort signal is made only when a handler asks for it: most unary
+ * handlers never do, and an AbortController plus a listener on every call cost measurable time.
+ */
+class LazyCallContext implements CallContext {
+  private controller?: AbortController;
+  private finished = false;
+  private readonly onCancelled = () => {
+    if (!this.finished) this.controller?.abort();
+  };
+
+  constructor(
+    private readonly call: AnyServerCall,
+    readonly method: string,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.call.cancelled) this.controller.abort();
+      // grpc-js also emits "cancelled" once a finished call's stream closes: a finished call is not aborted.
+      else this.call.once("cancelled", this.onCancelled);
+    }
+    return this.controller.signal;
+  }
+
+  get metadata() {
+    return this.call.metadata;
+  }
+
+  get peer(): string {
+    return this.call.getPeer();
+  }
+
+  get peerCommonName(): string | undefined {
+    return commonName(this.call);
+  }
+
+  /** The handler is done: a later "cancelled" no longer aborts its signal. */
+  finish(): void {
+    this.finished = true;
+    if (this.controller) this.call.removeListener("cancelled", this.onCancelled);
   }
 }
 
