@@ -18,6 +18,7 @@ import { Keys } from "../src/keys.js";
 import { EtcdTaskStore } from "../src/store/etcd-task-store.js";
 import { encodeTask } from "../src/store/task-entry.js";
 import { freePort, startLocalEtcd } from "./local-etcd.js";
+import { rawGrpcRate } from "./raw-grpc.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -52,17 +53,25 @@ async function main() {
     console.log(`  1 client    ${fmt(store1.rate)} lifecycles/s (${fmt(store1.tasksPerTxn, 1)} tasks per txn)`);
     console.log(`  32 clients  ${fmt(store32.rate)} lifecycles/s (${fmt(store32.tasksPerTxn, 1)} tasks per txn); ${fmt((store32.rate * 6) / cas32, 2)} task writes per raw CAS txn\n`);
 
-    // 2b. Full lifecycles through the BBS's gRPC API, the BBS in a process of its own.
+    // 2b. The raw gRPC ceiling: grpc-js echoing a few bytes, no protobuf and no work, same machine.
+    const echo1 = await rawGrpcRate(1, SECONDS);
+    const echo32 = await rawGrpcRate(32, SECONDS);
+    console.log("raw gRPC (grpc-js echo of 16 bytes, server in its own process, no work):");
+    console.log(`  1 client    ${fmt(echo1)} calls/s = at most ${fmt(echo1 / 6)} lifecycles/s of 6 calls`);
+    console.log(`  32 clients  ${fmt(echo32)} calls/s = at most ${fmt(echo32 / 6)} lifecycles/s of 6 calls\n`);
+
+    // 2c. Full lifecycles through the BBS's gRPC API, the BBS in a process of its own.
     const prefix = `/bench-${Date.now()}`;
     const bbs = await spawnBbs(etcdUrl, prefix, auctioneer.address, []);
     children.push(bbs.child);
     const life1 = await lifecycles(bbs.address, 1);
     const life32 = await lifecycles(bbs.address, 32);
     console.log("full lifecycles through gRPC (desire → start → running → complete → resolving → delete; simulated cells):");
-    for (const [clients, rate, cas] of [[1, life1, cas1], [32, life32, cas32]] as const) {
+    for (const [clients, rate, cas, echo] of [[1, life1, cas1, echo1], [32, life32, cas32, echo32]] as const) {
       console.log(
         `  ${String(clients).padEnd(2)} client${clients > 1 ? "s" : " "}  ${fmt(rate)} lifecycles/s = ${fmt(rate * 6)} task writes/s;` +
-          ` ratio to raw CAS: ${fmt(rate / cas, 2)} lifecycles per CAS txn, ${fmt((rate * 6) / cas, 2)} writes per CAS txn`,
+          ` ratio to raw CAS: ${fmt(rate / cas, 2)} lifecycles per CAS txn, ${fmt((rate * 6) / cas, 2)} writes per CAS txn;` +
+          ` ${fmt((100 * rate * 6) / echo)} % of the raw gRPC call rate`,
       );
     }
     console.log(`  tasks sent to the (sink) auctioneer: ${fmt(auctioneer.received())}`);
