@@ -17,7 +17,7 @@ import { EtcdConnection } from "../src/etcd/etcd-connection.js";
 import { Keys } from "../src/keys.js";
 import { EtcdTaskStore } from "../src/store/etcd-task-store.js";
 import { encodeTask } from "../src/store/task-entry.js";
-import { freePort, startLocalEtcd } from "./local-etcd.js";
+import { EtcdServer, freePort } from "@diego/e2e";
 import { rawGrpcRate } from "./raw-grpc.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -30,7 +30,7 @@ const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFracti
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
 async function main() {
-  const own = process.env.DIEGO_BENCH_ETCD ? undefined : await startLocalEtcd();
+  const own = process.env.DIEGO_BENCH_ETCD ? undefined : await EtcdServer.start();
   const etcdUrl = process.env.DIEGO_BENCH_ETCD ?? own!.url;
   const etcd = new Etcd3({ hosts: etcdUrl, grpcOptions: { "grpc.max_receive_message_length": 64 * 1024 * 1024 } });
   const children: ChildProcess[] = [];
@@ -97,7 +97,7 @@ async function main() {
     for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
     await auctioneer.stop();
     etcd.close();
-    await own?.stop();
+    await own?.remove();
   }
 }
 

@@ -1,9 +1,9 @@
-import { startLocalEtcd } from "../bench/local-etcd.js";
+import { EtcdServer } from "@diego/e2e";
 import { startBbs } from "../src/start-bbs.js";
 import { silent, waitFor } from "./support/etcd.js";
 
 test("readiness turns false while etcd does not answer, and back when it does", async () => {
-  const etcd = await startLocalEtcd();
+  const etcd = await EtcdServer.start();
   const bbs = await startBbs(
     { etcdEndpoints: [etcd.url], etcdPrefix: "/readiness", listenAddress: "127.0.0.1:0", statusAddress: "127.0.0.1:0", etcdRequestTimeout: 1_000 },
     { logger: silent },
@@ -11,13 +11,13 @@ test("readiness turns false while etcd does not answer, and back when it does", 
   const ready = async () => (await fetch(`http://${bbs.statusAddress}/readyz`)).status;
   try {
     await waitFor("ready", async () => (await ready()) === 200);
-    etcd.pause();
+    etcd.freeze();
     await waitFor("not ready", async () => (await ready()) === 503);
-    etcd.resume();
+    etcd.thaw();
     await waitFor("ready again", async () => (await ready()) === 200, 30_000);
   } finally {
-    etcd.resume();
+    etcd.thaw();
     await bbs.stop();
-    await etcd.stop();
+    await etcd.remove();
   }
 });

@@ -4,16 +4,19 @@
 // task on an idle cell, p50/p99, beside raw create+start+wait+remove of the same image.
 // Throughput: tasks/s with work queued at concurrency C, beside raw Docker at the same concurrency.
 //
-// The BBS here is the in-memory fake of the cell's tests (test/support/fake-bbs.ts), which also
-// places each task on the cell like the auctioneer; re-run against the real BBS once it is wired.
+// The whole real path runs here: etcd (started by the benchmark), the BBS, the auctioneer and one
+// cell, in this process. The times of the transitions are the BBS's own (updated_at − created_at of
+// the changes seen on WatchTasks).
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { auctioneerConfig, startAuctioneer } from "@diego/auctioneer";
+import { startBbs } from "@diego/bbs";
+import { EtcdServer, eventually } from "@diego/e2e";
 import { createClient, createLogger } from "@diego/kit";
-import { TaskService, TaskState } from "@diego/proto";
+import { CellService, TaskService, TaskState, type Task } from "@diego/proto";
 import Docker from "dockerode";
 import { cellConfig, startCell } from "../src/index.js";
-import { FakeBbs } from "../test/support/fake-bbs.js";
 
 const IMAGE = "diego/busybox:latest";
 const LATENCY_RUNS = Number(process.env.BENCH_RUNS ?? 40);
@@ -40,15 +43,36 @@ async function pool(total: number, concurrency: number, fn: (i: number) => Promi
 
 async function main() {
   const docker = new Docker({ socketPath: "/var/run/docker.sock" });
-  const bbs = await FakeBbs.start();
+  const logger = createLogger("bench", "warn");
+  const etcd = await EtcdServer.start();
+  const bbs = await startBbs({ etcdEndpoints: [etcd.url], etcdPrefix: "/bench-cell", listenAddress: "127.0.0.1:0", statusAddress: "127.0.0.1:0" }, { logger });
+  const auctioneer = await startAuctioneer(auctioneerConfig({ listenAddress: "127.0.0.1:0", statusAddress: "127.0.0.1:0", bbsAddress: bbs.address }), { logger });
   const cellId = `bench-cell-${process.pid}`;
   const workDir = join(tmpdir(), `diego-${cellId}`);
   const stop = await startCell(
     cellConfig({ cellId, listenAddress: "127.0.0.1:0", statusAddress: "127.0.0.1:0", bbsAddress: bbs.address, workDir, memoryMb: 65536, diskMb: 65536 }),
-    { logger: createLogger("cell", "warn") },
+    { logger },
   );
-  await bbs.waitForCell(cellId);
+  const cells = createClient(CellService, bbs.address);
+  await eventually("the cell to register", async () => (await cells.listCells({})).cells.some((c) => c.cellId === cellId));
   const client = createClient(TaskService, bbs.address);
+
+  // Every transition as the BBS made it: the task's own timestamps, per guid.
+  const seen = new Map<string, Map<TaskState, Task>>();
+  const waiters = new Map<string, () => void>();
+  const watching = new AbortController();
+  void (async () => {
+    for await (const ev of client.watchTasks({ domain: "bench" }, { signal: watching.signal })) {
+      if (ev.event.case !== "changed") continue;
+      const after = ev.event.value.after!;
+      const states = seen.get(after.taskGuid) ?? new Map<TaskState, Task>();
+      states.set(after.state, after);
+      seen.set(after.taskGuid, states);
+      if (after.state === TaskState.COMPLETED) waiters.get(after.taskGuid)?.();
+    }
+  })().catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 200));
+
   let n = 0;
   const task = () => ({
     taskGuid: `bench-${process.pid}-${n++}`,
@@ -57,18 +81,21 @@ async function main() {
     memoryMb: 32,
     action: { action: { case: "run" as const, value: { path: "/bin/true" } } },
   });
+  const sinceDesire = (t: Task | undefined) => (t ? Number(t.updatedAt - t.createdAt) / 1e6 : NaN);
 
   async function oneTask(): Promise<{ running: number; completed: number }> {
     const t = task();
-    const t0 = performance.now();
+    const completed = new Promise<void>((resolve) => waiters.set(t.taskGuid, resolve));
     await client.desireTask(t);
-    const done = await bbs.completed(t.taskGuid);
+    await completed;
+    waiters.delete(t.taskGuid);
+    const states = seen.get(t.taskGuid)!;
+    seen.delete(t.taskGuid);
+    const done = states.get(TaskState.COMPLETED)!;
     if (done.failed) throw new Error(`bench task failed: ${done.failureReason}`);
-    const running = bbs.transitions.find((x) => x.taskGuid === t.taskGuid && x.state === TaskState.RUNNING)!.at - t0;
-    const completed = bbs.transitions.find((x) => x.taskGuid === t.taskGuid && x.state === TaskState.COMPLETED)!.at - t0;
-    bbs.apply("resolve", "client", t.taskGuid, {});
-    bbs.apply("delete", "client", t.taskGuid, {});
-    return { running, completed };
+    await client.resolvingTask({ taskGuid: t.taskGuid });
+    await client.deleteTask({ taskGuid: t.taskGuid });
+    return { running: sinceDesire(states.get(TaskState.RUNNING)), completed: sinceDesire(done) };
   }
 
   const rawUntilExit: number[] = [];
@@ -107,7 +134,7 @@ async function main() {
   const p50 = (xs: number[]) => percentile(xs, 50);
   const p99 = (xs: number[]) => percentile(xs, 99);
   const lines = [
-    `cell benchmark (fake in-memory BBS; ${LATENCY_RUNS} sequential trivial tasks /bin/true on ${IMAGE}, idle cell)`,
+    `cell benchmark (real etcd, BBS, auctioneer and cell; ${LATENCY_RUNS} sequential trivial tasks /bin/true on ${IMAGE}, idle cell)`,
     `  DesireTask → RUNNING     p50 ${fmt(p50(cellRunning))}  p99 ${fmt(p99(cellRunning))}`,
     `  DesireTask → COMPLETED   p50 ${fmt(p50(cellCompleted))}  p99 ${fmt(p99(cellCompleted))}`,
     `  raw dockerode create+start+wait+remove  p50 ${fmt(p50(raw))}  p99 ${fmt(p99(raw))}`,
@@ -118,9 +145,13 @@ async function main() {
   ];
   console.log(lines.join("\n"));
 
+  watching.abort();
   client.close();
+  cells.close();
   await stop();
+  await auctioneer.stop();
   await bbs.stop();
+  await etcd.remove();
   await rm(workDir, { recursive: true, force: true });
 }
 

@@ -50,11 +50,21 @@ export class EtcdServer {
     ]);
   }
 
+  /** Freezes etcd (SIGSTOP): it stops answering without closing connections. */
+  freeze(): void {
+    this.child?.kill("SIGSTOP");
+  }
+
+  thaw(): void {
+    this.child?.kill("SIGCONT");
+  }
+
   async stop(): Promise<void> {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     await new Promise((resolve) => {
       child.once("exit", resolve);
+      child.kill("SIGCONT");
       child.kill("SIGTERM");
     });
   }

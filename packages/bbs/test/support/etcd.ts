@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { eventually } from "@diego/e2e";
 import { createLogger } from "@diego/kit";
 import { EtcdConnection } from "../../src/etcd/etcd-connection.js";
 import { prefixEnd } from "../../src/keys.js";
@@ -28,17 +29,7 @@ export async function wipe(etcd: EtcdConnection, prefix: string): Promise<void> 
   await etcd.client.kv.deleteRange({ key: Buffer.from(prefix), range_end: prefixEnd(prefix) });
 }
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v as T;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** Polls until `fn` gives a value (see eventually); 20 s by default. */
+export function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000): Promise<T> {
+  return eventually(what, fn, timeoutMs, 50);
 }
