@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import { createClient, createLogger, GrpcServer, ServiceMetrics, splitHostPort, StatusServer, type Logger, type TlsFiles } from "@diego/kit";
+import { createClient, createLogger, GrpcServer, ServiceMetrics, splitHostPort, StatusServer, tlsFilesOf, type Logger } from "@diego/kit";
 import { auctioneerv1, LockService } from "@diego/proto";
 import { AuctionRunner } from "./auction-runner.js";
 import type { AuctioneerConfig } from "./config.js";
@@ -34,26 +34,13 @@ export interface AuctioneerDeps {
   logger?: Logger;
 }
 
-/** Reads the TLS settings: all three files, or none. */
-export function tlsFiles(config: Pick<AuctioneerConfig, "tlsCaFile" | "tlsCertFile" | "tlsKeyFile">): TlsFiles | undefined {
-  const { tlsCaFile, tlsCertFile, tlsKeyFile } = config;
-  if (!tlsCaFile && !tlsCertFile && !tlsKeyFile) return undefined;
-  const missing = [
-    ["--tls-ca-file", tlsCaFile],
-    ["--tls-cert-file", tlsCertFile],
-    ["--tls-key-file", tlsKeyFile],
-  ].filter(([, v]) => !v).map(([k]) => k);
-  if (missing.length) throw new Error(`mutual TLS needs all three files; missing ${missing.join(", ")}`);
-  return { caFile: tlsCaFile!, certFile: tlsCertFile!, keyFile: tlsKeyFile! };
-}
-
 /**
  * Starts an auctioneer in this process: the AuctioneerService gRPC server, the HTTP status server, the
  * auction loop and the lock keeper. Only the lock holder auctions; a standby refuses requests.
  */
 export async function startAuctioneer(config: AuctioneerConfig, deps: AuctioneerDeps = {}): Promise<AuctioneerHandle> {
   const logger = deps.logger ?? createLogger("auctioneer", config.logLevel);
-  const tls = tlsFiles(config);
+  const tls = tlsFilesOf(config);
   const serviceMetrics = new ServiceMetrics("auctioneer");
   const metrics = new AuctioneerMetrics(serviceMetrics.registry);
 

@@ -1,4 +1,4 @@
-import { setting, type ConfigOf } from "@diego/kit";
+import { configWithDefaults, setting, tlsSettings, type ConfigOf } from "@diego/kit";
 import { z } from "zod";
 
 /** Every setting of the auctioneer (flags --kebab-case, env DIEGO_AUCTIONEER_*, or a JSON file). Durations in ms. */
@@ -16,9 +16,7 @@ export const auctioneerSettings = {
   waitingTaskExpiry: setting("duration", "A waiting task the BBS has not sent again for this long is forgotten (the BBS re-sends pending tasks every convergence pass).", { default: 120_000, check: z.number().min(100) }),
   maxCellRefusals: setting("integer", "Cells that may refuse a task at Perform before it is rejected with the last cell's reason.", { default: 3, check: z.number().int().min(1) }),
   maxConcurrentRequests: setting("integer", "Most calls to cells (State, Perform) and BBS rejections in flight at once.", { default: 1000, check: z.number().int().min(1) }),
-  tlsCaFile: setting("string", "CA file for mutual TLS (with --tls-cert-file and --tls-key-file).", { optional: true }),
-  tlsCertFile: setting("string", "Certificate file for mutual TLS.", { optional: true }),
-  tlsKeyFile: setting("string", "Key file for mutual TLS.", { optional: true }),
+  ...tlsSettings,
   logLevel: setting("string", "trace, debug, info, warn or error.", { default: "info" }),
 };
 
@@ -26,7 +24,5 @@ export type AuctioneerConfig = ConfigOf<typeof auctioneerSettings>;
 
 /** A full config from the defaults and the given values (for tests and in-process use). */
 export function auctioneerConfig(values: Partial<AuctioneerConfig> = {}): AuctioneerConfig {
-  const out: Record<string, unknown> = {};
-  for (const [k, s] of Object.entries(auctioneerSettings)) out[k] = (s as { default?: unknown }).default;
-  return { ...out, ...values } as AuctioneerConfig;
+  return configWithDefaults(auctioneerSettings, values);
 }

@@ -1,5 +1,5 @@
-import { createLogger, loadConfigOrExit, runService } from "@diego/kit";
-import { startAuctioneer, tlsFiles } from "./auctioneer.js";
+import { createLogger, loadConfigOrExit, runService, tlsFilesOf } from "@diego/kit";
+import { startAuctioneer } from "./auctioneer.js";
 import { auctioneerSettings } from "./config.js";
 
 // Composition root: config → start → stop on SIGTERM/SIGINT (releases the lock so a standby takes over at once).
@@ -7,13 +7,8 @@ const config = loadConfigOrExit(auctioneerSettings, {
   envPrefix: "DIEGO_AUCTIONEER",
   program: "auctioneer",
   summary: "Places pending tasks on cells: batches auction requests from the BBS, fetches cell states, schedules and sends the work.",
+  check: tlsFilesOf,
 });
-try {
-  tlsFiles(config);
-} catch (err) {
-  process.stderr.write(`auctioneer: ${(err as Error).message}\n`);
-  process.exit(2);
-}
 const logger = createLogger("auctioneer", config.logLevel);
 await runService(logger, async () => {
   const auctioneer = await startAuctioneer(config, { logger });

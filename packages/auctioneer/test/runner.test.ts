@@ -173,7 +173,7 @@ test("a standby refuses with UNAVAILABLE; invalid requests are refused naming th
 
 test("the BBS being down pauses auctions without losing tasks", async () => {
   c = await cluster([cellConfig("cell-1")]);
-  const a = await active(c);
+  await active(c);
   c.bbs.listCellsFails = true;
   await c.bbs.desire([work("t")]);
   await sleep(300);

@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { setting, type ConfigOf, type SettingsSpec } from "@diego/kit";
+import { configWithDefaults, setting, tlsSettings, type ConfigOf, type SettingsSpec } from "@diego/kit";
 import { z } from "zod";
 
 const positive = z.number().positive();
@@ -21,9 +21,7 @@ export const bbsSettings = {
   etcdRequestTimeout: setting("duration", "deadline of one etcd request", { default: 5_000, check: positive }),
   instanceId: setting("string", "this instance's name in leader election", { default: `${hostname()}-${process.pid}` }),
   auctioneerAddress: setting("string", "auctioneer gRPC address; unset: the value of the `auctioneer` lock", { optional: true }),
-  tlsCaFile: setting("string", "CA for mutual TLS (with --tls-cert-file and --tls-key-file: on the server and every client)", { optional: true }),
-  tlsCertFile: setting("string", "certificate for mutual TLS", { optional: true }),
-  tlsKeyFile: setting("string", "private key for mutual TLS", { optional: true, secret: true }),
+  ...tlsSettings,
   logLevel: setting("string", "log level (trace, debug, info, warn, error)", { default: "info" }),
   convergeRepeatInterval: setting("duration", "time between convergence passes", { default: 30_000, check: positive }),
   kickTaskDuration: setting("duration", "RESOLVING this long → back to COMPLETED; COMPLETED this long → callback again", {
@@ -67,8 +65,5 @@ export type BbsConfig = ConfigOf<typeof bbsSettings>;
 
 /** The configuration with every default filled in, overridden by `overrides`. */
 export function bbsConfig(overrides: Partial<BbsConfig> = {}): BbsConfig {
-  const config: Record<string, unknown> = {};
-  for (const [key, s] of Object.entries(bbsSettings)) config[key] = (s as { default?: unknown }).default;
-  for (const [key, value] of Object.entries(overrides)) if (value !== undefined) config[key] = value;
-  return config as BbsConfig;
+  return configWithDefaults(bbsSettings, overrides);
 }

@@ -1,5 +1,5 @@
 // The BBS's composition root: configuration → startBbs → run until SIGTERM/SIGINT.
-import { createLogger, loadConfigOrExit, runService } from "@diego/kit";
+import { createLogger, loadConfigOrExit, runService, tlsFilesOf } from "@diego/kit";
 import { bbsSettings } from "./config.js";
 import { startBbs } from "./start-bbs.js";
 
@@ -7,6 +7,7 @@ const config = loadConfigOrExit(bbsSettings, {
   envPrefix: "DIEGO_BBS",
   program: "bbs",
   summary: "The BBS: the task API (diego.bbs.v1), task state in etcd, convergence, completion callbacks, cell presence and locks.",
+  check: tlsFilesOf,
 });
 const logger = createLogger("bbs", config.logLevel);
 await runService(logger, async () => {

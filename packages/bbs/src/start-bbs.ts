@@ -1,4 +1,4 @@
-import { createLogger, GrpcServer, ServiceMetrics, StatusServer, type Logger, type TlsFiles } from "@diego/kit";
+import { createLogger, GrpcServer, ServiceMetrics, StatusServer, tlsFilesOf, type Logger } from "@diego/kit";
 import { nowNanos } from "@diego/models";
 import { AuctionRequester } from "./auction/auction-requester.js";
 import { CallbackSender } from "./callbacks/callback-sender.js";
@@ -57,7 +57,7 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
   const instanceId = overrides.instanceId ?? `${bbsConfig().instanceId}-${++inProcessCount}`;
   const config = bbsConfig({ ...overrides, instanceId });
   const logger = options.logger ?? createLogger("bbs", config.logLevel);
-  const tls = tlsFiles(config);
+  const tls = tlsFilesOf(config);
   const stoppers: (() => Promise<void> | void)[] = [];
   const stop = async () => {
     for (const s of stoppers.splice(0).reverse()) {
@@ -221,14 +221,6 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
     await stop();
     throw err;
   }
-}
-
-function tlsFiles(config: BbsConfig): TlsFiles | undefined {
-  const files = { caFile: config.tlsCaFile, certFile: config.tlsCertFile, keyFile: config.tlsKeyFile };
-  const set = Object.values(files).filter(Boolean).length;
-  if (set === 0) return undefined;
-  if (set < 3) throw new Error("mutual TLS needs all three of --tls-ca-file, --tls-cert-file and --tls-key-file");
-  return files as TlsFiles;
 }
 
 function hostOf(address: string): string {

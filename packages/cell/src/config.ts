@@ -1,4 +1,4 @@
-import { setting, type ConfigOf } from "@diego/kit";
+import { configWithDefaults, setting, tlsSettings, type ConfigOf } from "@diego/kit";
 import { z } from "zod";
 
 /** Every setting of the cell (flags --kebab-case, env DIEGO_CELL_*, or a JSON file). Durations in ms. */
@@ -30,9 +30,7 @@ export const cellSettings = {
   helperImage: setting("string", "Image whose /bin/busybox (static) is mounted into every container at /.diego.", { default: "diego/busybox:latest" }),
   downloadCacheMb: setting("integer", "Size of the download cache, MiB.", { default: 1024, check: z.number().int().min(0) }),
   maxConcurrentDownloads: setting("integer", "Downloads at once.", { default: 5, check: z.number().int().min(1) }),
-  tlsCaFile: setting("string", "CA file for mutual TLS (with --tls-cert-file and --tls-key-file).", { optional: true }),
-  tlsCertFile: setting("string", "Certificate file for mutual TLS.", { optional: true }),
-  tlsKeyFile: setting("string", "Key file for mutual TLS.", { optional: true }),
+  ...tlsSettings,
   logLevel: setting("string", "trace, debug, info, warn or error.", { default: "info" }),
 };
 
@@ -40,7 +38,5 @@ export type CellConfig = ConfigOf<typeof cellSettings>;
 
 /** A full config from the defaults and the given values (for tests and in-process use). */
 export function cellConfig(values: Partial<CellConfig> & { cellId: string }): CellConfig {
-  const out: Record<string, unknown> = {};
-  for (const [k, s] of Object.entries(cellSettings)) out[k] = (s as { default?: unknown }).default;
-  return { ...out, ...values } as CellConfig;
+  return configWithDefaults(cellSettings, values);
 }

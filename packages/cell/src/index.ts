@@ -7,9 +7,9 @@ import {
   GrpcServer,
   ServiceMetrics,
   StatusServer,
+  tlsFilesOf,
   type Logger,
   type ServiceImpl,
-  type TlsFiles,
 } from "@diego/kit";
 import { CellRegistryService, TaskLifecycleService, TaskService, cellv1 } from "@diego/proto";
 import { DownloadCache } from "./actions/download-cache.js";
@@ -60,7 +60,7 @@ export type RunningCell = (() => Promise<void>) & {
 /** Wires and starts a cell in this process: runtime, ledger, runners, reconcile, heartbeat, gRPC and status servers. */
 export async function startCell(config: CellConfig, overrides: CellOverrides = {}): Promise<RunningCell> {
   const logger = overrides.logger ?? createLogger("cell", config.logLevel).child({ cellId: config.cellId });
-  const tls = tlsFiles(config);
+  const tls = tlsFilesOf(config);
   const workDir = config.workDir ?? join(tmpdir(), `diego-cell-${config.cellId}`);
 
   let runtime: ContainerRuntime;
@@ -180,13 +180,6 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
     closeClients();
   };
   return Object.assign(stop, { address, statusPort, cell, reconciler, heartbeat, crash, diskQuota: { enforced: diskQuota, reason: diskQuotaReason } });
-}
-
-function tlsFiles(config: CellConfig): TlsFiles | undefined {
-  const files = [config.tlsCaFile, config.tlsCertFile, config.tlsKeyFile];
-  if (files.every((f) => !f)) return undefined;
-  if (!files.every(Boolean)) throw new Error("set all three of --tls-ca-file, --tls-cert-file and --tls-key-file, or none");
-  return { caFile: config.tlsCaFile!, certFile: config.tlsCertFile!, keyFile: config.tlsKeyFile! };
 }
 
 async function diskSizeMb(path: string): Promise<number> {

@@ -1,5 +1,5 @@
 // The cell agent's composition root: config → wire → start; SIGTERM drains and stops.
-import { createLogger, loadConfigOrExit, runService } from "@diego/kit";
+import { createLogger, loadConfigOrExit, runService, tlsFilesOf } from "@diego/kit";
 import { cellSettings } from "./config.js";
 import { startCell } from "./index.js";
 
@@ -7,6 +7,7 @@ const config = loadConfigOrExit(cellSettings, {
   envPrefix: "DIEGO_CELL",
   program: "cell",
   summary: "The diego cell agent: offers this host's capacity, runs tasks in Docker containers, reports them to the BBS.",
+  check: tlsFilesOf,
 });
 const logger = createLogger("cell", config.logLevel).child({ cellId: config.cellId });
 

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { parseDuration } from "@diego/models";
 import { z } from "zod";
+import type { TlsFiles } from "./grpc/credentials.js";
 
 /**
  * Service configuration from flags, environment and an optional JSON file (in that order of
@@ -67,6 +68,8 @@ export interface LoadOptions {
   /** Program name and one-line summary for --help. */
   program: string;
   summary: string;
+  /** Checks across settings once they are read (e.g. all three TLS files or none); throw to refuse. */
+  check?: (config: never) => unknown;
 }
 
 export type LoadResult<S extends SettingsSpec> = { help: string } | { config: ConfigOf<S> };
@@ -115,7 +118,46 @@ export function loadConfig<S extends SettingsSpec>(spec: S, options: LoadOptions
     }
     config[key] = convert(s, raw, source);
   }
+  if (options.check) {
+    try {
+      options.check(config as never);
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+  }
   return { config: config as ConfigOf<S> };
+}
+
+/** A whole configuration from the defaults and the given values (undefined values keep the default): for in-process use and tests. */
+export function configWithDefaults<S extends SettingsSpec>(spec: S, values: Partial<ConfigOf<S>> = {}): ConfigOf<S> {
+  const config: Record<string, unknown> = {};
+  for (const [key, s] of Object.entries(spec)) config[key] = s.default;
+  for (const [key, value] of Object.entries(values)) if (value !== undefined) config[key] = value;
+  return config as ConfigOf<S>;
+}
+
+/** The mutual TLS settings every service has. */
+export const tlsSettings = {
+  tlsCaFile: setting("string", "CA file for mutual TLS (with --tls-cert-file and --tls-key-file: on this server and every client it makes).", { optional: true }),
+  tlsCertFile: setting("string", "Certificate file for mutual TLS.", { optional: true }),
+  tlsKeyFile: setting("string", "Key file for mutual TLS.", { optional: true }),
+};
+
+/** The TLS files of a configuration: all three, or none (plaintext). Throws naming the missing ones. */
+export function tlsFilesOf(config: { tlsCaFile?: string; tlsCertFile?: string; tlsKeyFile?: string }): TlsFiles | undefined {
+  const { tlsCaFile, tlsCertFile, tlsKeyFile } = config;
+  if (!tlsCaFile && !tlsCertFile && !tlsKeyFile) return undefined;
+  const missing = (
+    [
+      ["--tls-ca-file", tlsCaFile],
+      ["--tls-cert-file", tlsCertFile],
+      ["--tls-key-file", tlsKeyFile],
+    ] as const
+  )
+    .filter(([, v]) => !v)
+    .map(([k]) => k);
+  if (missing.length) throw new ConfigError(`mutual TLS needs all three files; missing ${missing.join(", ")}`);
+  return { caFile: tlsCaFile!, certFile: tlsCertFile!, keyFile: tlsKeyFile! };
 }
 
 /** Loads the configuration or prints help / the error and exits: for a service's main.ts. */

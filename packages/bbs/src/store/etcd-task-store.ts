@@ -1,13 +1,14 @@
 import type { Logger } from "@diego/kit";
 import { DiegoError } from "@diego/models";
-import type { Task, TaskState } from "@diego/proto";
+import type { Task } from "@diego/proto";
 import type { ICompare, IKeyValue, IRequestOp, IWatchResponse, Watcher } from "etcd3";
 import type { EtcdConnection } from "../etcd/etcd-connection.js";
 import { prefixEnd, type Keys } from "../keys.js";
 import { LazyTaskChange } from "./task-change.js";
-import { decodeTask, encodeTask, entryFromBytes, entryOf, type TaskEntry } from "./task-entry.js";
+import { IndexedTaskStore } from "./indexed-task-store.js";
 import { TaskIndex } from "./task-index.js";
-import type { ApplyResult, Mutation, TaskFilter, TaskStore, TaskStoreEvent } from "./task-store.js";
+import { decodeTask, encodeTask, entryFromBytes, entryOf, type TaskEntry } from "./task-entry.js";
+import type { ApplyResult, Mutation, TaskStore } from "./task-store.js";
 
 export interface EtcdTaskStoreOptions {
   etcd: EtcdConnection;
@@ -59,9 +60,7 @@ interface Evaluated {
  * apply goes again (only those that lost count an attempt). An apply whose mutation refused the task
  * still contributes its compare, so a refusal is only returned once etcd confirmed the task it judged.
  */
-export class EtcdTaskStore implements TaskStore {
-  private readonly index = new TaskIndex();
-  private readonly listeners = new Set<(event: TaskStoreEvent) => void>();
+export class EtcdTaskStore extends IndexedTaskStore implements TaskStore {
   private readonly queue: PendingOp[] = [];
   private readonly busyKeys = new Set<string>();
   private readonly prefixBytes: number;
@@ -78,6 +77,7 @@ export class EtcdTaskStore implements TaskStore {
   private resyncing = false;
 
   constructor(private readonly options: EtcdTaskStoreOptions) {
+    super((err) => options.logger.error({ err }, "task event listener failed"));
     this.prefixBytes = Buffer.byteLength(options.keys.tasks);
     this.maxAttempts = options.maxAttempts ?? 8;
     this.maxBatch = Math.min(options.maxBatch ?? 128, 128);
@@ -101,28 +101,7 @@ export class EtcdTaskStore implements TaskStore {
     this.watcher = undefined;
     if (watcher) await watcher.cancel().catch(() => undefined);
     for (const op of this.queue.splice(0)) op.reject(new DiegoError("UNAVAILABLE", "the BBS is stopping"));
-    this.listeners.clear();
-  }
-
-  async get(guid: string): Promise<Task | undefined> {
-    const entry = this.index.get(guid);
-    return entry && decodeTask(entry.bytes);
-  }
-
-  async list(filter: TaskFilter): Promise<Task[]> {
-    return this.index.select(filter).map((e) => decodeTask(e.bytes));
-  }
-
-  select(filter: TaskFilter): TaskEntry[] {
-    return this.index.select(filter);
-  }
-
-  entries(): Iterable<TaskEntry> {
-    return [...this.index.values()];
-  }
-
-  countByState(): Map<TaskState, number> {
-    return this.index.countByState();
+    this.unsubscribeAll();
   }
 
   get size(): number {
@@ -131,11 +110,6 @@ export class EtcdTaskStore implements TaskStore {
 
   healthy(): boolean {
     return this.etcd.healthy() && this.watcher !== undefined && !this.resyncing;
-  }
-
-  subscribe(listener: (event: TaskStoreEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
   }
 
   apply(guid: string, mutate: Mutation): Promise<ApplyResult> {
@@ -261,16 +235,6 @@ export class EtcdTaskStore implements TaskStore {
         .txn({ compare: [{ key: kv.key, target: "Mod", result: "Equal", mod_revision: kv.mod_revision }], success: [{ request_delete_range: { key: kv.key } }] })
         .catch(() => undefined);
       return undefined;
-    }
-  }
-
-  private emit(event: TaskStoreEvent): void {
-    for (const listener of this.listeners) {
-      try {
-        listener(event);
-      } catch (err) {
-        this.options.logger.error({ err }, "task event listener failed");
-      }
     }
   }
 

@@ -40,7 +40,7 @@ export class DownloadCache {
   private readonly entriesDir: string;
 
   constructor(
-    private readonly dir: string,
+    dir: string,
     private readonly maxBytes: number,
     maxConcurrent = 5,
   ) {

@@ -114,7 +114,7 @@ export class Reconciler {
   }
 
   private async act(action: ReconcileAction, guid: string, container: ContainerInfo | undefined): Promise<void> {
-    const { cell, runtime } = this.o;
+    const { cell } = this.o;
     const runner = cell.runners.get(guid);
     switch (action) {
       case "claim":
