@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { FailureReason, isRootFsError, parseRootFs } from "@diego/models";
+import { FailureReason, isRootFsError, parseRootFs, presenceOf } from "@diego/models";
 import { CellPresenceSchema, type CellPresence, type TaskService } from "@diego/proto";
 import { cellv1 } from "@diego/proto";
 import type { Logger, ServiceClient } from "@diego/kit";
@@ -79,18 +79,7 @@ export class Cell {
   }
 
   presence(address: string): CellPresence {
-    const s = this.state();
-    return create(CellPresenceSchema, {
-      cellId: s.cellId,
-      address,
-      zone: s.zone,
-      stacks: s.stacks,
-      rootfsProviders: s.rootfsProviders,
-      placementTags: s.placementTags,
-      optionalPlacementTags: s.optionalPlacementTags,
-      total: s.total,
-      available: s.available,
-    });
+    return create(CellPresenceSchema, presenceOf(this.state(), address));
   }
 
   /** Reserves and starts each task it can take; returns the others with the reason. */

@@ -6,3 +6,4 @@ export * from "./validation.js";
 export * from "./state-machine.js";
 export * from "./time.js";
 export * from "./task-json.js";
+export * from "./placement-views.js";

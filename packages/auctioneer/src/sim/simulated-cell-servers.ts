@@ -1,6 +1,6 @@
 import type { SimulatedCell } from "@diego/auction";
 import { GrpcServer, type Logger, type TlsFiles } from "@diego/kit";
-import { DiegoError, failedPrecondition } from "@diego/models";
+import { DiegoError, failedPrecondition, presenceOf } from "@diego/models";
 import { cellv1, type CellPresenceSchema } from "@diego/proto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 
@@ -74,20 +74,7 @@ export class SimulatedCellServers {
 
   /** The presence each cell would heartbeat to the BBS. */
   presences(): PresenceInit[] {
-    return [...this.servers.values()].map(({ cell, address }) => {
-      const s = cell.state();
-      return {
-        cellId: s.cellId,
-        address,
-        zone: s.zone,
-        stacks: s.stacks,
-        rootfsProviders: s.rootfsProviders,
-        placementTags: s.placementTags,
-        optionalPlacementTags: s.optionalPlacementTags,
-        total: s.total,
-        available: s.available,
-      };
-    });
+    return [...this.servers.values()].map(({ cell, address }) => presenceOf(cell.state(), address));
   }
 
   /** Stops one cell's server (it stops answering). */

@@ -1,5 +1,5 @@
 import type { Logger } from "@diego/kit";
-import { auctioneerv1, type cellv1, type Task } from "@diego/proto";
+import { auctioneerv1, type cellv1 } from "@diego/proto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { GrpcClients } from "../grpc-clients.js";
 import type { BbsMetrics } from "../metrics/bbs-metrics.js";
@@ -14,20 +14,6 @@ export interface AuctionRequesterOptions {
   metrics?: BbsMetrics;
   /** Most tasks in one RequestTaskAuctions call. */
   batchSize?: number;
-}
-
-/** What placement needs to know of a task. */
-export function taskWork(task: Task): TaskWork {
-  return {
-    taskGuid: task.taskGuid,
-    domain: task.domain,
-    rootFs: task.rootFs,
-    stack: task.stack,
-    placementTags: task.placementTags,
-    memoryMb: task.memoryMb,
-    diskMb: task.diskMb,
-    maxPids: task.maxPids,
-  };
 }
 
 /**

@@ -3,7 +3,7 @@
 // state machine (`transition`). DesireTask also plays the auctioneer: it sends the task to a live cell.
 import { EventEmitter } from "node:events";
 import { create } from "@bufbuild/protobuf";
-import { DiegoError, nowNanos, taskNotFound, transition, validateTaskCreateRequest, type Actor, type TransitionArgs, type TransitionName } from "@diego/models";
+import { DiegoError, nowNanos, taskNotFound, taskWork, transition, validateTaskCreateRequest, type Actor, type TransitionArgs, type TransitionName } from "@diego/models";
 import {
   CellRegistryService,
   TaskCreateRequestSchema,
@@ -135,18 +135,7 @@ export class FakeBbs {
     if (!client) throw new Error("no live cell");
     const res = await client.perform({
       cellId,
-      tasks: [
-        {
-          taskGuid: task.taskGuid,
-          domain: task.domain,
-          rootFs: task.rootFs,
-          stack: task.stack,
-          placementTags: task.placementTags,
-          memoryMb: task.memoryMb,
-          diskMb: task.diskMb,
-          maxPids: task.maxPids,
-        },
-      ],
+      tasks: [taskWork(task)],
     });
     for (const f of res.failed) this.apply("reject", "auctioneer", f.taskGuid, { reason: f.reason, cellId: "", maxRetries: 3 });
     return res.failed.map((f) => f.reason);
