@@ -1,7 +1,15 @@
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { Capacity } from "./capacity/capacity-ledger.js";
 
-/** The cell's own metrics (Diego's TasksStarted/Succeeded/Failed per cell, container create latency, capacity). */
+/**
+ * The cell's metrics, named in Diego's style like the BBS's and the auctioneer's:
+ *   CellTasksStarted / CellTasksSucceeded / CellTasksFailed {cell_id}  tasks this cell ran
+ *     (the BBS counts the same as TasksStarted/Succeeded/Failed{cell_id} from its side)
+ *   ContainerCreationDuration {cell_id}  seconds to create and start a task's container
+ *   CapacityTotalMemory / CapacityTotalDisk / CapacityTotalContainers, and
+ *   CapacityRemainingMemory / CapacityRemainingDisk / CapacityRemainingContainers {cell_id}
+ *     (the rep's names; reserved capacity, in MiB and containers)
+ */
 export class CellMetrics {
   readonly tasksStarted: Counter;
   readonly tasksSucceeded: Counter;
@@ -14,31 +22,33 @@ export class CellMetrics {
       const c = new Counter({ name, help, labelNames: ["cell_id"], registers: [registry] });
       return c.labels(labels) as unknown as Counter;
     };
-    this.tasksStarted = counter("diego_cell_tasks_started_total", "Tasks this cell claimed and started (TasksStarted).");
-    this.tasksSucceeded = counter("diego_cell_tasks_succeeded_total", "Tasks this cell completed successfully (TasksSucceeded).");
-    this.tasksFailed = counter("diego_cell_tasks_failed_total", "Tasks this cell completed as failed (TasksFailed).");
+    this.tasksStarted = counter("CellTasksStarted", "Tasks this cell claimed and started.");
+    this.tasksSucceeded = counter("CellTasksSucceeded", "Tasks this cell completed successfully.");
+    this.tasksFailed = counter("CellTasksFailed", "Tasks this cell completed as failed.");
     const h = new Histogram({
-      name: "diego_cell_container_create_seconds",
-      help: "Time to create and start a task's container.",
+      name: "ContainerCreationDuration",
+      help: "Seconds to create and start a task's container.",
       labelNames: ["cell_id"],
       buckets: [0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5, 10],
       registers: [registry],
     });
     this.containerCreateSeconds = h.labels(labels) as unknown as Histogram;
-    for (const [which, pick] of [
-      ["total", (c: ReturnType<typeof capacity>) => c.total],
-      ["available", (c: ReturnType<typeof capacity>) => c.available],
-    ] as const) {
+    const gauges = [
+      ["CapacityTotalMemory", "Memory the cell offers for tasks, MiB.", (c) => c.total.memoryMb],
+      ["CapacityTotalDisk", "Disk the cell offers for tasks, MiB.", (c) => c.total.diskMb],
+      ["CapacityTotalContainers", "Containers the cell offers.", (c) => c.total.containers],
+      ["CapacityRemainingMemory", "Memory not reserved by tasks, MiB.", (c) => c.available.memoryMb],
+      ["CapacityRemainingDisk", "Disk not reserved by tasks, MiB.", (c) => c.available.diskMb],
+      ["CapacityRemainingContainers", "Containers not reserved by tasks.", (c) => c.available.containers],
+    ] as const satisfies readonly (readonly [string, string, (c: { total: Capacity; available: Capacity }) => number])[];
+    for (const [name, help, pick] of gauges) {
       new Gauge({
-        name: `diego_cell_capacity_${which}`,
-        help: `The cell's ${which} capacity by resource (memory_mb, disk_mb, containers).`,
-        labelNames: ["cell_id", "resource"],
+        name,
+        help,
+        labelNames: ["cell_id"],
         registers: [registry],
         collect() {
-          const c = pick(capacity());
-          this.set({ ...labels, resource: "memory_mb" }, c.memoryMb);
-          this.set({ ...labels, resource: "disk_mb" }, c.diskMb);
-          this.set({ ...labels, resource: "containers" }, c.containers);
+          this.set(labels, pick(capacity()));
         },
       });
     }

@@ -27,9 +27,9 @@ test("the hello task runs in a container and completes with its result", async (
   expect(t.result).toBe("42");
   expect(t.cellId).toBe(h.cellId);
   const metrics = await (await fetch(`http://127.0.0.1:${h.cell.statusPort}/metrics`)).text();
-  expect(metrics).toMatch(new RegExp(`diego_cell_tasks_started_total\\{cell_id="${h.cellId}"[^}]*\\} 1`));
-  expect(metrics).toMatch(new RegExp(`diego_cell_tasks_succeeded_total\\{cell_id="${h.cellId}"[^}]*\\} 1`));
-  expect(metrics).toMatch(/diego_cell_container_create_seconds_count\{[^}]*\} 1/);
-  expect(metrics).toMatch(/diego_cell_capacity_total\{[^}]*resource="memory_mb"[^}]*\} 4096/);
+  expect(metrics).toMatch(new RegExp(`CellTasksStarted\\{cell_id="${h.cellId}"[^}]*\\} 1`));
+  expect(metrics).toMatch(new RegExp(`CellTasksSucceeded\\{cell_id="${h.cellId}"[^}]*\\} 1`));
+  expect(metrics).toMatch(/ContainerCreationDuration_count\{[^}]*\} 1/);
+  expect(metrics).toMatch(/CapacityTotalMemory\{[^}]*\} 4096/);
   expect(h.bbs.transitions.filter((x) => x.taskGuid === "hello-1").map((x) => TaskState[x.state])).toEqual(["PENDING", "CLAIMED", "RUNNING", "COMPLETED"]);
 });
