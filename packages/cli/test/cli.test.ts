@@ -1,9 +1,9 @@
 import { TaskState } from "@diego/proto";
-import { FakeBbs, type SimulatedRun } from "@diego/client/testing";
+import { TestBbs, type SimulatedRun } from "@diego/client/testing";
 import { runCli } from "../src/cli.js";
 import { diego, fakeIo, until } from "./support/fake-io.js";
 
-let bbs: FakeBbs;
+let bbs: TestBbs;
 let n = 0;
 const guid = () => `cli-${process.pid}-${++n}`;
 /** How the simulated cell runs each task, by guid (unlisted tasks stay PENDING). */
@@ -25,12 +25,7 @@ const taskFile = (taskGuid: string, extra: Record<string, unknown> = {}) =>
   });
 
 beforeAll(async () => {
-  bbs = await FakeBbs.start({
-    cells: [
-      { cellId: "cell-2", address: "127.0.0.1:1801", zone: "z1", stacks: ["default"], rootfsProviders: [{ scheme: "docker" }, { scheme: "preloaded", names: ["busybox"] }], total: { memoryMb: 2048, diskMb: 4096, containers: 100 }, available: { memoryMb: 1024, diskMb: 4000, containers: 99 } },
-      { cellId: "cell-1", address: "127.0.0.1:1800", zone: "z1", total: { memoryMb: 2048, diskMb: 4096, containers: 100 }, available: { memoryMb: 2048, diskMb: 4096, containers: 100 } },
-    ],
-  });
+  bbs = await TestBbs.start();
   bbs.autoRun = (task) => plans.get(task.taskGuid);
 });
 
@@ -75,7 +70,7 @@ describe("desire", () => {
     const r = await run(["desire", "task.json"], { files: { "task.json": taskFile(g) } });
     expect(r).toMatchObject({ code: 0, stderr: "" });
     expect(r.stdout).toBe(`desired task ${g} in domain cli-test: PENDING\n`);
-    expect(bbs.tasks.get(g)?.state).toBe(TaskState.PENDING);
+    expect((await bbs.task(g))?.state).toBe(TaskState.PENDING);
   });
 
   test("- reads the task from standard input; --json prints it as one JSON object", async () => {
@@ -99,7 +94,7 @@ describe("desire", () => {
     expect(r.stderr).toContain("diego: task file bad.json: invalid request:");
     expect(r.stderr).toContain("  memory_mb: expected number (int32)");
     expect(r.stderr).toContain("  colour: unknown field");
-    expect(bbs.tasks.has(g)).toBe(false);
+    expect(await bbs.has(g)).toBe(false);
 
     const invalid = await run(["desire", "bad.json"], { files: { "bad.json": taskFile(g, { root_fs: "ftp://x", cpu_weight: 101 }) } });
     expect(invalid.code).toBe(2);
@@ -128,9 +123,9 @@ describe("get, list, cancel, resolve, delete", () => {
   test("get shows the task; --json the whole task; a missing one is exit 4", async () => {
     const g = guid();
     await run(["desire", "-"], { stdin: taskFile(g) });
-    bbs.start(g, "cell-1");
-    bbs.running(g, "cell-1");
-    bbs.complete(g, { result: "42" });
+    await bbs.start(g, "cell-1");
+    await bbs.running(g, "cell-1");
+    await bbs.complete(g, { result: "42" });
     const human = await run(["get", g]);
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(new RegExp(`^task_guid: +${g}$`, "m"));
@@ -152,10 +147,10 @@ describe("get, list, cancel, resolve, delete", () => {
     const domain = `list-${guid()}`;
     const [a, b, c] = [guid(), guid(), guid()];
     for (const g of [a, b, c]) await run(["desire", "-"], { stdin: taskFile(g, { domain }) });
-    bbs.start(b, "cell-1");
-    bbs.start(c, "cell-2");
-    bbs.running(c, "cell-2");
-    bbs.complete(c, { failed: true, failureReason: "DEMO: Exited with status 2" });
+    await bbs.start(b, "cell-1");
+    await bbs.start(c, "cell-2");
+    await bbs.running(c, "cell-2");
+    await bbs.complete(c, { failed: true, failureReason: "DEMO: Exited with status 2" });
 
     const table = await run(["list", "--domain", domain]);
     expect(table.code).toBe(0);
@@ -191,11 +186,11 @@ describe("get, list, cancel, resolve, delete", () => {
     expect(early.stderr).toBe(`diego: resolve ${g}: Cannot transition from PENDING to RESOLVING\n`);
 
     expect(await run(["cancel", g])).toMatchObject({ code: 0, stdout: `cancelled task ${g}\n` });
-    expect(bbs.tasks.get(g)).toMatchObject({ state: TaskState.COMPLETED, failed: true, failureReason: "task was cancelled" });
+    expect(await bbs.task(g)).toMatchObject({ state: TaskState.COMPLETED, failed: true, failureReason: "task was cancelled" });
     expect((await run(["cancel", g])).code).toBe(5);
     expect(await run(["resolve", g, "--json"])).toMatchObject({ code: 0, stdout: `{"task_guid":"${g}","status":"resolving"}\n` });
     expect(await run(["delete", g])).toMatchObject({ code: 0, stdout: `deleted task ${g}\n` });
-    expect(bbs.tasks.has(g)).toBe(false);
+    expect(await bbs.has(g)).toBe(false);
     expect((await run(["delete", g])).code).toBe(4);
   });
 
@@ -215,7 +210,7 @@ describe("run", () => {
     plans.set(g, { result: "42", logs: ["hello"] });
     const r = await run(["run", "-", "--wait"], { stdin: taskFile(g) });
     expect(r).toMatchObject({ code: 0, stdout: "42\n", stderr: "" });
-    expect(bbs.tasks.has(g)).toBe(false);
+    expect(await bbs.has(g)).toBe(false);
   });
 
   test("a failed task exits 1 with its failure reason on stderr", async () => {
@@ -225,7 +220,7 @@ describe("run", () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toBe("");
     expect(r.stderr).toBe(`diego: task ${g} failed on cell-2: DEMO: Exited with status 3\n`);
-    expect(bbs.tasks.has(g)).toBe(false);
+    expect(await bbs.has(g)).toBe(false);
   });
 
   test("--json prints the completed task as one JSON object", async () => {
@@ -256,7 +251,7 @@ describe("run", () => {
     const kept = guid();
     plans.set(kept, { result: "kept" });
     expect((await run(["run", "-", "--no-resolve"], { stdin: taskFile(kept) })).code).toBe(0);
-    expect(bbs.tasks.get(kept)?.state).toBe(TaskState.COMPLETED);
+    expect((await bbs.task(kept))?.state).toBe(TaskState.COMPLETED);
   });
 
   test("on a terminal a progress line shows the state while the task is pending or running", async () => {
@@ -280,19 +275,19 @@ describe("run", () => {
     expect(await running).toBe(130);
     expect(f.stderr()).toContain(`cancelling task ${g}`);
     expect(f.stderr()).toContain(`task ${g} failed: task was cancelled`);
-    expect(bbs.tasks.has(g)).toBe(false);
+    expect(await bbs.has(g)).toBe(false);
   });
 
   test("a second Ctrl-C stops waiting (exit 130) and leaves the task in the BBS", async () => {
     const g = guid();
     const f = fakeIo({ env: { DIEGO_BBS_ADDR: bbs.address }, stdin: taskFile(g) });
     const running = runCli(["run", "-"], f.io);
-    await until(() => bbs.tasks.has(g) && f.listening());
+    await until(async () => (await bbs.has(g)) && f.listening());
     f.interrupt();
     f.interrupt();
     expect(await running).toBe(130);
     expect(f.stderr()).toContain(`stopped waiting for task ${g} (see: diego get ${g})`);
-    expect(bbs.tasks.has(g)).toBe(true);
+    expect(await bbs.has(g)).toBe(true);
   });
 
   test("--poll-interval must be a duration", async () => {
@@ -308,12 +303,13 @@ describe("watch, logs, cells", () => {
     for (const json of [false, true]) {
       const g = guid();
       const f = fakeIo({ env: { DIEGO_BBS_ADDR: bbs.address } });
-      const calls = bbs.calls.filter((c) => c === "WatchTasks").length;
+      // No other watcher is left (the previous round's has gone), then ours subscribes.
+      await until(() => bbs.watchers === 0);
       const watching = runCli(["watch", "--domain", domain, ...(json ? ["--json"] : [])], f.io);
-      await until(() => bbs.calls.filter((c) => c === "WatchTasks").length > calls);
+      await until(() => bbs.watchers > 0);
       await run(["desire", "-"], { stdin: taskFile(guid(), { domain: "elsewhere" }) });
       await run(["desire", "-"], { stdin: taskFile(g, { domain }) });
-      bbs.start(g, "cell-1");
+      await bbs.start(g, "cell-1");
       await run(["cancel", g]);
       await run(["resolve", g]);
       await run(["delete", g]);
@@ -340,10 +336,10 @@ describe("watch, logs, cells", () => {
   });
 
   test("watch exits 3 when the BBS goes away", async () => {
-    const other = await FakeBbs.start();
+    const other = await TestBbs.start();
     const f = fakeIo({ env: { DIEGO_BBS_ADDR: other.address } });
     const watching = runCli(["watch"], f.io);
-    await until(() => other.calls.includes("WatchTasks"));
+    await until(() => other.watchers > 0);
     await other.stop();
     expect(await watching).toBe(3);
     expect(f.stderr()).toContain(other.address);
@@ -352,8 +348,8 @@ describe("watch, logs, cells", () => {
   test("logs prints the output so far; --follow until the task completes; --json log lines", async () => {
     const g = guid();
     await run(["desire", "-"], { stdin: taskFile(g) });
-    bbs.start(g);
-    bbs.running(g);
+    await bbs.start(g);
+    await bbs.running(g);
     bbs.log(g, "one");
     bbs.log(g, "two", "STDERR");
     const sofar = await run(["logs", g]);
@@ -364,7 +360,7 @@ describe("watch, logs, cells", () => {
     const following = runCli(["logs", g, "--follow", "--json"], f.io);
     await until(() => f.stdout().split("\n").length > 2);
     bbs.log(g, "three");
-    bbs.complete(g, { result: "done" });
+    await bbs.complete(g, { result: "done" });
     expect(await following).toBe(0);
     const lines = f.stdout().trimEnd().split("\n").map((l) => JSON.parse(l));
     expect(lines.map((l) => [l.message, l.stream])).toEqual([
@@ -377,6 +373,11 @@ describe("watch, logs, cells", () => {
   });
 
   test("cells lists the live cells with available/total capacity; --json one cell per line", async () => {
+    // A BBS of its own, where two cells that live elsewhere heartbeat these presences.
+    const listed = await TestBbs.start();
+    await listed.announceCell({ cellId: "cell-2", address: "127.0.0.1:1801", zone: "z1", stacks: ["default"], rootfsProviders: [{ scheme: "docker" }, { scheme: "preloaded", names: ["busybox"] }], total: { memoryMb: 2048, diskMb: 4096, containers: 100 }, available: { memoryMb: 1024, diskMb: 4000, containers: 99 } });
+    await listed.announceCell({ cellId: "cell-1", address: "127.0.0.1:1800", zone: "z1", total: { memoryMb: 2048, diskMb: 4096, containers: 100 }, available: { memoryMb: 2048, diskMb: 4096, containers: 100 } });
+    const run = (args: string[]) => diego(listed.address, args);
     const r = await run(["cells"]);
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split("\n");
@@ -385,6 +386,7 @@ describe("watch, logs, cells", () => {
     expect(lines[2]).toMatch(/^cell-2 +127\.0\.0\.1:1801 +z1 +1024\/2048 +4000\/4096 +99\/100 +default +docker,preloaded:busybox +-$/);
     const json = (await run(["cells", "--json"])).stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
     expect(json[1]).toMatchObject({ cell_id: "cell-2", available: { memory_mb: 1024 }, rootfs_providers: [{ scheme: "docker" }, { scheme: "preloaded", names: ["busybox"] }] });
+    await listed.stop();
   });
 });
 

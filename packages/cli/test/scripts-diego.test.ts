@@ -1,13 +1,13 @@
 import { execFile } from "node:child_process";
 import { resolve } from "node:path";
-import { FakeBbs } from "@diego/client/testing";
+import { TestBbs } from "@diego/client/testing";
 
 // scripts/diego as a person runs it: a real process, its stdout, stderr and exit code.
 const script = resolve(import.meta.dirname, "../../../scripts/diego");
-let bbs: FakeBbs;
+let bbs: TestBbs;
 
 beforeAll(async () => {
-  bbs = await FakeBbs.start();
+  bbs = await TestBbs.start();
   bbs.autoRun = (task) => (task.annotation === "fail" ? { failed: true, failureReason: "DEMO: Exited with status 3" } : { result: "42" });
 });
 afterAll(() => bbs.stop());

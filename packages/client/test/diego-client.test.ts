@@ -1,9 +1,9 @@
 import { TaskState, type Task } from "@diego/proto";
 import { DiegoError } from "@diego/models";
 import { DiegoClient } from "../src/diego-client.js";
-import { FakeBbs } from "../src/testing/fake-bbs.js";
+import { TestBbs } from "../src/testing/index.js";
 
-let bbs: FakeBbs;
+let bbs: TestBbs;
 let client: DiegoClient;
 let n = 0;
 const guid = () => `client-test-${process.pid}-${++n}`;
@@ -17,9 +17,7 @@ const task = (taskGuid: string, domain = "client-test") => ({
 });
 
 beforeAll(async () => {
-  bbs = await FakeBbs.start({
-    cells: [{ cellId: "cell-1", address: "127.0.0.1:1800", zone: "z1", total: { memoryMb: 1024, diskMb: 2048, containers: 10 }, available: { memoryMb: 512, diskMb: 2048, containers: 9 } }],
-  });
+  bbs = await TestBbs.start();
   client = new DiegoClient({ address: bbs.address, timeoutMs: 5_000 });
 });
 
@@ -53,8 +51,8 @@ test("list filters by domain, cell and state (by enum or by name)", async () => 
   const domain = `list-${guid()}`;
   const [a, b, c] = [guid(), guid(), guid()];
   for (const g of [a, b, c]) await client.desire(task(g, domain));
-  bbs.start(b, "cell-1");
-  bbs.start(c, "cell-2");
+  await bbs.start(b, "cell-1");
+  await bbs.start(c, "cell-2");
   const guids = (tasks: Task[]) => tasks.map((t) => t.taskGuid).sort();
   expect(guids(await client.list({ domain }))).toEqual([a, b, c].sort());
   expect(guids(await client.list({ domain, cellId: "cell-1" }))).toEqual([b]);
@@ -88,8 +86,8 @@ test("watch streams created, changed and removed events of its domain until abor
       if (seen.length === 4) stop.abort();
     }
   })().catch((err: unknown) => (DiegoError.is(err, "CANCELLED") ? undefined : Promise.reject(err)));
-  // The fake records the call when it subscribes, so events from here on reach us.
-  await until(() => bbs.calls.filter((c) => c === "WatchTasks").length > 0);
+  // Once the BBS counts the stream as a watcher, events from here on reach us.
+  await until(() => bbs.watchers > 0);
   await client.desire(task(guid(), "some-other-domain"));
   await client.desire(task(g, domain));
   await client.cancel(g);
@@ -102,8 +100,8 @@ test("watch streams created, changed and removed events of its domain until abor
 test("logs returns the output so far, and with follow the lines until the task completes", async () => {
   const g = guid();
   await client.desire(task(g));
-  bbs.start(g);
-  bbs.running(g);
+  await bbs.start(g);
+  await bbs.running(g);
   bbs.log(g, "one");
   bbs.log(g, "two", "STDERR");
   const sofar: string[] = [];
@@ -117,16 +115,23 @@ test("logs returns the output so far, and with follow the lines until the task c
   await until(() => followed.length === 2);
   bbs.log(g, "three");
   await until(() => followed.length === 3);
-  bbs.complete(g, { result: "ok" });
+  await bbs.complete(g, { result: "ok" });
   await following;
   expect(followed).toEqual(["one", "two", "three"]);
   await expect(consume(client.logs("no-such-task"))).rejects.toMatchObject({ code: "NOT_FOUND" });
 });
 
 test("listCells returns the live cells with their capacity", async () => {
-  const cells = await client.listCells();
+  // A BBS of its own, with exactly one cell heartbeating (the other tests' cells start on first use).
+  const solo = await TestBbs.start({
+    cells: [{ cellId: "cell-1", zone: "z1", total: { memoryMb: 1024, diskMb: 2048, containers: 10 }, available: { memoryMb: 512, diskMb: 2048, containers: 9 } }],
+  });
+  const c = new DiegoClient({ address: solo.address, timeoutMs: 5_000 });
+  const cells = await c.listCells();
   expect(cells).toHaveLength(1);
   expect(cells[0]).toMatchObject({ cellId: "cell-1", zone: "z1", total: { memoryMb: 1024 }, available: { memoryMb: 512 } });
+  c.close();
+  await solo.stop();
 });
 
 test("an unreachable BBS is UNAVAILABLE and the message names its address", async () => {
@@ -144,9 +149,9 @@ async function consume<T>(it: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
-async function until(check: () => boolean, timeoutMs = 20_000): Promise<void> {
+async function until(check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) throw new Error("condition not met in time");
     await new Promise((r) => setTimeout(r, 10));
   }

@@ -49,9 +49,9 @@ export async function diego(address: string, args: string[], options: FakeIoOpti
   return { code, stdout: f.stdout(), stderr: f.stderr() };
 }
 
-export async function until(check: () => boolean, timeoutMs = 20_000): Promise<void> {
+export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) throw new Error("condition not met in time");
     await new Promise((r) => setTimeout(r, 10));
   }
