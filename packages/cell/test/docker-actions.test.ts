@@ -1,4 +1,4 @@
-// Every action, limit and log path on the real Docker engine, through a cell and the fake BBS.
+// Every action, limit and log path on the real Docker engine, through a cell, the BBS and the auctioneer.
 import { createClient } from "@diego/kit";
 import { TaskService, TaskState, type Task } from "@diego/proto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -20,7 +20,7 @@ let tasks: ReturnType<typeof createClient<(typeof TaskService)["method"]>>;
 beforeAll(async () => {
   http = await HttpFixture.start();
   h = await startHarness("docker", { reconcileInterval: 2000 });
-  tasks = createClient(TaskService, h.bbs.address);
+  tasks = createClient(TaskService, h.cluster.address);
 });
 afterAll(async () => {
   tasks?.close();
@@ -30,8 +30,8 @@ afterAll(async () => {
 
 async function runTask(over: Partial<TaskInit>): Promise<Task> {
   const guid = uniqueId("dt");
-  await h.bbs.desire({ taskGuid: guid, domain: "docker-test", rootFs: "docker:///diego/busybox", ...over } as TaskInit);
-  return h.bbs.completed(guid, 90_000);
+  await h.cluster.desire({ taskGuid: guid, domain: "docker-test", rootFs: "docker:///diego/busybox", ...over } as TaskInit);
+  return h.cluster.completed(guid, 90_000);
 }
 
 async function logsOf(guid: string): Promise<string[]> {
@@ -200,8 +200,8 @@ describe("composites on Docker", () => {
 describe("logs and cancel", () => {
   test("logs stream while the task runs and stay after it ends, tagged with source and stream", async () => {
     const guid = uniqueId("logs");
-    await h.bbs.desire({ taskGuid: guid, domain: "d", rootFs: "docker:///diego/busybox", logGuid: guid, logSource: "APP", action: sh("echo first; sleep 1; echo second >&2") });
-    await h.bbs.waitFor(guid, (t) => t?.state === TaskState.RUNNING);
+    await h.cluster.desire({ taskGuid: guid, domain: "d", rootFs: "docker:///diego/busybox", logGuid: guid, logSource: "APP", action: sh("echo first; sleep 1; echo second >&2") });
+    await h.cluster.waitFor(guid, (t) => t?.state === TaskState.RUNNING);
     const seen: Array<[string, number, string]> = [];
     for await (const l of tasks.taskLogs({ taskGuid: guid, follow: true })) seen.push([l.source, l.stream, l.message]);
     expect(seen).toEqual([
@@ -209,18 +209,18 @@ describe("logs and cancel", () => {
       ["APP", 1, "second"],
       ["APP", 0, "Exit status 0"],
     ]);
-    await h.bbs.completed(guid);
+    await h.cluster.completed(guid);
     expect(await logsOf(guid)).toEqual(["first", "second", "Exit status 0"]);
   });
 
   test("cancel mid-action: SIGTERM reaches the process, the container goes, the task says cancelled", async () => {
     const guid = uniqueId("cancel");
-    await h.bbs.desire({ taskGuid: guid, domain: "d", rootFs: "docker:///diego/busybox", action: parallel(sh("trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.1; done"), sh("sleep 60")) });
-    await h.bbs.waitFor(guid, (t) => t?.state === TaskState.RUNNING);
+    await h.cluster.desire({ taskGuid: guid, domain: "d", rootFs: "docker:///diego/busybox", action: parallel(sh("trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.1; done"), sh("sleep 60")) });
+    await h.cluster.waitFor(guid, (t) => t?.state === TaskState.RUNNING);
     await eventually(async () => ((await logsOf(guid)).length >= 0 && h.cell.cell.runners.get(guid)?.phase === "running" ? true : undefined));
     await new Promise((r) => setTimeout(r, 500));
     await tasks.cancelTask({ taskGuid: guid });
-    expect(await h.bbs.completed(guid)).toMatchObject({ failed: true, failureReason: "task was cancelled" });
+    expect(await h.cluster.completed(guid)).toMatchObject({ failed: true, failureReason: "task was cancelled" });
     await eventually(async () => ((await h.runtime.list(containerLabels(h.cellId, guid))).length === 0 ? true : undefined), 30_000, "container removed");
     expect(await logsOf(guid)).toContain("got TERM");
   });
@@ -240,8 +240,8 @@ describe("network off", () => {
     const off = await startHarness("docker", { network: false });
     try {
       http.serve("/net2.txt", "reachable");
-      await off.bbs.desire({ taskGuid: "net-off", domain: "d", rootFs: "docker:///diego/busybox", action: sh(`wget -q -T 2 -O /tmp/r ${http.containerUrl("/net2.txt")}`) });
-      const t = await off.bbs.completed("net-off");
+      await off.cluster.desire({ taskGuid: "net-off", domain: "d", rootFs: "docker:///diego/busybox", action: sh(`wget -q -T 2 -O /tmp/r ${http.containerUrl("/net2.txt")}`) });
+      const t = await off.cluster.completed("net-off");
       expect(t.failed).toBe(true);
     } finally {
       await off.stop();

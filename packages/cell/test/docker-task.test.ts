@@ -8,7 +8,7 @@ beforeAll(async () => {
 afterAll(() => h?.stop());
 
 test("the hello task runs in a container and completes with its result", async () => {
-  await h.bbs.desire({
+  await h.cluster.desire({
     taskGuid: "hello-1",
     domain: "demo",
     rootFs: "docker:///diego/busybox",
@@ -21,7 +21,7 @@ test("the hello task runs in a container and completes with its result", async (
     logGuid: "hello-1",
     logSource: "DEMO",
   });
-  const t = await h.bbs.completed("hello-1");
+  const t = await h.cluster.completed("hello-1");
   expect(t.failureReason).toBe("");
   expect(t.failed).toBe(false);
   expect(t.result).toBe("42");
@@ -31,5 +31,5 @@ test("the hello task runs in a container and completes with its result", async (
   expect(metrics).toMatch(new RegExp(`CellTasksSucceeded\\{cell_id="${h.cellId}"[^}]*\\} 1`));
   expect(metrics).toMatch(/ContainerCreationDuration_count\{[^}]*\} 1/);
   expect(metrics).toMatch(/CapacityTotalMemory\{[^}]*\} 4096/);
-  expect(h.bbs.transitions.filter((x) => x.taskGuid === "hello-1").map((x) => TaskState[x.state])).toEqual(["PENDING", "CLAIMED", "RUNNING", "COMPLETED"]);
+  expect(h.cluster.statesOf("hello-1").map((s) => TaskState[s])).toEqual(["PENDING", "CLAIMED", "RUNNING", "COMPLETED"]);
 });

@@ -7,13 +7,13 @@ import { join, resolve } from "node:path";
 import { TaskState } from "@diego/proto";
 import { cellLabels } from "../src/executor/labels.js";
 import { DockerRuntime } from "../src/runtime/docker-runtime.js";
-import { FakeBbs } from "./support/fake-bbs.js";
+import { Cluster } from "./support/cluster.js";
 import { eventually, removeCellContainers, startHarness, uniqueId } from "./support/harness.js";
 
 const root = resolve(import.meta.dirname, "../../..");
 
 test("after a crash and a restart the cell reconciles its old containers", async () => {
-  const bbs = await FakeBbs.start();
+  const cluster = await Cluster.start();
   const cellId = uniqueId("crash-cell");
   const workDir = join(tmpdir(), `diego-cell-test-${cellId}`);
   const runtime = new DockerRuntime({ helperDir: join(workDir, "helper") });
@@ -24,7 +24,7 @@ test("after a crash and a restart the cell reconciles its old containers", async
       [
         "--import", "tsx", "packages/cell/src/main.ts",
         "--cell-id", cellId,
-        "--bbs-address", bbs.address,
+        "--bbs-address", cluster.address,
         "--listen-address", "127.0.0.1:0",
         "--status-address", "127.0.0.1:0",
         "--work-dir", workDir,
@@ -34,16 +34,16 @@ test("after a crash and a restart the cell reconciles its old containers", async
       ],
       { cwd: root, stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, NODE_OPTIONS: "" } },
     );
-    await bbs.waitForCell(cellId, 60_000);
-    await bbs.desire({ taskGuid: `${cellId}-task`, domain: "d", rootFs: "docker:///diego/busybox", action: { action: { case: "run", value: { path: "/bin/sleep", args: ["120"] } } } });
-    await bbs.waitFor(`${cellId}-task`, (t) => t?.state === TaskState.RUNNING, 60_000);
+    await cluster.waitForCell(cellId, undefined, 60_000);
+    await cluster.desire({ taskGuid: `${cellId}-task`, domain: "d", rootFs: "docker:///diego/busybox", action: { action: { case: "run", value: { path: "/bin/sleep", args: ["120"] } } } });
+    await cluster.waitFor(`${cellId}-task`, (t) => t?.state === TaskState.RUNNING, 60_000);
     child.kill("SIGKILL");
     await new Promise((r) => child!.once("exit", r));
     expect((await runtime.list(cellLabels(cellId))).length).toBe(1);
 
-    const h = await startHarness("docker", { workDir }, { bbs, cellId });
+    const h = await startHarness("docker", { workDir }, { cluster, cellId });
     try {
-      const t = await bbs.completed(`${cellId}-task`);
+      const t = await cluster.completed(`${cellId}-task`);
       expect(t).toMatchObject({ failed: true, failureReason: "cell disappeared before completion" });
       await eventually(async () => ((await runtime.list(cellLabels(cellId))).length === 0 ? true : undefined), 30_000, "old container removed");
     } finally {
@@ -52,22 +52,22 @@ test("after a crash and a restart the cell reconciles its old containers", async
   } finally {
     if (child && child.exitCode === null) child.kill("SIGKILL");
     await removeCellContainers(runtime, cellId);
-    await bbs.stop();
+    await cluster.stop();
     await rm(workDir, { recursive: true, force: true });
   }
 });
 
 test("SIGTERM on main.ts drains, deregisters and exits 0", async () => {
-  const bbs = await FakeBbs.start();
+  const cluster = await Cluster.start();
   const cellId = uniqueId("term-cell");
   const workDir = join(tmpdir(), `diego-cell-test-${cellId}`);
   try {
     const child = spawn(
       process.execPath,
-      ["--import", "tsx", "packages/cell/src/main.ts", "--cell-id", cellId, "--bbs-address", bbs.address, "--listen-address", "127.0.0.1:0", "--status-address", "127.0.0.1:0", "--work-dir", workDir, "--log-level", "info"],
+      ["--import", "tsx", "packages/cell/src/main.ts", "--cell-id", cellId, "--bbs-address", cluster.address, "--listen-address", "127.0.0.1:0", "--status-address", "127.0.0.1:0", "--work-dir", workDir, "--heartbeat-ttl", "10m", "--log-level", "info"],
       { cwd: root, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, NODE_OPTIONS: "" } },
     );
-    await bbs.waitForCell(cellId, 60_000);
+    await cluster.waitForCell(cellId, undefined, 60_000);
     // SIGTERM once the cell has fully started (its last start-up line names the status listener).
     await new Promise<void>((resolve) => {
       let out = "";
@@ -76,13 +76,14 @@ test("SIGTERM on main.ts drains, deregisters and exits 0", async () => {
         if (/cell status .*listening on/.test(out)) resolve();
       });
     });
-    const deregistered = new Promise((r) => bbs.events.on("deregister", (id) => id === cellId && r(true)));
     child.kill("SIGTERM");
     const code = await new Promise((r) => child.once("exit", r));
     expect(code).toBe(0);
-    expect(await deregistered).toBe(true);
+    // Its presence would otherwise live for the heartbeat TTL (10 minutes here): gone now means deregistered.
+    const deregistered = !(await cluster.cells.listCells({})).cells.some((c) => c.cellId === cellId);
+    expect(deregistered).toBe(true);
   } finally {
-    await bbs.stop();
+    await cluster.stop();
     await rm(workDir, { recursive: true, force: true });
   }
 });

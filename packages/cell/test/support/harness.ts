@@ -8,15 +8,19 @@ import { cellLabels } from "../../src/executor/labels.js";
 import type { ContainerRuntime } from "../../src/runtime/container-runtime.js";
 import { DockerRuntime } from "../../src/runtime/docker-runtime.js";
 import { FakeRuntime } from "../../src/runtime/fake-runtime.js";
-import { FakeBbs } from "./fake-bbs.js";
+import { Cluster } from "./cluster.js";
+import { TcpGate } from "./tcp-gate.js";
 
 export interface Harness {
-  bbs: FakeBbs;
+  /** The real BBS and auctioneer the cell works with. */
+  cluster: Cluster;
   cell: RunningCell;
   cellId: string;
   config: CellConfig;
   runtime: ContainerRuntime;
-  /** Stops the cell and the BBS, removes every container of the cell and its work dir. */
+  /** With `bbsGate`: the cell reaches the BBS through this gate, which a test can cut. */
+  bbsGate?: TcpGate;
+  /** Stops the cell (and the cluster when it started it), removes every container of the cell and its work dir. */
   stop(): Promise<void>;
 }
 
@@ -24,19 +28,33 @@ export function uniqueId(prefix: string): string {
   return `${prefix}-${randomBytes(4).toString("hex")}`;
 }
 
-/** A cell (on Docker, or on the fake runtime) and a fake BBS it talks to. */
+/** A cell (on Docker, or on the fake runtime) in a cluster of the real BBS and auctioneer (its own unless given one). */
 export async function startHarness(
   kind: "docker" | "fake",
   values: Partial<CellConfig> = {},
-  options: { runtime?: ContainerRuntime; bbs?: FakeBbs; cellId?: string } = {},
+  options: { runtime?: ContainerRuntime; cluster?: Cluster; cellId?: string; bbsGate?: boolean } = {},
 ): Promise<Harness> {
   const cellId = options.cellId ?? uniqueId("test-cell");
-  const bbs = options.bbs ?? (await FakeBbs.start());
+  const cluster = options.cluster ?? (await Cluster.start());
+  let bbsGate: TcpGate | undefined;
+  let cell: RunningCell | undefined;
+  const stopAll = async () => {
+    bbsGate?.restore(); // the draining cell deregisters through it
+    await cell?.();
+    await bbsGate?.close();
+    if (!options.cluster) await cluster.stop();
+  };
+  try {
+    if (options.bbsGate) bbsGate = await TcpGate.start(cluster.address);
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
   const config = cellConfig({
     cellId,
     listenAddress: "127.0.0.1:0",
     statusAddress: "127.0.0.1:0",
-    bbsAddress: bbs.address,
+    bbsAddress: bbsGate?.address ?? cluster.address,
     memoryMb: 4096,
     diskMb: 8192,
     workDir: join(tmpdir(), `diego-cell-test-${cellId}`),
@@ -47,17 +65,23 @@ export async function startHarness(
   });
   const runtime =
     options.runtime ?? (kind === "fake" ? new FakeRuntime() : new DockerRuntime({ helperDir: join(config.workDir!, "helper") }));
-  const cell = await startCell(config, { runtime: kind === "fake" ? runtime : undefined, logger: createLogger("cell", config.logLevel) });
-  await bbs.waitForCell(cellId);
+  try {
+    cell = await startCell(config, { runtime: kind === "fake" ? runtime : undefined, logger: createLogger("cell", config.logLevel) });
+    await cluster.waitForCell(cellId, cell.address);
+  } catch (err) {
+    await stopAll();
+    await rm(config.workDir!, { recursive: true, force: true });
+    throw err;
+  }
   return {
-    bbs,
+    cluster,
     cell,
     cellId,
     config,
     runtime,
+    bbsGate,
     stop: async () => {
-      await cell();
-      if (!options.bbs) await bbs.stop();
+      await stopAll();
       await removeCellContainers(runtime, cellId);
       await rm(config.workDir!, { recursive: true, force: true });
     },

@@ -1,0 +1,214 @@
+// The real control plane for the cell's tests, in this process: the BBS (its in-memory task store)
+// and the auctioneer, which places every desired task on the live cells as in production. The helpers
+// use only their public gRPC API: DesireTask, GetTask, WatchTasks, ListCells, FetchLock.
+import { EventEmitter } from "node:events";
+import { randomBytes } from "node:crypto";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { auctioneerConfig, startAuctioneer, type AuctioneerHandle } from "@diego/auctioneer";
+import { startBbs, type RunningBbs } from "@diego/bbs";
+import { createClient, createLogger, type ServiceClient } from "@diego/kit";
+import { DiegoError } from "@diego/models";
+import {
+  CellRegistryService,
+  CellService,
+  LockService,
+  TaskLifecycleService,
+  TaskService,
+  TaskState,
+  type CellPresence,
+  type Task,
+  type TaskCreateRequestSchema,
+} from "@diego/proto";
+
+type TaskInit = MessageInitShape<typeof TaskCreateRequestSchema>;
+
+/** A state a task entered, as the BBS's WatchTasks stream told it. */
+export interface Transition {
+  taskGuid: string;
+  state: TaskState;
+}
+
+const PROBE_DOMAIN = "cluster-probe";
+
+export class Cluster {
+  readonly tasks: ServiceClient<(typeof TaskService)["method"]>;
+  readonly lifecycle: ServiceClient<(typeof TaskLifecycleService)["method"]>;
+  readonly registry: ServiceClient<(typeof CellRegistryService)["method"]>;
+  readonly cells: ServiceClient<(typeof CellService)["method"]>;
+  private readonly locks: ServiceClient<(typeof LockService)["method"]>;
+  /** Every state every task entered since the cluster started, in order. */
+  readonly transitions: Transition[] = [];
+  private readonly changes = new EventEmitter();
+  private readonly watching = new AbortController();
+  private auctioneer?: AuctioneerHandle;
+
+  private constructor(private readonly bbs: RunningBbs) {
+    this.tasks = createClient(TaskService, bbs.address);
+    this.lifecycle = createClient(TaskLifecycleService, bbs.address);
+    this.registry = createClient(CellRegistryService, bbs.address);
+    this.cells = createClient(CellService, bbs.address);
+    this.locks = createClient(LockService, bbs.address);
+    this.changes.setMaxListeners(0);
+  }
+
+  /** host:port of the BBS's gRPC server. */
+  get address(): string {
+    return this.bbs.address;
+  }
+
+  /** A BBS, a watch on every task, then an auctioneer holding the `auctioneer` lock. */
+  static async start(): Promise<Cluster> {
+    const level = process.env.DIEGO_TEST_LOG ?? "silent";
+    const bbs = await startBbs({ store: "memory", listenAddress: "127.0.0.1:0", statusAddress: "127.0.0.1:0" }, { logger: createLogger("bbs", level) });
+    const cluster = new Cluster(bbs);
+    try {
+      cluster.watch();
+      await cluster.probeWatch();
+      cluster.auctioneer = await startAuctioneer(
+        auctioneerConfig({ listenAddress: "127.0.0.1:0", statusAddress: "127.0.0.1:0", bbsAddress: bbs.address }),
+        { logger: createLogger("auctioneer", level) },
+      );
+      const advertised = cluster.auctioneer.advertiseAddress;
+      await until(
+        async () => (await cluster.locks.fetchLock({ key: "auctioneer" }).catch(() => undefined))?.value === advertised,
+        30_000,
+        "the auctioneer to hold its lock",
+      );
+      return cluster;
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
+  }
+
+  private watch(): void {
+    void (async () => {
+      for await (const ev of this.tasks.watchTasks({ domain: "" }, { signal: this.watching.signal })) {
+        const task = ev.event.case === "created" ? ev.event.value.task : ev.event.case === "changed" ? ev.event.value.after : undefined;
+        if (task) this.transitions.push({ taskGuid: task.taskGuid, state: task.state });
+        const guid = task?.taskGuid ?? (ev.event.case === "removed" ? ev.event.value.task?.taskGuid : undefined);
+        if (guid) this.changes.emit("change", guid);
+      }
+    })().catch(() => undefined);
+  }
+
+  /**
+   * WatchTasks only streams changes made after it subscribed, and says nothing when it has. Until the
+   * watch shows one, desire a throwaway task in its own domain (no auctioneer runs yet, so none is
+   * placed), then remove them all.
+   */
+  private async probeWatch(): Promise<void> {
+    const probes: string[] = [];
+    const seen = new Promise<void>((resolve) => {
+      const on = (guid: string) => {
+        if (!probes.includes(guid)) return;
+        this.changes.off("change", on);
+        resolve();
+      };
+      this.changes.on("change", on);
+    });
+    const until = Date.now() + 30_000;
+    for (let shown = false; !shown; ) {
+      if (Date.now() > until) throw new Error("the BBS's WatchTasks stream never showed a change");
+      const guid = `probe-${randomBytes(4).toString("hex")}`;
+      probes.push(guid);
+      await this.tasks.desireTask({ taskGuid: guid, domain: PROBE_DOMAIN, rootFs: "docker:///diego/busybox", action: { action: { case: "run", value: { path: "/bin/true" } } } });
+      shown = await Promise.race([seen.then(() => true), sleep(250).then(() => false)]);
+    }
+    for (const guid of probes) {
+      await this.tasks.cancelTask({ taskGuid: guid });
+      await this.tasks.resolvingTask({ taskGuid: guid });
+      await this.tasks.deleteTask({ taskGuid: guid });
+    }
+  }
+
+  /** TaskService.DesireTask; the auctioneer then places the task on a live cell. */
+  async desire(init: TaskInit): Promise<Task> {
+    return (await this.tasks.desireTask(init)).task!;
+  }
+
+  /** TaskService.GetTask; undefined when the BBS has no such task. */
+  async get(guid: string): Promise<Task | undefined> {
+    try {
+      return await this.tasks.getTask({ taskGuid: guid });
+    } catch (err) {
+      if (DiegoError.is(err) && err.code === "NOT_FOUND") return undefined;
+      throw err;
+    }
+  }
+
+  /** Waits until the task (GetTask, re-read on every change the watch shows) satisfies `ok`. */
+  async waitFor(guid: string, ok: (t: Task | undefined) => boolean, timeoutMs = 60_000): Promise<Task | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      // Listen before reading, so a change between the read and the wait is not missed.
+      let changed!: () => void;
+      const change = new Promise<void>((resolve) => (changed = resolve));
+      const on = (g: string) => g === guid && changed();
+      this.changes.on("change", on);
+      try {
+        const t = await this.get(guid);
+        if (ok(t)) return t;
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`task ${guid} did not reach the expected state; now ${t ? TaskState[t.state] : "absent"}`);
+        // The re-read every second is a safety net only: the watch wakes this up on each change.
+        await Promise.race([change, sleep(Math.min(left, 1_000))]);
+      } finally {
+        this.changes.off("change", on);
+      }
+    }
+  }
+
+  async completed(guid: string, timeoutMs?: number): Promise<Task> {
+    return (await this.waitFor(guid, (t) => t?.state === TaskState.COMPLETED, timeoutMs))!;
+  }
+
+  /** The states the task entered, in order (PENDING first). */
+  statesOf(guid: string): TaskState[] {
+    return this.transitions.filter((x) => x.taskGuid === guid).map((x) => x.state);
+  }
+
+  /** The cell's presence in CellService.ListCells, if it is live. */
+  async presence(cellId: string): Promise<CellPresence | undefined> {
+    return (await this.cells.listCells({})).cells.find((c) => c.cellId === cellId);
+  }
+
+  /** Waits until the cell is live in the BBS (at `address` when given: a restarted cell replaces its old presence). */
+  async waitForCell(cellId: string, address?: string, timeoutMs = 30_000): Promise<CellPresence> {
+    let found: CellPresence | undefined;
+    await until(
+      async () => {
+        found = await this.presence(cellId);
+        return !!found && (address === undefined || found.address === address);
+      },
+      timeoutMs,
+      `cell ${cellId} to heartbeat`,
+    );
+    return found!;
+  }
+
+  /** Stops the auctioneer (releasing its lock): from now on desired tasks stay PENDING until a test places them. */
+  async stopAuctioneer(): Promise<void> {
+    await this.auctioneer?.stop();
+  }
+
+  async stop(): Promise<void> {
+    this.watching.abort();
+    await this.auctioneer?.stop();
+    for (const c of [this.tasks, this.lifecycle, this.registry, this.cells, this.locks]) c.close();
+    await this.bbs.stop();
+  }
+}
+
+/** A pause that does not keep the process alive (a waiter may stop listening before it ends). */
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}
+
+async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
