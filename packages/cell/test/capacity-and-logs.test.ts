@@ -49,6 +49,21 @@ describe("task log store", () => {
     store.close();
   });
 
+  test("a log opened at the claim takes the task's log guid once it is known; a claim that was refused is forgotten", async () => {
+    const store = new TaskLogStore({ retentionMs: 60_000 });
+    store.open("t", "");
+    store.open("t", "lg");
+    store.append("t", line("x"));
+    const got = [];
+    for await (const l of store.read("t", false)) got.push(l);
+    expect(got[0]).toMatchObject({ logGuid: "lg", message: "x" });
+    store.open("refused", "");
+    expect(store.has("refused")).toBe(true);
+    store.discard("refused");
+    expect(store.has("refused")).toBe(false);
+    store.close();
+  });
+
   test("follow streams new lines until the task ends", async () => {
     const store = new TaskLogStore({ retentionMs: 60_000 });
     store.open("t", "");

@@ -110,6 +110,8 @@ export class TaskRunner {
 
   private async claim(): Promise<void> {
     this.phase = "claiming";
+    // The log exists before the claim can be seen: the BBS forwards TaskLogs here as soon as it is.
+    this.env.logs.open(this.work.taskGuid, "");
     let res;
     try {
       res = await this.env.lifecycle.startTask({ taskGuid: this.work.taskGuid, cellId: this.env.cellId });
@@ -288,6 +290,7 @@ export class TaskRunner {
     if (this.finished) return;
     this.finished = true;
     this.phase = "done";
+    if (!this.task) this.env.logs.discard(this.work.taskGuid);
     this.env.ledger.release(this.work.taskGuid);
     this.env.onDone(this);
     this.resolveDone();

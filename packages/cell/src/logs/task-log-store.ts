@@ -28,7 +28,7 @@ class TaskLog {
   timer?: NodeJS.Timeout;
   readonly waiters = new Set<() => void>();
 
-  constructor(readonly logGuid: string) {}
+  constructor(public logGuid: string) {}
 
   wake(): void {
     for (const w of this.waiters) w();
@@ -51,10 +51,16 @@ export class TaskLogStore {
     this.maxBytes = options.maxBytes ?? 4 * 1024 * 1024;
   }
 
-  /** Starts (or restarts, after an earlier run of the same guid) a task's log. */
+  /**
+   * Starts (or restarts, after an earlier run of the same guid) a task's log. A log opened before the
+   * task's log_guid is known (at the claim) takes it when it is opened again with one.
+   */
   open(taskGuid: string, logGuid: string): void {
     const old = this.logs.get(taskGuid);
-    if (old && !old.ended) return;
+    if (old && !old.ended) {
+      if (logGuid) old.logGuid = logGuid;
+      return;
+    }
     if (old) {
       clearTimeout(old.timer);
       old.wake();
@@ -86,6 +92,15 @@ export class TaskLogStore {
       if (this.logs.get(taskGuid) === log) this.logs.delete(taskGuid);
     }, this.options.retentionMs);
     log.timer.unref();
+  }
+
+  /** Forgets a log that never got a line worth keeping (the task was not claimed here after all). */
+  discard(taskGuid: string): void {
+    const log = this.logs.get(taskGuid);
+    if (!log || log.ended) return;
+    this.logs.delete(taskGuid);
+    log.ended = true;
+    log.wake();
   }
 
   has(taskGuid: string): boolean {
