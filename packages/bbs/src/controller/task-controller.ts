@@ -8,7 +8,6 @@ import {
   transition,
   validateTaskCreateRequest,
   type Actor,
-  type FieldViolation,
   type Outcome,
   type TransitionArgs,
   type TransitionName,
@@ -128,10 +127,7 @@ export class TaskController {
 
   /** Back to PENDING and straight to the auctioneer again, or COMPLETED failed after max_task_retries. */
   async reject(guid: string, reason: string, cellId: string): Promise<{ failed: boolean }> {
-    const violations: FieldViolation[] = [];
-    if (!guid) violations.push({ field: "task_guid", message: "is required" });
-    if (!reason) violations.push({ field: "rejection_reason", message: "is required" });
-    if (violations.length) throw invalidArgument(violations);
+    requireFields({ task_guid: guid, rejection_reason: reason });
     const { outcome } = await this.apply(guid, "reject", cellId ? "cell" : "auctioneer", {
       reason,
       cellId,
