@@ -41,13 +41,21 @@ export function offersStack(cell: Pick<CellCapability, "stacks">, stack: string 
 }
 
 /** Diego's rule with required cell tags R, optional cell tags O and task tags T: R ⊆ T and T ⊆ R ∪ O. */
-export function placementTagsMatch(taskTags: readonly string[], required: readonly string[], optional: readonly string[]): boolean {
+export function placementTagsMatch(
+  taskTags: readonly string[],
+  required: readonly string[],
+  optional: readonly string[],
+): boolean {
   for (const r of required) if (!taskTags.includes(r)) return false;
   for (const t of taskTags) if (!required.includes(t) && !optional.includes(t)) return false;
   return true;
 }
 
-export function compatibility(task: TaskRequest, cell: CellCapability, need: RootFsNeed | undefined = rootFsNeed(task.rootFs)): Compatibility {
+export function compatibility(
+  task: TaskRequest,
+  cell: CellCapability,
+  need: RootFsNeed | undefined = rootFsNeed(task.rootFs),
+): Compatibility {
   if (!offersStack(cell, task.stack) || !offersRootFs(cell, need)) return "rootfs";
   if (!placementTagsMatch(task.placementTags, cell.placementTags, cell.optionalPlacementTags)) return "tags";
   return "ok";

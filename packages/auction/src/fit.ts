@@ -7,7 +7,10 @@ export function demand(task: Pick<TaskRequest, "memoryMb" | "diskMb">): Resource
 }
 
 /** The resources of `capacity` that are too small for the task, in the order of the failure text. */
-export function shortages(task: Pick<TaskRequest, "memoryMb" | "diskMb">, capacity: Resources | undefined): ScarceResource[] {
+export function shortages(
+  task: Pick<TaskRequest, "memoryMb" | "diskMb">,
+  capacity: Resources | undefined,
+): ScarceResource[] {
   const need = demand(task);
   const have = capacity ?? { memoryMb: 0, diskMb: 0, containers: 0 };
   const out: ScarceResource[] = [];

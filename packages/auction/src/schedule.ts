@@ -1,10 +1,24 @@
 import { FailureReason, insufficientResources, type ScarceResource } from "@diego/models";
 import { CellHeap } from "./cell-heap.js";
-import { compatibility, compatibilityKey, incompatibilityReason, rootFsNeed, type Compatibility } from "./compatibility.js";
+import {
+  compatibility,
+  compatibilityKey,
+  incompatibilityReason,
+  rootFsNeed,
+  type Compatibility,
+} from "./compatibility.js";
 import { demand } from "./fit.js";
 import { orderBatch } from "./order.js";
 import { DEFAULT_STARTING_CONTAINER_WEIGHT, inverse, loadScore, taskShare } from "./score.js";
-import type { CellCapability, CellPlacement, CellSnapshot, PlacementFailure, ScheduleOptions, ScheduleResult, TaskRequest } from "./types.js";
+import type {
+  CellCapability,
+  CellPlacement,
+  CellSnapshot,
+  PlacementFailure,
+  ScheduleOptions,
+  ScheduleResult,
+  TaskRequest,
+} from "./types.js";
 
 /**
  * Places a batch of tasks on cells: a pure function of (tasks, cell states, options).
@@ -229,14 +243,23 @@ class CellClass {
   /** The failure of a task no answering cell is compatible with, or undefined when some cell is. */
   incompatible(task: TaskRequest): Verdict | undefined {
     if (this.compatible.length > 0) return undefined;
-    if (this.liveCells === 0) return { reason: FailureReason.unableToCommunicate, cause: "unreachable", permanent: false };
+    if (this.liveCells === 0)
+      return { reason: FailureReason.unableToCommunicate, cause: "unreachable", permanent: false };
     if (this.unreachableCompatible.length > 0) {
       // Only cells that did not answer could run it: wait for them.
       return this.fleet.count === 0
         ? { reason: FailureReason.unableToCommunicate, cause: "unreachable", permanent: false }
-        : { reason: incompatibilityReason(task, this.furthestAnswering as Exclude<Compatibility, "ok">), cause: "incompatible", permanent: false };
+        : {
+            reason: incompatibilityReason(task, this.furthestAnswering as Exclude<Compatibility, "ok">),
+            cause: "incompatible",
+            permanent: false,
+          };
     }
-    return { reason: incompatibilityReason(task, this.furthestLive as Exclude<Compatibility, "ok">), cause: "incompatible", permanent: true };
+    return {
+      reason: incompatibilityReason(task, this.furthestLive as Exclude<Compatibility, "ok">),
+      cause: "incompatible",
+      permanent: true,
+    };
   }
 
   /** The best cell for the task (index into the fleet), or -1 when no compatible cell has room. */

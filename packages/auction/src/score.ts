@@ -33,7 +33,13 @@ export function loadScore(
 }
 
 /** The part of the score the task itself adds: its share of the cell's memory, disk and containers. */
-export function taskShare(memoryMb: number, diskMb: number, invMemory: number, invDisk: number, invContainers: number): number {
+export function taskShare(
+  memoryMb: number,
+  diskMb: number,
+  invMemory: number,
+  invDisk: number,
+  invContainers: number,
+): number {
   return (memoryMb * invMemory + diskMb * invDisk + invContainers) / 3;
 }
 
@@ -46,7 +52,11 @@ export function taskShare(memoryMb: number, diskMb: number, invMemory: number, i
  * with rem = available − task. It is computed as loadScore + taskShare, which is the same sum split in
  * two, so that the scheduler can bound it without the task. A resource with a total of 0 counts 0.
  */
-export function score(cell: CellSnapshot, task: Pick<TaskRequest, "memoryMb" | "diskMb">, startingContainerWeight = DEFAULT_STARTING_CONTAINER_WEIGHT): number {
+export function score(
+  cell: CellSnapshot,
+  task: Pick<TaskRequest, "memoryMb" | "diskMb">,
+  startingContainerWeight = DEFAULT_STARTING_CONTAINER_WEIGHT,
+): number {
   const total = cell.total ?? NONE;
   const need = demand(task);
   return (

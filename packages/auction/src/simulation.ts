@@ -171,7 +171,11 @@ function toSimulatedTask(task: TaskRequest & { domain?: string; maxPids?: number
 }
 
 /** `count` cells named `<prefix>-0001`… made from one template. */
-export function simulatedFleet(count: number, template: Omit<SimulatedCellConfig, "cellId">, prefix = "sim-cell"): SimulatedCell[] {
+export function simulatedFleet(
+  count: number,
+  template: Omit<SimulatedCellConfig, "cellId">,
+  prefix = "sim-cell",
+): SimulatedCell[] {
   const width = String(count).length;
   return Array.from(
     { length: count },
@@ -186,9 +190,17 @@ export interface SimulatedAuction<T extends TaskRequest> {
 }
 
 /** One auction entirely in memory: states from the cells, schedule, Perform on each cell. */
-export function simulateAuction<T extends TaskRequest>(cells: readonly SimulatedCell[], tasks: readonly T[], options: ScheduleOptions = {}): SimulatedAuction<T> {
+export function simulateAuction<T extends TaskRequest>(
+  cells: readonly SimulatedCell[],
+  tasks: readonly T[],
+  options: ScheduleOptions = {},
+): SimulatedAuction<T> {
   const live = cells.filter((c) => !c.draining);
-  const result = schedule(tasks, live.map((c) => c.state()), options);
+  const result = schedule(
+    tasks,
+    live.map((c) => c.state()),
+    options,
+  );
   const byId = new Map(cells.map((c) => [c.cellId, c]));
   const refused: RefusedWork[] = [];
   for (const placement of result.placements) refused.push(...byId.get(placement.cellId)!.perform(placement.tasks));

@@ -39,8 +39,18 @@ describe("compatibility", () => {
     ["docker image on a docker cell", task(), cell(), "ok"],
     ["docker image with registry and tag", task({ rootFs: "docker://registry.example.com/org/img#1.0" }), cell(), "ok"],
     ["docker image on a cell without docker", task(), cell({ rootfsProviders: preloaded }), "rootfs"],
-    ["preloaded name the cell lists", task({ rootFs: "preloaded:busybox" }), cell({ rootfsProviders: preloaded }), "ok"],
-    ["preloaded name the cell lacks", task({ rootFs: "preloaded:other" }), cell({ rootfsProviders: preloaded }), "rootfs"],
+    [
+      "preloaded name the cell lists",
+      task({ rootFs: "preloaded:busybox" }),
+      cell({ rootfsProviders: preloaded }),
+      "ok",
+    ],
+    [
+      "preloaded name the cell lacks",
+      task({ rootFs: "preloaded:other" }),
+      cell({ rootfsProviders: preloaded }),
+      "rootfs",
+    ],
     ["preloaded on a docker-only cell", task({ rootFs: "preloaded:busybox" }), cell(), "rootfs"],
     ["unparsable root_fs", task({ rootFs: "ftp://x" }), cell(), "rootfs"],
     ["stack offered", task({ stack: "cflinuxfs4" }), cell({ stacks: ["cflinuxfs4"] }), "ok"],
@@ -97,7 +107,11 @@ describe("fit", () => {
 describe("score (diego-reference 7.2)", () => {
   /** Diego's formula as written there. */
   const diego = (c: CellSnapshot, t: { memoryMb: number; diskMb: number }, weight = 0.25) => {
-    const rem = { m: c.available!.memoryMb - t.memoryMb, d: c.available!.diskMb - t.diskMb, c: c.available!.containers - 1 };
+    const rem = {
+      m: c.available!.memoryMb - t.memoryMb,
+      d: c.available!.diskMb - t.diskMb,
+      c: c.available!.containers - 1,
+    };
     const tot = c.total!;
     const resource = (1 - rem.m / tot.memoryMb + (1 - rem.d / tot.diskMb) + (1 - rem.c / tot.containers)) / 3;
     return resource + weight * c.startingContainerCount + 1000 * c.tasks.length;
@@ -107,13 +121,20 @@ describe("score (diego-reference 7.2)", () => {
     ["empty cell", cell(), { memoryMb: 64, diskMb: 64 }],
     ["half used", cell({ available: { memoryMb: 512, diskMb: 300, containers: 5 } }), { memoryMb: 128, diskMb: 10 }],
     ["starting containers", cell({ startingContainerCount: 3 }), { memoryMb: 1, diskMb: 1 }],
-    ["tasks present", cell({ tasks: [{}, {}], available: { memoryMb: 900, diskMb: 900, containers: 8 } }), { memoryMb: 0, diskMb: 0 }],
+    [
+      "tasks present",
+      cell({ tasks: [{}, {}], available: { memoryMb: 900, diskMb: 900, containers: 8 } }),
+      { memoryMb: 0, diskMb: 0 },
+    ],
   ])("%s matches Diego's formula", (_name, c, t) => {
     expect(score(c, t)).toBeCloseTo(diego(c, t), 10);
   });
 
   test("equal thirds of memory, disk and containers", () => {
-    const c = cell({ total: { memoryMb: 100, diskMb: 100, containers: 100 }, available: { memoryMb: 100, diskMb: 100, containers: 100 } });
+    const c = cell({
+      total: { memoryMb: 100, diskMb: 100, containers: 100 },
+      available: { memoryMb: 100, diskMb: 100, containers: 100 },
+    });
     // one container of 100 is 1/100; the whole memory is 1: (1 + 0 + 0.01) / 3
     expect(score(c, { memoryMb: 100, diskMb: 0 })).toBeCloseTo(1.01 / 3, 12);
     expect(score(c, { memoryMb: 0, diskMb: 100 })).toBeCloseTo(1.01 / 3, 12);
@@ -127,7 +148,10 @@ describe("score (diego-reference 7.2)", () => {
   });
 
   test("a resource with no total counts nothing", () => {
-    const c = cell({ total: { memoryMb: 100, diskMb: 0, containers: 10 }, available: { memoryMb: 100, diskMb: 0, containers: 10 } });
+    const c = cell({
+      total: { memoryMb: 100, diskMb: 0, containers: 10 },
+      available: { memoryMb: 100, diskMb: 0, containers: 10 },
+    });
     expect(score(c, { memoryMb: 50, diskMb: 0 })).toBeCloseTo((0.5 + 0 + 0.1) / 3, 12);
   });
 });
@@ -142,11 +166,22 @@ describe("ordering", () => {
       task({ taskGuid: "huge", memoryMb: 1000, diskMb: 0 }),
       task({ taskGuid: "none", memoryMb: 0, diskMb: 0 }),
     ];
-    expect([...batch].sort(compareLargestFirst).map((t) => t.taskGuid)).toEqual(["huge", "big-disk", "a", "b", "small", "none"]);
+    expect([...batch].sort(compareLargestFirst).map((t) => t.taskGuid)).toEqual([
+      "huge",
+      "big-disk",
+      "a",
+      "b",
+      "small",
+      "none",
+    ]);
   });
 
   test("duplicates by guid keep the first request", () => {
-    const out = orderBatch([task({ taskGuid: "x", memoryMb: 1 }), task({ taskGuid: "y" }), task({ taskGuid: "x", memoryMb: 999 })]);
+    const out = orderBatch([
+      task({ taskGuid: "x", memoryMb: 1 }),
+      task({ taskGuid: "y" }),
+      task({ taskGuid: "x", memoryMb: 999 }),
+    ]);
     expect(out.map((t) => [t.taskGuid, t.memoryMb])).toEqual([
       ["y", 64],
       ["x", 1],

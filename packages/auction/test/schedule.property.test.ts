@@ -1,8 +1,19 @@
 import fc from "fast-check";
-import { cellLoad, compatibility, demand, fits, orderBatch, schedule, score, type CellSnapshot, type TaskRequest } from "../src/index.js";
+import {
+  cellLoad,
+  compatibility,
+  demand,
+  fits,
+  orderBatch,
+  schedule,
+  score,
+  type CellSnapshot,
+  type TaskRequest,
+} from "../src/index.js";
 
 /** The first state of each cell id, as the scheduler keeps it. */
-const firstById = (cells: CellSnapshot[]) => cells.filter((c, i) => cells.findIndex((x) => x.cellId === c.cellId) === i);
+const firstById = (cells: CellSnapshot[]) =>
+  cells.filter((c, i) => cells.findIndex((x) => x.cellId === c.cellId) === i);
 
 /**
  * Brute force: for every task, every cell is scored with score() on a mutable copy. The real scheduler
@@ -18,7 +29,12 @@ function reference(tasks: TaskRequest[], cells: CellSnapshot[], weight: number, 
     copies.forEach((c, i) => {
       if (compatibility(t, c) !== "ok" || !fits(t, c.available) || excluded?.get(t.taskGuid)?.has(c.cellId)) return;
       const cand = { s: score(c, t, weight), load: cellLoad(c, weight), i };
-      if (!best || cand.s < best.s || (cand.s === best.s && (cand.load < best.load || (cand.load === best.load && cand.i < best.i)))) best = cand;
+      if (
+        !best ||
+        cand.s < best.s ||
+        (cand.s === best.s && (cand.load < best.load || (cand.load === best.load && cand.i < best.i)))
+      )
+        best = cand;
     });
     if (!best) continue;
     const c = copies[best.i];
@@ -52,23 +68,24 @@ const cellArb = fc
     tasks: fc.integer({ min: 0, max: 3 }),
     startingContainerCount: fc.integer({ min: 0, max: 3 }),
   })
-  .map(
-    (r): CellSnapshot => ({
-      cellId: r.cellId,
-      stacks: r.stacks,
-      rootfsProviders: [...(r.docker ? [{ scheme: "docker", names: [] }] : []), { scheme: "preloaded", names: r.preloaded }],
-      placementTags: r.placementTags,
-      optionalPlacementTags: r.optionalPlacementTags,
-      total: r.total,
-      available: {
-        memoryMb: Math.floor(r.total.memoryMb * (1 - r.usedFraction)),
-        diskMb: Math.floor(r.total.diskMb * (1 - r.usedFraction)),
-        containers: Math.floor(r.total.containers * (1 - r.usedFraction)),
-      },
-      tasks: Array.from({ length: r.tasks }, () => ({})),
-      startingContainerCount: r.startingContainerCount,
-    }),
-  );
+  .map((r): CellSnapshot => ({
+    cellId: r.cellId,
+    stacks: r.stacks,
+    rootfsProviders: [
+      ...(r.docker ? [{ scheme: "docker", names: [] }] : []),
+      { scheme: "preloaded", names: r.preloaded },
+    ],
+    placementTags: r.placementTags,
+    optionalPlacementTags: r.optionalPlacementTags,
+    total: r.total,
+    available: {
+      memoryMb: Math.floor(r.total.memoryMb * (1 - r.usedFraction)),
+      diskMb: Math.floor(r.total.diskMb * (1 - r.usedFraction)),
+      containers: Math.floor(r.total.containers * (1 - r.usedFraction)),
+    },
+    tasks: Array.from({ length: r.tasks }, () => ({})),
+    startingContainerCount: r.startingContainerCount,
+  }));
 const taskArb = fc
   .record({
     taskGuid: fc.stringMatching(/^[a-z0-9]{1,6}$/),
@@ -84,25 +101,31 @@ const taskArb = fc
 const similarCellArb = fc
   .record({
     cellId: fc.constantFrom("c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9"),
-    total: fc.constantFrom({ memoryMb: 1024, diskMb: 1024, containers: 8 }, { memoryMb: 2048, diskMb: 1024, containers: 16 }),
+    total: fc.constantFrom(
+      { memoryMb: 1024, diskMb: 1024, containers: 8 },
+      { memoryMb: 2048, diskMb: 1024, containers: 16 },
+    ),
     half: fc.boolean(),
     startingContainerCount: fc.integer({ min: 0, max: 1 }),
     tasks: fc.constantFrom(0, 0, 0, 1),
     tagged: fc.boolean(),
   })
-  .map(
-    (r): CellSnapshot => ({
-      cellId: r.cellId,
-      stacks: ["s1"],
-      rootfsProviders: [{ scheme: "docker", names: [] }, { scheme: "preloaded", names: ["busybox"] }],
-      placementTags: [],
-      optionalPlacementTags: r.tagged ? ["a"] : [],
-      total: r.total,
-      available: r.half ? { memoryMb: r.total.memoryMb / 2, diskMb: r.total.diskMb / 2, containers: r.total.containers / 2 } : { ...r.total },
-      tasks: Array.from({ length: r.tasks }, () => ({})),
-      startingContainerCount: r.startingContainerCount,
-    }),
-  );
+  .map((r): CellSnapshot => ({
+    cellId: r.cellId,
+    stacks: ["s1"],
+    rootfsProviders: [
+      { scheme: "docker", names: [] },
+      { scheme: "preloaded", names: ["busybox"] },
+    ],
+    placementTags: [],
+    optionalPlacementTags: r.tagged ? ["a"] : [],
+    total: r.total,
+    available: r.half
+      ? { memoryMb: r.total.memoryMb / 2, diskMb: r.total.diskMb / 2, containers: r.total.containers / 2 }
+      : { ...r.total },
+    tasks: Array.from({ length: r.tasks }, () => ({})),
+    startingContainerCount: r.startingContainerCount,
+  }));
 
 const input = fc.record({
   cells: fc.oneof(fc.array(cellArb, { maxLength: 10 }), fc.array(similarCellArb, { maxLength: 10 })),
@@ -118,10 +141,14 @@ test("no cell is ever over-committed, and every task is placed once or has a rea
       const placed = r.placements.flatMap((p) => p.tasks.map((t) => t.taskGuid));
       const failed = r.failures.map((f) => f.task.taskGuid);
       expect([...placed, ...failed].sort()).toEqual([...unique].sort());
-      for (const f of r.failures) expect(f.reason).toMatch(/^(found no compatible cell|insufficient resources|unable to communicate)/);
+      for (const f of r.failures)
+        expect(f.reason).toMatch(/^(found no compatible cell|insufficient resources|unable to communicate)/);
       for (const p of r.placements) {
         const c = cells.find((x) => x.cellId === p.cellId)!;
-        const used = p.tasks.reduce((a, t) => ({ m: a.m + demand(t).memoryMb, d: a.d + demand(t).diskMb, n: a.n + 1 }), { m: 0, d: 0, n: 0 });
+        const used = p.tasks.reduce(
+          (a, t) => ({ m: a.m + demand(t).memoryMb, d: a.d + demand(t).diskMb, n: a.n + 1 }),
+          { m: 0, d: 0, n: 0 },
+        );
         expect(used.m).toBeLessThanOrEqual(c.available!.memoryMb);
         expect(used.d).toBeLessThanOrEqual(c.available!.diskMb);
         expect(used.n).toBeLessThanOrEqual(c.available!.containers);
@@ -135,7 +162,10 @@ test("no cell is ever over-committed, and every task is placed once or has a rea
 test("the scheduler picks exactly what scoring every cell would pick", () => {
   fc.assert(
     fc.property(input, fc.boolean(), ({ cells, tasks, weight }, exclude) => {
-      const excluded = exclude && cells.length && tasks.length ? new Map([[tasks[0].taskGuid, new Set([cells[0].cellId])]]) : undefined;
+      const excluded =
+        exclude && cells.length && tasks.length
+          ? new Map([[tasks[0].taskGuid, new Set([cells[0].cellId])]])
+          : undefined;
       const r = schedule(tasks, cells, { startingContainerWeight: weight, excludedCells: excluded });
       const got = new Map(r.placements.flatMap((p) => p.tasks.map((t) => [t.taskGuid, p.cellId] as const)));
       expect(got).toEqual(reference(tasks, cells, weight, excluded));
@@ -172,7 +202,13 @@ test("equal tasks on equal cells never differ by more than one per cell", () => 
         tasks: [],
         startingContainerCount: 0,
       }));
-      const tasks = Array.from({ length: m }, (_, i): TaskRequest => ({ taskGuid: `t${i}`, rootFs: "docker:///x/y", placementTags: [], memoryMb: 128, diskMb: 128 }));
+      const tasks = Array.from({ length: m }, (_, i): TaskRequest => ({
+        taskGuid: `t${i}`,
+        rootFs: "docker:///x/y",
+        placementTags: [],
+        memoryMb: 128,
+        diskMb: 128,
+      }));
       const r = schedule(tasks, cells);
       const counts = cells.map((c) => r.placements.find((p) => p.cellId === c.cellId)?.tasks.length ?? 0);
       expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);

@@ -53,7 +53,13 @@ function mixedTasks(n: number, seed = 1): TaskRequest[] {
 }
 
 function equalTasks(n: number): TaskRequest[] {
-  return Array.from({ length: n }, (_, i) => ({ taskGuid: `task-${i}`, rootFs: "docker:///diego/busybox", placementTags: [], memoryMb: 256, diskMb: 256 }));
+  return Array.from({ length: n }, (_, i) => ({
+    taskGuid: `task-${i}`,
+    rootFs: "docker:///diego/busybox",
+    placementTags: [],
+    memoryMb: 256,
+    diskMb: 256,
+  }));
 }
 
 /**
@@ -112,12 +118,17 @@ function scheduleSpeed() {
     const cells = simulatedFleet(cellCount, bigCell).map((c) => c.state());
     const tasks = mixedTasks(10_000);
     let placed = 0;
-    const ours = time(() => {
-      const r = schedule(tasks, cells);
-      placed = r.placements.reduce((a, p) => a + p.tasks.length, 0);
-    }, quick ? 3 : 7);
+    const ours = time(
+      () => {
+        const r = schedule(tasks, cells);
+        placed = r.placements.reduce((a, p) => a + p.tasks.length, 0);
+      },
+      quick ? 3 : 7,
+    );
     const base = time(() => scheduleByScoringEveryCell(tasks, cells), quick ? 1 : 3);
-    line(`| ${cellCount} | ${ms(median(ours))} (${ms(Math.min(...ours))}) | ${ms(median(base))} | ${(median(base) / median(ours)).toFixed(1)}× | ${placed} |`);
+    line(
+      `| ${cellCount} | ${ms(median(ours))} (${ms(Math.min(...ours))}) | ${ms(median(base))} | ${(median(base) / median(ours)).toFixed(1)}× | ${placed} |`,
+    );
   }
   line("Target: under 100 ms for 1,000 cells.");
   line();
@@ -168,7 +179,9 @@ function firstFitDecreasing(tasks: TaskRequest[], cells: CellSnapshot[]) {
 }
 
 function packing() {
-  line("## 3. Packing of mixed sizes against total capacity (100 cells of 16 GB / 32 GB / 64 containers; demand 130 % of memory)");
+  line(
+    "## 3. Packing of mixed sizes against total capacity (100 cells of 16 GB / 32 GB / 64 containers; demand 130 % of memory)",
+  );
   const cellTemplate = { total: { memoryMb: 16_384, diskMb: 32_768, containers: 64 } };
   const r = rng(7);
   const sizes = [256, 512, 1024, 2048, 4096];
@@ -176,7 +189,13 @@ function packing() {
   let demandMb = 0;
   while (demandMb < 1.3 * 100 * 16_384) {
     const memoryMb = sizes[Math.floor(r() * sizes.length)];
-    tasks.push({ taskGuid: `p-${tasks.length}`, rootFs: "docker:///diego/busybox", placementTags: [], memoryMb, diskMb: memoryMb });
+    tasks.push({
+      taskGuid: `p-${tasks.length}`,
+      rootFs: "docker:///diego/busybox",
+      placementTags: [],
+      memoryMb,
+      diskMb: memoryMb,
+    });
     demandMb += memoryMb;
   }
   line("| how | memory used of total | containers used | tasks placed | failures |");
@@ -184,28 +203,45 @@ function packing() {
   const oneBatch = simulatedFleet(100, cellTemplate);
   const res = simulateAuction(oneBatch, tasks);
   const f1 = fleetFigures(oneBatch);
-  line(`| one auction of ${tasks.length} | ${(f1.memoryUsed * 100).toFixed(1)} % | ${(f1.containersUsed * 100).toFixed(1)} % | ${f1.tasks} | ${res.result.failures.length} (${res.result.failures.filter((x) => x.permanent).length} permanent) |`);
+  line(
+    `| one auction of ${tasks.length} | ${(f1.memoryUsed * 100).toFixed(1)} % | ${(f1.containersUsed * 100).toFixed(1)} % | ${f1.tasks} | ${res.result.failures.length} (${res.result.failures.filter((x) => x.permanent).length} permanent) |`,
+  );
   const trickle = simulatedFleet(100, cellTemplate);
   let failures = 0;
-  for (let i = 0; i < tasks.length; i += 20) failures += simulateAuction(trickle, tasks.slice(i, i + 20)).result.failures.length;
+  for (let i = 0; i < tasks.length; i += 20)
+    failures += simulateAuction(trickle, tasks.slice(i, i + 20)).result.failures.length;
   const f2 = fleetFigures(trickle);
-  line(`| auctions of 20 as they arrive | ${(f2.memoryUsed * 100).toFixed(1)} % | ${(f2.containersUsed * 100).toFixed(1)} % | ${f2.tasks} | ${failures} |`);
-  const ffd = firstFitDecreasing(tasks, simulatedFleet(100, cellTemplate).map((c) => c.state()));
-  line(`| raw baseline: first-fit decreasing | ${((ffd.memory / (100 * 16_384)) * 100).toFixed(1)} % | — | ${ffd.placed} | — |`);
-  line("Diego's score spreads tasks (fewest tasks first) rather than packing; largest-first keeps big tasks from being starved.");
+  line(
+    `| auctions of 20 as they arrive | ${(f2.memoryUsed * 100).toFixed(1)} % | ${(f2.containersUsed * 100).toFixed(1)} % | ${f2.tasks} | ${failures} |`,
+  );
+  const ffd = firstFitDecreasing(
+    tasks,
+    simulatedFleet(100, cellTemplate).map((c) => c.state()),
+  );
+  line(
+    `| raw baseline: first-fit decreasing | ${((ffd.memory / (100 * 16_384)) * 100).toFixed(1)} % | — | ${ffd.placed} | — |`,
+  );
+  line(
+    "Diego's score spreads tasks (fewest tasks first) rather than packing; largest-first keeps big tasks from being starved.",
+  );
   line();
 }
 
 async function endToEnd() {
   const cellCount = quick ? 200 : 1000;
   line(`## 4. End-to-end auctions through gRPC with ${cellCount} simulated cells`);
-  line(`Setup: ${cellCount} CellRepService gRPC servers (one per simulated cell, each on its own 127.0.0.1 port, not one`);
+  line(
+    `Setup: ${cellCount} CellRepService gRPC servers (one per simulated cell, each on its own 127.0.0.1 port, not one`,
+  );
   line("server multiplexing ids), a fake BBS (ListCells, RejectTask, LockService, and sending RequestTaskAuctions in");
   line("batches of 1,000 like the BBS), and the auctioneer started with startAuctioneer(): all in this one process,");
   line("sharing the machine's 2 cores. A task counts when its cell accepted it at Perform.");
   const bbs = new FakeBbs({ logger });
   await bbs.start();
-  const servers = new SimulatedCellServers({ logger, onAccepted: (cellId, tasks) => tasks.forEach((t) => bbs.claim(t.taskGuid, cellId)) });
+  const servers = new SimulatedCellServers({
+    logger,
+    onAccepted: (cellId, tasks) => tasks.forEach((t) => bbs.claim(t.taskGuid, cellId)),
+  });
   const t0 = performance.now();
   await servers.add(simulatedFleet(cellCount, bigCell));
   bbs.cells = servers.presences();
@@ -223,7 +259,13 @@ async function endToEnd() {
   client.forEach((c) => c.close());
 
   const auctioneer = await startAuctioneer(
-    auctioneerConfig({ listenAddress: "127.0.0.1:0", statusAddress: "127.0.0.1:0", bbsAddress: bbs.address, lockRetryInterval: 50, retryInterval: 100 }),
+    auctioneerConfig({
+      listenAddress: "127.0.0.1:0",
+      statusAddress: "127.0.0.1:0",
+      bbsAddress: bbs.address,
+      lockRetryInterval: 50,
+      retryInterval: 100,
+    }),
     { logger },
   );
   while (!auctioneer.isActive()) await new Promise((r) => setTimeout(r, 10));
@@ -263,7 +305,8 @@ async function endToEnd() {
   const burstSeconds = (performance.now() - b0) / 1000;
   await until(() => rounds.reduce((a, r) => a + r.tasks, 0) >= burst); // the last auction reports after its Performs
   const fetchMetric = await auctioneer.metrics.registry.getSingleMetric("AuctioneerFetchStatesDuration")!.get();
-  const named = (name: string) => fetchMetric.values.find((v) => (v as { metricName?: string }).metricName === name)?.value;
+  const named = (name: string) =>
+    fetchMetric.values.find((v) => (v as { metricName?: string }).metricName === name)?.value;
   const sum = named("AuctioneerFetchStatesDuration_sum") ?? 0;
   const count = named("AuctioneerFetchStatesDuration_count") ?? 1;
 
@@ -271,8 +314,12 @@ async function endToEnd() {
   line("|---|---|");
   line(`| raw baseline: State from all ${cellCount} cells at once, no auction | ${ms(median(raw))} median of 5 |`);
   line(`| fetch of all cell states inside auctions (mean) | ${ms((sum / count) * 1000)} |`);
-  line(`| single-task auctions one after another | ${(singles / singleSeconds).toFixed(1)} auctions/s, request→accepted median ${ms(median(latencies))} |`);
-  line(`| burst of ${burst.toLocaleString("en")} tasks requested at once | all accepted in ${(burstSeconds * 1000).toFixed(0)} ms = ${(burst / burstSeconds).toFixed(0)} tasks/s over ${rounds.length} auctions (tasks per auction: ${rounds.map((r) => r.tasks).join(", ")}) |`);
+  line(
+    `| single-task auctions one after another | ${(singles / singleSeconds).toFixed(1)} auctions/s, request→accepted median ${ms(median(latencies))} |`,
+  );
+  line(
+    `| burst of ${burst.toLocaleString("en")} tasks requested at once | all accepted in ${(burstSeconds * 1000).toFixed(0)} ms = ${(burst / burstSeconds).toFixed(0)} tasks/s over ${rounds.length} auctions (tasks per auction: ${rounds.map((r) => r.tasks).join(", ")}) |`,
+  );
   const perCell = servers.cells.map((c) => c.taskGuids.length);
   line(`| spread after the burst (tasks per cell) | min ${Math.min(...perCell)}, max ${Math.max(...perCell)} |`);
   line();

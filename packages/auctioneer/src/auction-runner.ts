@@ -169,7 +169,8 @@ export class AuctionRunner {
 
     const now = this.now();
     this.tracked.merge(this.batcher.drain(), now);
-    for (const guid of this.tracked.expire(now)) logger.info({ taskGuid: guid }, "forgot a waiting task the BBS no longer asks about");
+    for (const guid of this.tracked.expire(now))
+      logger.info({ taskGuid: guid }, "forgot a waiting task the BBS no longer asks about");
     const batch = this.tracked.all();
     if (batch.length === 0) return;
 
@@ -177,7 +178,11 @@ export class AuctionRunner {
     const result = schedule(
       batch.map((t) => t.task),
       states.answered.map((a) => a.state),
-      { startingContainerWeight: this.options.startingContainerWeight, unreachableCells: states.unreachable, excludedCells: this.tracked.exclusions() },
+      {
+        startingContainerWeight: this.options.startingContainerWeight,
+        unreachableCells: states.unreachable,
+        excludedCells: this.tracked.exclusions(),
+      },
     );
     metrics?.scheduleDuration.observe((performance.now() - scheduleStarted) / 1000);
 
@@ -201,7 +206,10 @@ export class AuctionRunner {
               }
               refused++;
               const count = this.tracked.refused(task.taskGuid, { cellId: placement.cellId, reason });
-              taskLogger(logger, { taskGuid: task.taskGuid, domain: task.domain, cellId: placement.cellId }).info({ reason }, "cell refused the task");
+              taskLogger(logger, { taskGuid: task.taskGuid, domain: task.domain, cellId: placement.cellId }).info(
+                { reason },
+                "cell refused the task",
+              );
               if (count >= this.options.maxCellRefusals) toReject.set(task.taskGuid, reason);
             }
           } catch (err) {
@@ -209,10 +217,17 @@ export class AuctionRunner {
             // cell next auction. Should the cell have reserved them after all, only one cell's StartTask
             // can win, so a task still runs at most once.
             const reason = `cell ${placement.cellId} did not take the work: ${(err as Error).message}`;
-            logger.warn({ cellId: placement.cellId, tasks: placement.tasks.length, err: (err as Error).message }, "sending work to the cell failed; the tasks go to another cell");
+            logger.warn(
+              { cellId: placement.cellId, tasks: placement.tasks.length, err: (err as Error).message },
+              "sending work to the cell failed; the tasks go to another cell",
+            );
             for (const task of placement.tasks) {
               refused++;
-              if (this.tracked.refused(task.taskGuid, { cellId: placement.cellId, reason }) >= this.options.maxCellRefusals) toReject.set(task.taskGuid, reason);
+              if (
+                this.tracked.refused(task.taskGuid, { cellId: placement.cellId, reason }) >=
+                this.options.maxCellRefusals
+              )
+                toReject.set(task.taskGuid, reason);
             }
           }
         }),
@@ -229,22 +244,37 @@ export class AuctionRunner {
       if (failure.permanent) toReject.set(failure.task.taskGuid, failure.reason);
       else if (failure.cause === "unreachable") unreachable++;
       else if (lastRefusal) toReject.set(failure.task.taskGuid, lastRefusal.reason);
-      else taskLogger(logger, { taskGuid: failure.task.taskGuid, domain: failure.task.domain }).debug({ reason: failure.reason }, "task waits for free capacity");
+      else
+        taskLogger(logger, { taskGuid: failure.task.taskGuid, domain: failure.task.domain }).debug(
+          { reason: failure.reason },
+          "task waits for free capacity",
+        );
     }
     if (unreachable > 0 && now - this.lastUnreachableWarning > 10_000) {
       this.lastUnreachableWarning = now;
-      logger.warn({ tasks: unreachable, cells: presences.length }, `${FailureReason.unableToCommunicate}: the tasks wait (their retries are not used up)`);
+      logger.warn(
+        { tasks: unreachable, cells: presences.length },
+        `${FailureReason.unableToCommunicate}: the tasks wait (their retries are not used up)`,
+      );
     }
 
     const rejected = await this.reject(toReject, generation);
     if (generation !== this.generation) return;
 
-    const report: AuctionReport = { tasks: batch.length, cells: states.answered.length, placed, rejected, waiting: this.tracked.size, refused };
+    const report: AuctionReport = {
+      tasks: batch.length,
+      cells: states.answered.length,
+      placed,
+      rejected,
+      waiting: this.tracked.size,
+      refused,
+    };
     metrics?.tasksWaiting.set(this.tracked.size);
     metrics?.auctionDuration.observe((performance.now() - started) / 1000);
     logger.debug(report, "auction done");
     // Refused work goes again at once (to other cells); tasks waiting for capacity after the retry interval.
-    this.retryAt = this.tracked.size === 0 ? Infinity : refused > 0 ? this.now() : this.now() + this.options.retryIntervalMs;
+    this.retryAt =
+      this.tracked.size === 0 ? Infinity : refused > 0 ? this.now() : this.now() + this.options.retryIntervalMs;
     for (const listener of this.roundListeners) listener(report);
     logResult(logger, result, placed);
   }
@@ -263,13 +293,21 @@ export class AuctionRunner {
             this.tracked.delete(taskGuid);
             rejected++;
             metrics?.taskAuctionsFailed.inc();
-            log.info({ reason, failed: res.failed }, res.failed ? "task cannot be placed: it failed after its last retry" : "task cannot be placed: rejected");
+            log.info(
+              { reason, failed: res.failed },
+              res.failed ? "task cannot be placed: it failed after its last retry" : "task cannot be placed: rejected",
+            );
           } catch (err) {
-            if (DiegoError.is(err, "NOT_FOUND") || DiegoError.is(err, "FAILED_PRECONDITION") || DiegoError.is(err, "INVALID_ARGUMENT")) {
+            if (
+              DiegoError.is(err, "NOT_FOUND") ||
+              DiegoError.is(err, "FAILED_PRECONDITION") ||
+              DiegoError.is(err, "INVALID_ARGUMENT")
+            ) {
               // No longer pending (cancelled, deleted, claimed): nothing to do.
               this.tracked.delete(taskGuid);
               log.info({ reason, err: (err as Error).message }, "rejecting the task was refused by the BBS; dropped");
-            } else log.warn({ reason, err: (err as Error).message }, "rejecting the task failed; tried again next auction");
+            } else
+              log.warn({ reason, err: (err as Error).message }, "rejecting the task failed; tried again next auction");
           }
         }),
       ),
@@ -280,7 +318,8 @@ export class AuctionRunner {
 
 function logResult(logger: Logger, result: ScheduleResult<TaskWork>, placed: number): void {
   if (!logger.isLevelEnabled("debug")) return;
-  for (const p of result.placements) logger.debug({ cellId: p.cellId, tasks: p.tasks.map((t) => t.taskGuid) }, "work sent");
+  for (const p of result.placements)
+    logger.debug({ cellId: p.cellId, tasks: p.tasks.map((t) => t.taskGuid) }, "work sent");
   logger.debug({ placed, failed: result.failures.length }, "placement");
 }
 

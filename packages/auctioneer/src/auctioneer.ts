@@ -1,6 +1,15 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import { createClient, createLogger, GrpcServer, ServiceMetrics, splitHostPort, StatusServer, tlsFilesOf, type Logger } from "@diego/kit";
+import {
+  createClient,
+  createLogger,
+  GrpcServer,
+  ServiceMetrics,
+  splitHostPort,
+  StatusServer,
+  tlsFilesOf,
+  type Logger,
+} from "@diego/kit";
 import { auctioneerv1, LockService } from "@diego/proto";
 import { AuctionRunner } from "./auction-runner.js";
 import type { AuctioneerConfig } from "./config.js";
@@ -47,7 +56,11 @@ export async function startAuctioneer(config: AuctioneerConfig, deps: Auctioneer
   const bbs = new GrpcBbs(config.bbsAddress, { tls, timeoutMs: config.communicationTimeout });
   const runner = new AuctionRunner({
     bbs,
-    cells: new GrpcCells({ tls, stateTimeoutMs: config.cellStateTimeout, performTimeoutMs: config.communicationTimeout }),
+    cells: new GrpcCells({
+      tls,
+      stateTimeoutMs: config.cellStateTimeout,
+      performTimeoutMs: config.communicationTimeout,
+    }),
     logger,
     metrics,
     startingContainerWeight: config.startingContainerWeight,
@@ -71,7 +84,10 @@ export async function startAuctioneer(config: AuctioneerConfig, deps: Auctioneer
   const address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
   const advertiseAddress = config.advertiseAddress || address;
 
-  const lockClient = createClient(LockService, config.bbsAddress, { tls, defaultTimeoutMs: config.communicationTimeout });
+  const lockClient = createClient(LockService, config.bbsAddress, {
+    tls,
+    defaultTimeoutMs: config.communicationTimeout,
+  });
   keeper = new LockKeeper({
     lock: lockClient,
     key: AUCTIONEER_LOCK,
@@ -103,7 +119,10 @@ export async function startAuctioneer(config: AuctioneerConfig, deps: Auctioneer
 
   runner.start();
   keeper.start();
-  logger.info({ grpc: address, status: statusAddress, advertise: advertiseAddress, bbs: config.bbsAddress, tls: !!tls }, "auctioneer listening");
+  logger.info(
+    { grpc: address, status: statusAddress, advertise: advertiseAddress, bbs: config.bbsAddress, tls: !!tls },
+    "auctioneer listening",
+  );
 
   let stopped: Promise<void> | undefined;
   return {

@@ -4,18 +4,57 @@ import { z } from "zod";
 /** Every setting of the auctioneer (flags --kebab-case, env DIEGO_AUCTIONEER_*, or a JSON file). Durations in ms. */
 export const auctioneerSettings = {
   listenAddress: setting("string", "host:port of the AuctioneerService gRPC server.", { default: "127.0.0.1:9016" }),
-  statusAddress: setting("string", "host:port of the HTTP server for /metrics, /healthz, /readyz.", { default: "127.0.0.1:9017" }),
-  advertiseAddress: setting("string", "host:port the BBS uses to reach this auctioneer, published in the `auctioneer` lock; default the listen address.", { optional: true }),
+  statusAddress: setting("string", "host:port of the HTTP server for /metrics, /healthz, /readyz.", {
+    default: "127.0.0.1:9017",
+  }),
+  advertiseAddress: setting(
+    "string",
+    "host:port the BBS uses to reach this auctioneer, published in the `auctioneer` lock; default the listen address.",
+    { optional: true },
+  ),
   bbsAddress: setting("string", "host:port of the BBS gRPC server.", { default: "127.0.0.1:8889" }),
-  lockTtl: setting("duration", "TTL of the `auctioneer` lock; the holder refreshes it every third of it, a standby takes over within it.", { default: 15_000, check: z.number().min(300) }),
-  lockRetryInterval: setting("duration", "How often a standby tries to take the lock.", { default: 1_000, check: z.number().min(50) }),
-  cellStateTimeout: setting("duration", "Deadline of each cell's State call; a cell that misses it sits out the round.", { default: 5_000, check: z.number().min(10) }),
-  communicationTimeout: setting("duration", "Deadline of Perform calls to cells and of calls to the BBS.", { default: 10_000, check: z.number().min(10) }),
-  startingContainerWeight: setting("number", "Score added per container a cell is still starting (Diego's starting_container_weight).", { default: 0.25, check: z.number().min(0) }),
-  retryInterval: setting("duration", "Tasks that wait for free capacity are auctioned again this often.", { default: 1_000, check: z.number().min(10) }),
-  waitingTaskExpiry: setting("duration", "A waiting task the BBS has not sent again for this long is forgotten (the BBS re-sends pending tasks every convergence pass).", { default: 120_000, check: z.number().min(100) }),
-  maxCellRefusals: setting("integer", "Cells that may refuse a task at Perform before it is rejected with the last cell's reason.", { default: 3, check: z.number().int().min(1) }),
-  maxConcurrentRequests: setting("integer", "Most calls to cells (State, Perform) and BBS rejections in flight at once.", { default: 1000, check: z.number().int().min(1) }),
+  lockTtl: setting(
+    "duration",
+    "TTL of the `auctioneer` lock; the holder refreshes it every third of it, a standby takes over within it.",
+    { default: 15_000, check: z.number().min(300) },
+  ),
+  lockRetryInterval: setting("duration", "How often a standby tries to take the lock.", {
+    default: 1_000,
+    check: z.number().min(50),
+  }),
+  cellStateTimeout: setting(
+    "duration",
+    "Deadline of each cell's State call; a cell that misses it sits out the round.",
+    { default: 5_000, check: z.number().min(10) },
+  ),
+  communicationTimeout: setting("duration", "Deadline of Perform calls to cells and of calls to the BBS.", {
+    default: 10_000,
+    check: z.number().min(10),
+  }),
+  startingContainerWeight: setting(
+    "number",
+    "Score added per container a cell is still starting (Diego's starting_container_weight).",
+    { default: 0.25, check: z.number().min(0) },
+  ),
+  retryInterval: setting("duration", "Tasks that wait for free capacity are auctioned again this often.", {
+    default: 1_000,
+    check: z.number().min(10),
+  }),
+  waitingTaskExpiry: setting(
+    "duration",
+    "A waiting task the BBS has not sent again for this long is forgotten (the BBS re-sends pending tasks every convergence pass).",
+    { default: 120_000, check: z.number().min(100) },
+  ),
+  maxCellRefusals: setting(
+    "integer",
+    "Cells that may refuse a task at Perform before it is rejected with the last cell's reason.",
+    { default: 3, check: z.number().int().min(1) },
+  ),
+  maxConcurrentRequests: setting(
+    "integer",
+    "Most calls to cells (State, Perform) and BBS rejections in flight at once.",
+    { default: 1000, check: z.number().int().min(1) },
+  ),
   ...tlsSettings,
   logLevel: setting("string", "trace, debug, info, warn or error.", { default: "info" }),
 };

@@ -39,7 +39,11 @@ export async function fetchCellStates(
           if (state.cellId !== presence.cellId) {
             out.failed++;
             out.unreachable.push(presence);
-            warn(presence.cellId, { address: presence.address, reported: state.cellId }, "cell answered for another cell id; left out of auctions until it answers for itself");
+            warn(
+              presence.cellId,
+              { address: presence.address, reported: state.cellId },
+              "cell answered for another cell id; left out of auctions until it answers for itself",
+            );
           } else if (state.draining) {
             out.unreachable.push(presence);
           } else {
@@ -49,7 +53,11 @@ export async function fetchCellStates(
         } catch (err) {
           out.failed++;
           out.unreachable.push(presence);
-          warn(presence.cellId, { address: presence.address, err: (err as Error).message }, "cell state request failed; left out of auctions until it answers");
+          warn(
+            presence.cellId,
+            { address: presence.address, err: (err as Error).message },
+            "cell state request failed; left out of auctions until it answers",
+          );
         }
       }),
     ),

@@ -12,7 +12,10 @@ export class GrpcBbs implements BbsPort {
 
   constructor(address: string, options: { tls?: TlsFiles; timeoutMs: number }) {
     this.cells = createClient(CellService, address, { tls: options.tls, defaultTimeoutMs: options.timeoutMs });
-    this.lifecycle = createClient(TaskLifecycleService, address, { tls: options.tls, defaultTimeoutMs: options.timeoutMs });
+    this.lifecycle = createClient(TaskLifecycleService, address, {
+      tls: options.tls,
+      defaultTimeoutMs: options.timeoutMs,
+    });
   }
 
   async listCells(): Promise<CellPresence[]> {
@@ -41,7 +44,10 @@ export class GrpcCells implements CellsPort {
   }
 
   async perform(cell: CellPresence, tasks: TaskWork[]): Promise<cellv1.FailedWork[]> {
-    const res = await this.client(cell.address).perform({ cellId: cell.cellId, tasks }, { timeoutMs: this.options.performTimeoutMs });
+    const res = await this.client(cell.address).perform(
+      { cellId: cell.cellId, tasks },
+      { timeoutMs: this.options.performTimeoutMs },
+    );
     return res.failed;
   }
 
@@ -63,7 +69,10 @@ export class GrpcCells implements CellsPort {
     let client = this.clients.get(address);
     if (!client) {
       if (!address) throw new Error("the cell has no address");
-      client = createClient(cellv1.CellRepService, address, { tls: this.options.tls, defaultTimeoutMs: this.options.performTimeoutMs });
+      client = createClient(cellv1.CellRepService, address, {
+        tls: this.options.tls,
+        defaultTimeoutMs: this.options.performTimeoutMs,
+      });
       this.clients.set(address, client);
     }
     return client;

@@ -3,7 +3,10 @@ import { DiegoError } from "@diego/models";
 
 /** What the lock keeper needs of the BBS LockService. */
 export interface LockPort {
-  lock(req: { key: string; owner: string; value: string; ttlMs: bigint }, options?: { timeoutMs?: number }): Promise<unknown>;
+  lock(
+    req: { key: string; owner: string; value: string; ttlMs: bigint },
+    options?: { timeoutMs?: number },
+  ): Promise<unknown>;
   release(req: { key: string; owner: string }, options?: { timeoutMs?: number }): Promise<unknown>;
   fetchLock(req: { key: string }, options?: { timeoutMs?: number }): Promise<{ owner: string; value: string }>;
 }
@@ -72,7 +75,10 @@ export class LockKeeper {
         await this.options.lock.release({ key: this.options.key, owner: this.options.owner }, { timeoutMs: 2_000 });
         this.options.logger.info({ key: this.options.key }, "lock released");
       } catch (err) {
-        this.options.logger.warn({ key: this.options.key, err: (err as Error).message }, "releasing the lock failed; it expires after its TTL");
+        this.options.logger.warn(
+          { key: this.options.key, err: (err as Error).message },
+          "releasing the lock failed; it expires after its TTL",
+        );
       }
     }
   }
@@ -95,7 +101,10 @@ export class LockKeeper {
       this.reachable = true;
       // Valid until ttl after the call started; step down a little before.
       clearTimeout(this.expiry);
-      this.expiry = setTimeout(() => this.lost("the lock could not be refreshed within its TTL"), Math.max(0, started + ttlMs - Math.min(1_000, ttlMs / 10) - Date.now()));
+      this.expiry = setTimeout(
+        () => this.lost("the lock could not be refreshed within its TTL"),
+        Math.max(0, started + ttlMs - Math.min(1_000, ttlMs / 10) - Date.now()),
+      );
       if (!this.holding) {
         logger.info({ key, value }, "lock acquired: this auctioneer is the active one");
         this.setHolding(true);
@@ -109,7 +118,10 @@ export class LockKeeper {
         await this.learnHolder();
       } else {
         this.reachable = false;
-        logger.warn({ key, err: (err as Error).message }, this.holding ? "refreshing the lock failed" : "cannot reach the BBS to take the lock");
+        logger.warn(
+          { key, err: (err as Error).message },
+          this.holding ? "refreshing the lock failed" : "cannot reach the BBS to take the lock",
+        );
       }
       this.schedule(this.holding ? Math.min(retryIntervalMs, refresh) : retryIntervalMs);
     }
@@ -117,8 +129,15 @@ export class LockKeeper {
 
   private async learnHolder(): Promise<void> {
     try {
-      const res = await this.options.lock.fetchLock({ key: this.options.key }, { timeoutMs: this.options.retryIntervalMs });
-      if (res.value !== this.holderValue) this.options.logger.info({ key: this.options.key, active: res.value }, "standing by: another auctioneer is active");
+      const res = await this.options.lock.fetchLock(
+        { key: this.options.key },
+        { timeoutMs: this.options.retryIntervalMs },
+      );
+      if (res.value !== this.holderValue)
+        this.options.logger.info(
+          { key: this.options.key, active: res.value },
+          "standing by: another auctioneer is active",
+        );
       this.holderValue = res.value;
     } catch {
       this.holderValue = "";

@@ -6,7 +6,8 @@ import { auctioneerSettings } from "./config.js";
 const config = loadConfigOrExit(auctioneerSettings, {
   envPrefix: "DIEGO_AUCTIONEER",
   program: "auctioneer",
-  summary: "Places pending tasks on cells: batches auction requests from the BBS, fetches cell states, schedules and sends the work.",
+  summary:
+    "Places pending tasks on cells: batches auction requests from the BBS, fetches cell states, schedules and sends the work.",
   check: tlsFilesOf,
 });
 const logger = createLogger("auctioneer", config.logLevel);

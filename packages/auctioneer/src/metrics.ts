@@ -18,14 +18,53 @@ export class AuctioneerMetrics {
 
   constructor(registry: Registry) {
     const registers = [registry];
-    this.taskAuctionsStarted = new Counter({ name: "AuctioneerTaskAuctionsStarted", help: "Tasks placed on a cell that accepted them.", registers });
-    this.taskAuctionsFailed = new Counter({ name: "AuctioneerTaskAuctionsFailed", help: "Tasks reported unplaceable to the BBS (RejectTask).", registers });
-    this.fetchStatesDuration = new Histogram({ name: "AuctioneerFetchStatesDuration", help: "Seconds to fetch the state of every live cell for one auction.", buckets: SECONDS, registers });
-    this.failedCellStateRequests = new Counter({ name: "AuctioneerFailedCellStateRequests", help: "Cell State calls that failed, timed out or answered for another cell id.", registers });
-    this.auctionDuration = new Histogram({ name: "AuctioneerAuctionDuration", help: "Seconds of one whole auction: list cells, fetch states, schedule, commit, report.", buckets: SECONDS, registers });
-    this.scheduleDuration = new Histogram({ name: "AuctioneerScheduleDuration", help: "Seconds spent in the pure scheduling of one batch.", buckets: SECONDS, registers });
-    this.cellRefusals = new Counter({ name: "AuctioneerCellRefusals", help: "Tasks a cell refused at Perform.", registers });
-    this.tasksWaiting = new Gauge({ name: "AuctioneerTasksWaiting", help: "Tasks held for free capacity after the last auction.", registers });
-    this.lockHeld = new Gauge({ name: "AuctioneerLockHeld", help: "1 while this auctioneer holds the auctioneer lock (is the active one).", registers });
+    this.taskAuctionsStarted = new Counter({
+      name: "AuctioneerTaskAuctionsStarted",
+      help: "Tasks placed on a cell that accepted them.",
+      registers,
+    });
+    this.taskAuctionsFailed = new Counter({
+      name: "AuctioneerTaskAuctionsFailed",
+      help: "Tasks reported unplaceable to the BBS (RejectTask).",
+      registers,
+    });
+    this.fetchStatesDuration = new Histogram({
+      name: "AuctioneerFetchStatesDuration",
+      help: "Seconds to fetch the state of every live cell for one auction.",
+      buckets: SECONDS,
+      registers,
+    });
+    this.failedCellStateRequests = new Counter({
+      name: "AuctioneerFailedCellStateRequests",
+      help: "Cell State calls that failed, timed out or answered for another cell id.",
+      registers,
+    });
+    this.auctionDuration = new Histogram({
+      name: "AuctioneerAuctionDuration",
+      help: "Seconds of one whole auction: list cells, fetch states, schedule, commit, report.",
+      buckets: SECONDS,
+      registers,
+    });
+    this.scheduleDuration = new Histogram({
+      name: "AuctioneerScheduleDuration",
+      help: "Seconds spent in the pure scheduling of one batch.",
+      buckets: SECONDS,
+      registers,
+    });
+    this.cellRefusals = new Counter({
+      name: "AuctioneerCellRefusals",
+      help: "Tasks a cell refused at Perform.",
+      registers,
+    });
+    this.tasksWaiting = new Gauge({
+      name: "AuctioneerTasksWaiting",
+      help: "Tasks held for free capacity after the last auction.",
+      registers,
+    });
+    this.lockHeld = new Gauge({
+      name: "AuctioneerLockHeld",
+      help: "1 while this auctioneer holds the auctioneer lock (is the active one).",
+      registers,
+    });
   }
 }

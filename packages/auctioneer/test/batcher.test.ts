@@ -2,7 +2,8 @@ import { create } from "@bufbuild/protobuf";
 import { cellv1 } from "@diego/proto";
 import { Batcher, TrackedTasks } from "../src/index.js";
 
-const work = (taskGuid: string, memoryMb = 64) => create(cellv1.TaskWorkSchema, { taskGuid, rootFs: "docker:///x/y", memoryMb });
+const work = (taskGuid: string, memoryMb = 64) =>
+  create(cellv1.TaskWorkSchema, { taskGuid, rootFs: "docker:///x/y", memoryMb });
 
 describe("Batcher", () => {
   test("requests accumulate until drained, then form the next batch", () => {

@@ -20,7 +20,10 @@ test("the standby takes over when the active auctioneer crashes (lock expires af
 
   await first.stop({ releaseLock: false });
   // The lock (TTL 1.5 s) expires at the BBS; the standby, trying every 100 ms, takes it.
-  await waitFor("the standby to take over", () => second.isActive() && c.bbs.activeAuctioneer() === second.advertiseAddress);
+  await waitFor(
+    "the standby to take over",
+    () => second.isActive() && c.bbs.activeAuctioneer() === second.advertiseAddress,
+  );
 
   await c.bbs.desire([work("after")]);
   await waitFor("placed by the second", () => c.bbs.tasks.get("after")!.state === "CLAIMED");
@@ -65,6 +68,9 @@ test("the tasks a crashed auctioneer held are placed by the next one after the B
   c.cells.cell("cell-1")!.remove(hog.work.taskGuid);
   c.bbs.complete(hog.work.taskGuid);
   await c.bbs.converge();
-  await waitFor("the waiting task placed by the second", () => c.bbs.count("CLAIMED") === 1 && c.bbs.count("PENDING") === 0);
+  await waitFor(
+    "the waiting task placed by the second",
+    () => c.bbs.count("CLAIMED") === 1 && c.bbs.count("PENDING") === 0,
+  );
   expect(c.bbs.rejections).toEqual([]);
 });

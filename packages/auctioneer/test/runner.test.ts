@@ -13,7 +13,10 @@ afterEach(async () => {
 
 async function active(cl: Cluster) {
   const a = await cl.startAuctioneer();
-  await waitFor("the auctioneer to take the lock", () => a.isActive() && cl.bbs.activeAuctioneer() === a.advertiseAddress);
+  await waitFor(
+    "the auctioneer to take the lock",
+    () => a.isActive() && cl.bbs.activeAuctioneer() === a.advertiseAddress,
+  );
   return a;
 }
 
@@ -38,11 +41,23 @@ test("tasks no cell can ever run fail within seconds, with the texts of api.md",
     work("rootfs", { rootFs: "preloaded:nothing" }),
     work("ok"),
   ]);
-  await waitFor("the four to fail", () => ["stack", "tag", "memory", "rootfs"].every((g) => c.bbs.tasks.get(g)!.state === "COMPLETED"));
+  await waitFor("the four to fail", () =>
+    ["stack", "tag", "memory", "rootfs"].every((g) => c.bbs.tasks.get(g)!.state === "COMPLETED"),
+  );
   const failure = (g: string) => c.bbs.tasks.get(g)!;
-  expect(failure("stack")).toMatchObject({ failed: true, failureReason: "found no compatible cell for required rootfs", rejectionCount: 3 });
-  expect(failure("rootfs")).toMatchObject({ failed: true, failureReason: "found no compatible cell for required rootfs" });
-  expect(failure("tag")).toMatchObject({ failed: true, failureReason: 'found no compatible cell with placement tag "fpga"' });
+  expect(failure("stack")).toMatchObject({
+    failed: true,
+    failureReason: "found no compatible cell for required rootfs",
+    rejectionCount: 3,
+  });
+  expect(failure("rootfs")).toMatchObject({
+    failed: true,
+    failureReason: "found no compatible cell for required rootfs",
+  });
+  expect(failure("tag")).toMatchObject({
+    failed: true,
+    failureReason: 'found no compatible cell with placement tag "fpga"',
+  });
   expect(failure("memory")).toMatchObject({ failed: true, failureReason: "insufficient resources: memory" });
   await waitFor("the good one placed", () => failure("ok").state === "CLAIMED");
   // 4 rejections each: 3 retries, and the 4th completes the task.
@@ -155,7 +170,9 @@ test("a standby refuses with UNAVAILABLE; invalid requests are refused naming th
   });
   client.close();
   const activeClient = createClient(auctioneerv1.AuctioneerService, first.address);
-  await expect(activeClient.requestTaskAuctions({ tasks: [work("ok"), work("", { memoryMb: -1 })] })).rejects.toMatchObject({
+  await expect(
+    activeClient.requestTaskAuctions({ tasks: [work("ok"), work("", { memoryMb: -1 })] }),
+  ).rejects.toMatchObject({
     code: "INVALID_ARGUMENT",
     violations: [
       { field: "tasks[1].task_guid", message: "is required" },

@@ -6,7 +6,11 @@ import { FakeBbs, SimulatedCellServers } from "../src/sim/index.js";
 export const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 
 /** Polls until `check` is true; fails with `what` after the deadline (generous: the machine is slow and shared). */
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 30_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return;
@@ -39,14 +43,23 @@ export interface Cluster {
 export async function cluster(cellConfigs: SimulatedCellConfig[]): Promise<Cluster> {
   const bbs = new FakeBbs({ logger });
   await bbs.start();
-  const cells = new SimulatedCellServers({ logger, onAccepted: (cellId, tasks) => tasks.forEach((t) => bbs.claim(t.taskGuid, cellId)) });
+  const cells = new SimulatedCellServers({
+    logger,
+    onAccepted: (cellId, tasks) => tasks.forEach((t) => bbs.claim(t.taskGuid, cellId)),
+  });
   const c: Cluster = {
     bbs,
     cells,
     auctioneers: [],
     async startAuctioneer(over = {}) {
       const a = await startAuctioneer(
-        auctioneerConfig({ ...FAST, listenAddress: "127.0.0.1:0", statusAddress: "127.0.0.1:0", bbsAddress: bbs.address, ...over }),
+        auctioneerConfig({
+          ...FAST,
+          listenAddress: "127.0.0.1:0",
+          statusAddress: "127.0.0.1:0",
+          bbsAddress: bbs.address,
+          ...over,
+        }),
         { logger },
       );
       c.auctioneers.push(a);

@@ -11,7 +11,15 @@ import { fileURLToPath } from "node:url";
 import { createClient, createLogger, GrpcServer } from "@diego/kit";
 import { create } from "@bufbuild/protobuf";
 import { transition } from "@diego/models";
-import { auctioneerv1, TaskCreateRequestSchema, TaskLifecycleService, TaskSchema, TaskService, TaskState, type Task } from "@diego/proto";
+import {
+  auctioneerv1,
+  TaskCreateRequestSchema,
+  TaskLifecycleService,
+  TaskSchema,
+  TaskService,
+  TaskState,
+  type Task,
+} from "@diego/proto";
 import { Etcd3 } from "etcd3";
 import { EtcdConnection } from "../src/etcd/etcd-connection.js";
 import { Keys } from "../src/keys.js";
@@ -26,7 +34,8 @@ const STORED = Number(process.env.BENCH_TASKS ?? 250_000);
 const DOMAIN_SIZE = 1_000;
 const logger = createLogger("bench", "warn");
 
-const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
 async function main() {
@@ -36,7 +45,9 @@ async function main() {
   const children: ChildProcess[] = [];
   const auctioneer = await sinkAuctioneer();
   try {
-    console.log(`diego BBS benchmark — etcd ${etcdUrl}${own ? " (started by the benchmark)" : ""}, ${SECONDS} s per run\n`);
+    console.log(
+      `diego BBS benchmark — etcd ${etcdUrl}${own ? " (started by the benchmark)" : ""}, ${SECONDS} s per run\n`,
+    );
 
     // 1. The raw etcd CAS rate, same etcd, same run.
     const cas1 = await rawCas(etcd, 1);
@@ -49,9 +60,13 @@ async function main() {
     // store and its write coalescer alone.
     const store1 = await storeLifecycles(etcdUrl, 1);
     const store32 = await storeLifecycles(etcdUrl, 32);
-    console.log("lifecycles on the etcd task store itself (no gRPC; 6 CAS writes each, grouped by the write coalescer):");
+    console.log(
+      "lifecycles on the etcd task store itself (no gRPC; 6 CAS writes each, grouped by the write coalescer):",
+    );
     console.log(`  1 client    ${fmt(store1.rate)} lifecycles/s (${fmt(store1.tasksPerTxn, 1)} tasks per txn)`);
-    console.log(`  32 clients  ${fmt(store32.rate)} lifecycles/s (${fmt(store32.tasksPerTxn, 1)} tasks per txn); ${fmt((store32.rate * 6) / cas32, 2)} task writes per raw CAS txn\n`);
+    console.log(
+      `  32 clients  ${fmt(store32.rate)} lifecycles/s (${fmt(store32.tasksPerTxn, 1)} tasks per txn); ${fmt((store32.rate * 6) / cas32, 2)} task writes per raw CAS txn\n`,
+    );
 
     // 2b. The raw gRPC ceiling: grpc-js echoing a few bytes, no protobuf and no work, same machine.
     const echo1 = await rawGrpcRate(1, SECONDS);
@@ -66,8 +81,13 @@ async function main() {
     children.push(bbs.child);
     const life1 = await lifecycles(bbs.address, 1);
     const life32 = await lifecycles(bbs.address, 32);
-    console.log("full lifecycles through gRPC (desire → start → running → complete → resolving → delete; simulated cells):");
-    for (const [clients, rate, cas, echo] of [[1, life1, cas1, echo1], [32, life32, cas32, echo32]] as const) {
+    console.log(
+      "full lifecycles through gRPC (desire → start → running → complete → resolving → delete; simulated cells):",
+    );
+    for (const [clients, rate, cas, echo] of [
+      [1, life1, cas1, echo1],
+      [32, life32, cas32, echo32],
+    ] as const) {
       console.log(
         `  ${String(clients).padEnd(2)} client${clients > 1 ? "s" : " "}  ${fmt(rate)} lifecycles/s = ${fmt(rate * 6)} task writes/s;` +
           ` ratio to raw CAS: ${fmt(rate / cas, 2)} lifecycles per CAS txn, ${fmt((rate * 6) / cas, 2)} writes per CAS txn;` +
@@ -81,14 +101,27 @@ async function main() {
     // 3. Reads with STORED tasks.
     const readPrefix = `/bench-read-${Date.now()}`;
     const seedSeconds = await seed(etcd, readPrefix, STORED);
-    console.log(`stored ${fmt(STORED)} tasks (${fmt(STORED / DOMAIN_SIZE)} domains of ${fmt(DOMAIN_SIZE)}) directly in etcd in ${fmt(seedSeconds, 1)} s`);
+    console.log(
+      `stored ${fmt(STORED)} tasks (${fmt(STORED / DOMAIN_SIZE)} domains of ${fmt(DOMAIN_SIZE)}) directly in etcd in ${fmt(seedSeconds, 1)} s`,
+    );
     const started = Date.now();
-    const reader = await spawnBbs(etcdUrl, readPrefix, auctioneer.address, ["--expire-completed-task-duration", "24h", "--converge-repeat-interval", "1h"]);
+    const reader = await spawnBbs(etcdUrl, readPrefix, auctioneer.address, [
+      "--expire-completed-task-duration",
+      "24h",
+      "--converge-repeat-interval",
+      "1h",
+    ]);
     children.push(reader.child);
-    console.log(`BBS started and loaded them in ${fmt((Date.now() - started) / 1000, 1)} s; RSS ${fmt(rssMb(reader.child.pid!))} MiB`);
+    console.log(
+      `BBS started and loaded them in ${fmt((Date.now() - started) / 1000, 1)} s; RSS ${fmt(rssMb(reader.child.pid!))} MiB`,
+    );
     const reads = await readLatencies(reader.address);
-    console.log(`  GetTask    p50 ${fmt(reads.get.p50, 2)} ms  p99 ${fmt(reads.get.p99, 2)} ms  (${fmt(reads.get.n)} calls, target p99 < 5 ms)`);
-    console.log(`  ListTasks  p50 ${fmt(reads.list.p50, 2)} ms  p99 ${fmt(reads.list.p99, 2)} ms  (one ${fmt(DOMAIN_SIZE)}-task domain, ${fmt(reads.list.n)} calls, target < 50 ms)`);
+    console.log(
+      `  GetTask    p50 ${fmt(reads.get.p50, 2)} ms  p99 ${fmt(reads.get.p99, 2)} ms  (${fmt(reads.get.n)} calls, target p99 < 5 ms)`,
+    );
+    console.log(
+      `  ListTasks  p50 ${fmt(reads.list.p50, 2)} ms  p99 ${fmt(reads.list.p99, 2)} ms  (one ${fmt(DOMAIN_SIZE)}-task domain, ${fmt(reads.list.n)} calls, target < 50 ms)`,
+    );
     console.log(`  BBS RSS with ${fmt(STORED)} tasks: ${fmt(rssMb(reader.child.pid!))} MiB (target < 1024 MiB)`);
     await stop(reader.child);
     await deletePrefix(etcd, prefix);
@@ -193,7 +226,9 @@ async function storeLifecycles(etcdUrl: string, clients: number): Promise<{ rate
       await store.apply(g, (c) => transition("desire", "client", c, { request }, now()));
       await store.apply(g, (c) => transition("start", "cell", c, { cellId }, now()));
       await store.apply(g, (c) => transition("running", "cell", c, { cellId }, now()));
-      await store.apply(g, (c) => transition("complete", "cell", c, { cellId, failed: false, failureReason: "", result: "ok" }, now()));
+      await store.apply(g, (c) =>
+        transition("complete", "cell", c, { cellId, failed: false, failureReason: "", result: "ok" }, now()),
+      );
       await store.apply(g, (c) => transition("resolve", "client", c, {}, now()));
       await store.apply(g, (c) => transition("delete", "client", c, {}, now()));
       count();
@@ -221,7 +256,12 @@ async function seed(etcd: Etcd3, prefix: string, count: number): Promise<number>
     memoryMb: 64,
     diskMb: 64,
     cpuWeight: 50,
-    action: { action: { case: "run", value: { path: "/bin/sh", args: ["-c", "echo $GREETING; printf 42 > /tmp/result"], user: "root" } } },
+    action: {
+      action: {
+        case: "run",
+        value: { path: "/bin/sh", args: ["-c", "echo $GREETING; printf 42 > /tmp/result"], user: "root" },
+      },
+    },
     resultFile: "/tmp/result",
     logGuid: "bench",
     logSource: "BENCH",
@@ -241,8 +281,15 @@ async function seed(etcd: Etcd3, prefix: string, count: number): Promise<number>
         next = Math.min(count, next + batch);
         const success = [];
         for (let i = start; i < next; i++) {
-          const task: Task = { ...template, taskGuid: `stored-${i}`, domain: `domain-${Math.floor(i / DOMAIN_SIZE)}`, cellId: `cell-${i % 50}` };
-          success.push({ request_put: { key: Buffer.from(keys.task(task.taskGuid)), value: Buffer.from(encodeTask(task)) } });
+          const task: Task = {
+            ...template,
+            taskGuid: `stored-${i}`,
+            domain: `domain-${Math.floor(i / DOMAIN_SIZE)}`,
+            cellId: `cell-${i % 50}`,
+          };
+          success.push({
+            request_put: { key: Buffer.from(keys.task(task.taskGuid)), value: Buffer.from(encodeTask(task)) },
+          });
         }
         await etcd.kv.txn({ success });
       }
@@ -271,7 +318,8 @@ async function readLatencies(address: string) {
     list.push(
       await time(async () => {
         const res = await tasks.listTasks({ domain });
-        if (res.tasks.length !== DOMAIN_SIZE) throw new Error(`ListTasks(${domain}) returned ${res.tasks.length} tasks`);
+        if (res.tasks.length !== DOMAIN_SIZE)
+          throw new Error(`ListTasks(${domain}) returned ${res.tasks.length} tasks`);
       }),
     );
   }
@@ -290,13 +338,21 @@ async function spawnBbs(etcdUrl: string, prefix: string, auctioneerAddress: stri
   const child = spawn(
     process.execPath,
     [
-      "--import", "tsx", "packages/bbs/src/main.ts",
-      "--etcd-endpoints", etcdUrl,
-      "--etcd-prefix", prefix,
-      "--listen-address", address,
-      "--status-address", `127.0.0.1:${statusPort}`,
-      "--auctioneer-address", auctioneerAddress,
-      "--log-level", "warn",
+      "--import",
+      "tsx",
+      "packages/bbs/src/main.ts",
+      "--etcd-endpoints",
+      etcdUrl,
+      "--etcd-prefix",
+      prefix,
+      "--listen-address",
+      address,
+      "--status-address",
+      `127.0.0.1:${statusPort}`,
+      "--auctioneer-address",
+      auctioneerAddress,
+      "--log-level",
+      "warn",
       ...extra,
     ],
     { cwd: root, stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, NODE_OPTIONS: "" } },

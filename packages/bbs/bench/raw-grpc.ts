@@ -3,14 +3,27 @@
 // argument it is that server and prints its port.
 import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { Client, credentials, Server, ServerCredentials, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
+import {
+  Client,
+  credentials,
+  Server,
+  ServerCredentials,
+  type sendUnaryData,
+  type ServerUnaryCall,
+} from "@grpc/grpc-js";
 
 const PATH = "/bench.Echo/Echo";
 const same = (b: Buffer) => b;
 
 if (process.argv[2] === "serve") {
   const server = new Server();
-  server.register(PATH, (call: ServerUnaryCall<Buffer, Buffer>, cb: sendUnaryData<Buffer>) => cb(null, call.request), same, same, "unary");
+  server.register(
+    PATH,
+    (call: ServerUnaryCall<Buffer, Buffer>, cb: sendUnaryData<Buffer>) => cb(null, call.request),
+    same,
+    same,
+    "unary",
+  );
   server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, port) => {
     if (err) throw err;
     process.send!(port);
@@ -19,7 +32,10 @@ if (process.argv[2] === "serve") {
 
 /** Unary calls per second with `inFlight` concurrent callers for `seconds`. */
 export async function rawGrpcRate(inFlight: number, seconds: number): Promise<number> {
-  const child = fork(fileURLToPath(import.meta.url), ["serve"], { execArgv: ["--import", "tsx"], env: { ...process.env, NODE_OPTIONS: "" } });
+  const child = fork(fileURLToPath(import.meta.url), ["serve"], {
+    execArgv: ["--import", "tsx"],
+    env: { ...process.env, NODE_OPTIONS: "" },
+  });
   try {
     const port = await new Promise<number>((resolve, reject) => {
       child.once("message", (m) => resolve(m as number));
@@ -28,7 +44,9 @@ export async function rawGrpcRate(inFlight: number, seconds: number): Promise<nu
     const client = new Client(`127.0.0.1:${port}`, credentials.createInsecure());
     const payload = Buffer.from("0123456789abcdef");
     const call = () =>
-      new Promise<void>((resolve, reject) => client.makeUnaryRequest(PATH, same, same, payload, (err) => (err ? reject(err) : resolve())));
+      new Promise<void>((resolve, reject) =>
+        client.makeUnaryRequest(PATH, same, same, payload, (err) => (err ? reject(err) : resolve())),
+      );
     await call();
     let done = 0;
     const until = Date.now() + seconds * 1000;

@@ -7,45 +7,73 @@ const atLeastOne = z.number().int().min(1);
 
 /** Every setting of the BBS: flag --kebab-name, env DIEGO_BBS_SNAKE_NAME, or a camelCase key in --config FILE. */
 export const bbsSettings = {
-  listenAddress: setting("string", "gRPC listen address (host:port; port 0 picks a free one)", { default: "127.0.0.1:8889" }),
+  listenAddress: setting("string", "gRPC listen address (host:port; port 0 picks a free one)", {
+    default: "127.0.0.1:8889",
+  }),
   statusAddress: setting("string", "HTTP address of /metrics, /healthz and /readyz", { default: "127.0.0.1:8890" }),
   store: setting("string", "where tasks live: etcd, or memory (one instance, nothing kept; for tests and demos)", {
     default: "etcd",
     check: z.enum(["etcd", "memory"]),
   }),
   etcdEndpoints: setting("list", "etcd client URLs, comma-separated", { default: ["http://127.0.0.1:2379"] }),
-  etcdPrefix: setting("string", "prefix of every etcd key of this BBS (instances that share it share the state)", { default: "/diego" }),
+  etcdPrefix: setting("string", "prefix of every etcd key of this BBS (instances that share it share the state)", {
+    default: "/diego",
+  }),
   etcdCaFile: setting("string", "CA of etcd's TLS certificate (enables TLS to etcd)", { optional: true }),
   etcdCertFile: setting("string", "client certificate for etcd", { optional: true }),
   etcdKeyFile: setting("string", "client key for etcd", { optional: true }),
   etcdRequestTimeout: setting("duration", "deadline of one etcd request", { default: 5_000, check: positive }),
   instanceId: setting("string", "this instance's name in leader election", { default: `${hostname()}-${process.pid}` }),
-  auctioneerAddress: setting("string", "auctioneer gRPC address; unset: the value of the `auctioneer` lock", { optional: true }),
+  auctioneerAddress: setting("string", "auctioneer gRPC address; unset: the value of the `auctioneer` lock", {
+    optional: true,
+  }),
   ...tlsSettings,
   logLevel: setting("string", "log level (trace, debug, info, warn, error)", { default: "info" }),
   convergeRepeatInterval: setting("duration", "time between convergence passes", { default: 30_000, check: positive }),
-  kickTaskDuration: setting("duration", "RESOLVING this long → back to COMPLETED; COMPLETED this long → callback again", {
-    default: 30_000,
-    check: positive,
-  }),
+  kickTaskDuration: setting(
+    "duration",
+    "RESOLVING this long → back to COMPLETED; COMPLETED this long → callback again",
+    {
+      default: 30_000,
+      check: positive,
+    },
+  ),
   expirePendingTaskDuration: setting("duration", "PENDING this long → failed `not started within time limit`", {
     default: 30 * 60_000,
     check: positive,
   }),
-  expireCompletedTaskDuration: setting("duration", "unresolved this long after completing → deleted", { default: 2 * 60_000, check: positive }),
+  expireCompletedTaskDuration: setting("duration", "unresolved this long after completing → deleted", {
+    default: 2 * 60_000,
+    check: positive,
+  }),
   maxTaskRetries: setting("integer", "rejections after which a task fails instead of going back to PENDING", {
     default: 3,
     check: z.number().int().min(0),
   }),
-  taskCallbackWorkers: setting("integer", "completion callbacks delivered at once", { default: 1000, check: atLeastOne }),
-  callbackTimeout: setting("duration", "deadline of one completion callback POST", { default: 10_000, check: positive }),
-  communicationTimeout: setting("duration", "deadline of calls to the auctioneer and to cells", { default: 10_000, check: positive }),
-  convergenceWorkers: setting("integer", "convergence transitions in flight at once", { default: 20, check: atLeastOne }),
+  taskCallbackWorkers: setting("integer", "completion callbacks delivered at once", {
+    default: 1000,
+    check: atLeastOne,
+  }),
+  callbackTimeout: setting("duration", "deadline of one completion callback POST", {
+    default: 10_000,
+    check: positive,
+  }),
+  communicationTimeout: setting("duration", "deadline of calls to the auctioneer and to cells", {
+    default: 10_000,
+    check: positive,
+  }),
+  convergenceWorkers: setting("integer", "convergence transitions in flight at once", {
+    default: 20,
+    check: atLeastOne,
+  }),
   lockTtl: setting("duration", "lease TTL of the convergence leader (another instance takes over within it)", {
     default: 15_000,
     check: z.number().min(1_000),
   }),
-  lockRetryInterval: setting("duration", "pause between leader election attempts after an error", { default: 5_000, check: positive }),
+  lockRetryInterval: setting("duration", "pause between leader election attempts after an error", {
+    default: 5_000,
+    check: positive,
+  }),
   watchBufferSize: setting("integer", "events a WatchTasks subscriber may fall behind before it is cut off", {
     default: 1024,
     check: atLeastOne,
@@ -54,11 +82,18 @@ export const bbsSettings = {
     default: 128,
     check: z.number().int().min(1).max(128),
   }),
-  writeConcurrency: setting("integer", "etcd write transactions in flight at once (writes arriving meanwhile wait and go together)", {
-    default: 4,
+  writeConcurrency: setting(
+    "integer",
+    "etcd write transactions in flight at once (writes arriving meanwhile wait and go together)",
+    {
+      default: 4,
+      check: atLeastOne,
+    },
+  ),
+  maxCasAttempts: setting("integer", "compare-and-swap attempts of one transition before ABORTED", {
+    default: 8,
     check: atLeastOne,
   }),
-  maxCasAttempts: setting("integer", "compare-and-swap attempts of one transition before ABORTED", { default: 8, check: atLeastOne }),
 } satisfies SettingsSpec;
 
 export type BbsConfig = ConfigOf<typeof bbsSettings>;

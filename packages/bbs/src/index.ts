@@ -4,5 +4,10 @@ export type { TaskStore, TaskFilter, TaskChange, TaskStoreEvent, Mutation, Apply
 export { MemoryTaskStore } from "./store/memory-task-store.js";
 export { EtcdTaskStore } from "./store/etcd-task-store.js";
 export { encodeTask, decodeTask } from "./store/task-entry.js";
-export { planConvergence, type ConvergencePlan, type ConvergenceDurations, type TaskFacts } from "./convergence/plan.js";
+export {
+  planConvergence,
+  type ConvergencePlan,
+  type ConvergenceDurations,
+  type TaskFacts,
+} from "./convergence/plan.js";
 export { Keys } from "./keys.js";

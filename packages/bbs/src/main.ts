@@ -6,7 +6,8 @@ import { startBbs } from "./start-bbs.js";
 const config = loadConfigOrExit(bbsSettings, {
   envPrefix: "DIEGO_BBS",
   program: "bbs",
-  summary: "The BBS: the task API (diego.bbs.v1), task state in etcd, convergence, completion callbacks, cell presence and locks.",
+  summary:
+    "The BBS: the task API (diego.bbs.v1), task state in etcd, convergence, completion callbacks, cell presence and locks.",
   check: tlsFilesOf,
 });
 const logger = createLogger("bbs", config.logLevel);

@@ -84,7 +84,9 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
     } else {
       const etcd = new EtcdConnection({
         endpoints: config.etcdEndpoints,
-        tls: config.etcdCaFile ? { caFile: config.etcdCaFile, certFile: config.etcdCertFile, keyFile: config.etcdKeyFile } : undefined,
+        tls: config.etcdCaFile
+          ? { caFile: config.etcdCaFile, certFile: config.etcdCertFile, keyFile: config.etcdKeyFile }
+          : undefined,
         requestTimeoutMs: config.etcdRequestTimeout,
         probeIntervalMs: 1_000,
         logger,
@@ -202,7 +204,15 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
     stoppers.push(() => leadership.stop());
 
     logger.info(
-      { grpc: address, status: statusAddress, store: config.store, etcd: config.store === "etcd" ? config.etcdEndpoints : undefined, prefix: config.etcdPrefix, instanceId, tls: Boolean(tls) },
+      {
+        grpc: address,
+        status: statusAddress,
+        store: config.store,
+        etcd: config.store === "etcd" ? config.etcdEndpoints : undefined,
+        prefix: config.etcdPrefix,
+        instanceId,
+        tls: Boolean(tls),
+      },
       `BBS listening: gRPC on ${address}, HTTP status on ${statusAddress}`,
     );
     return {

@@ -62,7 +62,11 @@ afterAll(async () => {
 
 /** Desires a task with a callback to `path` and completes it through a simulated cell. */
 async function complete(path: string, extra: Parameters<typeof taskRequest>[0] = {}) {
-  const req = taskRequest({ completionCallbackUrl: receiver.url(`${path}?t=${Math.random()}`), annotation: "note", ...extra });
+  const req = taskRequest({
+    completionCallbackUrl: receiver.url(`${path}?t=${Math.random()}`),
+    annotation: "note",
+    ...extra,
+  });
   await tasks.desireTask(req);
   await lifecycle.startTask({ taskGuid: req.taskGuid, cellId: "cell-cb" });
   await lifecycle.runningTask({ taskGuid: req.taskGuid, cellId: "cell-cb" });
@@ -70,7 +74,11 @@ async function complete(path: string, extra: Parameters<typeof taskRequest>[0] =
   return req;
 }
 
-const gone = (guid: string) => tasks.getTask({ taskGuid: guid }).then(() => false, (e: DiegoError) => e.code === "NOT_FOUND");
+const gone = (guid: string) =>
+  tasks.getTask({ taskGuid: guid }).then(
+    () => false,
+    (e: DiegoError) => e.code === "NOT_FOUND",
+  );
 const bodiesFor = (guid: string) => receiver.received.filter((r) => r.body.includes(`"task_guid":"${guid}"`));
 
 test("delivers the whole task as JSON and deletes it", async () => {
@@ -131,5 +139,8 @@ test("a cancelled task's callback is delivered as well", async () => {
   await tasks.desireTask(req);
   await tasks.cancelTask({ taskGuid: req.taskGuid });
   await waitFor("the task to be deleted", () => gone(req.taskGuid));
-  expect(JSON.parse(bodiesFor(req.taskGuid)[0].body)).toMatchObject({ failed: true, failure_reason: "task was cancelled" });
+  expect(JSON.parse(bodiesFor(req.taskGuid)[0].body)).toMatchObject({
+    failed: true,
+    failure_reason: "task was cancelled",
+  });
 });

@@ -62,7 +62,11 @@ async function runningOn(cellId: string) {
   return req.taskGuid;
 }
 
-const gone = (guid: string) => tasks.getTask({ taskGuid: guid }).then(() => false, (e: DiegoError) => e.code === "NOT_FOUND");
+const gone = (guid: string) =>
+  tasks.getTask({ taskGuid: guid }).then(
+    () => false,
+    (e: DiegoError) => e.code === "NOT_FOUND",
+  );
 
 test("this single instance leads", async () => {
   await waitFor("leadership", () => bbs.isLeader());
@@ -83,7 +87,11 @@ test("a task whose cell stops heartbeating completes failed `cell disappeared be
       const t = await tasks.getTask({ taskGuid: lost });
       return t.state === TaskState.COMPLETED && t;
     });
-    expect(failed).toMatchObject({ failed: true, failureReason: "cell disappeared before completion", cellId: "cell-doomed" });
+    expect(failed).toMatchObject({
+      failed: true,
+      failureReason: "cell disappeared before completion",
+      cellId: "cell-doomed",
+    });
     const claimedAfter = await waitFor("the claimed task to fail", async () => {
       const t = await tasks.getTask({ taskGuid: claimed.taskGuid });
       return t.state === TaskState.COMPLETED && t;

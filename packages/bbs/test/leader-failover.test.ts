@@ -31,13 +31,20 @@ async function leader(): Promise<string | undefined> {
 
 test("when the leading BBS is killed -9, the other takes over convergence within the lease TTL and loses no task", async () => {
   const flags = (id: string) => [
-    "--etcd-endpoints", etcdUrl(),
-    "--etcd-prefix", prefix,
-    "--instance-id", id,
-    "--listen-address", "127.0.0.1:0",
-    "--status-address", "127.0.0.1:0",
-    "--lock-ttl", `${LOCK_TTL_MS}ms`,
-    "--converge-repeat-interval", "300ms",
+    "--etcd-endpoints",
+    etcdUrl(),
+    "--etcd-prefix",
+    prefix,
+    "--instance-id",
+    id,
+    "--listen-address",
+    "127.0.0.1:0",
+    "--status-address",
+    "127.0.0.1:0",
+    "--lock-ttl",
+    `${LOCK_TTL_MS}ms`,
+    "--converge-repeat-interval",
+    "300ms",
   ];
   const [a, b] = await Promise.all([spawnBbs(flags("bbs-a")), spawnBbs(flags("bbs-b"))]);
   processes.push(a, b);

@@ -27,7 +27,13 @@ function clientsOf(bbs: RunningBbs): { tasks: TaskClient; lifecycle: LifecycleCl
 beforeAll(async () => {
   etcd = await connect();
   prefix = uniquePrefix("multi");
-  const config = { etcdEndpoints: [etcdUrl()], etcdPrefix: prefix, listenAddress: "127.0.0.1:0", statusAddress: "127.0.0.1:0", lockTtl: 2_000 };
+  const config = {
+    etcdEndpoints: [etcdUrl()],
+    etcdPrefix: prefix,
+    listenAddress: "127.0.0.1:0",
+    statusAddress: "127.0.0.1:0",
+    lockTtl: 2_000,
+  };
   a = await startBbs(config, { logger: silent });
   b = await startBbs(config, { logger: silent });
 });
@@ -89,8 +95,14 @@ test("races: many clients on both instances fire conflicting transitions; each h
   // Cancel races completion: exactly one of them wins each task.
   const ends = await Promise.all(
     guids.flatMap((g, i) => [
-      both[i % 2].tasks.cancelTask({ taskGuid: g }).then(() => "cancel", (e: DiegoError) => e.code),
-      both[(i + 1) % 2].lifecycle.completeTask({ taskGuid: g, cellId: winners.get(g)!, result: "done" }).then(() => "complete", (e: DiegoError) => e.code),
+      both[i % 2].tasks.cancelTask({ taskGuid: g }).then(
+        () => "cancel",
+        (e: DiegoError) => e.code,
+      ),
+      both[(i + 1) % 2].lifecycle.completeTask({ taskGuid: g, cellId: winners.get(g)!, result: "done" }).then(
+        () => "complete",
+        (e: DiegoError) => e.code,
+      ),
     ]),
   );
   for (let i = 0; i < guids.length; i++) {
@@ -100,14 +112,34 @@ test("races: many clients on both instances fire conflicting transitions; each h
     const stored = await inEtcd(guids[i]);
     expect(stored?.state).toBe(TaskState.COMPLETED);
     expect(stored?.cellId).toBe(winners.get(guids[i]));
-    if (cancel === "cancel") expect(stored).toMatchObject({ failed: true, failureReason: "task was cancelled", result: "" });
+    if (cancel === "cancel")
+      expect(stored).toMatchObject({ failed: true, failureReason: "task was cancelled", result: "" });
     else expect(stored).toMatchObject({ failed: false, result: "done" });
   }
 
   // Resolve races: exactly one resolver per task, then exactly one delete.
-  const resolves = await Promise.all(guids.flatMap((g) => both.map((c) => c.tasks.resolvingTask({ taskGuid: g }).then(() => "ok", (e: DiegoError) => e.code))));
-  for (let i = 0; i < guids.length; i++) expect(resolves.slice(i * 2, i * 2 + 2).sort()).toEqual(["FAILED_PRECONDITION", "ok"]);
-  const deletes = await Promise.all(guids.flatMap((g) => both.map((c) => c.tasks.deleteTask({ taskGuid: g }).then(() => "ok", (e: DiegoError) => e.code))));
+  const resolves = await Promise.all(
+    guids.flatMap((g) =>
+      both.map((c) =>
+        c.tasks.resolvingTask({ taskGuid: g }).then(
+          () => "ok",
+          (e: DiegoError) => e.code,
+        ),
+      ),
+    ),
+  );
+  for (let i = 0; i < guids.length; i++)
+    expect(resolves.slice(i * 2, i * 2 + 2).sort()).toEqual(["FAILED_PRECONDITION", "ok"]);
+  const deletes = await Promise.all(
+    guids.flatMap((g) =>
+      both.map((c) =>
+        c.tasks.deleteTask({ taskGuid: g }).then(
+          () => "ok",
+          (e: DiegoError) => e.code,
+        ),
+      ),
+    ),
+  );
   for (let i = 0; i < guids.length; i++) {
     const pair = deletes.slice(i * 2, i * 2 + 2);
     expect(pair.filter((r) => r === "ok")).toHaveLength(1);

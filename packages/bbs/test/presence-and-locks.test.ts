@@ -14,7 +14,11 @@ import { connect, uniquePrefix, waitFor, wipe } from "./support/etcd.js";
 /** Each backend gives two views of one state (for etcd: two BBS instances on one prefix). */
 interface Backend {
   name: string;
-  make(): Promise<{ presence: [PresenceStore, PresenceStore]; locks: [LockStore, LockStore]; cleanup(): Promise<void> }>;
+  make(): Promise<{
+    presence: [PresenceStore, PresenceStore];
+    locks: [LockStore, LockStore];
+    cleanup(): Promise<void>;
+  }>;
 }
 
 const backends: Backend[] = [
@@ -31,7 +35,10 @@ const backends: Backend[] = [
     async make() {
       const etcds: EtcdConnection[] = [await connect(), await connect()];
       const keys = new Keys(uniquePrefix("presence"));
-      const make = (e: EtcdConnection) => ({ presence: new EtcdPresenceStore(e, new Leases(e), keys), locks: new EtcdLockStore(e, new Leases(e), keys) });
+      const make = (e: EtcdConnection) => ({
+        presence: new EtcdPresenceStore(e, new Leases(e), keys),
+        locks: new EtcdLockStore(e, new Leases(e), keys),
+      });
       const [a, b] = etcds.map(make);
       return {
         presence: [a.presence, b.presence],
@@ -45,7 +52,8 @@ const backends: Backend[] = [
   },
 ];
 
-const cell = (cellId: string, memoryMb = 1024) => create(CellPresenceSchema, { cellId, address: `127.0.0.1:${1000 + memoryMb}`, zone: "z", total: { memoryMb } });
+const cell = (cellId: string, memoryMb = 1024) =>
+  create(CellPresenceSchema, { cellId, address: `127.0.0.1:${1000 + memoryMb}`, zone: "z", total: { memoryMb } });
 
 describe.each(backends)("presence and locks: $name", (backend) => {
   let ctx: Awaited<ReturnType<Backend["make"]>>;
@@ -75,7 +83,9 @@ describe.each(backends)("presence and locks: $name", (backend) => {
   test("a lock has one owner; it is refreshed by its owner and freed by release or expiry", async () => {
     const [l1, l2] = ctx.locks;
     await l1.lock("auctioneer", "a", "10.0.0.1:9016", 2_000);
-    await expect(l2.lock("auctioneer", "b", "10.0.0.2:9016", 2_000)).rejects.toMatchObject({ code: "FAILED_PRECONDITION" });
+    await expect(l2.lock("auctioneer", "b", "10.0.0.2:9016", 2_000)).rejects.toMatchObject({
+      code: "FAILED_PRECONDITION",
+    });
     for (let i = 0; i < 3; i++) {
       await new Promise((r) => setTimeout(r, 700));
       await (i % 2 ? l1 : l2).lock("auctioneer", "a", `10.0.0.1:${9016 + i}`, 2_000);

@@ -5,7 +5,13 @@ import { silent, waitFor } from "./support/etcd.js";
 test("readiness turns false while etcd does not answer, and back when it does", async () => {
   const etcd = await EtcdServer.start();
   const bbs = await startBbs(
-    { etcdEndpoints: [etcd.url], etcdPrefix: "/readiness", listenAddress: "127.0.0.1:0", statusAddress: "127.0.0.1:0", etcdRequestTimeout: 1_000 },
+    {
+      etcdEndpoints: [etcd.url],
+      etcdPrefix: "/readiness",
+      listenAddress: "127.0.0.1:0",
+      statusAddress: "127.0.0.1:0",
+      etcdRequestTimeout: 1_000,
+    },
     { logger: silent },
   );
   const ready = async () => (await fetch(`http://${bbs.statusAddress}/readyz`)).status;

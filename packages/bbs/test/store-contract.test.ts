@@ -43,7 +43,10 @@ const backends: Backend[] = [
   },
 ];
 
-const desire = (req = taskRequest()) => (cur: Task | undefined) => transition("desire", "client", cur, { request: req }, NOW);
+const desire =
+  (req = taskRequest()) =>
+  (cur: Task | undefined) =>
+    transition("desire", "client", cur, { request: req }, NOW);
 const start = (cellId: string) => (cur: Task | undefined) => transition("start", "cell", cur, { cellId }, NOW + 1n);
 const put = (o: Outcome) => (o.kind === "put" ? o.task : undefined);
 
@@ -74,7 +77,11 @@ describe.each(backends)("TaskStore contract: $name", (backend) => {
   test("a refused mutation changes nothing and returns its error", async () => {
     const req = taskRequest();
     await store.apply(req.taskGuid, desire(req));
-    const err = await store.apply(req.taskGuid, (cur) => transition("complete", "cell", cur, { cellId: "c", failed: false, failureReason: "", result: "" }, NOW)).catch((e: unknown) => e);
+    const err = await store
+      .apply(req.taskGuid, (cur) =>
+        transition("complete", "cell", cur, { cellId: "c", failed: false, failureReason: "", result: "" }, NOW),
+      )
+      .catch((e: unknown) => e);
     expect(DiegoError.is(err, "FAILED_PRECONDITION")).toBe(true);
     expect((await store.get(req.taskGuid))?.state).toBe(TaskState.PENDING);
     await expect(store.apply("no-such-task", start("c"))).rejects.toMatchObject({ code: "NOT_FOUND" });
@@ -88,7 +95,9 @@ describe.each(backends)("TaskStore contract: $name", (backend) => {
     await store.apply(g, start("cell-a"));
     expect((await store.apply(g, start("cell-a"))).outcome.kind).toBe("unchanged");
     await store.apply(g, (c) => transition("running", "cell", c, { cellId: "cell-a" }, NOW + 2n));
-    await store.apply(g, (c) => transition("complete", "cell", c, { cellId: "cell-a", failed: false, failureReason: "", result: "42" }, NOW + 3n));
+    await store.apply(g, (c) =>
+      transition("complete", "cell", c, { cellId: "cell-a", failed: false, failureReason: "", result: "42" }, NOW + 3n),
+    );
     await store.apply(g, (c) => transition("resolve", "client", c, {}, NOW + 4n));
     const { before, outcome } = await store.apply(g, (c) => transition("delete", "client", c, {}, NOW + 5n));
     expect(before?.result).toBe("42");
@@ -120,13 +129,20 @@ describe.each(backends)("TaskStore contract: $name", (backend) => {
     expect(await guids({ domain: "nowhere" })).toEqual([]);
     expect((await guids({})).length).toBe(3);
     expect(store.countByState().get(TaskState.PENDING)).toBe(2);
-    expect([...store.entries()].find((e) => e.guid === b.taskGuid)).toMatchObject({ cellId: "cell-1", state: TaskState.CLAIMED, domain: "alpha" });
+    expect([...store.entries()].find((e) => e.guid === b.taskGuid)).toMatchObject({
+      cellId: "cell-1",
+      state: TaskState.CLAIMED,
+      domain: "alpha",
+    });
   });
 
   test("concurrent changes of one task all apply, one after the other", async () => {
     const req = taskRequest();
     await store.apply(req.taskGuid, desire(req));
-    const bump = (cur: Task | undefined): Outcome => ({ kind: "put", task: { ...cur!, rejectionCount: cur!.rejectionCount + 1 } });
+    const bump = (cur: Task | undefined): Outcome => ({
+      kind: "put",
+      task: { ...cur!, rejectionCount: cur!.rejectionCount + 1 },
+    });
     await Promise.all(Array.from({ length: 40 }, () => store.apply(req.taskGuid, bump)));
     expect((await store.get(req.taskGuid))?.rejectionCount).toBe(40);
   });
@@ -135,7 +151,14 @@ describe.each(backends)("TaskStore contract: $name", (backend) => {
     const reqs = Array.from({ length: 20 }, () => taskRequest());
     await Promise.all(reqs.map((r) => store.apply(r.taskGuid, desire(r))));
     const results = await Promise.all(
-      reqs.flatMap((r) => ["c1", "c2", "c3"].map((cell) => store.apply(r.taskGuid, start(cell)).then(() => cell, (e: DiegoError) => e.code))),
+      reqs.flatMap((r) =>
+        ["c1", "c2", "c3"].map((cell) =>
+          store.apply(r.taskGuid, start(cell)).then(
+            () => cell,
+            (e: DiegoError) => e.code,
+          ),
+        ),
+      ),
     );
     for (let i = 0; i < reqs.length; i++) {
       const mine = results.slice(i * 3, i * 3 + 3);
@@ -185,8 +208,14 @@ describe("EtcdTaskStore with two instances on one prefix", () => {
     await waitFor("b sees the task", async () => b.get(req.taskGuid));
     // Both claim at once, each from its own view: exactly one wins across the two instances.
     const results = await Promise.all([
-      a.apply(req.taskGuid, start("cell-a")).then(() => "a", (e: DiegoError) => e.code),
-      b.apply(req.taskGuid, start("cell-b")).then(() => "b", (e: DiegoError) => e.code),
+      a.apply(req.taskGuid, start("cell-a")).then(
+        () => "a",
+        (e: DiegoError) => e.code,
+      ),
+      b.apply(req.taskGuid, start("cell-b")).then(
+        () => "b",
+        (e: DiegoError) => e.code,
+      ),
     ]);
     expect(results.filter((r) => r === "a" || r === "b")).toHaveLength(1);
     expect(results).toContain("FAILED_PRECONDITION");
@@ -199,7 +228,10 @@ describe("EtcdTaskStore with two instances on one prefix", () => {
   test("an unreadable value is deleted rather than loaded or crashing the watch", async () => {
     const keys = new Keys(prefix);
     await etcd.client.kv.put({ key: Buffer.from(keys.task("garbage-1")), value: Buffer.from([0xff, 0xff, 0xff]) });
-    await waitFor("the watched garbage to be deleted", async () => (await etcd.client.kv.range({ key: Buffer.from(keys.task("garbage-1")) })).kvs.length === 0);
+    await waitFor(
+      "the watched garbage to be deleted",
+      async () => (await etcd.client.kv.range({ key: Buffer.from(keys.task("garbage-1")) })).kvs.length === 0,
+    );
     const req = taskRequest();
     await a.apply(req.taskGuid, desire(req));
     expect(await a.get("garbage-1")).toBeUndefined();
@@ -209,7 +241,10 @@ describe("EtcdTaskStore with two instances on one prefix", () => {
     await a.start();
     expect(await a.get(req.taskGuid)).toBeDefined();
     expect(await a.get("garbage-2")).toBeUndefined();
-    await waitFor("the loaded garbage to be deleted", async () => (await etcd.client.kv.range({ key: Buffer.from(keys.task("garbage-2")) })).kvs.length === 0);
+    await waitFor(
+      "the loaded garbage to be deleted",
+      async () => (await etcd.client.kv.range({ key: Buffer.from(keys.task("garbage-2")) })).kvs.length === 0,
+    );
   });
 
   test("a new instance loads what is stored", async () => {

@@ -31,7 +31,13 @@ beforeAll(async () => {
   auctioneer = await fakeAuctioneer();
   cell = await fakeCell([{ message: "hello from the cell", source: "DEMO" }]);
   bbs = await startBbs(
-    { store: "memory", listenAddress: "127.0.0.1:0", statusAddress: "127.0.0.1:0", auctioneerAddress: auctioneer.address, maxTaskRetries: 3 },
+    {
+      store: "memory",
+      listenAddress: "127.0.0.1:0",
+      statusAddress: "127.0.0.1:0",
+      auctioneerAddress: auctioneer.address,
+      maxTaskRetries: 3,
+    },
     { logger: silent },
   );
   c = {
@@ -51,7 +57,11 @@ afterAll(async () => {
   await cell.stop();
 });
 
-const codeOf = (p: Promise<unknown>) => p.then(() => "OK", (e: DiegoError) => e.code);
+const codeOf = (p: Promise<unknown>) =>
+  p.then(
+    () => "OK",
+    (e: DiegoError) => e.code,
+  );
 
 async function desired(init: Parameters<typeof taskRequest>[0] = {}) {
   const req = taskRequest(init);
@@ -69,7 +79,12 @@ describe("DesireTask", () => {
     const req = taskRequest({ domain: "desire" });
     const before = BigInt(Date.now()) * 1_000_000n;
     const res = await c.tasks.desireTask(req);
-    expect(res.task).toMatchObject({ taskGuid: req.taskGuid, state: TaskState.PENDING, domain: "desire", memoryMb: 64 });
+    expect(res.task).toMatchObject({
+      taskGuid: req.taskGuid,
+      state: TaskState.PENDING,
+      domain: "desire",
+      memoryMb: 64,
+    });
     expect(res.task!.createdAt).toBeGreaterThanOrEqual(before);
     expect(res.task!.updatedAt).toBe(res.task!.createdAt);
     await waitFor("auction request", () => auctioneer.received.includes(req.taskGuid));
@@ -104,7 +119,8 @@ describe("reading tasks", () => {
     const b = await desired({ domain: "list-a" });
     await desired({ domain: "list-b" });
     await c.lifecycle.startTask({ taskGuid: b, cellId: "cell-list" });
-    const guids = async (f: Parameters<typeof c.tasks.listTasks>[0]) => (await c.tasks.listTasks(f)).tasks.map((t) => t.taskGuid).sort();
+    const guids = async (f: Parameters<typeof c.tasks.listTasks>[0]) =>
+      (await c.tasks.listTasks(f)).tasks.map((t) => t.taskGuid).sort();
     expect(await guids({ domain: "list-a" })).toEqual([a, b].sort());
     expect(await guids({ cellId: "cell-list" })).toEqual([b]);
     expect(await guids({ domain: "list-a", state: TaskState.PENDING })).toEqual([a]);
@@ -139,7 +155,9 @@ describe("the cell's transitions", () => {
     const g = await desired();
     await running(g);
     expect((await c.tasks.getTask({ taskGuid: g })).state).toBe(TaskState.RUNNING);
-    expect(await codeOf(c.lifecycle.completeTask({ taskGuid: g, cellId: "cell-2", result: "x" }))).toBe("FAILED_PRECONDITION");
+    expect(await codeOf(c.lifecycle.completeTask({ taskGuid: g, cellId: "cell-2", result: "x" }))).toBe(
+      "FAILED_PRECONDITION",
+    );
     await c.lifecycle.completeTask({ taskGuid: g, cellId: "cell-1", result: "42" });
     const t = await c.tasks.getTask({ taskGuid: g });
     expect(t).toMatchObject({ state: TaskState.COMPLETED, failed: false, result: "42", cellId: "cell-1" });
@@ -150,8 +168,16 @@ describe("the cell's transitions", () => {
   test("a failed completion keeps its reason", async () => {
     const g = await desired();
     await running(g);
-    await c.lifecycle.completeTask({ taskGuid: g, cellId: "cell-1", failed: true, failureReason: "DEMO: Exited with status 1" });
-    expect(await c.tasks.getTask({ taskGuid: g })).toMatchObject({ failed: true, failureReason: "DEMO: Exited with status 1" });
+    await c.lifecycle.completeTask({
+      taskGuid: g,
+      cellId: "cell-1",
+      failed: true,
+      failureReason: "DEMO: Exited with status 1",
+    });
+    expect(await c.tasks.getTask({ taskGuid: g })).toMatchObject({
+      failed: true,
+      failureReason: "DEMO: Exited with status 1",
+    });
   });
 
   test("RejectTask sends the task straight back to auction, and fails it after max_task_retries", async () => {
@@ -161,7 +187,11 @@ describe("the cell's transitions", () => {
       const res = await c.lifecycle.rejectTask({ taskGuid: g, rejectionReason: "insufficient resources: memory" });
       expect(res.failed).toBe(false);
       const t = await c.tasks.getTask({ taskGuid: g });
-      expect(t).toMatchObject({ state: TaskState.PENDING, rejectionCount: i, rejectionReason: "insufficient resources: memory" });
+      expect(t).toMatchObject({
+        state: TaskState.PENDING,
+        rejectionCount: i,
+        rejectionReason: "insufficient resources: memory",
+      });
       await waitFor(`auction ${i + 1}`, () => auctioneer.received.filter((x) => x === g).length === i + 1);
     }
     const last = await c.lifecycle.rejectTask({ taskGuid: g, rejectionReason: "insufficient resources: memory" });
@@ -178,7 +208,9 @@ describe("the cell's transitions", () => {
   test("a cell may reject a task it claimed; another cell may not", async () => {
     const g = await desired();
     await c.lifecycle.startTask({ taskGuid: g, cellId: "cell-1" });
-    expect(await codeOf(c.lifecycle.rejectTask({ taskGuid: g, cellId: "cell-2", rejectionReason: "no" }))).toBe("FAILED_PRECONDITION");
+    expect(await codeOf(c.lifecycle.rejectTask({ taskGuid: g, cellId: "cell-2", rejectionReason: "no" }))).toBe(
+      "FAILED_PRECONDITION",
+    );
     await c.lifecycle.rejectTask({ taskGuid: g, cellId: "cell-1", rejectionReason: "failed to create container" });
     expect(await c.tasks.getTask({ taskGuid: g })).toMatchObject({ state: TaskState.PENDING, cellId: "" });
   });
@@ -189,7 +221,11 @@ describe("the client's transitions", () => {
     const g = await desired();
     await running(g);
     await c.tasks.cancelTask({ taskGuid: g });
-    expect(await c.tasks.getTask({ taskGuid: g })).toMatchObject({ state: TaskState.COMPLETED, failed: true, failureReason: "task was cancelled" });
+    expect(await c.tasks.getTask({ taskGuid: g })).toMatchObject({
+      state: TaskState.COMPLETED,
+      failed: true,
+      failureReason: "task was cancelled",
+    });
     await waitFor("cell told to cancel", () => cell.cancelled.includes(g));
     expect(await codeOf(c.tasks.cancelTask({ taskGuid: g }))).toBe("FAILED_PRECONDITION");
     expect(await codeOf(c.tasks.cancelTask({ taskGuid: "missing" }))).toBe("NOT_FOUND");
@@ -198,7 +234,10 @@ describe("the client's transitions", () => {
   test("CancelTask of a pending task needs no cell", async () => {
     const g = await desired();
     await c.tasks.cancelTask({ taskGuid: g });
-    expect(await c.tasks.getTask({ taskGuid: g })).toMatchObject({ state: TaskState.COMPLETED, failureReason: "task was cancelled" });
+    expect(await c.tasks.getTask({ taskGuid: g })).toMatchObject({
+      state: TaskState.COMPLETED,
+      failureReason: "task was cancelled",
+    });
   });
 
   test("ResolvingTask then DeleteTask removes a completed task; each refuses the wrong state", async () => {
@@ -233,7 +272,9 @@ describe("WatchTasks", () => {
     abort.abort();
     await watching;
     expect(events.map((e) => e.event.case)).toEqual(["created", "changed", "changed", "changed", "changed", "removed"]);
-    const states = events.slice(1, 5).map((e) => (e.event.case === "changed" ? [e.event.value.before!.state, e.event.value.after!.state] : []));
+    const states = events
+      .slice(1, 5)
+      .map((e) => (e.event.case === "changed" ? [e.event.value.before!.state, e.event.value.after!.state] : []));
     expect(states).toEqual([
       [TaskState.PENDING, TaskState.CLAIMED],
       [TaskState.CLAIMED, TaskState.RUNNING],
@@ -270,19 +311,26 @@ describe("TaskLogs", () => {
 
 describe("cells and locks", () => {
   test("Heartbeat registers a cell, ListCells lists it, Deregister removes it", async () => {
-    await c.registry.heartbeat({ cell: { cellId: "cell-tmp", address: "127.0.0.1:1", stacks: ["s"], total: { memoryMb: 1024 } }, ttlMs: 60_000n });
+    await c.registry.heartbeat({
+      cell: { cellId: "cell-tmp", address: "127.0.0.1:1", stacks: ["s"], total: { memoryMb: 1024 } },
+      ttlMs: 60_000n,
+    });
     const listed = (await c.cells.listCells({})).cells.find((x) => x.cellId === "cell-tmp");
     expect(listed).toMatchObject({ address: "127.0.0.1:1", stacks: ["s"], total: { memoryMb: 1024 } });
     await c.registry.deregister({ cellId: "cell-tmp" });
     expect((await c.cells.listCells({})).cells.map((x) => x.cellId)).not.toContain("cell-tmp");
-    const err = (await c.registry.heartbeat({ cell: { cellId: "" }, ttlMs: 0n }).catch((e: unknown) => e)) as DiegoError;
+    const err = (await c.registry
+      .heartbeat({ cell: { cellId: "" }, ttlMs: 0n })
+      .catch((e: unknown) => e)) as DiegoError;
     expect(err.violations.map((v) => v.field).sort()).toEqual(["cell.address", "cell.cell_id", "ttl_ms"]);
   });
 
   test("a lock has one owner at a time", async () => {
     await c.locks.lock({ key: "k", owner: "a", value: "addr-a", ttlMs: 60_000n });
     await c.locks.lock({ key: "k", owner: "a", value: "addr-a2", ttlMs: 60_000n });
-    expect(await codeOf(c.locks.lock({ key: "k", owner: "b", value: "addr-b", ttlMs: 60_000n }))).toBe("FAILED_PRECONDITION");
+    expect(await codeOf(c.locks.lock({ key: "k", owner: "b", value: "addr-b", ttlMs: 60_000n }))).toBe(
+      "FAILED_PRECONDITION",
+    );
     expect(await c.locks.fetchLock({ key: "k" })).toMatchObject({ owner: "a", value: "addr-a2" });
     expect(await codeOf(c.locks.release({ key: "k", owner: "b" }))).toBe("FAILED_PRECONDITION");
     await c.locks.release({ key: "k", owner: "a" });
@@ -293,7 +341,15 @@ describe("cells and locks", () => {
 
 test("metrics and readiness are served", async () => {
   const metrics = await (await fetch(`http://${bbs.statusAddress}/metrics`)).text();
-  for (const name of ["TasksPending", "TasksRunning", "TasksCompleted", "TasksResolving", "TasksStarted", "TasksFailed", "ConvergenceTaskRuns"]) {
+  for (const name of [
+    "TasksPending",
+    "TasksRunning",
+    "TasksCompleted",
+    "TasksResolving",
+    "TasksStarted",
+    "TasksFailed",
+    "ConvergenceTaskRuns",
+  ]) {
     expect(metrics).toContain(name);
   }
   expect((await fetch(`http://${bbs.statusAddress}/readyz`)).status).toBe(200);

@@ -45,16 +45,37 @@ async function main() {
   const docker = new Docker({ socketPath: "/var/run/docker.sock" });
   const logger = createLogger("bench", "warn");
   const etcd = await EtcdServer.start();
-  const bbs = await startBbs({ etcdEndpoints: [etcd.url], etcdPrefix: "/bench-cell", listenAddress: "127.0.0.1:0", statusAddress: "127.0.0.1:0" }, { logger });
-  const auctioneer = await startAuctioneer(auctioneerConfig({ listenAddress: "127.0.0.1:0", statusAddress: "127.0.0.1:0", bbsAddress: bbs.address }), { logger });
+  const bbs = await startBbs(
+    {
+      etcdEndpoints: [etcd.url],
+      etcdPrefix: "/bench-cell",
+      listenAddress: "127.0.0.1:0",
+      statusAddress: "127.0.0.1:0",
+    },
+    { logger },
+  );
+  const auctioneer = await startAuctioneer(
+    auctioneerConfig({ listenAddress: "127.0.0.1:0", statusAddress: "127.0.0.1:0", bbsAddress: bbs.address }),
+    { logger },
+  );
   const cellId = `bench-cell-${process.pid}`;
   const workDir = join(tmpdir(), `diego-${cellId}`);
   const stop = await startCell(
-    cellConfig({ cellId, listenAddress: "127.0.0.1:0", statusAddress: "127.0.0.1:0", bbsAddress: bbs.address, workDir, memoryMb: 65536, diskMb: 65536 }),
+    cellConfig({
+      cellId,
+      listenAddress: "127.0.0.1:0",
+      statusAddress: "127.0.0.1:0",
+      bbsAddress: bbs.address,
+      workDir,
+      memoryMb: 65536,
+      diskMb: 65536,
+    }),
     { logger },
   );
   const cells = createClient(CellService, bbs.address);
-  await eventually("the cell to register", async () => (await cells.listCells({})).cells.some((c) => c.cellId === cellId));
+  await eventually("the cell to register", async () =>
+    (await cells.listCells({})).cells.some((c) => c.cellId === cellId),
+  );
   const client = createClient(TaskService, bbs.address);
 
   // Every transition as the BBS made it: the task's own timestamps, per guid.
@@ -101,7 +122,11 @@ async function main() {
   const rawUntilExit: number[] = [];
   async function rawOne(): Promise<number> {
     const t0 = performance.now();
-    const c = await docker.createContainer({ Image: IMAGE, Cmd: ["/bin/true"], HostConfig: { Memory: 32 * 1024 * 1024, MemorySwap: 32 * 1024 * 1024 } });
+    const c = await docker.createContainer({
+      Image: IMAGE,
+      Cmd: ["/bin/true"],
+      HostConfig: { Memory: 32 * 1024 * 1024, MemorySwap: 32 * 1024 * 1024 },
+    });
     await c.start();
     await c.wait();
     rawUntilExit.push(performance.now() - t0);

@@ -87,7 +87,7 @@ export class Cell {
     const failed: Array<{ taskGuid: string; reason: string }> = [];
     for (const work of tasks) {
       if (this.runners.has(work.taskGuid)) continue;
-      const refusal = this.draining ? DRAINING_REASON : this.incompatibility(work) ?? this.reserve(work);
+      const refusal = this.draining ? DRAINING_REASON : (this.incompatibility(work) ?? this.reserve(work));
       if (refusal) {
         failed.push({ taskGuid: work.taskGuid, reason: refusal });
         continue;
@@ -101,7 +101,8 @@ export class Cell {
   private incompatibility(work: cellv1.TaskWork): string | undefined {
     const rootFs = parseRootFs(work.rootFs);
     if (isRootFsError(rootFs)) return FailureReason.noCompatibleRootfs;
-    if (rootFs.scheme === "preloaded" && !(rootFs.name in this.parts.identity.preloaded)) return FailureReason.noCompatibleRootfs;
+    if (rootFs.scheme === "preloaded" && !(rootFs.name in this.parts.identity.preloaded))
+      return FailureReason.noCompatibleRootfs;
     if (work.stack && !this.parts.identity.stacks.includes(work.stack)) return FailureReason.noCompatibleRootfs;
     return undefined;
   }
@@ -138,7 +139,9 @@ export class Cell {
   readonly removing = new Set<string>();
 
   isRemoving(containerId: string): boolean {
-    return [...this.removing].some((id) => id === containerId || id.startsWith(containerId) || containerId.startsWith(id));
+    return [...this.removing].some(
+      (id) => id === containerId || id.startsWith(containerId) || containerId.startsWith(id),
+    );
   }
 
   /** Removes a container, marking it as the cell's own doing for a while (events come after the call). */
@@ -174,7 +177,8 @@ export class Cell {
       });
     }
     const left = [...this.runners.values()];
-    if (left.length) this.parts.logger.warn({ tasks: left.length }, "drain timeout reached: stopping the tasks still running");
+    if (left.length)
+      this.parts.logger.warn({ tasks: left.length }, "drain timeout reached: stopping the tasks still running");
     for (const r of left) r.stop("drain");
     await Promise.all(left.map((r) => r.done));
   }

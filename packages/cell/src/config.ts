@@ -3,32 +3,77 @@ import { z } from "zod";
 
 /** Every setting of the cell (flags --kebab-case, env DIEGO_CELL_*, or a JSON file). Durations in ms. */
 export const cellSettings = {
-  cellId: setting("string", "This cell's id, unique in the cluster (required).", { check: z.string().regex(/^[A-Za-z0-9_.-]+$/, "use only A-Z a-z 0-9 _ . -") }),
+  cellId: setting("string", "This cell's id, unique in the cluster (required).", {
+    check: z.string().regex(/^[A-Za-z0-9_.-]+$/, "use only A-Z a-z 0-9 _ . -"),
+  }),
   listenAddress: setting("string", "host:port of the CellRepService gRPC server.", { default: "127.0.0.1:1800" }),
-  advertiseAddress: setting("string", "host:port the BBS and auctioneer use to reach this cell; default the listen address.", { optional: true }),
-  statusAddress: setting("string", "host:port of the HTTP server for /metrics, /healthz, /readyz.", { default: "127.0.0.1:1900" }),
+  advertiseAddress: setting(
+    "string",
+    "host:port the BBS and auctioneer use to reach this cell; default the listen address.",
+    { optional: true },
+  ),
+  statusAddress: setting("string", "host:port of the HTTP server for /metrics, /healthz, /readyz.", {
+    default: "127.0.0.1:1900",
+  }),
   bbsAddress: setting("string", "host:port of the BBS gRPC server.", { default: "127.0.0.1:8889" }),
   zone: setting("string", "Availability zone reported to the auctioneer.", { default: "" }),
   stacks: setting("list", "Stacks this cell offers (comma-separated).", { default: ["linux"] }),
-  preloaded: setting("map", "preloaded:NAME root filesystems as NAME=local image, comma-separated.", { default: { busybox: "diego/busybox:latest" } }),
+  preloaded: setting("map", "preloaded:NAME root filesystems as NAME=local image, comma-separated.", {
+    default: { busybox: "diego/busybox:latest" },
+  }),
   placementTags: setting("list", "Tags a task must name to run here.", { default: [] as string[] }),
   optionalPlacementTags: setting("list", "Tags a task may name and still run here.", { default: [] as string[] }),
-  memoryMb: setting("integer", "Memory to hand out to tasks, MiB; 0 = the host's total memory.", { default: 0, check: z.number().int().min(0) }),
-  diskMb: setting("integer", "Disk to hand out to tasks, MiB; 0 = the size of the Docker data root's filesystem.", { default: 0, check: z.number().int().min(0) }),
+  memoryMb: setting("integer", "Memory to hand out to tasks, MiB; 0 = the host's total memory.", {
+    default: 0,
+    check: z.number().int().min(0),
+  }),
+  diskMb: setting("integer", "Disk to hand out to tasks, MiB; 0 = the size of the Docker data root's filesystem.", {
+    default: 0,
+    check: z.number().int().min(0),
+  }),
   maxContainers: setting("integer", "Most task containers at once.", { default: 250, check: z.number().int().min(1) }),
-  maxPids: setting("integer", "Process limit of a container whose task sets no max_pids; 0 = none.", { default: 1024, check: z.number().int().min(0) }),
-  heartbeatTtl: setting("duration", "TTL of the cell's presence; a heartbeat goes every third of it.", { default: 15_000, check: z.number().min(300) }),
-  reconcileInterval: setting("duration", "Period of the full reconcile pass against the BBS.", { default: 30_000, check: z.number().min(100) }),
-  reservedExpiration: setting("duration", "A reservation whose claim keeps failing is dropped after this long.", { default: 60_000 }),
-  resultFileMaxBytes: setting("integer", "Bytes of result_file kept as the task's result.", { default: 10_240, check: z.number().int().min(1) }),
+  maxPids: setting("integer", "Process limit of a container whose task sets no max_pids; 0 = none.", {
+    default: 1024,
+    check: z.number().int().min(0),
+  }),
+  heartbeatTtl: setting("duration", "TTL of the cell's presence; a heartbeat goes every third of it.", {
+    default: 15_000,
+    check: z.number().min(300),
+  }),
+  reconcileInterval: setting("duration", "Period of the full reconcile pass against the BBS.", {
+    default: 30_000,
+    check: z.number().min(100),
+  }),
+  reservedExpiration: setting("duration", "A reservation whose claim keeps failing is dropped after this long.", {
+    default: 60_000,
+  }),
+  resultFileMaxBytes: setting("integer", "Bytes of result_file kept as the task's result.", {
+    default: 10_240,
+    check: z.number().int().min(1),
+  }),
   logRetention: setting("duration", "How long a task's logs stay after it ends.", { default: 600_000 }),
-  gracefulShutdownInterval: setting("duration", "Stopping a process: SIGTERM, then this long, then SIGKILL.", { default: 10_000 }),
-  drainTimeout: setting("duration", "On SIGTERM, how long running tasks may go on before they are stopped.", { default: 60_000 }),
-  network: setting("boolean", "Give containers outbound network (Docker bridge); false = no network.", { default: true }),
+  gracefulShutdownInterval: setting("duration", "Stopping a process: SIGTERM, then this long, then SIGKILL.", {
+    default: 10_000,
+  }),
+  drainTimeout: setting("duration", "On SIGTERM, how long running tasks may go on before they are stopped.", {
+    default: 60_000,
+  }),
+  network: setting("boolean", "Give containers outbound network (Docker bridge); false = no network.", {
+    default: true,
+  }),
   dockerSocket: setting("string", "Unix socket of the Docker engine.", { default: "/var/run/docker.sock" }),
-  workDir: setting("string", "Directory for the download cache and the helper binary; default <tmp>/diego-cell-<cellId>.", { optional: true }),
-  helperImage: setting("string", "Image whose /bin/busybox (static) is mounted into every container at /.diego.", { default: "diego/busybox:latest" }),
-  downloadCacheMb: setting("integer", "Size of the download cache, MiB.", { default: 1024, check: z.number().int().min(0) }),
+  workDir: setting(
+    "string",
+    "Directory for the download cache and the helper binary; default <tmp>/diego-cell-<cellId>.",
+    { optional: true },
+  ),
+  helperImage: setting("string", "Image whose /bin/busybox (static) is mounted into every container at /.diego.", {
+    default: "diego/busybox:latest",
+  }),
+  downloadCacheMb: setting("integer", "Size of the download cache, MiB.", {
+    default: 1024,
+    check: z.number().int().min(0),
+  }),
   maxConcurrentDownloads: setting("integer", "Downloads at once.", { default: 5, check: z.number().int().min(1) }),
   ...tlsSettings,
   logLevel: setting("string", "trace, debug, info, warn or error.", { default: "info" }),

@@ -31,7 +31,10 @@ export class Heartbeat {
 
   async beat(): Promise<void> {
     try {
-      await this.registry.heartbeat({ cell: this.presence(), ttlMs: BigInt(this.ttlMs) }, { timeoutMs: Math.max(1000, this.ttlMs / 3) });
+      await this.registry.heartbeat(
+        { cell: this.presence(), ttlMs: BigInt(this.ttlMs) },
+        { timeoutMs: Math.max(1000, this.ttlMs / 3) },
+      );
       if (!this.healthy) this.logger.info("heartbeat reached the BBS");
       this.healthy = true;
     } catch (err) {

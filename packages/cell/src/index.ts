@@ -79,7 +79,11 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
     diskQuota = probe.enforced;
     diskQuotaReason = probe.reason;
     if (probe.enforced) logger.info({ driver: info.driver }, `disk_mb is enforced: ${probe.reason}`);
-    else logger.warn({ driver: info.driver }, `disk_mb is NOT enforced on this cell: ${probe.reason} (use a btrfs data root for quotas)`);
+    else
+      logger.warn(
+        { driver: info.driver },
+        `disk_mb is NOT enforced on this cell: ${probe.reason} (use a btrfs data root for quotas)`,
+      );
     runtime = docker;
   }
 
@@ -88,7 +92,11 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
     diskMb: config.diskMb || (await diskSizeMb(dataRoot)),
     containers: config.maxContainers,
   };
-  const cache = new DownloadCache(join(workDir, "downloads"), config.downloadCacheMb * 1024 * 1024, config.maxConcurrentDownloads);
+  const cache = new DownloadCache(
+    join(workDir, "downloads"),
+    config.downloadCacheMb * 1024 * 1024,
+    config.maxConcurrentDownloads,
+  );
   await cache.init();
   const logs = new TaskLogStore({ retentionMs: config.logRetention });
   const bbsOptions = { tls, defaultTimeoutMs: 10_000 };
@@ -122,7 +130,10 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
     metrics: (capacity) => new CellMetrics(serviceMetrics.registry, config.cellId, capacity),
     logger,
   });
-  logger.info({ total, stacks: config.stacks, preloaded: config.preloaded, zone: config.zone, network: config.network }, "cell capacity");
+  logger.info(
+    { total, stacks: config.stacks, preloaded: config.preloaded, zone: config.zone, network: config.network },
+    "cell capacity",
+  );
 
   const reconciler = new Reconciler({ cell, runtime, tasks, lifecycle, intervalMs: config.reconcileInterval, logger });
   // Before taking work: repair whatever an earlier run of this cell left behind.
@@ -140,7 +151,8 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
   const listenHost = config.listenAddress.slice(0, config.listenAddress.lastIndexOf(":"));
   const address = `${listenHost}:${port}`;
   // A wildcard listen address is no address to give others: advertise the host name then.
-  const advertise = config.advertiseAddress ?? (["0.0.0.0", "[::]", "::", ""].includes(listenHost) ? `${hostname()}:${port}` : address);
+  const advertise =
+    config.advertiseAddress ?? (["0.0.0.0", "[::]", "::", ""].includes(listenHost) ? `${hostname()}:${port}` : address);
   logger.info({ address, advertise }, `cell gRPC listening on ${address}`);
 
   const heartbeat = new Heartbeat(registry, () => cell.presence(advertise), config.heartbeatTtl, logger);
@@ -149,7 +161,9 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
 
   const status = new StatusServer({ registry: serviceMetrics.registry, ready: () => heartbeat.ok && !cell.draining });
   const statusPort = await status.listen(config.statusAddress);
-  logger.info(`cell status (HTTP /metrics /healthz /readyz) listening on ${config.statusAddress.slice(0, config.statusAddress.lastIndexOf(":"))}:${statusPort}`);
+  logger.info(
+    `cell status (HTTP /metrics /healthz /readyz) listening on ${config.statusAddress.slice(0, config.statusAddress.lastIndexOf(":"))}:${statusPort}`,
+  );
 
   const closeClients = () => {
     lifecycle.close();
@@ -179,7 +193,15 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
     await status.close();
     closeClients();
   };
-  return Object.assign(stop, { address, statusPort, cell, reconciler, heartbeat, crash, diskQuota: { enforced: diskQuota, reason: diskQuotaReason } });
+  return Object.assign(stop, {
+    address,
+    statusPort,
+    cell,
+    reconciler,
+    heartbeat,
+    crash,
+    diskQuota: { enforced: diskQuota, reason: diskQuotaReason },
+  });
 }
 
 async function diskSizeMb(path: string): Promise<number> {

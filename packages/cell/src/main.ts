@@ -6,7 +6,8 @@ import { startCell } from "./index.js";
 const config = loadConfigOrExit(cellSettings, {
   envPrefix: "DIEGO_CELL",
   program: "cell",
-  summary: "The diego cell agent: offers this host's capacity, runs tasks in Docker containers, reports them to the BBS.",
+  summary:
+    "The diego cell agent: offers this host's capacity, runs tasks in Docker containers, reports them to the BBS.",
   check: tlsFilesOf,
 });
 const logger = createLogger("cell", config.logLevel).child({ cellId: config.cellId });

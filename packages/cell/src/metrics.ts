@@ -40,7 +40,11 @@ export class CellMetrics {
       ["CapacityRemainingMemory", "Memory not reserved by tasks, MiB.", (c) => c.available.memoryMb],
       ["CapacityRemainingDisk", "Disk not reserved by tasks, MiB.", (c) => c.available.diskMb],
       ["CapacityRemainingContainers", "Containers not reserved by tasks.", (c) => c.available.containers],
-    ] as const satisfies readonly (readonly [string, string, (c: { total: Capacity; available: Capacity }) => number])[];
+    ] as const satisfies readonly (readonly [
+      string,
+      string,
+      (c: { total: Capacity; available: Capacity }) => number,
+    ])[];
     for (const [name, help, pick] of gauges) {
       new Gauge({
         name,

@@ -8,9 +8,15 @@ describe("capacity ledger", () => {
     expect(l.reserve({ taskGuid: "a", memoryMb: 60, diskMb: 10 })).toEqual({ ok: true });
     expect(l.reserve({ taskGuid: "a", memoryMb: 60, diskMb: 10 })).toEqual({ ok: true });
     expect(l.available()).toEqual({ memoryMb: 40, diskMb: 90, containers: 1 });
-    expect(l.reserve({ taskGuid: "b", memoryMb: 50, diskMb: 95 })).toEqual({ ok: false, reason: "insufficient resources: disk, memory" });
+    expect(l.reserve({ taskGuid: "b", memoryMb: 50, diskMb: 95 })).toEqual({
+      ok: false,
+      reason: "insufficient resources: disk, memory",
+    });
     expect(l.reserve({ taskGuid: "b", memoryMb: 40, diskMb: 90 })).toEqual({ ok: true });
-    expect(l.reserve({ taskGuid: "c", memoryMb: 0, diskMb: 0 })).toEqual({ ok: false, reason: "insufficient resources: containers" });
+    expect(l.reserve({ taskGuid: "c", memoryMb: 0, diskMb: 0 })).toEqual({
+      ok: false,
+      reason: "insufficient resources: containers",
+    });
     l.release("a");
     expect(l.available()).toEqual({ memoryMb: 60, diskMb: 10, containers: 1 });
     expect(l.list().map((r) => r.taskGuid)).toEqual(["b"]);

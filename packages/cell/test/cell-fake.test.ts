@@ -10,12 +10,21 @@ import { containerLabels, containerName } from "../src/executor/labels.js";
 import { eventually, startHarness, uniqueId, type Harness } from "./support/harness.js";
 
 type TaskInit = MessageInitShape<typeof TaskCreateRequestSchema>;
-const sh = (script: string, extra: Record<string, unknown> = {}) => ({ action: { case: "run" as const, value: { path: "/bin/sh", args: ["-c", script], ...extra } } });
+const sh = (script: string, extra: Record<string, unknown> = {}) => ({
+  action: { case: "run" as const, value: { path: "/bin/sh", args: ["-c", script], ...extra } },
+});
 // The cells here require the tag `gpu`, and the auctioneer places a task only on a cell whose required
 // tags it all carries (Diego's rule).
 const CELL_TAGS = { placementTags: ["gpu"] };
 const task = (guid: string, over: Partial<TaskInit> = {}): TaskInit =>
-  ({ taskGuid: guid, domain: "d", rootFs: "docker:///diego/busybox", action: sh("true"), ...CELL_TAGS, ...over }) as TaskInit;
+  ({
+    taskGuid: guid,
+    domain: "d",
+    rootFs: "docker:///diego/busybox",
+    action: sh("true"),
+    ...CELL_TAGS,
+    ...over,
+  }) as TaskInit;
 
 describe("cell on the fake runtime", () => {
   let h: Harness;
@@ -24,7 +33,15 @@ describe("cell on the fake runtime", () => {
     rt = new FakeRuntime({ registry: ["registry.example:5000/team/app:v1"] });
     h = await startHarness(
       "fake",
-      { zone: "z1", ...CELL_TAGS, optionalPlacementTags: ["ssd"], reconcileInterval: 200, maxContainers: 3, memoryMb: 1000, diskMb: 2000 },
+      {
+        zone: "z1",
+        ...CELL_TAGS,
+        optionalPlacementTags: ["ssd"],
+        reconcileInterval: 200,
+        maxContainers: 3,
+        memoryMb: 1000,
+        diskMb: 2000,
+      },
       { runtime: rt, bbsGate: true },
     );
   });
@@ -44,7 +61,10 @@ describe("cell on the fake runtime", () => {
       available: { memoryMb: 1000, diskMb: 2000, containers: 3 },
       draining: false,
     });
-    expect(s.rootfsProviders.map((p) => [p.scheme, p.names])).toEqual([["docker", []], ["preloaded", ["busybox"]]]);
+    expect(s.rootfsProviders.map((p) => [p.scheme, p.names])).toEqual([
+      ["docker", []],
+      ["preloaded", ["busybox"]],
+    ]);
     await h.cluster.desire(task("s1", { memoryMb: 100, diskMb: 200, action: sh("sleep 5") }));
     await h.cluster.waitFor("s1", (t) => t !== undefined && t.state !== TaskState.PENDING); // placed by the auctioneer
     const s2 = await c.state({});
@@ -71,7 +91,9 @@ describe("cell on the fake runtime", () => {
       ["pre", "found no compatible cell for required rootfs"],
       ["stk", "found no compatible cell for required rootfs"],
     ]);
-    await expect(c.perform({ cellId: "someone-else", tasks: [] })).rejects.toMatchObject({ code: "FAILED_PRECONDITION" });
+    await expect(c.perform({ cellId: "someone-else", tasks: [] })).rejects.toMatchObject({
+      code: "FAILED_PRECONDITION",
+    });
     c.close();
   });
 
@@ -79,7 +101,10 @@ describe("cell on the fake runtime", () => {
     await h.cluster.desire(task("ok", { action: sh("printf 42 > /tmp/r"), resultFile: "/tmp/r" }));
     expect(await h.cluster.completed("ok")).toMatchObject({ failed: false, result: "42", cellId: h.cellId });
     await h.cluster.desire(task("bad", { action: sh("exit 2"), logSource: "APP" }));
-    expect(await h.cluster.completed("bad")).toMatchObject({ failed: true, failureReason: "APP: Exited with status 2" });
+    expect(await h.cluster.completed("bad")).toMatchObject({
+      failed: true,
+      failureReason: "APP: Exited with status 2",
+    });
     await h.cluster.desire(task("nores", { resultFile: "/tmp/none" }));
     expect(await h.cluster.completed("nores")).toMatchObject({ failed: true, failureReason: "failed to fetch result" });
     await eventually(async () => (await rt.list({})).length === 0 || undefined, 10_000, "containers removed");
@@ -94,7 +119,9 @@ describe("cell on the fake runtime", () => {
   });
 
   test("images: pulled with the task's credentials when absent; a failed fetch fails the task", async () => {
-    await h.cluster.desire(task("pull", { rootFs: "docker://registry.example:5000/team/app#v1", imageUsername: "u", imagePassword: "p" }));
+    await h.cluster.desire(
+      task("pull", { rootFs: "docker://registry.example:5000/team/app#v1", imageUsername: "u", imagePassword: "p" }),
+    );
     expect(await h.cluster.completed("pull")).toMatchObject({ failed: false });
     expect(rt.pulls).toEqual([{ image: "registry.example:5000/team/app:v1", auth: { username: "u", password: "p" } }]);
     await h.cluster.desire(task("nopull", { rootFs: "docker:///nobody/nothing#x" }));
@@ -105,8 +132,20 @@ describe("cell on the fake runtime", () => {
   });
 
   test("the container gets the task's limits, labels and name", async () => {
-    await h.cluster.desire(task("lim", { memoryMb: 64, diskMb: 32, cpuWeight: 50, maxPids: 7, privileged: true, env: [{ name: "X", value: "1" }], action: sh("sleep 5") }));
-    const [c] = await eventually(async () => ((await rt.list(containerLabels(h.cellId, "lim"))).length ? rt.list({}) : undefined));
+    await h.cluster.desire(
+      task("lim", {
+        memoryMb: 64,
+        diskMb: 32,
+        cpuWeight: 50,
+        maxPids: 7,
+        privileged: true,
+        env: [{ name: "X", value: "1" }],
+        action: sh("sleep 5"),
+      }),
+    );
+    const [c] = await eventually(async () =>
+      (await rt.list(containerLabels(h.cellId, "lim"))).length ? rt.list({}) : undefined,
+    );
     expect(rt.specOf(c.id)).toMatchObject({
       name: containerName(h.cellId, "lim"),
       memoryMb: 64,
@@ -129,14 +168,20 @@ describe("cell on the fake runtime", () => {
     await h.cluster.waitFor("cx", (t) => t?.state === TaskState.RUNNING);
     await tasks.cancelTask({ taskGuid: "cx" });
     expect(await h.cluster.completed("cx")).toMatchObject({ failed: true, failureReason: "task was cancelled" });
-    await eventually(async () => ((await rt.list(containerLabels(h.cellId, "cx"))).length === 0 ? true : undefined), 10_000, "container removed");
+    await eventually(
+      async () => ((await rt.list(containerLabels(h.cellId, "cx"))).length === 0 ? true : undefined),
+      10_000,
+      "container removed",
+    );
     await eventually(() => (h.cell.cell.runners.size === 0 ? true : undefined));
     tasks.close();
   });
 
   test("logs: followed while the task runs, read after it ended", async () => {
     const tasks = createClient(TaskService, h.cluster.address);
-    await h.cluster.desire(task("lg", { logGuid: "lg-guid", logSource: "SRC", action: sh("echo one; sleep 0.5; echo two >&2") }));
+    await h.cluster.desire(
+      task("lg", { logGuid: "lg-guid", logSource: "SRC", action: sh("echo one; sleep 0.5; echo two >&2") }),
+    );
     await h.cluster.waitFor("lg", (t) => t?.state === TaskState.RUNNING);
     const followed = [];
     for await (const l of tasks.taskLogs({ taskGuid: "lg", follow: true })) followed.push(l);
@@ -164,7 +209,10 @@ describe("cell on the fake runtime", () => {
       await h.cluster.waitFor("van", (t) => t?.state === TaskState.RUNNING);
       const [c] = await rt.list(containerLabels(h.cellId, "van"));
       rt.vanish(c.id);
-      expect(await h.cluster.completed("van")).toMatchObject({ failed: true, failureReason: "task container does not exist" });
+      expect(await h.cluster.completed("van")).toMatchObject({
+        failed: true,
+        failureReason: "task container does not exist",
+      });
     });
 
     test("a task the BBS cancelled without telling the cell: the container is deleted", async () => {
@@ -175,14 +223,33 @@ describe("cell on the fake runtime", () => {
       await h.cluster.registry.deregister({ cellId: h.cellId });
       await h.cluster.tasks.cancelTask({ taskGuid: "silent" });
       h.bbsGate!.restore();
-      await eventually(async () => ((await rt.list(containerLabels(h.cellId, "silent"))).length === 0 ? true : undefined), 10_000, "container deleted");
+      await eventually(
+        async () => ((await rt.list(containerLabels(h.cellId, "silent"))).length === 0 ? true : undefined),
+        10_000,
+        "container deleted",
+      );
       expect((await h.cluster.get("silent"))?.failureReason).toBe("task was cancelled");
     });
 
     test("a container nobody owns is removed", async () => {
-      const id = await rt.create({ name: containerName(h.cellId, "stray"), image: "diego/busybox:latest", labels: containerLabels(h.cellId, "stray"), env: [], memoryMb: 0, diskMb: 0, cpuShares: 0, maxPids: 0, privileged: false, network: true });
+      const id = await rt.create({
+        name: containerName(h.cellId, "stray"),
+        image: "diego/busybox:latest",
+        labels: containerLabels(h.cellId, "stray"),
+        env: [],
+        memoryMb: 0,
+        diskMb: 0,
+        cpuShares: 0,
+        maxPids: 0,
+        privileged: false,
+        network: true,
+      });
       await rt.start(id);
-      await eventually(async () => ((await rt.list(containerLabels(h.cellId, "stray"))).length === 0 ? true : undefined), 10_000, "stray removed");
+      await eventually(
+        async () => ((await rt.list(containerLabels(h.cellId, "stray"))).length === 0 ? true : undefined),
+        10_000,
+        "stray removed",
+      );
     });
 
     test("a task claimed by this cell whose container this process does not own is failed and its container removed", async () => {
@@ -192,18 +259,39 @@ describe("cell on the fake runtime", () => {
       await h.cluster.desire(task("orph"));
       h.bbsGate!.cut();
       await h.cluster.lifecycle.startTask({ taskGuid: "orph", cellId: h.cellId });
-      const id = await rt.create({ name: containerName(h.cellId, "orph"), image: "diego/busybox:latest", labels: containerLabels(h.cellId, "orph"), env: [], memoryMb: 0, diskMb: 0, cpuShares: 0, maxPids: 0, privileged: false, network: true });
+      const id = await rt.create({
+        name: containerName(h.cellId, "orph"),
+        image: "diego/busybox:latest",
+        labels: containerLabels(h.cellId, "orph"),
+        env: [],
+        memoryMb: 0,
+        diskMb: 0,
+        cpuShares: 0,
+        maxPids: 0,
+        privileged: false,
+        network: true,
+      });
       await rt.start(id);
       h.bbsGate!.restore();
-      expect(await h.cluster.completed("orph")).toMatchObject({ failed: true, failureReason: "cell disappeared before completion" });
-      await eventually(async () => ((await rt.list(containerLabels(h.cellId, "orph"))).length === 0 ? true : undefined), 10_000, "orphan removed");
+      expect(await h.cluster.completed("orph")).toMatchObject({
+        failed: true,
+        failureReason: "cell disappeared before completion",
+      });
+      await eventually(
+        async () => ((await rt.list(containerLabels(h.cellId, "orph"))).length === 0 ? true : undefined),
+        10_000,
+        "orphan removed",
+      );
     });
 
     test("a task the BBS says runs here but which has no container: completed as missing", async () => {
       await h.cluster.stopAuctioneer();
       await h.cluster.desire(task("ghost"));
       await h.cluster.lifecycle.startTask({ taskGuid: "ghost", cellId: h.cellId });
-      expect(await h.cluster.completed("ghost")).toMatchObject({ failed: true, failureReason: "task container does not exist" });
+      expect(await h.cluster.completed("ghost")).toMatchObject({
+        failed: true,
+        failureReason: "task container does not exist",
+      });
     });
 
     test("a claim that failed for a passing reason is retried (claim and run)", async () => {
@@ -211,7 +299,11 @@ describe("cell on the fake runtime", () => {
       // and the cell keeps the reservation until the network is back.
       h.bbsGate!.cut();
       await h.cluster.desire(task("retry"));
-      await eventually(() => (h.cell.cell.runners.get("retry")?.phase === "reserved" ? true : undefined), 30_000, "the claim to fail");
+      await eventually(
+        () => (h.cell.cell.runners.get("retry")?.phase === "reserved" ? true : undefined),
+        30_000,
+        "the claim to fail",
+      );
       h.bbsGate!.restore();
       expect(await h.cluster.completed("retry")).toMatchObject({ failed: false });
     });
@@ -226,7 +318,11 @@ describe("cell on the fake runtime", () => {
     const res = await c.perform({ cellId: h.cellId, tasks: [{ taskGuid: "late", rootFs: "docker:///diego/busybox" }] });
     expect(res.failed).toEqual([expect.objectContaining({ taskGuid: "late", reason: "cell is draining" })]);
     await stopping;
-    expect(await h.cluster.get("drain")).toMatchObject({ state: TaskState.COMPLETED, failed: false, result: "done" } as Partial<Task>);
+    expect(await h.cluster.get("drain")).toMatchObject({
+      state: TaskState.COMPLETED,
+      failed: false,
+      result: "done",
+    } as Partial<Task>);
     expect((await h.cluster.cells.listCells({})).cells.some((p) => p.cellId === h.cellId)).toBe(false);
     c.close();
   });
@@ -237,7 +333,11 @@ describe("cell on the fake runtime", () => {
     await h.cluster.desire(task("long", { action: sh("sleep 30") }));
     await h.cluster.waitFor("long", (t) => t?.state === TaskState.RUNNING);
     await h.cell();
-    expect(await h.cluster.get("long")).toMatchObject({ state: TaskState.COMPLETED, failed: true, failureReason: "cell disappeared before completion" } as Partial<Task>);
+    expect(await h.cluster.get("long")).toMatchObject({
+      state: TaskState.COMPLETED,
+      failed: true,
+      failureReason: "cell disappeared before completion",
+    } as Partial<Task>);
     expect(await rt.list({})).toEqual([]);
   });
 });

@@ -31,7 +31,10 @@ function scripted(): { run: StepRunner; rec: Recorded; ctx: (signal?: AbortSigna
       const cancelled = await new Promise<boolean>((resolve) => {
         const t = setTimeout(() => resolve(false), waitMs);
         ctx.signal.addEventListener("abort", () => (clearTimeout(t), resolve(true)), { once: true });
-        if (ctx.signal.aborted) (clearTimeout(t), resolve(true));
+        if (ctx.signal.aborted) {
+          clearTimeout(t);
+          resolve(true);
+        }
       });
       if (cancelled) {
         rec.cancelled.push(path);
@@ -120,7 +123,10 @@ describe("timeout", () => {
   });
   test("Go duration format for longer timeouts", async () => {
     const { ctx } = scripted();
-    const stuck: StepRunner = async (_a, c) => (c.signal.aborted ? cancelledError() : new Promise((r) => c.signal.addEventListener("abort", () => r(new StepError("late failure", true)))));
+    const stuck: StepRunner = async (_a, c) =>
+      c.signal.aborted
+        ? cancelledError()
+        : new Promise((r) => c.signal.addEventListener("abort", () => r(new StepError("late failure", true))));
     const ac = new AbortController();
     const p = timeoutStep(leaf("x"), 90_000, ctx(ac.signal), stuck);
     ac.abort();
@@ -128,8 +134,13 @@ describe("timeout", () => {
   });
   test("an emittable error of the stopped action is appended", async () => {
     const { ctx } = scripted();
-    const failsWhenStopped: StepRunner = (_a, c) => new Promise((r) => c.signal.addEventListener("abort", () => r(new StepError("sh: Exited with status 143", true))));
-    expect((await timeoutStep(leaf("x"), 20, ctx(), failsWhenStopped))?.message).toBe("exceeded 20ms timeout; sh: Exited with status 143");
+    const failsWhenStopped: StepRunner = (_a, c) =>
+      new Promise((r) =>
+        c.signal.addEventListener("abort", () => r(new StepError("sh: Exited with status 143", true))),
+      );
+    expect((await timeoutStep(leaf("x"), 20, ctx(), failsWhenStopped))?.message).toBe(
+      "exceeded 20ms timeout; sh: Exited with status 143",
+    );
   });
   test("an action that finishes in time passes its result through", async () => {
     const { run, ctx } = scripted();
@@ -156,7 +167,14 @@ describe("try", () => {
 
 describe("emit_progress", () => {
   const ep = (action: Action, extra: Partial<EmitProgressAction> = {}) =>
-    ({ action, startMessage: "starting", successMessage: "done", failureMessagePrefix: "it failed", logSource: "", ...extra }) as EmitProgressAction;
+    ({
+      action,
+      startMessage: "starting",
+      successMessage: "done",
+      failureMessagePrefix: "it failed",
+      logSource: "",
+      ...extra,
+    }) as EmitProgressAction;
   test("start and success messages on stdout", async () => {
     const { run, rec, ctx } = scripted();
     expect(await emitProgressStep(ep(leaf("ok")), ctx(), run)).toBeUndefined();

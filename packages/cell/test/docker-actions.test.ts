@@ -9,7 +9,9 @@ import { HttpFixture, sha256, tarball } from "./support/http-fixtures.js";
 
 type ActionInit = MessageInitShape<typeof ActionSchema>;
 type TaskInit = MessageInitShape<typeof TaskCreateRequestSchema>;
-const sh = (script: string, extra: Record<string, unknown> = {}): ActionInit => ({ action: { case: "run", value: { path: "/bin/sh", args: ["-c", script], ...extra } } });
+const sh = (script: string, extra: Record<string, unknown> = {}): ActionInit => ({
+  action: { case: "run", value: { path: "/bin/sh", args: ["-c", script], ...extra } },
+});
 const serial = (...actions: ActionInit[]): ActionInit => ({ action: { case: "serial", value: { actions } } });
 const parallel = (...actions: ActionInit[]): ActionInit => ({ action: { case: "parallel", value: { actions } } });
 
@@ -30,7 +32,12 @@ afterAll(async () => {
 
 async function runTask(over: Partial<TaskInit>): Promise<Task> {
   const guid = uniqueId("dt");
-  await h.cluster.desire({ taskGuid: guid, domain: "docker-test", rootFs: "docker:///diego/busybox", ...over } as TaskInit);
+  await h.cluster.desire({
+    taskGuid: guid,
+    domain: "docker-test",
+    rootFs: "docker:///diego/busybox",
+    ...over,
+  } as TaskInit);
   return h.cluster.completed(guid, 90_000);
 }
 
@@ -43,23 +50,40 @@ async function logsOf(guid: string): Promise<string[]> {
 describe("run", () => {
   test("exit status text uses the action's log source, else the task's, else LOG", async () => {
     expect((await runTask({ action: sh("exit 3") })).failureReason).toBe("LOG: Exited with status 3");
-    expect((await runTask({ logSource: "TASK", action: sh("exit 4") })).failureReason).toBe("TASK: Exited with status 4");
-    expect((await runTask({ logSource: "TASK", action: sh("exit 5", { logSource: "ACT" }) })).failureReason).toBe("ACT: Exited with status 5");
+    expect((await runTask({ logSource: "TASK", action: sh("exit 4") })).failureReason).toBe(
+      "TASK: Exited with status 4",
+    );
+    expect((await runTask({ logSource: "TASK", action: sh("exit 5", { logSource: "ACT" }) })).failureReason).toBe(
+      "ACT: Exited with status 5",
+    );
   });
 
   test("env: image, then task env, then action env (later wins); dir and user apply", async () => {
     const t = await runTask({
-      env: [{ name: "A", value: "task" }, { name: "B", value: "task" }],
-      action: sh('echo "$PATH|$A|$B|$(pwd)|$(id -un)" > /tmp/r', { env: [{ name: "B", value: "action" }], dir: "/tmp", user: "root" }),
+      env: [
+        { name: "A", value: "task" },
+        { name: "B", value: "task" },
+      ],
+      action: sh('echo "$PATH|$A|$B|$(pwd)|$(id -un)" > /tmp/r', {
+        env: [{ name: "B", value: "action" }],
+        dir: "/tmp",
+        user: "root",
+      }),
       resultFile: "/tmp/r",
     });
     expect(t.result).toBe("/bin|task|action|/tmp|root\n");
-    const v = await runTask({ action: sh("id -un > /tmp/who; cp /tmp/who /tmp/r", { user: "vcap" }), resultFile: "/tmp/r" });
+    const v = await runTask({
+      action: sh("id -un > /tmp/who; cp /tmp/who /tmp/r", { user: "vcap" }),
+      resultFile: "/tmp/r",
+    });
     expect(v.result).toBe("vcap\n");
   });
 
   test("nofile sets RLIMIT_NOFILE", async () => {
-    const t = await runTask({ action: sh("ulimit -n > /tmp/r", { resourceLimits: { nofile: 321n } }), resultFile: "/tmp/r" });
+    const t = await runTask({
+      action: sh("ulimit -n > /tmp/r", { resourceLimits: { nofile: 321n } }),
+      resultFile: "/tmp/r",
+    });
     expect(t.result).toBe("321\n");
   });
 
@@ -90,17 +114,30 @@ describe("run", () => {
       console.warn(`disk_mb not enforced on this engine: ${h.cell.diskQuota.reason}`);
       return;
     }
-    const t = await runTask({ diskMb: 20, action: sh("dd if=/dev/zero of=/tmp/big bs=1M count=60 2>/tmp/err; s=$?; ls -l /tmp/big | awk '{print $5}' > /tmp/r; exit $s"), resultFile: "/tmp/r" });
+    const t = await runTask({
+      diskMb: 20,
+      action: sh(
+        "dd if=/dev/zero of=/tmp/big bs=1M count=60 2>/tmp/err; s=$?; ls -l /tmp/big | awk '{print $5}' > /tmp/r; exit $s",
+      ),
+      resultFile: "/tmp/r",
+    });
     expect(t.failed).toBe(true);
     expect(t.failureReason).toBe("LOG: Exited with status 1");
     expect(Number(t.result.trim())).toBeLessThan(21 * 1024 * 1024);
   });
 
   test("unprivileged: no new privileges and a reduced capability set; privileged gets them all", async () => {
-    const u = await runTask({ action: sh("grep -E '^(CapEff|NoNewPrivs)' /proc/self/status > /tmp/r"), resultFile: "/tmp/r" });
+    const u = await runTask({
+      action: sh("grep -E '^(CapEff|NoNewPrivs)' /proc/self/status > /tmp/r"),
+      resultFile: "/tmp/r",
+    });
     expect(u.result).toMatch(/NoNewPrivs:\s+1/);
     const capU = BigInt(`0x${/CapEff:\s+([0-9a-f]+)/.exec(u.result)![1]}`);
-    const p = await runTask({ privileged: true, action: sh("grep -E '^(CapEff|NoNewPrivs)' /proc/self/status > /tmp/r"), resultFile: "/tmp/r" });
+    const p = await runTask({
+      privileged: true,
+      action: sh("grep -E '^(CapEff|NoNewPrivs)' /proc/self/status > /tmp/r"),
+      resultFile: "/tmp/r",
+    });
     expect(p.failureReason).toBe("");
     expect(p.result).toMatch(/NoNewPrivs:\s+0/);
     const capP = BigInt(`0x${/CapEff:\s+([0-9a-f]+)/.exec(p.result)![1]}`);
@@ -121,14 +158,37 @@ describe("run", () => {
 
 describe("download and upload through local HTTP servers", () => {
   test("a tgz extracted at `to`, a plain file placed, checksummed, owned by the user; a file uploaded", async () => {
-    http.serve("/app.tgz", await tarball({ "bin/hello.sh": "echo hello from the archive\n", "README": "readme" }, true));
+    http.serve("/app.tgz", await tarball({ "bin/hello.sh": "echo hello from the archive\n", README: "readme" }, true));
     http.serve("/conf.txt", "conf!");
     const before = http.uploads.length;
     const t = await runTask({
       action: serial(
-        { action: { case: "download", value: { from: http.url("/app.tgz"), to: "/home/vcap/app", user: "vcap", artifact: "app", cacheKey: "app-v1" } } },
-        { action: { case: "download", value: { from: http.url("/conf.txt"), to: "/etc/app/conf.txt", checksumAlgorithm: "sha256", checksumValue: sha256("conf!") } } },
-        sh("sh /home/vcap/app/bin/hello.sh > /tmp/out; stat -c %U /home/vcap/app/README >> /tmp/out; cat /etc/app/conf.txt >> /tmp/out"),
+        {
+          action: {
+            case: "download",
+            value: {
+              from: http.url("/app.tgz"),
+              to: "/home/vcap/app",
+              user: "vcap",
+              artifact: "app",
+              cacheKey: "app-v1",
+            },
+          },
+        },
+        {
+          action: {
+            case: "download",
+            value: {
+              from: http.url("/conf.txt"),
+              to: "/etc/app/conf.txt",
+              checksumAlgorithm: "sha256",
+              checksumValue: sha256("conf!"),
+            },
+          },
+        },
+        sh(
+          "sh /home/vcap/app/bin/hello.sh > /tmp/out; stat -c %U /home/vcap/app/README >> /tmp/out; cat /etc/app/conf.txt >> /tmp/out",
+        ),
         { action: { case: "upload", value: { from: "/tmp/out", to: http.url("/uploaded"), artifact: "out" } } },
       ),
     });
@@ -142,39 +202,64 @@ describe("download and upload through local HTTP servers", () => {
   });
 
   test("download failures and checksum mismatches fail the task", async () => {
-    expect((await runTask({ action: { action: { case: "download", value: { from: http.url("/nothing"), to: "/x", artifact: "thing" } } } })).failureReason).toBe(
-      "Downloading thing failed",
-    );
+    expect(
+      (
+        await runTask({
+          action: { action: { case: "download", value: { from: http.url("/nothing"), to: "/x", artifact: "thing" } } },
+        })
+      ).failureReason,
+    ).toBe("Downloading thing failed");
     http.serve("/c.txt", "content");
-    const bad = await runTask({ action: { action: { case: "download", value: { from: http.url("/c.txt"), to: "/x", checksumAlgorithm: "md5", checksumValue: "00" } } } });
+    const bad = await runTask({
+      action: {
+        action: {
+          case: "download",
+          value: { from: http.url("/c.txt"), to: "/x", checksumAlgorithm: "md5", checksumValue: "00" },
+        },
+      },
+    });
     expect(bad.failureReason).toBe("Downloading failed");
   });
 
   test("upload of a missing file fails; server errors are retried then fail", async () => {
-    expect((await runTask({ action: { action: { case: "upload", value: { from: "/nope", to: http.url("/u") } } } })).failureReason).toBe(
-      "Failed to establish stream from container",
-    );
+    expect(
+      (await runTask({ action: { action: { case: "upload", value: { from: "/nope", to: http.url("/u") } } } }))
+        .failureReason,
+    ).toBe("Failed to establish stream from container");
     http.uploadStatuses = [500, 500, 500];
-    const t = await runTask({ action: serial(sh("echo x > /tmp/f"), { action: { case: "upload", value: { from: "/tmp/f", to: http.url("/u"), artifact: "f" } } }) });
+    const t = await runTask({
+      action: serial(sh("echo x > /tmp/f"), {
+        action: { case: "upload", value: { from: "/tmp/f", to: http.url("/u"), artifact: "f" } },
+      }),
+    });
     expect(t.failureReason).toBe("Failed to upload payload for f");
   });
 });
 
 describe("composites on Docker", () => {
   test("timeout stops the process and fails with `exceeded <duration> timeout`", async () => {
-    const t = await runTask({ action: { action: { case: "timeout", value: { timeoutMs: 500n, action: sh("sleep 30") } } } });
+    const t = await runTask({
+      action: { action: { case: "timeout", value: { timeoutMs: 500n, action: sh("sleep 30") } } },
+    });
     expect(t.failureReason).toBe("exceeded 500ms timeout");
   });
 
   test("parallel runs side by side and joins errors; serial stops at the first failure", async () => {
-    const p = await runTask({ action: parallel(sh("sleep 0.5; exit 1", { logSource: "A" }), sh("exit 2", { logSource: "B" }), sh("true")) });
+    const p = await runTask({
+      action: parallel(sh("sleep 0.5; exit 1", { logSource: "A" }), sh("exit 2", { logSource: "B" }), sh("true")),
+    });
     expect(p.failureReason).toBe("A: Exited with status 1; B: Exited with status 2");
-    const s = await runTask({ action: serial(sh("echo one > /tmp/r"), sh("exit 7"), sh("echo never >> /tmp/r")), resultFile: "/tmp/r" });
+    const s = await runTask({
+      action: serial(sh("echo one > /tmp/r"), sh("exit 7"), sh("echo never >> /tmp/r")),
+      resultFile: "/tmp/r",
+    });
     expect(s).toMatchObject({ failureReason: "LOG: Exited with status 7", result: "one\n" });
   });
 
   test("codependent: the first exit stops the rest", async () => {
-    const t = await runTask({ action: { action: { case: "codependent", value: { actions: [sh("sleep 30"), sh("true")] } } } });
+    const t = await runTask({
+      action: { action: { case: "codependent", value: { actions: [sh("sleep 30"), sh("true")] } } },
+    });
     expect(t.failureReason).toBe("Codependent step exited");
   });
 
@@ -186,7 +271,13 @@ describe("composites on Docker", () => {
         {
           action: {
             case: "emitProgress",
-            value: { action: sh("exit 3"), startMessage: "starting up", successMessage: "never", failureMessagePrefix: "it broke", logSource: "STG" },
+            value: {
+              action: sh("exit 3"),
+              startMessage: "starting up",
+              successMessage: "never",
+              failureMessagePrefix: "it broke",
+              logSource: "STG",
+            },
           },
         },
       ),
@@ -200,7 +291,14 @@ describe("composites on Docker", () => {
 describe("logs and cancel", () => {
   test("logs stream while the task runs and stay after it ends, tagged with source and stream", async () => {
     const guid = uniqueId("logs");
-    await h.cluster.desire({ taskGuid: guid, domain: "d", rootFs: "docker:///diego/busybox", logGuid: guid, logSource: "APP", action: sh("echo first; sleep 1; echo second >&2") });
+    await h.cluster.desire({
+      taskGuid: guid,
+      domain: "d",
+      rootFs: "docker:///diego/busybox",
+      logGuid: guid,
+      logSource: "APP",
+      action: sh("echo first; sleep 1; echo second >&2"),
+    });
     await h.cluster.waitFor(guid, (t) => t?.state === TaskState.RUNNING);
     const seen: Array<[string, number, string]> = [];
     for await (const l of tasks.taskLogs({ taskGuid: guid, follow: true })) seen.push([l.source, l.stream, l.message]);
@@ -215,13 +313,24 @@ describe("logs and cancel", () => {
 
   test("cancel mid-action: SIGTERM reaches the process, the container goes, the task says cancelled", async () => {
     const guid = uniqueId("cancel");
-    await h.cluster.desire({ taskGuid: guid, domain: "d", rootFs: "docker:///diego/busybox", action: parallel(sh("trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.1; done"), sh("sleep 60")) });
+    await h.cluster.desire({
+      taskGuid: guid,
+      domain: "d",
+      rootFs: "docker:///diego/busybox",
+      action: parallel(sh("trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.1; done"), sh("sleep 60")),
+    });
     await h.cluster.waitFor(guid, (t) => t?.state === TaskState.RUNNING);
-    await eventually(async () => ((await logsOf(guid)).length >= 0 && h.cell.cell.runners.get(guid)?.phase === "running" ? true : undefined));
+    await eventually(async () =>
+      (await logsOf(guid)).length >= 0 && h.cell.cell.runners.get(guid)?.phase === "running" ? true : undefined,
+    );
     await new Promise((r) => setTimeout(r, 500));
     await tasks.cancelTask({ taskGuid: guid });
     expect(await h.cluster.completed(guid)).toMatchObject({ failed: true, failureReason: "task was cancelled" });
-    await eventually(async () => ((await h.runtime.list(containerLabels(h.cellId, guid))).length === 0 ? true : undefined), 30_000, "container removed");
+    await eventually(
+      async () => ((await h.runtime.list(containerLabels(h.cellId, guid))).length === 0 ? true : undefined),
+      30_000,
+      "container removed",
+    );
     expect(await logsOf(guid)).toContain("got TERM");
   });
 
@@ -240,7 +349,12 @@ describe("network off", () => {
     const off = await startHarness("docker", { network: false });
     try {
       http.serve("/net2.txt", "reachable");
-      await off.cluster.desire({ taskGuid: "net-off", domain: "d", rootFs: "docker:///diego/busybox", action: sh(`wget -q -T 2 -O /tmp/r ${http.containerUrl("/net2.txt")}`) });
+      await off.cluster.desire({
+        taskGuid: "net-off",
+        domain: "d",
+        rootFs: "docker:///diego/busybox",
+        action: sh(`wget -q -T 2 -O /tmp/r ${http.containerUrl("/net2.txt")}`),
+      });
       const t = await off.cluster.completed("net-off");
       expect(t.failed).toBe(true);
     } finally {

@@ -16,7 +16,9 @@ test("the hello task runs in a container and completes with its result", async (
     memoryMb: 64,
     diskMb: 64,
     cpuWeight: 50,
-    action: { action: { case: "run", value: { path: "/bin/sh", args: ["-c", "echo $GREETING; printf 42 > /tmp/result"] } } },
+    action: {
+      action: { case: "run", value: { path: "/bin/sh", args: ["-c", "echo $GREETING; printf 42 > /tmp/result"] } },
+    },
     resultFile: "/tmp/result",
     logGuid: "hello-1",
     logSource: "DEMO",
@@ -31,5 +33,10 @@ test("the hello task runs in a container and completes with its result", async (
   expect(metrics).toMatch(new RegExp(`CellTasksSucceeded\\{cell_id="${h.cellId}"[^}]*\\} 1`));
   expect(metrics).toMatch(/ContainerCreationDuration_count\{[^}]*\} 1/);
   expect(metrics).toMatch(/CapacityTotalMemory\{[^}]*\} 4096/);
-  expect(h.cluster.statesOf("hello-1").map((s) => TaskState[s])).toEqual(["PENDING", "CLAIMED", "RUNNING", "COMPLETED"]);
+  expect(h.cluster.statesOf("hello-1").map((s) => TaskState[s])).toEqual([
+    "PENDING",
+    "CLAIMED",
+    "RUNNING",
+    "COMPLETED",
+  ]);
 });

@@ -39,7 +39,18 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   rt = new FakeRuntime();
-  id = await rt.create({ name: "c", image: "diego/busybox:latest", labels: {}, env: ["A=task", "B=task"], memoryMb: 0, diskMb: 0, cpuShares: 0, maxPids: 0, privileged: false, network: true });
+  id = await rt.create({
+    name: "c",
+    image: "diego/busybox:latest",
+    labels: {},
+    env: ["A=task", "B=task"],
+    memoryMb: 0,
+    diskMb: 0,
+    cpuShares: 0,
+    maxPids: 0,
+    privileged: false,
+    network: true,
+  });
   await rt.start(id);
   cache = new DownloadCache(cacheDir, 1024 * 1024);
   await cache.init();
@@ -49,18 +60,30 @@ const deps = () => ({ runtime: rt, containerId: id, gracefulShutdownMs: 200, cac
 
 describe("run", () => {
   test("success logs the output and `Exit status 0`", async () => {
-    expect(await runStep(run({ path: "/bin/sh", args: ["-c", "echo hi; echo err >&2"] }), ctx(), deps())).toBeUndefined();
+    expect(
+      await runStep(run({ path: "/bin/sh", args: ["-c", "echo hi; echo err >&2"] }), ctx(), deps()),
+    ).toBeUndefined();
     expect(lines).toEqual(["TASK/stdout: hi", "TASK/stderr: err", "TASK/stdout: Exit status 0"]);
   });
   test("non-zero exit: `<source>: Exited with status N`, the action's log_source winning", async () => {
-    expect((await runStep(run({ path: "/bin/sh", args: ["-c", "exit 3"] }), ctx(), deps()))?.message).toBe("TASK: Exited with status 3");
-    expect((await runStep(run({ path: "/bin/sh", args: ["-c", "exit 1"], logSource: "MINE" }), ctx(), deps()))?.message).toBe("MINE: Exited with status 1");
+    expect((await runStep(run({ path: "/bin/sh", args: ["-c", "exit 3"] }), ctx(), deps()))?.message).toBe(
+      "TASK: Exited with status 3",
+    );
+    expect(
+      (await runStep(run({ path: "/bin/sh", args: ["-c", "exit 1"], logSource: "MINE" }), ctx(), deps()))?.message,
+    ).toBe("MINE: Exited with status 1");
   });
   test("out of memory adds ` (out of memory)`", async () => {
-    expect((await runStep(run({ path: "/bin/sh", args: ["-c", "fake-oom"] }), ctx(), deps()))?.message).toBe("TASK: Exited with status 137 (out of memory)");
+    expect((await runStep(run({ path: "/bin/sh", args: ["-c", "fake-oom"] }), ctx(), deps()))?.message).toBe(
+      "TASK: Exited with status 137 (out of memory)",
+    );
   });
   test("action env layers over task env", async () => {
-    await runStep(run({ path: "/bin/sh", args: ["-c", "echo $A $B"], env: [{ name: "B", value: "action" }] }), ctx(), deps());
+    await runStep(
+      run({ path: "/bin/sh", args: ["-c", "echo $A $B"], env: [{ name: "B", value: "action" }] }),
+      ctx(),
+      deps(),
+    );
     expect(lines[0]).toBe("TASK/stdout: task action");
   });
   test("suppress_log_output keeps the output out of the logs", async () => {
@@ -95,7 +118,13 @@ describe("download", () => {
 
   test("a plain file is placed at `to`, with progress lines when artifact is set", async () => {
     http.serve("/plain.txt", "plain content");
-    expect(await downloadStep(dl({ from: http.url("/plain.txt"), to: "/app/conf/file.txt", artifact: "conf" }), ctx(), deps())).toBeUndefined();
+    expect(
+      await downloadStep(
+        dl({ from: http.url("/plain.txt"), to: "/app/conf/file.txt", artifact: "conf" }),
+        ctx(),
+        deps(),
+      ),
+    ).toBeUndefined();
     expect(await read("/app/conf/file.txt")).toBe("plain content");
     expect(lines).toEqual(["TASK/stdout: Downloading conf...", "TASK/stdout: Downloaded conf (13B)"]);
   });
@@ -109,13 +138,31 @@ describe("download", () => {
   });
   test("a checksum is verified", async () => {
     http.serve("/sum.txt", "summed");
-    expect(await downloadStep(dl({ from: http.url("/sum.txt"), to: "/s", checksumAlgorithm: "sha256", checksumValue: sha256("summed") }), ctx(), deps())).toBeUndefined();
-    const err = await downloadStep(dl({ from: http.url("/sum.txt"), to: "/s", artifact: "thing", checksumAlgorithm: "sha256", checksumValue: sha256("other") }), ctx(), deps());
+    expect(
+      await downloadStep(
+        dl({ from: http.url("/sum.txt"), to: "/s", checksumAlgorithm: "sha256", checksumValue: sha256("summed") }),
+        ctx(),
+        deps(),
+      ),
+    ).toBeUndefined();
+    const err = await downloadStep(
+      dl({
+        from: http.url("/sum.txt"),
+        to: "/s",
+        artifact: "thing",
+        checksumAlgorithm: "sha256",
+        checksumValue: sha256("other"),
+      }),
+      ctx(),
+      deps(),
+    );
     expect(err?.message).toBe("Downloading thing failed");
     expect(lines.some((l) => /checksum mismatch/.test(l))).toBe(true);
   });
   test("a missing URL fails with `Downloading failed`", async () => {
-    expect((await downloadStep(dl({ from: http.url("/missing"), to: "/m" }), ctx(), deps()))?.message).toBe("Downloading failed");
+    expect((await downloadStep(dl({ from: http.url("/missing"), to: "/m" }), ctx(), deps()))?.message).toBe(
+      "Downloading failed",
+    );
   });
   test("cache_key keeps the file and revalidates it with its ETag", async () => {
     http.serve("/cached.txt", "cache me");
@@ -132,7 +179,11 @@ describe("download", () => {
     http.serve("/ten-a", "aaaaaaaaaa");
     http.serve("/ten-b", "bbbbbbbbbb");
     http.serve("/ten-c", "cccccccccc");
-    for (const [p, key] of [["/ten-a", "a"], ["/ten-b", "b"], ["/ten-c", "c"]]) {
+    for (const [p, key] of [
+      ["/ten-a", "a"],
+      ["/ten-b", "b"],
+      ["/ten-c", "c"],
+    ]) {
       const f = await small.fetch(http.url(p), { cacheKey: key });
       await f.release();
       await new Promise((r) => setTimeout(r, 20));
@@ -163,10 +214,16 @@ describe("upload", () => {
     expect(await uploadStep(up({ from: "/tmp/out.bin", to: http.url("/up/2") }), ctx(), deps())).toBeUndefined();
     expect(http.uploads.length - before).toBe(3);
     http.uploadStatuses = [500, 500, 500];
-    const err = await uploadStep(up({ from: "/tmp/out.bin", to: http.url("/up/3"), artifact: "droplet" }), ctx(), deps());
+    const err = await uploadStep(
+      up({ from: "/tmp/out.bin", to: http.url("/up/3"), artifact: "droplet" }),
+      ctx(),
+      deps(),
+    );
     expect(err?.message).toBe("Failed to upload payload for droplet");
   });
   test("a file that is not there fails", async () => {
-    expect((await uploadStep(up({ from: "/tmp/none", to: http.url("/up/4") }), ctx(), deps()))?.message).toBe("Failed to establish stream from container");
+    expect((await uploadStep(up({ from: "/tmp/none", to: http.url("/up/4") }), ctx(), deps()))?.message).toBe(
+      "Failed to establish stream from container",
+    );
   });
 });

@@ -22,20 +22,35 @@ test("after a crash and a restart the cell reconciles its old containers", async
     child = spawn(
       process.execPath,
       [
-        "--import", "tsx", "packages/cell/src/main.ts",
-        "--cell-id", cellId,
-        "--bbs-address", cluster.address,
-        "--listen-address", "127.0.0.1:0",
-        "--status-address", "127.0.0.1:0",
-        "--work-dir", workDir,
-        "--memory-mb", "1024",
-        "--disk-mb", "1024",
-        "--log-level", "warn",
+        "--import",
+        "tsx",
+        "packages/cell/src/main.ts",
+        "--cell-id",
+        cellId,
+        "--bbs-address",
+        cluster.address,
+        "--listen-address",
+        "127.0.0.1:0",
+        "--status-address",
+        "127.0.0.1:0",
+        "--work-dir",
+        workDir,
+        "--memory-mb",
+        "1024",
+        "--disk-mb",
+        "1024",
+        "--log-level",
+        "warn",
       ],
       { cwd: root, stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, NODE_OPTIONS: "" } },
     );
     await cluster.waitForCell(cellId, undefined, 60_000);
-    await cluster.desire({ taskGuid: `${cellId}-task`, domain: "d", rootFs: "docker:///diego/busybox", action: { action: { case: "run", value: { path: "/bin/sleep", args: ["120"] } } } });
+    await cluster.desire({
+      taskGuid: `${cellId}-task`,
+      domain: "d",
+      rootFs: "docker:///diego/busybox",
+      action: { action: { case: "run", value: { path: "/bin/sleep", args: ["120"] } } },
+    });
     await cluster.waitFor(`${cellId}-task`, (t) => t?.state === TaskState.RUNNING, 60_000);
     child.kill("SIGKILL");
     await new Promise((r) => child!.once("exit", r));
@@ -45,7 +60,11 @@ test("after a crash and a restart the cell reconciles its old containers", async
     try {
       const t = await cluster.completed(`${cellId}-task`);
       expect(t).toMatchObject({ failed: true, failureReason: "cell disappeared before completion" });
-      await eventually(async () => ((await runtime.list(cellLabels(cellId))).length === 0 ? true : undefined), 30_000, "old container removed");
+      await eventually(
+        async () => ((await runtime.list(cellLabels(cellId))).length === 0 ? true : undefined),
+        30_000,
+        "old container removed",
+      );
     } finally {
       await h.stop();
     }
@@ -64,7 +83,25 @@ test("SIGTERM on main.ts drains, deregisters and exits 0", async () => {
   try {
     const child = spawn(
       process.execPath,
-      ["--import", "tsx", "packages/cell/src/main.ts", "--cell-id", cellId, "--bbs-address", cluster.address, "--listen-address", "127.0.0.1:0", "--status-address", "127.0.0.1:0", "--work-dir", workDir, "--heartbeat-ttl", "10m", "--log-level", "info"],
+      [
+        "--import",
+        "tsx",
+        "packages/cell/src/main.ts",
+        "--cell-id",
+        cellId,
+        "--bbs-address",
+        cluster.address,
+        "--listen-address",
+        "127.0.0.1:0",
+        "--status-address",
+        "127.0.0.1:0",
+        "--work-dir",
+        workDir,
+        "--heartbeat-ttl",
+        "10m",
+        "--log-level",
+        "info",
+      ],
       { cwd: root, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, NODE_OPTIONS: "" } },
     );
     await cluster.waitForCell(cellId, undefined, 60_000);

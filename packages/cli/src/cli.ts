@@ -42,7 +42,9 @@ export async function runCli(argv: string[], io: CliIo, now: () => number = Date
 
   const program = new Command("diego")
     .description("Command-line client of diego: submit, follow and manage tasks on the BBS.")
-    .addOption(new Option("--bbs-address <host:port>", `BBS gRPC address (env ${ENV.bbsAddress}; default 127.0.0.1:8889)`))
+    .addOption(
+      new Option("--bbs-address <host:port>", `BBS gRPC address (env ${ENV.bbsAddress}; default 127.0.0.1:8889)`),
+    )
     .addOption(new Option("--ca-file <file>", `CA certificate for mutual TLS (env ${ENV.caFile})`))
     .addOption(new Option("--cert-file <file>", `client certificate for mutual TLS (env ${ENV.certFile})`))
     .addOption(new Option("--key-file <file>", `client key for mutual TLS (env ${ENV.keyFile})`))
@@ -84,14 +86,20 @@ export async function runCli(argv: string[], io: CliIo, now: () => number = Date
 
   program
     .command("run")
-    .description("submit a task, follow it to completion, print its result, resolve and delete it (exit 1 if it failed)")
+    .description(
+      "submit a task, follow it to completion, print its result, resolve and delete it (exit 1 if it failed)",
+    )
     .argument("<file>", "task file, or - for standard input")
     .option("--wait", "follow the task to completion (the default)", true)
     .option("--no-wait", "only submit the task, like desire")
     .option("--logs", "print the task's output while it runs", false)
     .option("--no-resolve", "leave the completed task in the BBS instead of resolving and deleting it")
     .option("--poll-interval <duration>", "how often to read the task when no event came (default 1s)")
-    .action(action((ctx, file: string, opts: { wait: boolean; logs: boolean; resolve: boolean; pollInterval?: string }) => runCommand(ctx, file, opts)));
+    .action(
+      action((ctx, file: string, opts: { wait: boolean; logs: boolean; resolve: boolean; pollInterval?: string }) =>
+        runCommand(ctx, file, opts),
+      ),
+    );
 
   program
     .command("get")

@@ -23,12 +23,21 @@ export function clientOptionsFrom(opts: GlobalOptions, env: Record<string, strin
   const pick = (key: keyof typeof ENV) => (opts[key] as string | undefined) || env[ENV[key]] || undefined;
   const address = pick("bbsAddress") ?? DEFAULT_BBS_ADDRESS;
   const violations: FieldViolation[] = [];
-  if (!/^[^\s]+:\d+$/.test(address)) violations.push({ field: "--bbs-address", message: `must be host:port (got ${JSON.stringify(address)})` });
+  if (!/^[^\s]+:\d+$/.test(address))
+    violations.push({ field: "--bbs-address", message: `must be host:port (got ${JSON.stringify(address)})` });
   const tls = { caFile: pick("caFile"), certFile: pick("certFile"), keyFile: pick("keyFile") };
   const given = Object.values(tls).filter(Boolean).length;
   if (given > 0 && given < 3) {
-    for (const [key, flag] of [["caFile", "--ca-file"], ["certFile", "--cert-file"], ["keyFile", "--key-file"]] as const) {
-      if (!tls[key]) violations.push({ field: flag, message: `is required for mutual TLS (or ${ENV[key]}); give all three of --ca-file, --cert-file, --key-file or none` });
+    for (const [key, flag] of [
+      ["caFile", "--ca-file"],
+      ["certFile", "--cert-file"],
+      ["keyFile", "--key-file"],
+    ] as const) {
+      if (!tls[key])
+        violations.push({
+          field: flag,
+          message: `is required for mutual TLS (or ${ENV[key]}); give all three of --ca-file, --cert-file, --key-file or none`,
+        });
     }
   }
   let timeoutMs = 10_000;
@@ -37,7 +46,10 @@ export function clientOptionsFrom(opts: GlobalOptions, env: Record<string, strin
       timeoutMs = parseDuration(opts.timeout);
       if (timeoutMs <= 0) throw new RangeError("must be > 0");
     } catch {
-      violations.push({ field: "--timeout", message: `must be a duration such as 500ms, 10s, 1m (got ${JSON.stringify(opts.timeout)})` });
+      violations.push({
+        field: "--timeout",
+        message: `must be a duration such as 500ms, 10s, 1m (got ${JSON.stringify(opts.timeout)})`,
+      });
     }
   }
   if (violations.length) throw invalidArgument(violations);

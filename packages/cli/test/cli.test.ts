@@ -80,7 +80,13 @@ describe("desire", () => {
     const lines = r.stdout.trimEnd().split("\n");
     expect(lines).toHaveLength(1);
     const json = JSON.parse(lines[0]);
-    expect(json).toMatchObject({ task_guid: g, domain: "cli-test", state: "PENDING", memory_mb: 64, image_username: "u" });
+    expect(json).toMatchObject({
+      task_guid: g,
+      domain: "cli-test",
+      state: "PENDING",
+      memory_mb: 64,
+      image_username: "u",
+    });
     expect(typeof json.created_at).toBe("number");
     expect(lines[0]).toMatch(/"created_at":\d{19}\b/); // the exact int64, not a string
     expect(json).not.toHaveProperty("image_password");
@@ -89,14 +95,18 @@ describe("desire", () => {
 
   test("a bad file names the file and each bad field (exit 2) and stores nothing", async () => {
     const g = guid();
-    const r = await run(["desire", "bad.json"], { files: { "bad.json": taskFile(g, { memory_mb: "lots", root_fs: "", colour: 1 }) } });
+    const r = await run(["desire", "bad.json"], {
+      files: { "bad.json": taskFile(g, { memory_mb: "lots", root_fs: "", colour: 1 }) },
+    });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("diego: task file bad.json: invalid request:");
     expect(r.stderr).toContain("  memory_mb: expected number (int32)");
     expect(r.stderr).toContain("  colour: unknown field");
     expect(await bbs.has(g)).toBe(false);
 
-    const invalid = await run(["desire", "bad.json"], { files: { "bad.json": taskFile(g, { root_fs: "ftp://x", cpu_weight: 101 }) } });
+    const invalid = await run(["desire", "bad.json"], {
+      files: { "bad.json": taskFile(g, { root_fs: "ftp://x", cpu_weight: 101 }) },
+    });
     expect(invalid.code).toBe(2);
     expect(invalid.stderr).toContain("  root_fs: ");
     expect(invalid.stderr).toContain("  cpu_weight: must be between 0 and 100");
@@ -186,9 +196,16 @@ describe("get, list, cancel, resolve, delete", () => {
     expect(early.stderr).toBe(`diego: resolve ${g}: Cannot transition from PENDING to RESOLVING\n`);
 
     expect(await run(["cancel", g])).toMatchObject({ code: 0, stdout: `cancelled task ${g}\n` });
-    expect(await bbs.task(g)).toMatchObject({ state: TaskState.COMPLETED, failed: true, failureReason: "task was cancelled" });
+    expect(await bbs.task(g)).toMatchObject({
+      state: TaskState.COMPLETED,
+      failed: true,
+      failureReason: "task was cancelled",
+    });
     expect((await run(["cancel", g])).code).toBe(5);
-    expect(await run(["resolve", g, "--json"])).toMatchObject({ code: 0, stdout: `{"task_guid":"${g}","status":"resolving"}\n` });
+    expect(await run(["resolve", g, "--json"])).toMatchObject({
+      code: 0,
+      stdout: `{"task_guid":"${g}","status":"resolving"}\n`,
+    });
     expect(await run(["delete", g])).toMatchObject({ code: 0, stdout: `deleted task ${g}\n` });
     expect(await bbs.has(g)).toBe(false);
     expect((await run(["delete", g])).code).toBe(4);
@@ -328,7 +345,9 @@ describe("watch, logs, cells", () => {
       } else {
         expect(lines[0]).toMatch(new RegExp(`CREATED  ${g}  domain=${domain}  PENDING$`));
         expect(lines[1]).toMatch(new RegExp(`CHANGED  ${g}  PENDING -> CLAIMED  cell=cell-1$`));
-        expect(lines[2]).toMatch(new RegExp(`CHANGED  ${g}  CLAIMED -> COMPLETED  cell=cell-1  failed: task was cancelled$`));
+        expect(lines[2]).toMatch(
+          new RegExp(`CHANGED  ${g}  CLAIMED -> COMPLETED  cell=cell-1  failed: task was cancelled$`),
+        );
         expect(lines[3]).toMatch(/COMPLETED -> RESOLVING/);
         expect(lines[4]).toMatch(new RegExp(`REMOVED  ${g}$`));
       }
@@ -362,7 +381,11 @@ describe("watch, logs, cells", () => {
     bbs.log(g, "three");
     await bbs.complete(g, { result: "done" });
     expect(await following).toBe(0);
-    const lines = f.stdout().trimEnd().split("\n").map((l) => JSON.parse(l));
+    const lines = f
+      .stdout()
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(lines.map((l) => [l.message, l.stream])).toEqual([
       ["one", "STDOUT"],
       ["two", "STDERR"],
@@ -375,17 +398,40 @@ describe("watch, logs, cells", () => {
   test("cells lists the live cells with available/total capacity; --json one cell per line", async () => {
     // A BBS of its own, where two cells that live elsewhere heartbeat these presences.
     const listed = await TestBbs.start();
-    await listed.announceCell({ cellId: "cell-2", address: "127.0.0.1:1801", zone: "z1", stacks: ["default"], rootfsProviders: [{ scheme: "docker" }, { scheme: "preloaded", names: ["busybox"] }], total: { memoryMb: 2048, diskMb: 4096, containers: 100 }, available: { memoryMb: 1024, diskMb: 4000, containers: 99 } });
-    await listed.announceCell({ cellId: "cell-1", address: "127.0.0.1:1800", zone: "z1", total: { memoryMb: 2048, diskMb: 4096, containers: 100 }, available: { memoryMb: 2048, diskMb: 4096, containers: 100 } });
+    await listed.announceCell({
+      cellId: "cell-2",
+      address: "127.0.0.1:1801",
+      zone: "z1",
+      stacks: ["default"],
+      rootfsProviders: [{ scheme: "docker" }, { scheme: "preloaded", names: ["busybox"] }],
+      total: { memoryMb: 2048, diskMb: 4096, containers: 100 },
+      available: { memoryMb: 1024, diskMb: 4000, containers: 99 },
+    });
+    await listed.announceCell({
+      cellId: "cell-1",
+      address: "127.0.0.1:1800",
+      zone: "z1",
+      total: { memoryMb: 2048, diskMb: 4096, containers: 100 },
+      available: { memoryMb: 2048, diskMb: 4096, containers: 100 },
+    });
     const run = (args: string[]) => diego(listed.address, args);
     const r = await run(["cells"]);
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split("\n");
     expect(lines[0]).toMatch(/^CELL ID +ADDRESS +ZONE +MEMORY MB +DISK MB +CONTAINERS +STACKS +ROOTFS +TAGS$/);
     expect(lines[1]).toMatch(/^cell-1 +127\.0\.0\.1:1800 +z1 +2048\/2048 +4096\/4096 +100\/100 +- +- +-$/);
-    expect(lines[2]).toMatch(/^cell-2 +127\.0\.0\.1:1801 +z1 +1024\/2048 +4000\/4096 +99\/100 +default +docker,preloaded:busybox +-$/);
-    const json = (await run(["cells", "--json"])).stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
-    expect(json[1]).toMatchObject({ cell_id: "cell-2", available: { memory_mb: 1024 }, rootfs_providers: [{ scheme: "docker" }, { scheme: "preloaded", names: ["busybox"] }] });
+    expect(lines[2]).toMatch(
+      /^cell-2 +127\.0\.0\.1:1801 +z1 +1024\/2048 +4000\/4096 +99\/100 +default +docker,preloaded:busybox +-$/,
+    );
+    const json = (await run(["cells", "--json"])).stdout
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(json[1]).toMatchObject({
+      cell_id: "cell-2",
+      available: { memory_mb: 1024 },
+      rootfs_providers: [{ scheme: "docker" }, { scheme: "preloaded", names: ["busybox"] }],
+    });
     await listed.stop();
   });
 });
@@ -409,7 +455,15 @@ describe("connection errors", () => {
     const env = await run(["list"], { env: { DIEGO_TLS_CERT_FILE: "/tmp/x.crt" } });
     expect(env.code).toBe(2);
     expect(env.stderr).toContain("--ca-file: is required for mutual TLS (or DIEGO_TLS_CA_FILE)");
-    const files = await run(["list", "--ca-file", "/nope/ca.crt", "--cert-file", "/nope/c.crt", "--key-file", "/nope/c.key"]);
+    const files = await run([
+      "list",
+      "--ca-file",
+      "/nope/ca.crt",
+      "--cert-file",
+      "/nope/c.crt",
+      "--key-file",
+      "/nope/c.key",
+    ]);
     expect(files.code).toBe(2);
     expect(files.stderr).toContain("cannot read TLS CA file /nope/ca.crt");
     expect((await run(["list", "--bbs-address", "nowhere"])).stderr).toContain("--bbs-address: must be host:port");

@@ -16,9 +16,11 @@ import {
 // between documents, and the services' own settings.
 
 const deployment = loadDeployment();
-const find = (d: Deployment, kind: string, name: string) => d.manifests.find((m) => m.doc.kind === kind && m.doc.metadata.name === name)!.doc;
+const find = (d: Deployment, kind: string, name: string) =>
+  d.manifests.find((m) => m.doc.kind === kind && m.doc.metadata.name === name)!.doc;
 const copy = (): Deployment => structuredClone(deployment);
-const container = (d: Deployment, kind: string, name: string): Json => find(d, kind, name).spec.template.spec.containers[0];
+const container = (d: Deployment, kind: string, name: string): Json =>
+  find(d, kind, name).spec.template.spec.containers[0];
 
 test("deploy/ holds etcd (StatefulSet of 3), the BBS and the auctioneer (Deployments of 2), the cell (DaemonSet) and their Services and ConfigMaps", () => {
   const kinds = deployment.manifests.map((m) => `${m.doc.kind}/${m.doc.metadata.name}`);
@@ -41,7 +43,9 @@ test("deploy/ holds etcd (StatefulSet of 3), the BBS and the auctioneer (Deploym
   expect(find(deployment, "Deployment", "bbs").spec.replicas).toBe(2);
   expect(find(deployment, "Deployment", "auctioneer").spec.replicas).toBe(2);
   const cell = find(deployment, "DaemonSet", "cell").spec.template.spec;
-  expect(cell.volumes).toEqual(expect.arrayContaining([{ name: "docker-socket", hostPath: { path: "/var/run/docker.sock", type: "Socket" } }]));
+  expect(cell.volumes).toEqual(
+    expect.arrayContaining([{ name: "docker-socket", hostPath: { path: "/var/run/docker.sock", type: "Socket" } }]),
+  );
 });
 
 test("every manifest is valid against the Kubernetes schemas", async () => {
@@ -65,7 +69,11 @@ test("the services run from the image the Dockerfile builds", () => {
   expect(dockerfile).toMatch(/^FROM node:20-slim$/m);
   expect(dockerfile).toContain("pnpm install");
   expect(dockerfile).toMatch(/ENTRYPOINT \["node", .*"--import", "tsx"\]/);
-  for (const [kind, name] of [["Deployment", "bbs"], ["Deployment", "auctioneer"], ["DaemonSet", "cell"]]) {
+  for (const [kind, name] of [
+    ["Deployment", "bbs"],
+    ["Deployment", "auctioneer"],
+    ["DaemonSet", "cell"],
+  ]) {
     const invocation = serviceInvocation(container(deployment, kind, name));
     expect(invocation?.service).toBe(name);
     expect(existsSync(join(REPO, "packages", name, "src", "main.ts"))).toBe(true);
@@ -80,7 +88,10 @@ describe("the checks catch what they should", () => {
     delete container(d, "DaemonSet", "cell").name;
     const errors = await schemaErrors(d.manifests);
     expect(errors).toEqual(
-      expect.arrayContaining([expect.stringMatching(/bbs\.yaml.*Deployment\/bbs: .*replicas must be integer/), expect.stringMatching(/cell\.yaml.*containers\/0 must have required property name/)]),
+      expect.arrayContaining([
+        expect.stringMatching(/bbs\.yaml.*Deployment\/bbs: .*replicas must be integer/),
+        expect.stringMatching(/cell\.yaml.*containers\/0 must have required property name/),
+      ]),
     );
   });
 
@@ -88,7 +99,9 @@ describe("the checks catch what they should", () => {
     const d = copy();
     const c = container(d, "Deployment", "auctioneer");
     c.readinesProbe = c.readinessProbe;
-    expect(unknownFieldErrors(d.manifests)).toEqual([expect.stringMatching(/auctioneer\.yaml.*'readinesProbe' does not exist/)]);
+    expect(unknownFieldErrors(d.manifests)).toEqual([
+      expect.stringMatching(/auctioneer\.yaml.*'readinesProbe' does not exist/),
+    ]);
   }, 120_000);
 
   test("a missing ConfigMap or Secret, a selector that matches nothing, a missing probe", () => {

@@ -17,14 +17,22 @@ const makeCerts = resolve(import.meta.dirname, "../../../scripts/make-certs");
 
 let dir: string;
 let bbs: TestBbs;
-const certs = (set: string) => ({ caFile: join(dir, set, "ca.crt"), certFile: join(dir, set, "client.crt"), keyFile: join(dir, set, "client.key") });
+const certs = (set: string) => ({
+  caFile: join(dir, set, "ca.crt"),
+  certFile: join(dir, set, "client.crt"),
+  keyFile: join(dir, set, "client.key"),
+});
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "diego-certs-"));
   await run(makeCerts, [join(dir, "ours"), "--cells", "1"]);
   await run(makeCerts, [join(dir, "theirs"), "--cells", "0"]);
   bbs = await TestBbs.start({
-    tls: { caFile: join(dir, "ours", "ca.crt"), certFile: join(dir, "ours", "bbs.crt"), keyFile: join(dir, "ours", "bbs.key") },
+    tls: {
+      caFile: join(dir, "ours", "ca.crt"),
+      certFile: join(dir, "ours", "bbs.crt"),
+      keyFile: join(dir, "ours", "bbs.key"),
+    },
   });
 }, 120_000);
 
@@ -52,9 +60,19 @@ test("the client with the generated client certificate is accepted", async () =>
 
 test("the CLI with the generated client certificate is accepted, from flags or from the environment", async () => {
   const c = certs("ours");
-  const flags = await diego(bbs.address, ["list", "--ca-file", c.caFile, "--cert-file", c.certFile, "--key-file", c.keyFile]);
+  const flags = await diego(bbs.address, [
+    "list",
+    "--ca-file",
+    c.caFile,
+    "--cert-file",
+    c.certFile,
+    "--key-file",
+    c.keyFile,
+  ]);
   expect(flags).toMatchObject({ code: 0, stderr: "no tasks\n" });
-  const env = await diego(bbs.address, ["cells", "--json"], { env: { DIEGO_TLS_CA_FILE: c.caFile, DIEGO_TLS_CERT_FILE: c.certFile, DIEGO_TLS_KEY_FILE: c.keyFile } });
+  const env = await diego(bbs.address, ["cells", "--json"], {
+    env: { DIEGO_TLS_CA_FILE: c.caFile, DIEGO_TLS_CERT_FILE: c.certFile, DIEGO_TLS_KEY_FILE: c.keyFile },
+  });
   expect(env).toMatchObject({ code: 0, stdout: "" });
 });
 
@@ -63,7 +81,17 @@ test("a client certificate from another CA is refused", async () => {
   await expect(client.list()).rejects.toMatchObject({ code: "UNAVAILABLE" });
   client.close();
   // The CLI trusts our CA but shows a certificate the BBS does not trust.
-  const r = await diego(bbs.address, ["list", "--timeout", "5s", "--ca-file", certs("ours").caFile, "--cert-file", certs("theirs").certFile, "--key-file", certs("theirs").keyFile]);
+  const r = await diego(bbs.address, [
+    "list",
+    "--timeout",
+    "5s",
+    "--ca-file",
+    certs("ours").caFile,
+    "--cert-file",
+    certs("theirs").certFile,
+    "--key-file",
+    certs("theirs").keyFile,
+  ]);
   expect(r.code).toBe(3);
   expect(r.stderr).toContain(`cannot reach the BBS at ${bbs.address}`);
 });

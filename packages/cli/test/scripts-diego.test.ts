@@ -8,21 +8,31 @@ let bbs: TestBbs;
 
 beforeAll(async () => {
   bbs = await TestBbs.start();
-  bbs.autoRun = (task) => (task.annotation === "fail" ? { failed: true, failureReason: "DEMO: Exited with status 3" } : { result: "42" });
+  bbs.autoRun = (task) =>
+    task.annotation === "fail" ? { failed: true, failureReason: "DEMO: Exited with status 3" } : { result: "42" };
 });
 afterAll(() => bbs.stop());
 
 function diego(args: string[], options: { stdin?: string; env?: Record<string, string> } = {}) {
   return new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
-    const child = execFile(script, args, { env: { ...process.env, DIEGO_BBS_ADDR: bbs.address, ...options.env }, timeout: 60_000 }, (err, stdout, stderr) =>
-      done({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
+    const child = execFile(
+      script,
+      args,
+      { env: { ...process.env, DIEGO_BBS_ADDR: bbs.address, ...options.env }, timeout: 60_000 },
+      (err, stdout, stderr) => done({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
     );
     child.stdin?.end(options.stdin ?? "");
   });
 }
 
 const task = (guid: string, annotation = "") =>
-  JSON.stringify({ task_guid: guid, domain: "scripts", root_fs: "docker:///diego/busybox", action: { run: { path: "/bin/true" } }, annotation });
+  JSON.stringify({
+    task_guid: guid,
+    domain: "scripts",
+    root_fs: "docker:///diego/busybox",
+    action: { run: { path: "/bin/true" } },
+    annotation,
+  });
 
 test("scripts/diego --help lists the commands", async () => {
   const r = await diego(["--help"]);

@@ -61,7 +61,11 @@ export class DiegoClient {
 
   constructor(options: DiegoClientOptions = {}) {
     this.address = options.address ?? DEFAULT_BBS_ADDRESS;
-    const clientOptions = { tls: options.tls, defaultTimeoutMs: options.timeoutMs ?? 10_000, serverName: options.serverName };
+    const clientOptions = {
+      tls: options.tls,
+      defaultTimeoutMs: options.timeoutMs ?? 10_000,
+      serverName: options.serverName,
+    };
     this.tasks = createClient(TaskService, this.address, clientOptions);
     this.cells = createClient(CellService, this.address, clientOptions);
   }
@@ -70,7 +74,8 @@ export class DiegoClient {
   async desire(request: TaskCreateInit, options?: RequestOptions): Promise<Task> {
     const message = create(TaskCreateRequestSchema, request as MessageInitShape<typeof TaskCreateRequestSchema>);
     const response = await this.call(() => this.tasks.desireTask(message, options));
-    if (!response.task) throw new DiegoError("INTERNAL", `the BBS at ${this.address} answered DesireTask without the task`);
+    if (!response.task)
+      throw new DiegoError("INTERNAL", `the BBS at ${this.address} answered DesireTask without the task`);
     return response.task;
   }
 
@@ -80,8 +85,15 @@ export class DiegoClient {
   }
 
   async list(filter: TaskFilter = {}, options?: RequestOptions): Promise<Task[]> {
-    const state = filter.state === undefined ? undefined : typeof filter.state === "string" ? parseTaskState(filter.state) : filter.state;
-    const response = await this.call(() => this.tasks.listTasks({ domain: filter.domain, cellId: filter.cellId, state }, options));
+    const state =
+      filter.state === undefined
+        ? undefined
+        : typeof filter.state === "string"
+          ? parseTaskState(filter.state)
+          : filter.state;
+    const response = await this.call(() =>
+      this.tasks.listTasks({ domain: filter.domain, cellId: filter.cellId, state }, options),
+    );
     return response.tasks;
   }
 
@@ -107,7 +119,10 @@ export class DiegoClient {
 
   /** The task's container output so far and, with `follow`, the lines that come until it completes. */
   logs(taskGuid: string, options: { follow?: boolean; signal?: AbortSignal } = {}): AsyncIterable<LogLine> {
-    return this.stream(() => this.tasks.taskLogs({ taskGuid, follow: options.follow ?? false }, { signal: options.signal }), options.signal);
+    return this.stream(
+      () => this.tasks.taskLogs({ taskGuid, follow: options.follow ?? false }, { signal: options.signal }),
+      options.signal,
+    );
   }
 
   /** The cells that are alive now, with their capacity. */
@@ -123,7 +138,11 @@ export class DiegoClient {
    * followed (bad request, BBS unreachable past `followTimeoutMs`, deleted by someone else, aborted).
    */
   runToCompletion(request: TaskCreateInit, options: RunToCompletionOptions = {}): Promise<Task> {
-    return runToCompletion(this, create(TaskCreateRequestSchema, request as MessageInitShape<typeof TaskCreateRequestSchema>), options);
+    return runToCompletion(
+      this,
+      create(TaskCreateRequestSchema, request as MessageInitShape<typeof TaskCreateRequestSchema>),
+      options,
+    );
   }
 
   close(): void {
@@ -159,7 +178,11 @@ export class DiegoClient {
         .replace(/\s*\(\d{4}-\d\d-\d\dT[^)]*\)/g, "")
         .replace(/\.?\s*Resolution note:\s*$/, "")
         .trim();
-      return new DiegoError(err.code, detail.includes(this.address) ? detail : `BBS at ${this.address}: ${detail}`, err.violations);
+      return new DiegoError(
+        err.code,
+        detail.includes(this.address) ? detail : `BBS at ${this.address}: ${detail}`,
+        err.violations,
+      );
     }
     return err;
   }

@@ -1,4 +1,11 @@
-export { DiegoClient, DEFAULT_BBS_ADDRESS, type DiegoClientOptions, type RequestOptions, type TaskCreateInit, type TaskFilter } from "./diego-client.js";
+export {
+  DiegoClient,
+  DEFAULT_BBS_ADDRESS,
+  type DiegoClientOptions,
+  type RequestOptions,
+  type TaskCreateInit,
+  type TaskFilter,
+} from "./diego-client.js";
 export { runToCompletion, type RunToCompletionOptions, type TaskFollowApi } from "./run-to-completion.js";
 export { parseTaskFile, type ParseTaskFileOptions } from "./task-file.js";
 export { parseTaskState, taskStateName, TASK_STATE_NAMES, type TaskStateName } from "./task-state.js";

@@ -33,7 +33,11 @@ const { COMPLETED, RESOLVING } = TaskState;
  * also read whenever no event came for `pollIntervalMs`, and snapshots are ordered by updated_at, so a
  * change is never missed and never goes backwards.
  */
-export async function runToCompletion(client: TaskFollowApi, request: TaskCreateRequest, options: RunToCompletionOptions = {}): Promise<Task> {
+export async function runToCompletion(
+  client: TaskFollowApi,
+  request: TaskCreateRequest,
+  options: RunToCompletionOptions = {},
+): Promise<Task> {
   const signal = options.signal;
   signal?.throwIfAborted();
   const pollIntervalMs = options.pollIntervalMs ?? 1_000;
@@ -55,7 +59,8 @@ export async function runToCompletion(client: TaskFollowApi, request: TaskCreate
       if (task.state === COMPLETED || task.state === RESOLVING) {
         stopWatching.abort();
         await options.onCompleted?.(task);
-        if (task.state === COMPLETED && options.resolve !== false) await resolveAndDelete(client, task.taskGuid, signal, outage, pollIntervalMs);
+        if (task.state === COMPLETED && options.resolve !== false)
+          await resolveAndDelete(client, task.taskGuid, signal, outage, pollIntervalMs);
         return task;
       }
       const woken = await tracker.waitForChange(pollIntervalMs, signal);
@@ -85,7 +90,13 @@ function removedResult(tracker: TaskTracker): Task {
   throw new DiegoError("NOT_FOUND", `task ${JSON.stringify(tracker.taskGuid)} was deleted before it completed`);
 }
 
-async function resolveAndDelete(client: TaskFollowApi, taskGuid: string, signal: AbortSignal | undefined, outage: OutageBudget, retryMs: number) {
+async function resolveAndDelete(
+  client: TaskFollowApi,
+  taskGuid: string,
+  signal: AbortSignal | undefined,
+  outage: OutageBudget,
+  retryMs: number,
+) {
   const attempt = async (step: () => Promise<void>): Promise<"done" | "taken"> => {
     for (;;) {
       try {
@@ -105,7 +116,13 @@ async function resolveAndDelete(client: TaskFollowApi, taskGuid: string, signal:
 }
 
 /** Reads the event stream into the tracker, reopening it after a failure until `stop` aborts. */
-async function watchLoop(client: TaskFollowApi, request: TaskCreateRequest, tracker: TaskTracker, stop: AbortSignal, retryMs: number) {
+async function watchLoop(
+  client: TaskFollowApi,
+  request: TaskCreateRequest,
+  tracker: TaskTracker,
+  stop: AbortSignal,
+  retryMs: number,
+) {
   while (!stop.aborted) {
     try {
       for await (const event of client.watch({ domain: request.domain }, { signal: stop })) {
@@ -137,7 +154,11 @@ class TaskTracker {
   offer(task: Task): void {
     if (this.removed) return;
     const current = this.latest;
-    if (current && (task.updatedAt < current.updatedAt || (task.updatedAt === current.updatedAt && task.state <= current.state))) return;
+    if (
+      current &&
+      (task.updatedAt < current.updatedAt || (task.updatedAt === current.updatedAt && task.state <= current.state))
+    )
+      return;
     this.latest = task;
     const key = `${task.state}/${task.cellId}`;
     if (key !== this.reported) {
@@ -192,7 +213,8 @@ class OutageBudget {
 
   failed(err: unknown, signal: AbortSignal | undefined): void {
     signal?.throwIfAborted();
-    const transient = DiegoError.is(err, "UNAVAILABLE") || DiegoError.is(err, "DEADLINE_EXCEEDED") || DiegoError.is(err, "ABORTED");
+    const transient =
+      DiegoError.is(err, "UNAVAILABLE") || DiegoError.is(err, "DEADLINE_EXCEEDED") || DiegoError.is(err, "ABORTED");
     if (!transient) throw err;
     const now = Date.now();
     this.since ??= now;

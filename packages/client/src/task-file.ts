@@ -60,7 +60,10 @@ function checkMessage(desc: DescMessage, json: unknown, path: string, out: Field
     if (field.oneof) {
       const other = oneofsSeen.get(field.oneof.name);
       if (other !== undefined) {
-        out.push({ field: here, message: `only one of ${field.oneof.fields.map((f) => f.name).join(", ")} may be set (${other} is set too)` });
+        out.push({
+          field: here,
+          message: `only one of ${field.oneof.fields.map((f) => f.name).join(", ")} may be set (${other} is set too)`,
+        });
         continue;
       }
       oneofsSeen.set(field.oneof.name, key);
@@ -69,7 +72,14 @@ function checkMessage(desc: DescMessage, json: unknown, path: string, out: Field
   }
 }
 
-function checkField(desc: DescMessage, field: DescField, key: string, value: unknown, here: string, out: FieldViolation[]): void {
+function checkField(
+  desc: DescMessage,
+  field: DescField,
+  key: string,
+  value: unknown,
+  here: string,
+  out: FieldViolation[],
+): void {
   switch (field.fieldKind) {
     case "message":
       checkMessage(field.message, value, here, out);

@@ -9,7 +9,9 @@ export type TaskStateName = (typeof TASK_STATE_NAMES)[number] | Lowercase<(typeo
 export function parseTaskState(name: string): TaskState {
   const upper = name.trim().toUpperCase();
   if ((TASK_STATE_NAMES as readonly string[]).includes(upper)) return TaskState[upper as keyof typeof TaskState];
-  throw invalidArgument([{ field: "state", message: `must be one of ${TASK_STATE_NAMES.join(", ")} (got ${JSON.stringify(name)})` }]);
+  throw invalidArgument([
+    { field: "state", message: `must be one of ${TASK_STATE_NAMES.join(", ")} (got ${JSON.stringify(name)})` },
+  ]);
 }
 
 export function taskStateName(state: TaskState): string {

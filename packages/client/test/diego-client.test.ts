@@ -41,7 +41,10 @@ test("errors are DiegoError with the gRPC code", async () => {
   await client.desire(task(g));
   await expect(client.desire(task(g))).rejects.toMatchObject({ code: "ALREADY_EXISTS" });
   await expect(client.get("no-such-task")).rejects.toMatchObject({ code: "NOT_FOUND" });
-  await expect(client.resolve(g)).rejects.toMatchObject({ code: "FAILED_PRECONDITION", message: "Cannot transition from PENDING to RESOLVING" });
+  await expect(client.resolve(g)).rejects.toMatchObject({
+    code: "FAILED_PRECONDITION",
+    message: "Cannot transition from PENDING to RESOLVING",
+  });
   const err = await client.desire({ ...task(""), domain: "" }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(DiegoError);
   expect((err as DiegoError).violations.map((v) => v.field)).toEqual(expect.arrayContaining(["task_guid", "domain"]));
@@ -58,14 +61,21 @@ test("list filters by domain, cell and state (by enum or by name)", async () => 
   expect(guids(await client.list({ domain, cellId: "cell-1" }))).toEqual([b]);
   expect(guids(await client.list({ domain, state: TaskState.CLAIMED }))).toEqual([b, c].sort());
   expect(guids(await client.list({ domain, state: "pending" }))).toEqual([a]);
-  await expect(client.list({ state: "sleeping" as never })).rejects.toMatchObject({ code: "INVALID_ARGUMENT", violations: [{ field: "state" }] });
+  await expect(client.list({ state: "sleeping" as never })).rejects.toMatchObject({
+    code: "INVALID_ARGUMENT",
+    violations: [{ field: "state" }],
+  });
 });
 
 test("cancel, resolve and delete walk a task out of the system", async () => {
   const g = guid();
   await client.desire(task(g));
   await client.cancel(g);
-  expect(await client.get(g)).toMatchObject({ state: TaskState.COMPLETED, failed: true, failureReason: "task was cancelled" });
+  expect(await client.get(g)).toMatchObject({
+    state: TaskState.COMPLETED,
+    failed: true,
+    failureReason: "task was cancelled",
+  });
   await expect(client.cancel(g)).rejects.toMatchObject({ code: "FAILED_PRECONDITION" });
   await client.resolve(g);
   await client.delete(g);
@@ -81,7 +91,8 @@ test("watch streams created, changed and removed events of its domain until abor
     for await (const ev of client.watch({ domain }, { signal: stop.signal })) {
       const e = ev.event;
       if (e.case === "created") seen.push(`created ${TaskState[e.value.task!.state]}`);
-      if (e.case === "changed") seen.push(`changed ${TaskState[e.value.before!.state]}->${TaskState[e.value.after!.state]}`);
+      if (e.case === "changed")
+        seen.push(`changed ${TaskState[e.value.before!.state]}->${TaskState[e.value.after!.state]}`);
       if (e.case === "removed") seen.push("removed");
       if (seen.length === 4) stop.abort();
     }
@@ -124,12 +135,24 @@ test("logs returns the output so far, and with follow the lines until the task c
 test("listCells returns the live cells with their capacity", async () => {
   // A BBS of its own, with exactly one cell heartbeating (the other tests' cells start on first use).
   const solo = await TestBbs.start({
-    cells: [{ cellId: "cell-1", zone: "z1", total: { memoryMb: 1024, diskMb: 2048, containers: 10 }, available: { memoryMb: 512, diskMb: 2048, containers: 9 } }],
+    cells: [
+      {
+        cellId: "cell-1",
+        zone: "z1",
+        total: { memoryMb: 1024, diskMb: 2048, containers: 10 },
+        available: { memoryMb: 512, diskMb: 2048, containers: 9 },
+      },
+    ],
   });
   const c = new DiegoClient({ address: solo.address, timeoutMs: 5_000 });
   const cells = await c.listCells();
   expect(cells).toHaveLength(1);
-  expect(cells[0]).toMatchObject({ cellId: "cell-1", zone: "z1", total: { memoryMb: 1024 }, available: { memoryMb: 512 } });
+  expect(cells[0]).toMatchObject({
+    cellId: "cell-1",
+    zone: "z1",
+    total: { memoryMb: 1024 },
+    available: { memoryMb: 512 },
+  });
   c.close();
   await solo.stop();
 });
@@ -139,7 +162,10 @@ test("an unreachable BBS is UNAVAILABLE and the message names its address", asyn
   const err = await nowhere.get("x").catch((e: unknown) => e);
   expect(err).toMatchObject({ code: "UNAVAILABLE" });
   expect((err as Error).message).toContain("127.0.0.1:1");
-  await expect(consume(nowhere.watch())).rejects.toMatchObject({ code: "UNAVAILABLE", message: expect.stringContaining("127.0.0.1:1") });
+  await expect(consume(nowhere.watch())).rejects.toMatchObject({
+    code: "UNAVAILABLE",
+    message: expect.stringContaining("127.0.0.1:1"),
+  });
   nowhere.close();
 });
 

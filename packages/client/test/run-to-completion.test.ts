@@ -33,8 +33,16 @@ test("desires, follows through every state, resolves, deletes and returns the co
   bbs.autoRun = () => ({ cellId: "cell-2", result: "42" });
   const g = guid();
   const progress: string[] = [];
-  const done = await client.runToCompletion(task(g), { onProgress: (t) => progress.push(`${TaskState[t.state]}${t.cellId ? `@${t.cellId}` : ""}`) });
-  expect(done).toMatchObject({ taskGuid: g, state: TaskState.COMPLETED, failed: false, result: "42", cellId: "cell-2" });
+  const done = await client.runToCompletion(task(g), {
+    onProgress: (t) => progress.push(`${TaskState[t.state]}${t.cellId ? `@${t.cellId}` : ""}`),
+  });
+  expect(done).toMatchObject({
+    taskGuid: g,
+    state: TaskState.COMPLETED,
+    failed: false,
+    result: "42",
+    cellId: "cell-2",
+  });
   expect(progress).toEqual(["PENDING", "CLAIMED@cell-2", "RUNNING@cell-2", "COMPLETED@cell-2"]);
   expect(await bbs.has(g)).toBe(false);
 });
@@ -86,7 +94,10 @@ test("a task deleted before it completed is NOT_FOUND", async () => {
   const running = client.runToCompletion(task(g), { pollIntervalMs: 50 });
   await until(() => bbs.has(g));
   await bbs.wipe(g); // as if an operator wiped it from the store
-  await expect(running).rejects.toMatchObject({ code: "NOT_FOUND", message: expect.stringContaining("deleted before it completed") });
+  await expect(running).rejects.toMatchObject({
+    code: "NOT_FOUND",
+    message: expect.stringContaining("deleted before it completed"),
+  });
 });
 
 test("aborting stops following and leaves the task as it is", async () => {
@@ -100,20 +111,31 @@ test("aborting stops following and leaves the task as it is", async () => {
 });
 
 test("a bad request fails at once with the field named", async () => {
-  await expect(client.runToCompletion({ ...task(guid()), rootFs: "" })).rejects.toMatchObject({ code: "INVALID_ARGUMENT", violations: [{ field: "root_fs" }] });
+  await expect(client.runToCompletion({ ...task(guid()), rootFs: "" })).rejects.toMatchObject({
+    code: "INVALID_ARGUMENT",
+    violations: [{ field: "root_fs" }],
+  });
 });
 
 test("a BBS that goes away and comes back is waited for; one that stays away ends the run", async () => {
   // Tasks outlive a BBS restart in etcd (the run's etcd from the jest global setup), not in memory.
   const etcd = process.env.DIEGO_TEST_ETCD;
   if (!etcd) throw new Error("DIEGO_TEST_ETCD is not set (the jest global setup starts etcd)");
-  const store = { store: "etcd" as const, etcdEndpoints: [etcd], etcdPrefix: `/test-client/${process.pid}-${Date.now()}/` };
+  const store = {
+    store: "etcd" as const,
+    etcdEndpoints: [etcd],
+    etcdPrefix: `/test-client/${process.pid}-${Date.now()}/`,
+  };
   const first = await TestBbs.start({ bbs: store });
   const port = first.address.split(":")[1];
   const c = new DiegoClient({ address: first.address, timeoutMs: 2_000 });
   const g = guid();
   let seenPending: Task | undefined;
-  const running = c.runToCompletion(task(g), { pollIntervalMs: 50, unreachableTimeoutMs: 60_000, onProgress: (t) => (seenPending ??= t) });
+  const running = c.runToCompletion(task(g), {
+    pollIntervalMs: 50,
+    unreachableTimeoutMs: 60_000,
+    onProgress: (t) => (seenPending ??= t),
+  });
   running.catch(() => undefined); // awaited below; this only keeps a failure elsewhere from going unhandled
   await until(() => seenPending !== undefined);
   await first.stop();
@@ -130,7 +152,10 @@ test("a BBS that goes away and comes back is waited for; one that stays away end
     again.catch(() => undefined);
     await until(() => second.has(g2));
     await second.stop();
-    await expect(again).rejects.toMatchObject({ code: "UNAVAILABLE", message: expect.stringContaining(`127.0.0.1:${port}`) });
+    await expect(again).rejects.toMatchObject({
+      code: "UNAVAILABLE",
+      message: expect.stringContaining(`127.0.0.1:${port}`),
+    });
   } finally {
     c.close();
     await second.stop();
@@ -151,14 +176,21 @@ async function callbackReceiver(): Promise<{ url: string; received: string[]; cl
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${port}/done`, received, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  return {
+    url: `http://127.0.0.1:${port}/done`,
+    received,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }
 
 /** Deletes every etcd key under the prefix (etcd's JSON gateway). */
 async function deletePrefix(etcd: string, prefix: string): Promise<void> {
   const b64 = (s: string) => Buffer.from(s).toString("base64");
   const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
-  const res = await fetch(`${etcd}/v3/kv/deleterange`, { method: "POST", body: JSON.stringify({ key: b64(prefix), range_end: b64(end) }) });
+  const res = await fetch(`${etcd}/v3/kv/deleterange`, {
+    method: "POST",
+    body: JSON.stringify({ key: b64(prefix), range_end: b64(end) }),
+  });
   if (!res.ok) throw new Error(`etcd deleterange: ${res.status}`);
 }
 

@@ -34,7 +34,10 @@ test("the task of api.md parses into the message with every field", () => {
     annotation: "first task",
   });
   expect(req.action?.action.case).toBe("run");
-  expect(req.action?.action.value).toMatchObject({ path: "/bin/sh", args: ["-c", "echo $GREETING; printf 42 > /tmp/result"] });
+  expect(req.action?.action.value).toMatchObject({
+    path: "/bin/sh",
+    args: ["-c", "echo $GREETING; printf 42 > /tmp/result"],
+  });
 });
 
 test("nested actions, int64 given as a number or a string, and camelCase names are accepted", () => {
@@ -43,7 +46,14 @@ test("nested actions, int64 given as a number or a string, and camelCase names a
       task_guid: "t",
       domain: "d",
       rootFs: "preloaded:busybox",
-      action: { timeout: { timeout_ms: 5000, action: { serial: { actions: [{ run: { path: "/bin/true" } }, { try: { action: { run: { path: "/bin/false" } } } }] } } } },
+      action: {
+        timeout: {
+          timeout_ms: 5000,
+          action: {
+            serial: { actions: [{ run: { path: "/bin/true" } }, { try: { action: { run: { path: "/bin/false" } } } }] },
+          },
+        },
+      },
     }),
   );
   const timeout = req.action?.action;
@@ -52,7 +62,16 @@ test("nested actions, int64 given as a number or a string, and camelCase names a
     expect(timeout.value.timeoutMs).toBe(5000n);
     expect(timeout.value.action?.action.case).toBe("serial");
   }
-  expect(parseTaskFile(JSON.stringify({ task_guid: "t", domain: "d", root_fs: "preloaded:x", action: { timeout: { timeout_ms: "7", action: { run: { path: "/x" } } } } })).action?.action.value).toMatchObject({ timeoutMs: 7n });
+  expect(
+    parseTaskFile(
+      JSON.stringify({
+        task_guid: "t",
+        domain: "d",
+        root_fs: "preloaded:x",
+        action: { timeout: { timeout_ms: "7", action: { run: { path: "/x" } } } },
+      }),
+    ).action?.action.value,
+  ).toMatchObject({ timeoutMs: 7n });
 });
 
 test("wrong types name the field by the path the user wrote", () => {
@@ -69,13 +88,24 @@ test("wrong types name the field by the path the user wrote", () => {
     }),
   );
   const fields = v.map((x) => x.field);
-  expect(fields).toEqual(expect.arrayContaining(["memory_mb", "cpu_weight", "env[0].value", "placement_tags[1]", "action.run.args"]));
+  expect(fields).toEqual(
+    expect.arrayContaining(["memory_mb", "cpu_weight", "env[0].value", "placement_tags[1]", "action.run.args"]),
+  );
   expect(v.find((x) => x.field === "memory_mb")?.message).toMatch(/int32/);
   expect(v.find((x) => x.field === "action.run.args")?.message).toMatch(/must be a list/);
 });
 
 test("unknown fields are refused with a suggestion for a likely typo", () => {
-  const v = violationsOf(JSON.stringify({ task_guid: "t", domain: "d", root_fs: "docker:///x", memorymb: 3, colour: "red", action: { run: { path: "/x", pth: 1 } } }));
+  const v = violationsOf(
+    JSON.stringify({
+      task_guid: "t",
+      domain: "d",
+      root_fs: "docker:///x",
+      memorymb: 3,
+      colour: "red",
+      action: { run: { path: "/x", pth: 1 } },
+    }),
+  );
   expect(v).toEqual(
     expect.arrayContaining([
       { field: "memorymb", message: "unknown field (did you mean memory_mb?)" },
@@ -86,13 +116,24 @@ test("unknown fields are refused with a suggestion for a likely typo", () => {
 });
 
 test("two actions in one Action are refused", () => {
-  const v = violationsOf(JSON.stringify({ task_guid: "t", domain: "d", root_fs: "docker:///x", action: { run: { path: "/x" }, download: { from: "http://a/b", to: "/c" } } }));
+  const v = violationsOf(
+    JSON.stringify({
+      task_guid: "t",
+      domain: "d",
+      root_fs: "docker:///x",
+      action: { run: { path: "/x" }, download: { from: "http://a/b", to: "/c" } },
+    }),
+  );
   expect(v).toEqual([{ field: "action.download", message: expect.stringContaining("only one of run, download") }]);
 });
 
 test("the BBS's validation rules apply too, each naming its field", () => {
-  const v = violationsOf(JSON.stringify({ task_guid: "bad guid!", root_fs: "ftp://x", memory_mb: -1, action: { run: {} } }));
-  expect(v.map((x) => x.field)).toEqual(expect.arrayContaining(["task_guid", "domain", "root_fs", "memory_mb", "action.run.path"]));
+  const v = violationsOf(
+    JSON.stringify({ task_guid: "bad guid!", root_fs: "ftp://x", memory_mb: -1, action: { run: {} } }),
+  );
+  expect(v.map((x) => x.field)).toEqual(
+    expect.arrayContaining(["task_guid", "domain", "root_fs", "memory_mb", "action.run.path"]),
+  );
   expect(() => parseTaskFile(JSON.stringify({ task_guid: "t" }), { validate: false })).not.toThrow();
 });
 

@@ -26,7 +26,11 @@ test("the main entry never imports @diego/bbs or the testing entry", () => {
   expect(files).toContain("index.ts");
   for (const f of files) {
     const text = readFileSync(join(src, f), "utf8");
-    expect({ file: f, importsBbs: /from\s+["']@diego\/(bbs|auctioneer)["']/.test(text), importsTesting: /from\s+["']\.\/testing\//.test(text) }).toEqual({
+    expect({
+      file: f,
+      importsBbs: /from\s+["']@diego\/(bbs|auctioneer)["']/.test(text),
+      importsTesting: /from\s+["']\.\/testing\//.test(text),
+    }).toEqual({
       file: f,
       importsBbs: false,
       importsTesting: false,
@@ -40,8 +44,14 @@ test("the proxy passes answers, errors (code, message, field violations) and str
   const g = `testing-entry-${process.pid}`;
   expect(await c.desire(task(g))).toMatchObject({ taskGuid: g, state: TaskState.PENDING });
   await expect(c.desire(task(g))).rejects.toMatchObject({ code: "ALREADY_EXISTS" });
-  await expect(c.resolve(g)).rejects.toMatchObject({ code: "FAILED_PRECONDITION", message: "Cannot transition from PENDING to RESOLVING" });
-  await expect(c.desire({ ...task(g), rootFs: "" })).rejects.toMatchObject({ code: "INVALID_ARGUMENT", violations: [{ field: "root_fs" }] });
+  await expect(c.resolve(g)).rejects.toMatchObject({
+    code: "FAILED_PRECONDITION",
+    message: "Cannot transition from PENDING to RESOLVING",
+  });
+  await expect(c.desire({ ...task(g), rootFs: "" })).rejects.toMatchObject({
+    code: "INVALID_ARGUMENT",
+    violations: [{ field: "root_fs" }],
+  });
   await bbs.start(g, "cell-7");
   bbs.log(g, "hello");
   const lines: string[] = [];

@@ -16,12 +16,22 @@ export class HttpReceiver {
   private server: Server;
   port = 0;
 
-  constructor(private respond: (req: ReceivedRequest, index: number) => { status: number; body?: string | Buffer; headers?: Record<string, string> }) {
+  constructor(
+    private respond: (
+      req: ReceivedRequest,
+      index: number,
+    ) => { status: number; body?: string | Buffer; headers?: Record<string, string> },
+  ) {
     this.server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on("data", (c: Buffer) => chunks.push(c));
       req.on("end", () => {
-        const received = { method: req.method ?? "", url: req.url ?? "", headers: req.headers, body: Buffer.concat(chunks) };
+        const received = {
+          method: req.method ?? "",
+          url: req.url ?? "",
+          headers: req.headers,
+          body: Buffer.concat(chunks),
+        };
         this.requests.push(received);
         const answer = this.respond(received, this.requests.length - 1);
         res.writeHead(answer.status, answer.headers);

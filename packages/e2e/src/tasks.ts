@@ -9,7 +9,10 @@ import { eventually, REPO_ROOT } from "./processes.js";
 
 /** A task file from packages/e2e/fixtures with its guid (and log_guid) replaced by a unique one. */
 export function fixtureTask(name: string, guid: string, overrides: Record<string, JsonValue> = {}): TaskCreateRequest {
-  const json = JSON.parse(readFileSync(join(REPO_ROOT, "packages/e2e/fixtures", name), "utf8")) as Record<string, JsonValue>;
+  const json = JSON.parse(readFileSync(join(REPO_ROOT, "packages/e2e/fixtures", name), "utf8")) as Record<
+    string,
+    JsonValue
+  >;
   return fromJson(TaskCreateRequestSchema, { ...json, task_guid: guid, log_guid: guid, ...overrides });
 }
 

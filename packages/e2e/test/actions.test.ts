@@ -2,7 +2,15 @@ import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import type { JsonValue } from "@bufbuild/protobuf";
 import { LogLine_Stream, TaskState, type LogLine, type Task } from "@diego/proto";
-import { Cluster, containersOf, eventually, fixtureTask, HttpReceiver, uniqueGuid, waitForState } from "../src/index.js";
+import {
+  Cluster,
+  containersOf,
+  eventually,
+  fixtureTask,
+  HttpReceiver,
+  uniqueGuid,
+  waitForState,
+} from "../src/index.js";
 
 // Issue 5 against the live cluster: each action, their combinations, failure texts, env layering,
 // limits, download and upload through local HTTP servers, logs during and after a task, cancel mid-action.
@@ -18,7 +26,12 @@ function tarOf(name: string, content: string): Buffer {
   header.write("0000000\0", 108);
   header.write("0000000\0", 116);
   header.write(`${body.length.toString(8).padStart(11, "0")}\0`, 124);
-  header.write(`${Math.floor(Date.now() / 1000).toString(8).padStart(11, "0")}\0`, 136);
+  header.write(
+    `${Math.floor(Date.now() / 1000)
+      .toString(8)
+      .padStart(11, "0")}\0`,
+    136,
+  );
   header.write("        ", 148);
   header.write("0", 156);
   header.write("ustar\0", 257);
@@ -68,30 +81,50 @@ async function logsOf(guid: string): Promise<LogLine[]> {
 }
 
 const withResult = { result_file: "/tmp/result" };
-const sh = (script: string, more: Record<string, JsonValue> = {}) => ({ run: { path: "/bin/sh", args: ["-c", script], ...more } });
+const sh = (script: string, more: Record<string, JsonValue> = {}) => ({
+  run: { path: "/bin/sh", args: ["-c", script], ...more },
+});
 
 test("env layering: task env, then the run action's env wins", async () => {
-  const task = await runTask(sh('printf "%s %s" "$GREETING" "$ONLY_TASK" > /tmp/result', { env: [{ name: "GREETING", value: "from-action" }] }), {
-    ...withResult,
-    env: [
-      { name: "GREETING", value: "from-task" },
-      { name: "ONLY_TASK", value: "task-value" },
-    ],
-  });
+  const task = await runTask(
+    sh('printf "%s %s" "$GREETING" "$ONLY_TASK" > /tmp/result', { env: [{ name: "GREETING", value: "from-action" }] }),
+    {
+      ...withResult,
+      env: [
+        { name: "GREETING", value: "from-task" },
+        { name: "ONLY_TASK", value: "task-value" },
+      ],
+    },
+  );
   expect(task).toMatchObject({ failed: false, result: "from-action task-value" });
   await done(task);
 });
 
 test("run honours dir, user and args", async () => {
-  const task = await runTask({ run: { path: "/bin/sh", args: ["-c", 'printf "%s:%s" "$(pwd)" "$(id -un)" > /tmp/result'], dir: "/tmp", user: "vcap" } }, withResult);
+  const task = await runTask(
+    {
+      run: {
+        path: "/bin/sh",
+        args: ["-c", 'printf "%s:%s" "$(pwd)" "$(id -un)" > /tmp/result'],
+        dir: "/tmp",
+        user: "vcap",
+      },
+    },
+    withResult,
+  );
   expect(task).toMatchObject({ failed: false, result: "/tmp:vcap" });
   await done(task);
 });
 
 test("serial runs in order and stops at the first failure", async () => {
-  const task = await runTask({
-    serial: { actions: [sh("printf a >> /tmp/result"), sh("printf b >> /tmp/result; exit 2"), sh("printf c >> /tmp/result")] },
-  }, withResult);
+  const task = await runTask(
+    {
+      serial: {
+        actions: [sh("printf a >> /tmp/result"), sh("printf b >> /tmp/result; exit 2"), sh("printf c >> /tmp/result")],
+      },
+    },
+    withResult,
+  );
   expect(task).toMatchObject({ failed: true, failureReason: "DEMO: Exited with status 2", result: "ab" });
   await done(task);
 });
@@ -107,7 +140,10 @@ test("parallel waits for all and joins the errors", async () => {
 });
 
 test("try swallows a failure", async () => {
-  const task = await runTask({ serial: { actions: [{ try: { action: sh("exit 9") } }, sh("printf ok > /tmp/result")] } }, withResult);
+  const task = await runTask(
+    { serial: { actions: [{ try: { action: sh("exit 9") } }, sh("printf ok > /tmp/result")] } },
+    withResult,
+  );
   expect(task).toMatchObject({ failed: false, result: "ok" });
   await done(task);
 });
@@ -120,14 +156,21 @@ test("timeout fails with the Go duration text", async () => {
 });
 
 test("codependent: the first to exit stops the others", async () => {
-  const task = await runTask({ codependent: { actions: [{ run: { path: "/bin/sleep", args: ["60"] } }, sh("exit 0")] } });
+  const task = await runTask({
+    codependent: { actions: [{ run: { path: "/bin/sleep", args: ["60"] } }, sh("exit 0")] },
+  });
   expect(task.failed).toBe(true);
   await done(task);
 });
 
 test("emit_progress writes its messages to the task's log", async () => {
   const task = await runTask({
-    emit_progress: { action: sh("echo working"), start_message: "starting up", success_message: "all done", failure_message_prefix: "it broke" },
+    emit_progress: {
+      action: sh("echo working"),
+      start_message: "starting up",
+      success_message: "all done",
+      failure_message_prefix: "it broke",
+    },
   });
   expect(task.failed).toBe(false);
   const messages = (await logsOf(task.taskGuid)).map((l) => l.message);
@@ -137,28 +180,51 @@ test("emit_progress writes its messages to the task's log", async () => {
 
 test("download: a plain file and a tgz archive with a checksum, fetched by the cell", async () => {
   const sha = createHash("sha256").update(tgz).digest("hex");
-  const task = await runTask({
-    serial: {
-      actions: [
-        { download: { from: files.url("/plain.txt"), to: "/tmp/plain.txt" } },
-        { download: { from: files.url("/bundle.tgz"), to: "/tmp/bundle", checksum_algorithm: "sha256", checksum_value: sha, cache_key: "bundle" } },
-        sh("cat /tmp/plain.txt /tmp/bundle/inner/hello.txt > /tmp/result"),
-      ],
+  const task = await runTask(
+    {
+      serial: {
+        actions: [
+          { download: { from: files.url("/plain.txt"), to: "/tmp/plain.txt" } },
+          {
+            download: {
+              from: files.url("/bundle.tgz"),
+              to: "/tmp/bundle",
+              checksum_algorithm: "sha256",
+              checksum_value: sha,
+              cache_key: "bundle",
+            },
+          },
+          sh("cat /tmp/plain.txt /tmp/bundle/inner/hello.txt > /tmp/result"),
+        ],
+      },
     },
-  }, withResult);
+    withResult,
+  );
   expect(task).toMatchObject({ failed: false, result: `${plain}from the archive\n` });
   await done(task);
 });
 
 test("download with a wrong checksum fails the task", async () => {
-  const task = await runTask({ download: { from: files.url("/bundle.tgz"), to: "/tmp/b", checksum_algorithm: "sha256", checksum_value: "00".repeat(32) } });
+  const task = await runTask({
+    download: {
+      from: files.url("/bundle.tgz"),
+      to: "/tmp/b",
+      checksum_algorithm: "sha256",
+      checksum_value: "00".repeat(32),
+    },
+  });
   expect(task.failed).toBe(true);
   await done(task);
 });
 
 test("upload POSTs a file out of the container", async () => {
   const task = await runTask({
-    serial: { actions: [sh("printf 'upload me' > /tmp/out.txt"), { upload: { from: "/tmp/out.txt", to: files.url("/upload/out") } }] },
+    serial: {
+      actions: [
+        sh("printf 'upload me' > /tmp/out.txt"),
+        { upload: { from: "/tmp/out.txt", to: files.url("/upload/out") } },
+      ],
+    },
   });
   expect(task.failed).toBe(false);
   const upload = files.requests.find((r) => r.url === "/upload/out");
@@ -175,7 +241,12 @@ test("the memory limit kills a process that exceeds it: (out of memory)", async 
 });
 
 test("the disk limit stops writes beyond disk_mb", async () => {
-  const task = await runTask(sh("dd if=/dev/zero of=/tmp/big bs=1M count=100 2>/dev/null; size=$(du -m /tmp/big | cut -f1); rm -f /tmp/big; echo $size > /tmp/result"), { ...withResult, disk_mb: 20 });
+  const task = await runTask(
+    sh(
+      "dd if=/dev/zero of=/tmp/big bs=1M count=100 2>/dev/null; size=$(du -m /tmp/big | cut -f1); rm -f /tmp/big; echo $size > /tmp/result",
+    ),
+    { ...withResult, disk_mb: 20 },
+  );
   expect(task.failed).toBe(false);
   expect(Number(task.result)).toBeLessThan(25);
   await done(task);
@@ -200,9 +271,17 @@ test("logs during and after a task, tagged by stream and source", async () => {
 
 test("cancel mid-action stops the container at once", async () => {
   const guid = uniqueGuid("cancel-mid");
-  await cluster.tasks.desireTask(fixtureTask("hello.json", guid, { action: { serial: { actions: [sh("echo first"), { run: { path: "/bin/sleep", args: ["300"] } }] } } }));
+  await cluster.tasks.desireTask(
+    fixtureTask("hello.json", guid, {
+      action: { serial: { actions: [sh("echo first"), { run: { path: "/bin/sleep", args: ["300"] } }] } },
+    }),
+  );
   await waitForState(cluster.tasks, guid, [TaskState.RUNNING]);
-  await eventually("the first step's output", async () => (await logsOf(guid)).some((l) => l.message === "first"), 60_000);
+  await eventually(
+    "the first step's output",
+    async () => (await logsOf(guid)).some((l) => l.message === "first"),
+    60_000,
+  );
   await cluster.tasks.cancelTask({ taskGuid: guid });
   await eventually("the container to be gone", async () => (await containersOf(guid)).length === 0, 60_000);
   const task = await cluster.tasks.getTask({ taskGuid: guid });

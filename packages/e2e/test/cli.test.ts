@@ -9,7 +9,12 @@ let env: NodeJS.ProcessEnv;
 let dir: string;
 
 function taskFile(guid: string, change: Record<string, unknown> = {}): string {
-  const json = { ...JSON.parse(readFileSync(join(REPO_ROOT, "packages/e2e/fixtures/hello.json"), "utf8")), task_guid: guid, log_guid: guid, ...change };
+  const json = {
+    ...JSON.parse(readFileSync(join(REPO_ROOT, "packages/e2e/fixtures/hello.json"), "utf8")),
+    task_guid: guid,
+    log_guid: guid,
+    ...change,
+  };
   const file = join(dir, `${guid}.json`);
   writeFileSync(file, JSON.stringify(json, null, 2));
   return file;
@@ -26,7 +31,8 @@ afterAll(() => cluster?.stop());
 test("--help lists the commands", async () => {
   const { code, stdout } = await diego(["--help"]);
   expect(code).toBe(0);
-  for (const cmd of ["desire", "run", "get", "list", "cancel", "resolve", "delete", "watch", "logs", "cells"]) expect(stdout).toContain(cmd);
+  for (const cmd of ["desire", "run", "get", "list", "cancel", "resolve", "delete", "watch", "logs", "cells"])
+    expect(stdout).toContain(cmd);
 });
 
 test("desire, get, list, resolve, delete the issue's task", async () => {
@@ -43,7 +49,12 @@ test("desire, get, list, resolve, delete the issue's task", async () => {
   expect(task).toMatchObject({ task_guid: guid, state: "COMPLETED", result: "42" });
   expect(typeof task.created_at).toBe("number");
   const list = await diego(["list", "--domain", "demo", "--json"], env);
-  expect(list.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l).task_guid)).toContain(guid);
+  expect(
+    list.stdout
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l).task_guid),
+  ).toContain(guid);
   const human = await diego(["list", "--domain", "demo"], env);
   expect(human.stdout).toContain(guid);
   expect((await diego(["resolve", guid], env)).code).toBe(0);
@@ -66,7 +77,14 @@ test("run --wait prints the result and exits 0; a failing task exits non-zero wi
   const ok = await diego(["run", taskFile(uniqueGuid("run-ok")), "--wait"], env);
   expect(ok.code).toBe(0);
   expect(ok.stdout).toContain("42");
-  const bad = await diego(["run", taskFile(uniqueGuid("run-bad"), { action: { run: { path: "/bin/sh", args: ["-c", "exit 7"] } } }), "--wait"], env);
+  const bad = await diego(
+    [
+      "run",
+      taskFile(uniqueGuid("run-bad"), { action: { run: { path: "/bin/sh", args: ["-c", "exit 7"] } } }),
+      "--wait",
+    ],
+    env,
+  );
   expect(bad.code).toBe(1);
   expect(bad.stderr).toContain("DEMO: Exited with status 7");
 });
@@ -80,13 +98,26 @@ test("run --logs shows the task's output", async () => {
 test("cells lists both cells", async () => {
   const res = await diego(["cells", "--json"], env);
   expect(res.code).toBe(0);
-  const ids = res.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l).cell_id).sort();
+  const ids = res.stdout
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l).cell_id)
+    .sort();
   expect(ids).toEqual(["cell-1", "cell-2"]);
 });
 
 test("clear errors: a bad file names the field, an unreachable BBS names the address, a missing task", async () => {
   const badFile = join(dir, "bad.json");
-  writeFileSync(badFile, JSON.stringify({ task_guid: "x", domain: "d", root_fs: "docker:///diego/busybox", memory_mb: -1, action: { run: { path: "/bin/true" } } }));
+  writeFileSync(
+    badFile,
+    JSON.stringify({
+      task_guid: "x",
+      domain: "d",
+      root_fs: "docker:///diego/busybox",
+      memory_mb: -1,
+      action: { run: { path: "/bin/true" } },
+    }),
+  );
   const bad = await diego(["desire", badFile], env);
   expect(bad.code).toBe(2);
   expect(bad.stderr).toContain("memory_mb");

@@ -8,7 +8,14 @@ const cellArgs = ["--heartbeat-ttl", "3s", "--reconcile-interval", "2s"];
 
 beforeAll(async () => {
   cluster = await Cluster.start({
-    bbsArgs: ["--converge-repeat-interval", "1s", "--kick-task-duration", "2s", "--expire-completed-task-duration", "6s"],
+    bbsArgs: [
+      "--converge-repeat-interval",
+      "1s",
+      "--kick-task-duration",
+      "2s",
+      "--expire-completed-task-duration",
+      "6s",
+    ],
     cells: [{ id: "cell-1", args: cellArgs }],
   });
 }, 180_000);
@@ -21,14 +28,20 @@ test("an unresolved completed task is deleted after expire_completed_task_durati
   await waitForState(cluster.tasks, guid, [TaskState.COMPLETED]);
   await eventually(
     "the unresolved task to disappear",
-    async () => (await cluster.tasks.getTask({ taskGuid: guid }).then(() => false, (e: { code: string }) => e.code === "NOT_FOUND")),
+    async () =>
+      await cluster.tasks.getTask({ taskGuid: guid }).then(
+        () => false,
+        (e: { code: string }) => e.code === "NOT_FOUND",
+      ),
     60_000,
   );
 });
 
 test("kill -9 the cell while its task runs: the task fails, and the restarted cell leaves no stray container", async () => {
   const guid = uniqueGuid("lost");
-  await cluster.tasks.desireTask(fixtureTask("hello.json", guid, { action: { run: { path: "/bin/sleep", args: ["300"] } } }));
+  await cluster.tasks.desireTask(
+    fixtureTask("hello.json", guid, { action: { run: { path: "/bin/sleep", args: ["300"] } } }),
+  );
   await waitForState(cluster.tasks, guid, [TaskState.RUNNING]);
   expect((await containersOf(guid)).length).toBe(1);
 
@@ -42,5 +55,9 @@ test("kill -9 the cell while its task runs: the task fails, and the restarted ce
   // The cell works again afterwards.
   const next = uniqueGuid("after-restart");
   await cluster.tasks.desireTask(fixtureTask("hello.json", next));
-  expect(await waitForState(cluster.tasks, next, [TaskState.COMPLETED])).toMatchObject({ failed: false, result: "42", cellId: "cell-1" });
+  expect(await waitForState(cluster.tasks, next, [TaskState.COMPLETED])).toMatchObject({
+    failed: false,
+    result: "42",
+    cellId: "cell-1",
+  });
 });

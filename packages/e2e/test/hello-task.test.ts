@@ -76,5 +76,9 @@ test("ResolvingTask and DeleteTask refuse tasks in the wrong state", async () =>
   expect(task.failureReason).toBe("task was cancelled");
   await cluster.tasks.resolvingTask({ taskGuid: guid });
   await cluster.tasks.deleteTask({ taskGuid: guid });
-  await eventually("the cancelled task's container to be removed", async () => (await containersOf(guid)).length === 0, 60_000);
+  await eventually(
+    "the cancelled task's container to be removed",
+    async () => (await containersOf(guid)).length === 0,
+    60_000,
+  );
 });

@@ -15,7 +15,11 @@ describe("validation (pure)", () => {
   });
   test("every bad field is named at once", () => {
     const req = fromJson(TaskCreateRequestSchema, { domain: "", root_fs: "nope", memory_mb: -5, action: {} });
-    expect(taskCreateRequestViolations(req).map((v) => v.field).sort()).toEqual(["action", "domain", "memory_mb", "root_fs", "task_guid"]);
+    expect(
+      taskCreateRequestViolations(req)
+        .map((v) => v.field)
+        .sort(),
+    ).toEqual(["action", "domain", "memory_mb", "root_fs", "task_guid"]);
   });
 });
 
@@ -26,14 +30,19 @@ describe("against the BBS", () => {
   }, 180_000);
   afterAll(() => cluster?.stop());
 
-  test.each(INVALID_CASES.map((c, i) => [c.name, c, i] as const))("%s is refused and nothing is stored", async (_name, c, i) => {
-    const guid = `invalid-${i}`;
-    const err = await cluster.tasks.desireTask(fromJson(TaskCreateRequestSchema, invalidRequestJson(c, guid))).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(DiegoError);
-    expect(err).toMatchObject({ code: "INVALID_ARGUMENT" });
-    expect((err as DiegoError).message).toContain(c.field);
-    expect((err as DiegoError).violations.map((v) => v.field)).toContain(c.field);
-    const { tasks } = await cluster.tasks.listTasks({ domain: "invalid-requests" });
-    expect(tasks).toEqual([]);
-  });
+  test.each(INVALID_CASES.map((c, i) => [c.name, c, i] as const))(
+    "%s is refused and nothing is stored",
+    async (_name, c, i) => {
+      const guid = `invalid-${i}`;
+      const err = await cluster.tasks
+        .desireTask(fromJson(TaskCreateRequestSchema, invalidRequestJson(c, guid)))
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DiegoError);
+      expect(err).toMatchObject({ code: "INVALID_ARGUMENT" });
+      expect((err as DiegoError).message).toContain(c.field);
+      expect((err as DiegoError).violations.map((v) => v.field)).toContain(c.field);
+      const { tasks } = await cluster.tasks.listTasks({ domain: "invalid-requests" });
+      expect(tasks).toEqual([]);
+    },
+  );
 });

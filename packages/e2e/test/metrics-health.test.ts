@@ -50,7 +50,11 @@ test("counters move after a few tasks", async () => {
   expect(sample(cell, "CellTasksSucceeded")).toBeGreaterThanOrEqual(3);
   expect(cell).toContain('cell_id="cell-1"');
 
-  for (const address of [cluster.bbsStatusAddress, cluster.auctioneerStatusAddress, cluster.cell("cell-1").statusAddress]) {
+  for (const address of [
+    cluster.bbsStatusAddress,
+    cluster.auctioneerStatusAddress,
+    cluster.cell("cell-1").statusAddress,
+  ]) {
     expect((await fetch(`http://${address}/healthz`)).status).toBe(200);
     expect((await fetch(`http://${address}/readyz`)).status).toBe(200);
   }

@@ -28,7 +28,12 @@ test("50 tasks spread over both cells", async () => {
   await Promise.all(
     guids.map((guid) =>
       cluster.tasks.desireTask(
-        fixtureTask("hello.json", guid, { memory_mb: 0, disk_mb: 0, result_file: "", action: { run: { path: "/bin/sleep", args: ["2"] } } }),
+        fixtureTask("hello.json", guid, {
+          memory_mb: 0,
+          disk_mb: 0,
+          result_file: "",
+          action: { run: { path: "/bin/sleep", args: ["2"] } },
+        }),
       ),
     ),
   );
@@ -45,7 +50,11 @@ test("50 tasks spread over both cells", async () => {
 
 test.each([
   ["a stack no cell offers", { stack: "windows2016" }, "found no compatible cell for required rootfs"],
-  ["a preloaded rootfs no cell has", { root_fs: "preloaded:cflinuxfs4" }, "found no compatible cell for required rootfs"],
+  [
+    "a preloaded rootfs no cell has",
+    { root_fs: "preloaded:cflinuxfs4" },
+    "found no compatible cell for required rootfs",
+  ],
   ["a placement tag no cell offers", { placement_tags: ["gpu"] }, 'found no compatible cell with placement tag "gpu"'],
   ["more memory than any cell", { memory_mb: 4096 }, "insufficient resources: memory"],
 ])("%s fails within seconds with the text of api.md", async (_name, change, reason) => {
@@ -70,7 +79,11 @@ test("an optional placement tag lands the task on the cell that offers it", asyn
 
 test("a task waiting for capacity stays PENDING and starts when capacity frees up", async () => {
   const big = (guid: string, seconds: string) =>
-    fixtureTask("hello.json", guid, { memory_mb: 800, result_file: "", action: { run: { path: "/bin/sleep", args: [seconds] } } });
+    fixtureTask("hello.json", guid, {
+      memory_mb: 800,
+      result_file: "",
+      action: { run: { path: "/bin/sleep", args: [seconds] } },
+    });
   const holders = [uniqueGuid("hold"), uniqueGuid("hold")];
   for (const g of holders) await cluster.tasks.desireTask(big(g, "8"));
   await Promise.all(holders.map((g) => waitForState(cluster.tasks, g, [TaskState.RUNNING])));

@@ -1,12 +1,20 @@
 import { join } from "node:path";
-import { credentials, loadPackageDefinition, type Client, type GrpcObject, type ServiceClientConstructor, type ServiceError } from "@grpc/grpc-js";
+import {
+  credentials,
+  loadPackageDefinition,
+  type Client,
+  type GrpcObject,
+  type ServiceClientConstructor,
+  type ServiceError,
+} from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { Cluster, containersOf, eventually, REPO_ROOT, uniqueGuid } from "../src/index.js";
 
 // Issue 2: a client built from proto/ alone (no generated code of ours): the task of the issue through
 // plain grpc-js + proto-loader, with the JSON field names of api.md.
 let cluster: Cluster;
-let client: Client & Record<string, (req: object, cb: (err: ServiceError | null, res: Record<string, unknown>) => void) => void>;
+let client: Client &
+  Record<string, (req: object, cb: (err: ServiceError | null, res: Record<string, unknown>) => void) => void>;
 
 beforeAll(async () => {
   cluster = await Cluster.start();
@@ -48,10 +56,14 @@ test("desire, poll, resolve and delete the issue's task", async () => {
     log_source: "DEMO",
     annotation: "first task",
   });
-  const task = await eventually("COMPLETED", async () => {
-    const t = await call("GetTask", { task_guid: guid });
-    return t.state === "COMPLETED" ? t : undefined;
-  }, 120_000);
+  const task = await eventually(
+    "COMPLETED",
+    async () => {
+      const t = await call("GetTask", { task_guid: guid });
+      return t.state === "COMPLETED" ? t : undefined;
+    },
+    120_000,
+  );
   expect(task).toMatchObject({ task_guid: guid, failed: false, result: "42", annotation: "first task" });
   expect(["cell-1", "cell-2"]).toContain(task.cell_id);
   expect(String(task.created_at)).toMatch(/^\d{19}$/);

@@ -6,11 +6,12 @@ const run = promisify(execFile);
 
 // CI reads one count of tests: the typecheck and the generated-code drift check are tests too.
 test("the whole workspace typechecks (tsc --noEmit)", async () => {
-  await run("pnpm", ["exec", "tsc", "--noEmit", "-p", "tsconfig.json"], { cwd: REPO_ROOT, maxBuffer: 16 * 1024 * 1024 }).catch(
-    (err: { stdout?: string }) => {
-      throw new Error(`tsc failed:\n${err.stdout ?? String(err)}`);
-    },
-  );
+  await run("pnpm", ["exec", "tsc", "--noEmit", "-p", "tsconfig.json"], {
+    cwd: REPO_ROOT,
+    maxBuffer: 16 * 1024 * 1024,
+  }).catch((err: { stdout?: string }) => {
+    throw new Error(`tsc failed:\n${err.stdout ?? String(err)}`);
+  });
 }, 300_000);
 
 test("the generated TypeScript matches proto/ (scripts/gen-proto --check)", async () => {

@@ -14,7 +14,11 @@ let cluster: Cluster;
 let certs: string;
 let otherCerts: string;
 
-const files = (dir: string, name: string) => ({ caFile: join(dir, "ca.crt"), certFile: join(dir, `${name}.crt`), keyFile: join(dir, `${name}.key`) });
+const files = (dir: string, name: string) => ({
+  caFile: join(dir, "ca.crt"),
+  certFile: join(dir, `${name}.crt`),
+  keyFile: join(dir, `${name}.key`),
+});
 
 beforeAll(async () => {
   certs = mkdtempSync(join(tmpdir(), "diego-certs-"));

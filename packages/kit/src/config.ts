@@ -36,7 +36,9 @@ export interface Setting<K extends Kind = Kind> {
 
 export type SettingsSpec = Record<string, Setting>;
 export type ConfigOf<S extends SettingsSpec> = {
-  [K in keyof S]: S[K] extends Setting<infer T> ? ValueOf<T> | (S[K] extends { optional: true } ? undefined : never) : never;
+  [K in keyof S]: S[K] extends Setting<infer T>
+    ? ValueOf<T> | (S[K] extends { optional: true } ? undefined : never)
+    : never;
 };
 
 export class ConfigError extends Error {
@@ -82,10 +84,17 @@ export function loadConfig<S extends SettingsSpec>(spec: S, options: LoadOptions
     help: { type: "boolean" },
     config: { type: "string" },
   };
-  for (const [key, s] of Object.entries(spec)) parseOptions[flagName(key)] = { type: s.kind === "boolean" ? "boolean" : "string" };
+  for (const [key, s] of Object.entries(spec))
+    parseOptions[flagName(key)] = { type: s.kind === "boolean" ? "boolean" : "string" };
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv, options: parseOptions, strict: true, allowPositionals: false, allowNegative: true });
+    parsed = parseArgs({
+      args: argv,
+      options: parseOptions,
+      strict: true,
+      allowPositionals: false,
+      allowNegative: true,
+    });
   } catch (err) {
     throw new ConfigError(`${(err as Error).message}; see --help`);
   }
@@ -95,7 +104,8 @@ export function loadConfig<S extends SettingsSpec>(spec: S, options: LoadOptions
   const configFile = (flags.config as string | undefined) ?? env[`${options.envPrefix}_CONFIG`];
   const fromFile = configFile ? readConfigFile(configFile) : {};
   const unknown = Object.keys(fromFile).filter((k) => !(k in spec));
-  if (unknown.length) throw new ConfigError(`unknown setting ${unknown.map((k) => JSON.stringify(k)).join(", ")} in ${configFile}`);
+  if (unknown.length)
+    throw new ConfigError(`unknown setting ${unknown.map((k) => JSON.stringify(k)).join(", ")} in ${configFile}`);
 
   const config: Record<string, unknown> = {};
   for (const [key, s] of Object.entries(spec)) {
@@ -138,13 +148,21 @@ export function configWithDefaults<S extends SettingsSpec>(spec: S, values: Part
 
 /** The mutual TLS settings every service has. */
 export const tlsSettings = {
-  tlsCaFile: setting("string", "CA file for mutual TLS (with --tls-cert-file and --tls-key-file: on this server and every client it makes).", { optional: true }),
+  tlsCaFile: setting(
+    "string",
+    "CA file for mutual TLS (with --tls-cert-file and --tls-key-file: on this server and every client it makes).",
+    { optional: true },
+  ),
   tlsCertFile: setting("string", "Certificate file for mutual TLS.", { optional: true }),
   tlsKeyFile: setting("string", "Key file for mutual TLS.", { optional: true }),
 };
 
 /** The TLS files of a configuration: all three, or none (plaintext). Throws naming the missing ones. */
-export function tlsFilesOf(config: { tlsCaFile?: string; tlsCertFile?: string; tlsKeyFile?: string }): TlsFiles | undefined {
+export function tlsFilesOf(config: {
+  tlsCaFile?: string;
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+}): TlsFiles | undefined {
   const { tlsCaFile, tlsCertFile, tlsKeyFile } = config;
   if (!tlsCaFile && !tlsCertFile && !tlsKeyFile) return undefined;
   const missing = (
@@ -204,7 +222,8 @@ function convert(s: Setting, raw: unknown, source: string): unknown {
     case "integer":
     case "number": {
       const n = typeof text === "number" ? text : typeof text === "string" && text !== "" ? Number(text) : NaN;
-      if (!Number.isFinite(n) || (s.kind === "integer" && !Number.isInteger(n))) fail(`must be ${s.kind === "integer" ? "an integer" : "a number"}`);
+      if (!Number.isFinite(n) || (s.kind === "integer" && !Number.isInteger(n)))
+        fail(`must be ${s.kind === "integer" ? "an integer" : "a number"}`);
       value = n;
       break;
     }
@@ -225,12 +244,20 @@ function convert(s: Setting, raw: unknown, source: string): unknown {
       }
       break;
     case "list":
-      value = Array.isArray(text) ? text.map(String) : String(text).split(",").map((x) => x.trim()).filter(Boolean);
+      value = Array.isArray(text)
+        ? text.map(String)
+        : String(text)
+            .split(",")
+            .map((x) => x.trim())
+            .filter(Boolean);
       break;
     case "map":
       if (typeof text === "object" && text !== null && !Array.isArray(text)) value = text;
       else {
-        const entries = String(text).split(",").map((x) => x.trim()).filter(Boolean);
+        const entries = String(text)
+          .split(",")
+          .map((x) => x.trim())
+          .filter(Boolean);
         const map: Record<string, string> = {};
         for (const entry of entries) {
           const eq = entry.indexOf("=");
@@ -250,18 +277,39 @@ function convert(s: Setting, raw: unknown, source: string): unknown {
 }
 
 function helpText(spec: SettingsSpec, options: LoadOptions): string {
-  const lines = [`Usage: ${options.program} [--config FILE] [settings]`, "", options.summary, "", "Settings (flag, environment variable, default):"];
+  const lines = [
+    `Usage: ${options.program} [--config FILE] [settings]`,
+    "",
+    options.summary,
+    "",
+    "Settings (flag, environment variable, default):",
+  ];
   for (const [key, s] of Object.entries(spec)) {
-    const def = s.default === undefined ? (s.optional ? "unset" : "required") : s.secret ? "(hidden)" : formatDefault(s);
-    lines.push(`  --${flagName(key)} <${s.kind}>`, `      ${s.description}`, `      env ${envName(options.envPrefix, key)}; default ${def}`);
+    const def =
+      s.default === undefined ? (s.optional ? "unset" : "required") : s.secret ? "(hidden)" : formatDefault(s);
+    lines.push(
+      `  --${flagName(key)} <${s.kind}>`,
+      `      ${s.description}`,
+      `      env ${envName(options.envPrefix, key)}; default ${def}`,
+    );
   }
-  lines.push("", `A JSON config file (--config or ${options.envPrefix}_CONFIG) may set any setting by its camelCase name.`, "Flags win over the environment, the environment over the file.", "");
+  lines.push(
+    "",
+    `A JSON config file (--config or ${options.envPrefix}_CONFIG) may set any setting by its camelCase name.`,
+    "Flags win over the environment, the environment over the file.",
+    "",
+  );
   return lines.join("\n");
 }
 
 function formatDefault(s: Setting): string {
   if (s.kind === "duration") return `${s.default}ms`;
-  if (s.kind === "map") return Object.entries(s.default as Record<string, string>).map(([k, v]) => `${k}=${v}`).join(",") || "(none)";
+  if (s.kind === "map")
+    return (
+      Object.entries(s.default as Record<string, string>)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(",") || "(none)"
+    );
   if (s.kind === "list") return (s.default as string[]).join(",") || "(none)";
   return JSON.stringify(s.default);
 }

@@ -68,6 +68,7 @@ export function splitHostPort(address: string): { host: string; port: number } {
   if (idx < 0) throw new Error(`address ${JSON.stringify(address)} must be host:port`);
   const host = address.slice(0, idx).replace(/^\[|\]$/g, "");
   const port = Number(address.slice(idx + 1));
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`address ${JSON.stringify(address)} has a bad port`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`address ${JSON.stringify(address)} has a bad port`);
   return { host, port };
 }

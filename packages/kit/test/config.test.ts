@@ -23,9 +23,22 @@ function load(argv: string[], env: NodeJS.ProcessEnv = {}) {
 }
 
 test("defaults, flags, env and types", () => {
-  const config = load(["--cell-id", "c1", "--kick-task-duration", "1m30s", "--verbose", "--stacks", "a,b", "--preloaded", "busybox=diego/busybox:latest"], {
-    DIEGO_TEST_WORKERS: "8",
-  });
+  const config = load(
+    [
+      "--cell-id",
+      "c1",
+      "--kick-task-duration",
+      "1m30s",
+      "--verbose",
+      "--stacks",
+      "a,b",
+      "--preloaded",
+      "busybox=diego/busybox:latest",
+    ],
+    {
+      DIEGO_TEST_WORKERS: "8",
+    },
+  );
   expect(config).toEqual({
     listenAddress: "127.0.0.1:8889",
     workers: 8,
@@ -49,7 +62,9 @@ test("flags win over env, env over the file", () => {
 test("errors name the setting", () => {
   expect(() => load(["--cell-id", "c", "--workers", "zero"])).toThrow(/--workers: must be an integer/);
   expect(() => load(["--cell-id", "c", "--workers", "0"])).toThrow(/--workers/);
-  expect(() => load(["--cell-id", "c"], { DIEGO_TEST_KICK_TASK_DURATION: "soon" })).toThrow(/DIEGO_TEST_KICK_TASK_DURATION: must be a duration/);
+  expect(() => load(["--cell-id", "c"], { DIEGO_TEST_KICK_TASK_DURATION: "soon" })).toThrow(
+    /DIEGO_TEST_KICK_TASK_DURATION: must be a duration/,
+  );
   expect(() => load([])).toThrow(/--cell-id \(DIEGO_TEST_CELL_ID\) is required/);
   expect(() => load(["--cell-id", "c", "--no-such-flag", "1"])).toThrow(ConfigError);
 });
@@ -58,7 +73,8 @@ test("--help lists every setting with its env name and default", () => {
   const result = loadConfig(spec, { ...base, argv: ["--help"] });
   expect("help" in result).toBe(true);
   const help = (result as { help: string }).help;
-  for (const flag of ["--listen-address", "--workers", "--kick-task-duration", "--cell-id", "--ca-file"]) expect(help).toContain(flag);
+  for (const flag of ["--listen-address", "--workers", "--kick-task-duration", "--cell-id", "--ca-file"])
+    expect(help).toContain(flag);
   expect(help).toContain("DIEGO_TEST_KICK_TASK_DURATION; default 30000ms");
   expect(help).toContain("default required");
 });

@@ -47,6 +47,9 @@ const TRUNCATED = "(truncated)";
 export function truncateReason(reason: string): string {
   const bytes = Buffer.from(reason, "utf8");
   if (bytes.length < MAX_REASON_BYTES) return reason;
-  const keep = bytes.subarray(0, MAX_REASON_BYTES - TRUNCATED.length).toString("utf8").replace(/\uFFFD$/, "");
+  const keep = bytes
+    .subarray(0, MAX_REASON_BYTES - TRUNCATED.length)
+    .toString("utf8")
+    .replace(/\uFFFD$/, "");
   return keep + TRUNCATED;
 }

@@ -2,7 +2,9 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { CellPresenceSchema, cellv1, Task } from "@diego/proto";
 
 /** What placement needs to know of a task: the TaskWork the BBS sends to the auctioneer and the auctioneer to a cell. */
-export function taskWork(task: Pick<Task, "taskGuid" | "domain" | "rootFs" | "stack" | "placementTags" | "memoryMb" | "diskMb" | "maxPids">) {
+export function taskWork(
+  task: Pick<Task, "taskGuid" | "domain" | "rootFs" | "stack" | "placementTags" | "memoryMb" | "diskMb" | "maxPids">,
+) {
   return {
     taskGuid: task.taskGuid,
     domain: task.domain,

@@ -2,7 +2,13 @@
  * A task's root_fs: `docker:///org/image#tag`, `docker://registry.host/org/image#tag` or `preloaded:NAME`.
  */
 export type RootFs =
-  | { scheme: "docker"; registry: string; repository: string; tag: string; /** the reference Docker understands */ image: string }
+  | {
+      scheme: "docker";
+      registry: string;
+      repository: string;
+      tag: string;
+      /** the reference Docker understands */ image: string;
+    }
   | { scheme: "preloaded"; name: string };
 
 const REPOSITORY = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/;
@@ -16,7 +22,9 @@ export const ROOT_FS_FORMS = "docker:///org/image#tag, docker://registry.host/or
 export function parseRootFs(text: string): RootFs | { error: string } {
   if (text.startsWith("preloaded:")) {
     const name = text.slice("preloaded:".length);
-    return PRELOADED_NAME.test(name) ? { scheme: "preloaded", name } : { error: `preloaded name ${JSON.stringify(name)} is not valid` };
+    return PRELOADED_NAME.test(name)
+      ? { scheme: "preloaded", name }
+      : { error: `preloaded name ${JSON.stringify(name)} is not valid` };
   }
   if (text.startsWith("docker://")) {
     const rest = text.slice("docker://".length);
@@ -25,7 +33,8 @@ export function parseRootFs(text: string): RootFs | { error: string } {
     const registry = rest.slice(0, slash);
     const [path, tag = "latest", ...extra] = rest.slice(slash + 1).split("#");
     if (extra.length) return { error: "a docker root_fs has at most one #tag" };
-    if (registry && !REGISTRY.test(registry)) return { error: `registry ${JSON.stringify(registry)} is not a host name` };
+    if (registry && !REGISTRY.test(registry))
+      return { error: `registry ${JSON.stringify(registry)} is not a host name` };
     if (!REPOSITORY.test(path)) return { error: `image ${JSON.stringify(path)} is not a valid repository name` };
     if (!TAG.test(tag)) return { error: `tag ${JSON.stringify(tag)} is not valid` };
     const image = `${registry ? `${registry}/` : ""}${path}:${tag}`;

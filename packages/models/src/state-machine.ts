@@ -31,10 +31,7 @@ export interface TransitionArgs {
 export type TransitionName = keyof TransitionArgs;
 
 /** What a transition does: write the new task, remove it, or leave it as it is (an idempotent repeat). */
-export type Outcome =
-  | { kind: "put"; task: Task }
-  | { kind: "delete" }
-  | { kind: "unchanged"; task: Task };
+export type Outcome = { kind: "put"; task: Task } | { kind: "delete" } | { kind: "unchanged"; task: Task };
 
 interface Rule<N extends TransitionName> {
   from: readonly StateOrAbsent[];
@@ -179,7 +176,8 @@ export function transition<N extends TransitionName>(
   if (!rule.from.includes(state)) {
     if (state === "absent") throw new DiegoError("NOT_FOUND", "task not found");
     if (!task) throw new DiegoError("INTERNAL", "unreachable");
-    if (rule.from.includes("absent")) throw new DiegoError("ALREADY_EXISTS", `task ${JSON.stringify(task.taskGuid)} already exists`);
+    if (rule.from.includes("absent"))
+      throw new DiegoError("ALREADY_EXISTS", `task ${JSON.stringify(task.taskGuid)} already exists`);
     throw failedPrecondition(`Cannot transition from ${stateName(state)} to ${stateName(rule.to)}`);
   }
   return rule.apply(task, args, now);

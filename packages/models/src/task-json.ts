@@ -22,7 +22,8 @@ export function taskToJsonText(task: Task, space?: number): string {
 export function int64AsIntegers(json: unknown, space?: number): string {
   const text = JSON.stringify(
     json,
-    (key, value) => (INT64_KEYS.has(key) && typeof value === "string" && /^-?\d+$/.test(value) ? INT64_MARK + value : value),
+    (key, value) =>
+      INT64_KEYS.has(key) && typeof value === "string" && /^-?\d+$/.test(value) ? INT64_MARK + value : value,
     space,
   );
   return text.replace(/"\\u0000int64:(-?\d+)"/g, "$1");

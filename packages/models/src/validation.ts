@@ -87,7 +87,10 @@ function actionViolations(action: Action, path: string, depth: number, bad: Repo
   };
   switch (inner.case) {
     case undefined:
-      bad(path, "must set exactly one of run, download, upload, timeout, emit_progress, try, parallel, serial, codependent");
+      bad(
+        path,
+        "must set exactly one of run, download, upload, timeout, emit_progress, try, parallel, serial, codependent",
+      );
       return;
     case "run": {
       const run = inner.value;
@@ -129,7 +132,10 @@ function actionViolations(action: Action, path: string, depth: number, bad: Repo
 
 function checksumViolations(algorithm: string, value: string, path: string, bad: Report): void {
   if (Boolean(algorithm) !== Boolean(value)) {
-    bad(algorithm ? `${path}.checksum_value` : `${path}.checksum_algorithm`, "checksum_algorithm and checksum_value go together");
+    bad(
+      algorithm ? `${path}.checksum_value` : `${path}.checksum_algorithm`,
+      "checksum_algorithm and checksum_value go together",
+    );
     return;
   }
   if (algorithm && !CHECKSUM_ALGORITHMS.has(algorithm.toLowerCase())) {

@@ -1,7 +1,14 @@
 import { create } from "@bufbuild/protobuf";
 import { TaskCreateRequestSchema, TaskState } from "@diego/proto";
 import { DiegoError } from "../src/errors.js";
-import { TRANSITIONS, transition, type Actor, type StateOrAbsent, type TransitionArgs, type TransitionName } from "../src/state-machine.js";
+import {
+  TRANSITIONS,
+  transition,
+  type Actor,
+  type StateOrAbsent,
+  type TransitionArgs,
+  type TransitionName,
+} from "../src/state-machine.js";
 
 const NOW = 1_700_000_000_000_000_000n;
 const LATER = NOW + 5_000_000_000n;
@@ -37,7 +44,14 @@ const ARGS: { [N in TransitionName]: TransitionArgs[N] } = {
   expireCompleted: {},
 };
 
-const STATES: StateOrAbsent[] = ["absent", TaskState.PENDING, TaskState.CLAIMED, TaskState.RUNNING, TaskState.COMPLETED, TaskState.RESOLVING];
+const STATES: StateOrAbsent[] = [
+  "absent",
+  TaskState.PENDING,
+  TaskState.CLAIMED,
+  TaskState.RUNNING,
+  TaskState.COMPLETED,
+  TaskState.RESOLVING,
+];
 const NAMES = Object.keys(TRANSITIONS) as TransitionName[];
 
 describe("every (state × transition) pair", () => {
@@ -62,7 +76,9 @@ describe("every (state × transition) pair", () => {
               return (err as DiegoError).code;
             }
           })();
-          expect(code).toBe(state === "absent" ? "NOT_FOUND" : name === "desire" ? "ALREADY_EXISTS" : "FAILED_PRECONDITION");
+          expect(code).toBe(
+            state === "absent" ? "NOT_FOUND" : name === "desire" ? "ALREADY_EXISTS" : "FAILED_PRECONDITION",
+          );
         } else {
           const out = run();
           if (rule.to === "absent") expect(out.kind).toBe("delete");
@@ -81,25 +97,32 @@ describe("every (state × transition) pair", () => {
 
 describe("who may call", () => {
   test("a client may not complete a task", () => {
-    expect(() => transition("complete", "client", taskIn(TaskState.RUNNING), ARGS.complete, LATER)).toThrow(/may not complete/);
+    expect(() => transition("complete", "client", taskIn(TaskState.RUNNING), ARGS.complete, LATER)).toThrow(
+      /may not complete/,
+    );
   });
 });
 
 describe("fields set", () => {
   test("desire stores PENDING with created_at and updated_at", () => {
     const out = transition("desire", "client", undefined, { request }, NOW);
-    expect(out).toMatchObject({ kind: "put", task: { state: TaskState.PENDING, createdAt: NOW, updatedAt: NOW, firstCompletedAt: 0n } });
+    expect(out).toMatchObject({
+      kind: "put",
+      task: { state: TaskState.PENDING, createdAt: NOW, updatedAt: NOW, firstCompletedAt: 0n },
+    });
   });
 
   test("complete keeps the cell and records the result", () => {
     const out = transition("complete", "cell", taskIn(TaskState.RUNNING), ARGS.complete, LATER);
-    expect(out).toMatchObject({ task: { state: TaskState.COMPLETED, cellId: CELL, failed: false, result: "42", firstCompletedAt: LATER } });
+    expect(out).toMatchObject({
+      task: { state: TaskState.COMPLETED, cellId: CELL, failed: false, result: "42", firstCompletedAt: LATER },
+    });
   });
 
   test("complete from another cell is refused", () => {
-    expect(() => transition("complete", "cell", taskIn(TaskState.RUNNING), { ...ARGS.complete, cellId: "cell-2" }, LATER)).toThrow(
-      /on cell cell-1, not cell-2/,
-    );
+    expect(() =>
+      transition("complete", "cell", taskIn(TaskState.RUNNING), { ...ARGS.complete, cellId: "cell-2" }, LATER),
+    ).toThrow(/on cell cell-1, not cell-2/);
   });
 
   test("start again from another cell is refused", () => {
@@ -110,19 +133,39 @@ describe("fields set", () => {
 
   test("cancel fails the task with the fixed reason", () => {
     const out = transition("cancel", "client", taskIn(TaskState.RUNNING), {}, LATER);
-    expect(out).toMatchObject({ task: { state: TaskState.COMPLETED, failed: true, failureReason: "task was cancelled", result: "" } });
+    expect(out).toMatchObject({
+      task: { state: TaskState.COMPLETED, failed: true, failureReason: "task was cancelled", result: "" },
+    });
   });
 
   test("reject counts and returns to PENDING, then fails after max retries", () => {
     let task = taskIn(TaskState.PENDING)!;
     for (let i = 1; i <= 3; i++) {
-      const out = transition("reject", "auctioneer", task, { reason: "insufficient resources: memory", cellId: "", maxRetries: 3 }, LATER);
+      const out = transition(
+        "reject",
+        "auctioneer",
+        task,
+        { reason: "insufficient resources: memory", cellId: "", maxRetries: 3 },
+        LATER,
+      );
       if (out.kind !== "put") throw new Error("expected put");
-      expect(out.task).toMatchObject({ state: TaskState.PENDING, rejectionCount: i, rejectionReason: "insufficient resources: memory" });
+      expect(out.task).toMatchObject({
+        state: TaskState.PENDING,
+        rejectionCount: i,
+        rejectionReason: "insufficient resources: memory",
+      });
       task = out.task;
     }
-    const last = transition("reject", "auctioneer", task, { reason: "insufficient resources: memory", cellId: "", maxRetries: 3 }, LATER);
-    expect(last).toMatchObject({ task: { state: TaskState.COMPLETED, failed: true, failureReason: "insufficient resources: memory" } });
+    const last = transition(
+      "reject",
+      "auctioneer",
+      task,
+      { reason: "insufficient resources: memory", cellId: "", maxRetries: 3 },
+      LATER,
+    );
+    expect(last).toMatchObject({
+      task: { state: TaskState.COMPLETED, failed: true, failureReason: "insufficient resources: memory" },
+    });
   });
 
   test("demote keeps first_completed_at", () => {

@@ -48,11 +48,17 @@ test("failure texts of api.md section 4", () => {
   expect(timeoutExceeded(500)).toBe("exceeded 500ms timeout");
   expect(timeoutExceeded(90_000)).toBe("exceeded 1m30s timeout");
   expect(noCompatiblePlacementTags(["x"])).toBe('found no compatible cell with placement tag "x"');
-  expect(noCompatiblePlacementTags(["a", "b", "c"])).toBe('found no compatible cell with placement tags "a", "b" and "c"');
+  expect(noCompatiblePlacementTags(["a", "b", "c"])).toBe(
+    'found no compatible cell with placement tags "a", "b" and "c"',
+  );
   expect(noCompatiblePlacementTags([])).toBe("found no compatible cell with no placement tags");
-  expect(insufficientResources(["memory", "containers", "disk", "memory"])).toBe("insufficient resources: containers, disk, memory");
+  expect(insufficientResources(["memory", "containers", "disk", "memory"])).toBe(
+    "insufficient resources: containers, disk, memory",
+  );
   expect(insufficientResources([])).toBe("insufficient resources");
-  expect(failedToFetchImage("diego/nope:latest", "not found")).toBe("failed to fetch image diego/nope:latest: not found");
+  expect(failedToFetchImage("diego/nope:latest", "not found")).toBe(
+    "failed to fetch image diego/nope:latest: not found",
+  );
 });
 
 test("long reasons are cut to 1024 bytes ending with (truncated)", () => {
@@ -63,20 +69,32 @@ test("long reasons are cut to 1024 bytes ending with (truncated)", () => {
 });
 
 test.each([
-  ["docker:///diego/busybox", { scheme: "docker", registry: "", repository: "diego/busybox", tag: "latest", image: "diego/busybox:latest" }],
+  [
+    "docker:///diego/busybox",
+    { scheme: "docker", registry: "", repository: "diego/busybox", tag: "latest", image: "diego/busybox:latest" },
+  ],
   ["docker:///library/ubuntu#22.04", { scheme: "docker", image: "library/ubuntu:22.04" }],
-  ["docker://registry.example.com:5000/org/app#v1", { scheme: "docker", registry: "registry.example.com:5000", image: "registry.example.com:5000/org/app:v1" }],
+  [
+    "docker://registry.example.com:5000/org/app#v1",
+    { scheme: "docker", registry: "registry.example.com:5000", image: "registry.example.com:5000/org/app:v1" },
+  ],
   ["preloaded:busybox", { scheme: "preloaded", name: "busybox" }],
 ])("parseRootFs(%s)", (text, expected) => {
   expect(parseRootFs(text)).toMatchObject(expected);
 });
 
-test.each(["", "docker://", "docker:///", "docker:///UPPER", "docker:///a#b#c", "preloaded:", "http://x/y", "cflinuxfs4"])(
-  "parseRootFs(%s) is an error",
-  (text) => {
-    expect(parseRootFs(text)).toHaveProperty("error");
-  },
-);
+test.each([
+  "",
+  "docker://",
+  "docker:///",
+  "docker:///UPPER",
+  "docker:///a#b#c",
+  "preloaded:",
+  "http://x/y",
+  "cflinuxfs4",
+])("parseRootFs(%s) is an error", (text) => {
+  expect(parseRootFs(text)).toHaveProperty("error");
+});
 
 test("task JSON: snake_case, state by name, int64 as integers, no password", () => {
   const task = create(TaskSchema, {
@@ -85,7 +103,12 @@ test("task JSON: snake_case, state by name, int64 as integers, no password", () 
     createdAt: 1_764_294_000_123_456_789n,
     imageUsername: "u",
     imagePassword: "secret",
-    action: { action: { case: "timeout", value: { timeoutMs: 5000n, action: { action: { case: "run", value: { path: "/x" } } } } } },
+    action: {
+      action: {
+        case: "timeout",
+        value: { timeoutMs: 5000n, action: { action: { case: "run", value: { path: "/x" } } } },
+      },
+    },
   });
   const text = taskToJsonText(task);
   expect(text).toContain('"created_at":1764294000123456789');

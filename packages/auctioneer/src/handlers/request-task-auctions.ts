@@ -17,11 +17,16 @@ export interface RequestTaskAuctionsDeps {
  * the BBS finds the active one through the lock record and convergence re-sends pending tasks anyway.
  * An invalid item refuses the whole request with INVALID_ARGUMENT naming each bad field; nothing is queued.
  */
-export function requestTaskAuctions(deps: RequestTaskAuctionsDeps): ServiceImpl<(typeof auctioneerv1.AuctioneerService)["method"]>["requestTaskAuctions"] {
+export function requestTaskAuctions(
+  deps: RequestTaskAuctionsDeps,
+): ServiceImpl<(typeof auctioneerv1.AuctioneerService)["method"]>["requestTaskAuctions"] {
   return (req) => {
     if (!deps.isActive()) {
       const active = deps.activeAddress();
-      throw new DiegoError("UNAVAILABLE", `this auctioneer is a standby${active ? `; the active auctioneer is at ${active}` : ""}`);
+      throw new DiegoError(
+        "UNAVAILABLE",
+        `this auctioneer is a standby${active ? `; the active auctioneer is at ${active}` : ""}`,
+      );
     }
     const violations: FieldViolation[] = [];
     req.tasks.forEach((t, i) => {

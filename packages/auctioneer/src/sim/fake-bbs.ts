@@ -71,7 +71,12 @@ export class FakeBbs {
           Object.assign(task, { state: "COMPLETED", failed: true, failureReason: req.rejectionReason });
           return { failed: true };
         }
-        Object.assign(task, { state: "PENDING", cellId: "", rejectionCount: task.rejectionCount + 1, rejectionReason: req.rejectionReason });
+        Object.assign(task, {
+          state: "PENDING",
+          cellId: "",
+          rejectionCount: task.rejectionCount + 1,
+          rejectionReason: req.rejectionReason,
+        });
         void this.requestAuctions([task.work]);
         return { failed: false };
       },
@@ -118,7 +123,15 @@ export class FakeBbs {
   /** Stores tasks PENDING and asks the active auctioneer to place them (like DesireTask). */
   async desire(works: TaskWorkInit[]): Promise<void> {
     for (const work of works) {
-      this.tasks.set(work.taskGuid, { work, state: "PENDING", cellId: "", rejectionCount: 0, rejectionReason: "", failed: false, failureReason: "" });
+      this.tasks.set(work.taskGuid, {
+        work,
+        state: "PENDING",
+        cellId: "",
+        rejectionCount: 0,
+        rejectionReason: "",
+        failed: false,
+        failureReason: "",
+      });
     }
     await this.requestAuctions(works);
   }
@@ -155,7 +168,8 @@ export class FakeBbs {
     let client = this.auctioneers.get(address);
     if (!client) this.auctioneers.set(address, (client = createClient(auctioneerv1.AuctioneerService, address)));
     try {
-      for (let i = 0; i < works.length; i += 1000) await client.requestTaskAuctions({ tasks: works.slice(i, i + 1000) });
+      for (let i = 0; i < works.length; i += 1000)
+        await client.requestTaskAuctions({ tasks: works.slice(i, i + 1000) });
       return true;
     } catch (err) {
       this.options.logger.debug({ err: (err as Error).message }, "fake BBS: auction request failed");

@@ -106,7 +106,9 @@ export class SimulatedCellServers {
         if (b.performDelayMs) await delay(b.performDelayMs, ctx.signal);
         if (b.performFails) throw unavailable("perform");
         if (req.cellId !== cell.cellId) throw failedPrecondition(`this is cell ${cell.cellId}, not ${req.cellId}`);
-        const failed = b.refuseAll ? req.tasks.map((t) => ({ taskGuid: t.taskGuid, reason: b.refuseAll })) : cell.perform(req.tasks);
+        const failed = b.refuseAll
+          ? req.tasks.map((t) => ({ taskGuid: t.taskGuid, reason: b.refuseAll }))
+          : cell.perform(req.tasks);
         const refused = new Set(failed.map((f) => f.taskGuid));
         const accepted = req.tasks.filter((t) => !refused.has(t.taskGuid));
         if (accepted.length) this.options.onAccepted?.(cell.cellId, accepted);
@@ -126,9 +128,13 @@ export class SimulatedCellServers {
 function delay(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }

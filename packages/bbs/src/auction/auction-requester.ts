@@ -79,7 +79,10 @@ export class AuctionRequester {
       if (!address) {
         if (Date.now() - this.lastWarning > 10_000) {
           this.lastWarning = Date.now();
-          logger.warn({ tasks: batch.length }, "no active auctioneer; the tasks stay PENDING until convergence sends them again");
+          logger.warn(
+            { tasks: batch.length },
+            "no active auctioneer; the tasks stay PENDING until convergence sends them again",
+          );
         }
         metrics?.auctionRequestsFailed.inc(batch.length);
       } else {
@@ -89,7 +92,10 @@ export class AuctionRequester {
       }
     } catch (err) {
       metrics?.auctionRequestsFailed.inc(batch.length);
-      logger.warn({ err: (err as Error).message, tasks: batch.length }, "auction request failed; convergence will send the tasks again");
+      logger.warn(
+        { err: (err as Error).message, tasks: batch.length },
+        "auction request failed; convergence will send the tasks again",
+      );
     } finally {
       this.sending = false;
       this.schedule();

@@ -27,7 +27,12 @@ export class EtcdPresenceStore implements PresenceStore {
     const key = Buffer.from(this.keys.cell(cell.cellId));
     const value = Buffer.from(JSON.stringify({ ttlMs, cell: toJson(CellPresenceSchema, cell) } satisfies Record));
     const current = await this.read(key);
-    if (current && current.lease !== "0" && parse(current)?.ttlMs === ttlMs && (await this.leases.keepAlive(current.lease))) {
+    if (
+      current &&
+      current.lease !== "0" &&
+      parse(current)?.ttlMs === ttlMs &&
+      (await this.leases.keepAlive(current.lease))
+    ) {
       if (!current.value.equals(value)) {
         // Only if nobody changed it meanwhile; a concurrent heartbeat carries news as fresh as ours.
         await this.etcd.client.kv.txn(

@@ -73,7 +73,9 @@ export class TaskController {
    * decoding and re-encoding every task.
    */
   listEncoded(filter: TaskFilter): Uint8Array[] {
-    return this.o.store.select(filter).map((e) => (e.hasImagePassword ? encodeTask(redactTask(decodeTask(e.bytes))) : e.bytes));
+    return this.o.store
+      .select(filter)
+      .map((e) => (e.hasImagePassword ? encodeTask(redactTask(decodeTask(e.bytes))) : e.bytes));
   }
 
   async cancel(guid: string): Promise<void> {
@@ -205,7 +207,12 @@ export class TaskController {
     if (this.o.logger.isLevelEnabled("info")) taskLogger(this.o.logger, task).info(fields, msg);
   }
 
-  private async apply<N extends TransitionName>(guid: string, name: N, actor: Actor, args: TransitionArgs[N]): Promise<ApplyResult> {
+  private async apply<N extends TransitionName>(
+    guid: string,
+    name: N,
+    actor: Actor,
+    args: TransitionArgs[N],
+  ): Promise<ApplyResult> {
     const now = this.o.now();
     try {
       return await this.o.store.apply(guid, (current) => transition(name, actor, current, args, now));
@@ -232,7 +239,10 @@ export class TaskController {
       await this.o.clients.get(cellv1.CellRepService, cell.address).cancelTask({ taskGuid: task.taskGuid });
       log.info("cell told to stop the cancelled task");
     } catch (err) {
-      log.warn({ err: (err as Error).message }, "could not tell the cell to stop the cancelled task; its reconcile will");
+      log.warn(
+        { err: (err as Error).message },
+        "could not tell the cell to stop the cancelled task; its reconcile will",
+      );
     }
   }
 }

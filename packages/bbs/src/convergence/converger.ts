@@ -83,7 +83,10 @@ export class Converger {
     try {
       liveCells = new Set((await presence.list()).map((c) => c.cellId));
     } catch (err) {
-      logger.warn({ err: (err as Error).message }, "convergence: live cells unknown; no task is failed for a lost cell this pass");
+      logger.warn(
+        { err: (err as Error).message },
+        "convergence: live cells unknown; no task is failed for a lost cell this pass",
+      );
     }
     const nowMs = (this.o.nowMs ?? Date.now)();
     const plan = planConvergence(store.entries(), liveCells, nowMs, this.o.durations);
@@ -111,7 +114,13 @@ export class Converger {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     metrics?.convergenceRuns.inc();
     metrics?.convergenceDuration.observe(seconds);
-    metrics?.convergenceKicked.inc(plan.expirePending.length + plan.cellLost.length + plan.demote.length + plan.auction.length + plan.callbacks.length);
+    metrics?.convergenceKicked.inc(
+      plan.expirePending.length +
+        plan.cellLost.length +
+        plan.demote.length +
+        plan.auction.length +
+        plan.callbacks.length,
+    );
     metrics?.convergencePruned.inc(plan.expireCompleted.length);
     const counts = Object.fromEntries(Object.entries(plan).map(([k, v]) => [k, (v as string[]).length]));
     logger.info({ ...counts, seconds, liveCells: liveCells?.size }, "convergence pass done");

@@ -46,7 +46,14 @@ export function planConvergence(
   nowMs: number,
   d: ConvergenceDurations,
 ): ConvergencePlan {
-  const plan: ConvergencePlan = { expirePending: [], auction: [], cellLost: [], demote: [], expireCompleted: [], callbacks: [] };
+  const plan: ConvergencePlan = {
+    expirePending: [],
+    auction: [],
+    cellLost: [],
+    demote: [],
+    expireCompleted: [],
+    callbacks: [],
+  };
   const pendingCutoff = nowMs - d.expirePendingTaskDurationMs;
   const kickCutoff = nowMs - d.kickTaskDurationMs;
   const completedCutoff = nowMs - d.expireCompletedTaskDurationMs;

@@ -31,7 +31,10 @@ export class EtcdConnection {
   constructor(private readonly options: EtcdConnectionOptions) {
     const etcdOptions: IOptions = {
       hosts: options.endpoints,
-      grpcOptions: { "grpc.max_receive_message_length": 64 * 1024 * 1024, "grpc.max_send_message_length": 16 * 1024 * 1024 },
+      grpcOptions: {
+        "grpc.max_receive_message_length": 64 * 1024 * 1024,
+        "grpc.max_send_message_length": 16 * 1024 * 1024,
+      },
     };
     if (options.tls) {
       etcdOptions.credentials = {
@@ -53,11 +56,15 @@ export class EtcdConnection {
     const until = Date.now() + timeoutMs;
     for (;;) {
       if (await this.probe()) break;
-      if (Date.now() > until) throw new Error(`etcd at ${this.options.endpoints.join(",")} did not answer within ${timeoutMs} ms`);
+      if (Date.now() > until)
+        throw new Error(`etcd at ${this.options.endpoints.join(",")} did not answer within ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 250));
     }
     const loop = () => {
-      this.probeTimer = setTimeout(() => void this.probe().finally(() => this.probeTimer && loop()), this.options.probeIntervalMs);
+      this.probeTimer = setTimeout(
+        () => void this.probe().finally(() => this.probeTimer && loop()),
+        this.options.probeIntervalMs,
+      );
       this.probeTimer.unref();
     };
     loop();

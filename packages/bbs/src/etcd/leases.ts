@@ -5,7 +5,10 @@ export class Leases {
   constructor(private readonly etcd: EtcdConnection) {}
 
   async grant(ttlMs: number): Promise<string> {
-    const res = await this.etcd.client.leaseClient.leaseGrant({ TTL: ttlSeconds(ttlMs), ID: 0 }, this.etcd.callOptions());
+    const res = await this.etcd.client.leaseClient.leaseGrant(
+      { TTL: ttlSeconds(ttlMs), ID: 0 },
+      this.etcd.callOptions(),
+    );
     return res.ID;
   }
 

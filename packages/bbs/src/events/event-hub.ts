@@ -42,7 +42,8 @@ export class EventHub {
 
   private publish(event: TaskStoreEvent): void {
     if (event.kind === "reset") {
-      for (const s of this.subscribers) s.fail(new DiegoError("ABORTED", "the task event stream was reset; list the tasks and watch again"));
+      for (const s of this.subscribers)
+        s.fail(new DiegoError("ABORTED", "the task event stream was reset; list the tasks and watch again"));
       return;
     }
     for (const s of this.subscribers) s.push(event);
@@ -65,7 +66,12 @@ export class Subscription implements AsyncIterable<TaskEventInit> {
     if (this.closed) return;
     if (this.domain && change.domain !== this.domain) return;
     if (this.queue.length >= this.bufferSize) {
-      this.fail(new DiegoError("RESOURCE_EXHAUSTED", `watcher fell ${this.bufferSize} events behind and was cut off; list the tasks and watch again`));
+      this.fail(
+        new DiegoError(
+          "RESOURCE_EXHAUSTED",
+          `watcher fell ${this.bufferSize} events behind and was cut off; list the tasks and watch again`,
+        ),
+      );
       return;
     }
     this.queue.push(change);

@@ -2,4 +2,5 @@ import type { HandlerDeps, TaskServiceImpl } from "./deps.js";
 
 export const getTask =
   ({ controller }: HandlerDeps): TaskServiceImpl["getTask"] =>
-  (req) => controller.get(req.taskGuid);
+  (req) =>
+    controller.get(req.taskGuid);

@@ -12,8 +12,10 @@ export const heartbeat =
     if (!cell) violations.push({ field: "cell", message: "is required" });
     else {
       if (!cell.cellId) violations.push({ field: "cell.cell_id", message: "is required" });
-      else if (!CELL_ID.test(cell.cellId)) violations.push({ field: "cell.cell_id", message: "may contain only a-z A-Z 0-9 . _ -" });
-      if (!cell.address) violations.push({ field: "cell.address", message: "is required (host:port of the cell's gRPC server)" });
+      else if (!CELL_ID.test(cell.cellId))
+        violations.push({ field: "cell.cell_id", message: "may contain only a-z A-Z 0-9 . _ -" });
+      if (!cell.address)
+        violations.push({ field: "cell.address", message: "is required (host:port of the cell's gRPC server)" });
     }
     if (req.ttlMs <= 0n) violations.push({ field: "ttl_ms", message: "must be > 0" });
     if (violations.length || !cell) throw invalidArgument(violations);

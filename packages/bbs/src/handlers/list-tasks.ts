@@ -6,7 +6,8 @@ import type { HandlerDeps, TaskServiceImpl } from "./deps.js";
 /** Filters by domain, cell_id and state; empty filters match all. */
 export const listTasks =
   ({ controller }: HandlerDeps): TaskServiceImpl["listTasks"] =>
-  (req) => encodedListResponse(controller.listEncoded({ domain: req.domain, cellId: req.cellId, state: req.state }));
+  (req) =>
+    encodedListResponse(controller.listEncoded({ domain: req.domain, cellId: req.cellId, state: req.state }));
 
 /**
  * A ListTasksResponse whose `tasks` (field 1) are the stored Task bytes, carried as protobuf-es

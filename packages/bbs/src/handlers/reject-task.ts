@@ -3,4 +3,5 @@ import type { HandlerDeps, TaskLifecycleServiceImpl } from "./deps.js";
 /** Back to PENDING and auctioned again at once, or COMPLETED failed after max_task_retries. */
 export const rejectTask =
   ({ controller }: HandlerDeps): TaskLifecycleServiceImpl["rejectTask"] =>
-  (req) => controller.reject(req.taskGuid, req.rejectionReason, req.cellId);
+  (req) =>
+    controller.reject(req.taskGuid, req.rejectionReason, req.cellId);

@@ -3,4 +3,5 @@ import type { HandlerDeps, TaskLifecycleServiceImpl } from "./deps.js";
 /** PENDING → CLAIMED by this cell; again from the same cell: should_start false. Carries image_password. */
 export const startTask =
   ({ controller }: HandlerDeps): TaskLifecycleServiceImpl["startTask"] =>
-  (req) => controller.start(req.taskGuid, req.cellId);
+  (req) =>
+    controller.start(req.taskGuid, req.cellId);

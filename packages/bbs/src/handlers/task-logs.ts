@@ -21,7 +21,10 @@ export const taskLogs = ({ store, presence, clients }: HandlerDeps): TaskService
     }
     const cell = await presence.get(task.cellId);
     if (!cell?.address) {
-      throw new DiegoError("UNAVAILABLE", `cell ${JSON.stringify(task.cellId)} of task ${JSON.stringify(guid)} is not present; its logs cannot be read`);
+      throw new DiegoError(
+        "UNAVAILABLE",
+        `cell ${JSON.stringify(task.cellId)} of task ${JSON.stringify(guid)} is not present; its logs cannot be read`,
+      );
     }
     const client = clients.get(cellv1.CellRepService, cell.address);
     yield* client.taskLogs({ taskGuid: guid, follow: req.follow }, { signal: ctx.signal });

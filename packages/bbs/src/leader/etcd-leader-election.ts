@@ -53,7 +53,10 @@ export class EtcdLeaderElection implements Leadership {
   private setLeader(leader: boolean): void {
     if (leader === this.leader) return;
     this.leader = leader;
-    this.options.logger.info({ instanceId: this.options.instanceId, leader }, leader ? "became leader" : "no longer leader");
+    this.options.logger.info(
+      { instanceId: this.options.instanceId, leader },
+      leader ? "became leader" : "no longer leader",
+    );
     for (const l of this.listeners) l(leader);
   }
 
@@ -110,12 +113,19 @@ export class EtcdLeaderElection implements Leadership {
   private async heldAt(k: Buffer): Promise<number | undefined> {
     const res = await this.options.etcd.client.kv.range({ key: k }, this.options.etcd.callOptions());
     const kv = res.kvs[0];
-    return kv !== undefined && kv.value.toString() === this.options.instanceId ? Number(res.header.revision) : undefined;
+    return kv !== undefined && kv.value.toString() === this.options.instanceId
+      ? Number(res.header.revision)
+      : undefined;
   }
 
   /** Resolves when the key is deleted (from `revision` on), after `timeoutMs`, or on stop / lease loss. */
   private async waitForDelete(k: Buffer, revision: number, timeoutMs: number): Promise<void> {
-    const watcher = await this.options.etcd.client.watch().key(k).only("delete").startRevision(String(revision)).create();
+    const watcher = await this.options.etcd.client
+      .watch()
+      .key(k)
+      .only("delete")
+      .startRevision(String(revision))
+      .create();
     try {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);

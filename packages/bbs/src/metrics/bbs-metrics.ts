@@ -45,11 +45,19 @@ export class BbsMetrics {
     gauge("TasksClaimed", "Tasks claimed by a cell whose container is not running yet (CLAIMED).", [TaskState.CLAIMED]);
     gauge("TasksCompleted", "Finished tasks waiting to be resolved (COMPLETED).", [TaskState.COMPLETED]);
     gauge("TasksResolving", "Tasks being resolved (RESOLVING).", [TaskState.RESOLVING]);
-    const perCell = (name: string, help: string) => new Counter({ name, help, labelNames: ["cell_id"] as const, registers });
+    const perCell = (name: string, help: string) =>
+      new Counter({ name, help, labelNames: ["cell_id"] as const, registers });
     this.tasksStarted = perCell("TasksStarted", "Tasks claimed by a cell (StartTask), by cell.");
     this.tasksSucceeded = perCell("TasksSucceeded", "Tasks completed successfully, by cell.");
-    this.tasksFailed = perCell("TasksFailed", "Tasks completed as failed (incl. cancelled, expired, rejected too often), by cell.");
-    this.convergenceRuns = new Counter({ name: "ConvergenceTaskRuns", help: "Task convergence passes run by this instance.", registers });
+    this.tasksFailed = perCell(
+      "TasksFailed",
+      "Tasks completed as failed (incl. cancelled, expired, rejected too often), by cell.",
+    );
+    this.convergenceRuns = new Counter({
+      name: "ConvergenceTaskRuns",
+      help: "Task convergence passes run by this instance.",
+      registers,
+    });
     this.convergenceDuration = new Histogram({
       name: "ConvergenceTaskDuration",
       help: "Seconds one task convergence pass took.",
@@ -66,10 +74,26 @@ export class BbsMetrics {
       help: "Tasks convergence deleted: unresolved past expire_completed_task_duration, or unreadable.",
       registers,
     });
-    this.callbacksDelivered = new Counter({ name: "TaskCallbacksDelivered", help: "Completion callbacks answered (task deleted).", registers });
-    this.callbacksFailed = new Counter({ name: "TaskCallbacksFailed", help: "Completion callbacks that failed every attempt.", registers });
-    this.auctionRequestsSent = new Counter({ name: "AuctionRequestsSent", help: "Tasks sent to the auctioneer.", registers });
-    this.auctionRequestsFailed = new Counter({ name: "AuctionRequestsFailed", help: "Tasks whose auction request failed (convergence re-sends them).", registers });
+    this.callbacksDelivered = new Counter({
+      name: "TaskCallbacksDelivered",
+      help: "Completion callbacks answered (task deleted).",
+      registers,
+    });
+    this.callbacksFailed = new Counter({
+      name: "TaskCallbacksFailed",
+      help: "Completion callbacks that failed every attempt.",
+      registers,
+    });
+    this.auctionRequestsSent = new Counter({
+      name: "AuctionRequestsSent",
+      help: "Tasks sent to the auctioneer.",
+      registers,
+    });
+    this.auctionRequestsFailed = new Counter({
+      name: "AuctionRequestsFailed",
+      help: "Tasks whose auction request failed (convergence re-sends them).",
+      registers,
+    });
     this.storeTxnTasks = new Histogram({
       name: "TaskStoreTxnTasks",
       help: "Tasks written together in one etcd transaction (the write coalescer's batch size).",
@@ -82,7 +106,11 @@ export class BbsMetrics {
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1],
       registers,
     });
-    this.storeTxnConflicts = new Counter({ name: "TaskStoreTxnConflicts", help: "Write transactions that lost a compare and went again.", registers });
+    this.storeTxnConflicts = new Counter({
+      name: "TaskStoreTxnConflicts",
+      help: "Write transactions that lost a compare and went again.",
+      registers,
+    });
   }
 
   /** Counts a task that just became COMPLETED. */

@@ -232,7 +232,10 @@ export class EtcdTaskStore extends IndexedTaskStore implements TaskStore {
       this.options.logger.error({ key, err: (err as Error).message }, "unreadable task in etcd; deleting it");
       this.options.onPruned?.();
       void this.etcd.client.kv
-        .txn({ compare: [{ key: kv.key, target: "Mod", result: "Equal", mod_revision: kv.mod_revision }], success: [{ request_delete_range: { key: kv.key } }] })
+        .txn({
+          compare: [{ key: kv.key, target: "Mod", result: "Equal", mod_revision: kv.mod_revision }],
+          success: [{ request_delete_range: { key: kv.key } }],
+        })
         .catch(() => undefined);
       return undefined;
     }
@@ -316,7 +319,13 @@ export class EtcdTaskStore extends IndexedTaskStore implements TaskStore {
           ? { key: op.key, target: "Mod", result: "Equal", mod_revision: entry.revision }
           : { key: op.key, target: "Create", result: "Equal", create_revision: 0 },
       );
-      if (ev.result?.outcome.kind === "put") success.push({ request_put: { key: op.key, value: Buffer.from(ev.bytes!.buffer, ev.bytes!.byteOffset, ev.bytes!.byteLength) } });
+      if (ev.result?.outcome.kind === "put")
+        success.push({
+          request_put: {
+            key: op.key,
+            value: Buffer.from(ev.bytes!.buffer, ev.bytes!.byteOffset, ev.bytes!.byteLength),
+          },
+        });
       else if (ev.result?.outcome.kind === "delete") success.push({ request_delete_range: { key: op.key } });
       failure.push({ request_range: { key: op.key } });
     }
@@ -365,7 +374,12 @@ export class EtcdTaskStore extends IndexedTaskStore implements TaskStore {
     const retry: PendingOp[] = [];
     for (const op of again) {
       if (op.attempts >= this.maxAttempts) {
-        op.reject(new DiegoError("ABORTED", `task ${JSON.stringify(op.guid)} changed ${op.attempts} times while being updated; try again`));
+        op.reject(
+          new DiegoError(
+            "ABORTED",
+            `task ${JSON.stringify(op.guid)} changed ${op.attempts} times while being updated; try again`,
+          ),
+        );
       } else retry.push(op);
     }
     this.queue.unshift(...retry);

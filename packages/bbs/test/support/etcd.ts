@@ -19,7 +19,12 @@ export function uniquePrefix(name: string): string {
 }
 
 export async function connect(): Promise<EtcdConnection> {
-  const etcd = new EtcdConnection({ endpoints: [etcdUrl()], requestTimeoutMs: 5_000, probeIntervalMs: 1_000, logger: silent });
+  const etcd = new EtcdConnection({
+    endpoints: [etcdUrl()],
+    requestTimeoutMs: 5_000,
+    probeIntervalMs: 1_000,
+    logger: silent,
+  });
   await etcd.start();
   return etcd;
 }
@@ -30,6 +35,10 @@ export async function wipe(etcd: EtcdConnection, prefix: string): Promise<void> 
 }
 
 /** Polls until `fn` gives a value (see eventually); 20 s by default. */
-export function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000): Promise<T> {
+export function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 20_000,
+): Promise<T> {
   return eventually(what, fn, timeoutMs, 50);
 }

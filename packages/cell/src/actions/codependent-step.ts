@@ -8,7 +8,11 @@ export const CODEPENDENT_EXITED = "Codependent step exited";
  * an error (`Codependent step exited` when it succeeded), so a codependent action always fails once
  * any child ends (diego-reference 2.2): it is meant for "run until one dies".
  */
-export async function codependentStep(actions: readonly Action[], ctx: StepContext, run: StepRunner): Promise<StepResult> {
+export async function codependentStep(
+  actions: readonly Action[],
+  ctx: StepContext,
+  run: StepRunner,
+): Promise<StepResult> {
   const { controller, dispose } = childController(ctx.signal);
   let first = true;
   const results = await Promise.all(

@@ -5,13 +5,21 @@ import { HELPER_BUSYBOX, type ContainerRuntime } from "../runtime/container-runt
 /** Runs a helper busybox command as root in the container; rejects with its stderr when it fails. */
 export async function helper(runtime: ContainerRuntime, id: string, args: string[]): Promise<void> {
   const errs: Buffer[] = [];
-  const handle = await runtime.exec(id, { argv: [HELPER_BUSYBOX, ...args], env: [], user: "", dir: "", nofile: 0 }, { stdout: () => undefined, stderr: (c) => errs.push(c) });
+  const handle = await runtime.exec(
+    id,
+    { argv: [HELPER_BUSYBOX, ...args], env: [], user: "", dir: "", nofile: 0 },
+    { stdout: () => undefined, stderr: (c) => errs.push(c) },
+  );
   const { exitCode } = await handle.exited;
-  if (exitCode !== 0) throw new Error(Buffer.concat(errs).toString("utf8").trim() || `${args[0]} exited with status ${exitCode}`);
+  if (exitCode !== 0)
+    throw new Error(Buffer.concat(errs).toString("utf8").trim() || `${args[0]} exited with status ${exitCode}`);
 }
 
 /** The first regular file of a tar stream: its name and up to maxBytes of its content (and whether more followed). */
-export async function firstFile(tar: NodeJS.ReadableStream, maxBytes = Infinity): Promise<{ name: string; data: Buffer; truncated: boolean } | undefined> {
+export async function firstFile(
+  tar: NodeJS.ReadableStream,
+  maxBytes = Infinity,
+): Promise<{ name: string; data: Buffer; truncated: boolean } | undefined> {
   const ex = extract();
   let found: { name: string; data: Buffer; truncated: boolean } | undefined;
   return new Promise((resolve, reject) => {

@@ -95,7 +95,12 @@ export class DownloadCache {
     await rm(entry, { recursive: true, force: true });
     await mkdir(entry, { recursive: true });
     await rename(tmp, join(entry, "data"));
-    const newMeta: Meta = { url, size, etag: res.headers.get("etag") ?? undefined, lastModified: res.headers.get("last-modified") ?? undefined };
+    const newMeta: Meta = {
+      url,
+      size,
+      etag: res.headers.get("etag") ?? undefined,
+      lastModified: res.headers.get("last-modified") ?? undefined,
+    };
     await writeFile(join(entry, "meta.json"), JSON.stringify(newMeta));
     const held = this.hold(key!, join(entry, "data"), size);
     await this.evict();
@@ -138,7 +143,8 @@ export class DownloadCache {
   /** Bytes held by cached entries now. */
   async size(): Promise<number> {
     let total = 0;
-    for (const key of await readdir(this.entriesDir).catch(() => [] as string[])) total += (await readMeta(join(this.entriesDir, key)))?.size ?? 0;
+    for (const key of await readdir(this.entriesDir).catch(() => [] as string[]))
+      total += (await readMeta(join(this.entriesDir, key)))?.size ?? 0;
     return total;
   }
 }

@@ -43,7 +43,11 @@ export async function downloadStep(d: DownloadAction, ctx: StepContext, deps: Do
     const owner = d.user && d.user !== "root" ? d.user : "";
     if (kind === "file") {
       await helper(deps.runtime, deps.containerId, ["mkdir", "-p", posix.dirname(to)]);
-      await deps.runtime.putArchive(deps.containerId, posix.dirname(to), fileTar(posix.basename(to), fetched.file, fetched.size));
+      await deps.runtime.putArchive(
+        deps.containerId,
+        posix.dirname(to),
+        fileTar(posix.basename(to), fetched.file, fetched.size),
+      );
     } else {
       await helper(deps.runtime, deps.containerId, ["mkdir", "-p", to]);
       const raw = createReadStream(fetched.file);

@@ -61,7 +61,8 @@ export async function runStep(run: RunAction, ctx: StepContext, deps: RunStepDep
   err.end();
   if (outcome === "stuck") return new StepError("process did not exit", false, true);
   const result = outcome as ExecResult;
-  if (!run.suppressLogOutput) ctx.log("stdout", `Exit status ${result.exitCode}${result.outOfMemory ? " (out of memory)" : ""}`, source);
+  if (!run.suppressLogOutput)
+    ctx.log("stdout", `Exit status ${result.exitCode}${result.outOfMemory ? " (out of memory)" : ""}`, source);
   if (stopping) return cancelledError();
   if (result.exitCode === 0) return undefined;
   return new StepError(exitedWithStatus(source, result.exitCode, result.outOfMemory), true);

@@ -6,7 +6,12 @@ import { childController, StepError, type StepContext, type StepResult, type Ste
  * Runs the action with a timer; on expiry it stops the action, waits for it to finish and fails with
  * `exceeded <duration> timeout` (plus `; <error>` when the action's own error can be shown).
  */
-export async function timeoutStep(action: Action, timeoutMs: number, ctx: StepContext, run: StepRunner): Promise<StepResult> {
+export async function timeoutStep(
+  action: Action,
+  timeoutMs: number,
+  ctx: StepContext,
+  run: StepRunner,
+): Promise<StepResult> {
   const { controller, dispose } = childController(ctx.signal);
   let timedOut = false;
   const timer = setTimeout(() => {

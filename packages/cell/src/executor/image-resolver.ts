@@ -17,12 +17,17 @@ export function imageFor(rootFs: string, preloaded: Record<string, string>): { i
  * Makes the task's image present: used when local, pulled otherwise (with the task's registry
  * credentials). Rejects with `failed to fetch image <ref>: <reason>`.
  */
-export async function ensureImage(runtime: ContainerRuntime, task: Task, preloaded: Record<string, string>): Promise<string> {
+export async function ensureImage(
+  runtime: ContainerRuntime,
+  task: Task,
+  preloaded: Record<string, string>,
+): Promise<string> {
   const resolved = imageFor(task.rootFs, preloaded);
   if ("error" in resolved) throw new Error(resolved.error);
   const { image } = resolved;
   if (await runtime.hasImage(image)) return image;
-  if (task.rootFs.startsWith("preloaded:")) throw new Error(failedToFetchImage(task.rootFs, `preloaded image ${image} is not on this host`));
+  if (task.rootFs.startsWith("preloaded:"))
+    throw new Error(failedToFetchImage(task.rootFs, `preloaded image ${image} is not on this host`));
   try {
     const auth = task.imageUsername ? { username: task.imageUsername, password: task.imagePassword } : undefined;
     await runtime.pullImage(image, auth);

@@ -148,14 +148,17 @@ export class TaskRunner {
     }
     this.phase = "finishing";
     if (this.stopReason === "cancelled" || this.stopReason === "gone") outcome = { kind: "none" };
-    else if (this.stopReason === "missing") outcome = { kind: "complete", failed: true, reason: FailureReason.containerMissing, result: "" };
+    else if (this.stopReason === "missing")
+      outcome = { kind: "complete", failed: true, reason: FailureReason.containerMissing, result: "" };
     else if (this.stopReason === "drain" && outcome.kind === "complete") {
       outcome = { kind: "complete", failed: true, reason: FailureReason.cellDisappeared, result: "" };
     }
     this.env.logs.end(task.taskGuid);
     await this.report(outcome);
     if (this.containerId) {
-      await this.env.removeContainer(this.containerId).catch((err) => this.log.error({ err }, "cannot remove container; reconcile will"));
+      await this.env
+        .removeContainer(this.containerId)
+        .catch((err) => this.log.error({ err }, "cannot remove container; reconcile will"));
     }
     this.finish();
   }
@@ -250,12 +253,17 @@ export class TaskRunner {
   }
 
   private async containerExists(): Promise<boolean> {
-    const found = await this.env.runtime.list(containerLabels(this.env.cellId, this.work.taskGuid)).catch(() => undefined);
+    const found = await this.env.runtime
+      .list(containerLabels(this.env.cellId, this.work.taskGuid))
+      .catch(() => undefined);
     return found === undefined || found.some((c) => c.id === this.containerId && c.status === "running");
   }
 
   private async readResult(path: string): Promise<string> {
-    const file = await firstFile(await this.env.runtime.getArchive(this.containerId!, path), this.env.limits.resultFileMaxBytes);
+    const file = await firstFile(
+      await this.env.runtime.getArchive(this.containerId!, path),
+      this.env.limits.resultFileMaxBytes,
+    );
     if (!file) throw new Error(`${path} is not a file`);
     return file.data.toString("utf8").replace(/\uFFFD$/, "");
   }
@@ -267,7 +275,13 @@ export class TaskRunner {
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
         if (outcome.kind === "complete") {
-          await this.env.lifecycle.completeTask({ taskGuid: guid, cellId, failed: outcome.failed, failureReason: outcome.reason, result: outcome.result });
+          await this.env.lifecycle.completeTask({
+            taskGuid: guid,
+            cellId,
+            failed: outcome.failed,
+            failureReason: outcome.reason,
+            result: outcome.result,
+          });
           (outcome.failed ? this.env.metrics.tasksFailed : this.env.metrics.tasksSucceeded).inc();
           this.log.info({ failed: outcome.failed, failureReason: outcome.reason }, "task completed");
         } else {
@@ -305,5 +319,8 @@ export function cpuShares(weight: number): number {
 
 /** The BBS said no for good (the task is not ours to run or report), as opposed to a passing failure. */
 export function isRefusal(err: unknown): boolean {
-  return DiegoError.is(err) && ["FAILED_PRECONDITION", "NOT_FOUND", "PERMISSION_DENIED", "INVALID_ARGUMENT", "ALREADY_EXISTS"].includes(err.code);
+  return (
+    DiegoError.is(err) &&
+    ["FAILED_PRECONDITION", "NOT_FOUND", "PERMISSION_DENIED", "INVALID_ARGUMENT", "ALREADY_EXISTS"].includes(err.code)
+  );
 }

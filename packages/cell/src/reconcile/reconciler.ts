@@ -146,7 +146,13 @@ export class Reconciler {
 
   private async complete(guid: string, reason: string): Promise<void> {
     try {
-      await this.o.lifecycle.completeTask({ taskGuid: guid, cellId: this.o.cell.id, failed: true, failureReason: reason, result: "" });
+      await this.o.lifecycle.completeTask({
+        taskGuid: guid,
+        cellId: this.o.cell.id,
+        failed: true,
+        failureReason: reason,
+        result: "",
+      });
       this.o.cell.metrics.tasksFailed.inc();
     } catch (err) {
       if (!isRefusal(err)) throw err;

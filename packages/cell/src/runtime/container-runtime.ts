@@ -74,7 +74,12 @@ export interface RegistryAuth {
   password: string;
 }
 
-export type RuntimeEvent = { containerId: string; name: string; labels: Record<string, string>; action: "create" | "start" | "die" | "destroy" | "oom" };
+export type RuntimeEvent = {
+  containerId: string;
+  name: string;
+  labels: Record<string, string>;
+  action: "create" | "start" | "die" | "destroy" | "oom";
+};
 
 export interface ContainerRuntime {
   /** True when the image is present locally. */

@@ -24,7 +24,16 @@ export const HELPER_MOUNT = "/.diego";
 const HELPER = HELPER_BUSYBOX;
 
 /** The capabilities an unprivileged task keeps (Docker's default set less MKNOD, NET_RAW, SYS_CHROOT, AUDIT_WRITE, SETFCAP, SETPCAP). */
-export const TASK_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "NET_BIND_SERVICE"];
+export const TASK_CAPABILITIES = [
+  "CHOWN",
+  "DAC_OVERRIDE",
+  "FOWNER",
+  "FSETID",
+  "KILL",
+  "SETGID",
+  "SETUID",
+  "NET_BIND_SERVICE",
+];
 
 export interface DockerRuntimeOptions {
   /** Unix socket of the engine; default /var/run/docker.sock. */
@@ -71,32 +80,36 @@ export class DockerRuntime implements ContainerRuntime {
 
   async create(spec: ContainerSpec): Promise<string> {
     const memory = spec.memoryMb * 1024 * 1024;
-    const container = await this.docker.createContainer({
-      name: spec.name,
-      Image: spec.image,
-      Labels: spec.labels,
-      Env: spec.env,
-      Entrypoint: [HELPER],
-      Cmd: ["sleep", "2147483647"],
-      WorkingDir: "/",
-      HostConfig: {
-        Init: true,
-        Binds: [`${this.options.helperDir}:${HELPER_MOUNT}:ro`],
-        Memory: memory || undefined,
-        MemorySwap: memory || undefined,
-        CpuShares: spec.cpuShares || undefined,
-        PidsLimit: spec.maxPids || undefined,
-        ...(spec.privileged ? privilegedConfig() : { SecurityOpt: ["no-new-privileges"], CapDrop: ["ALL"], CapAdd: TASK_CAPABILITIES }),
-        NetworkMode: spec.network ? "bridge" : "none",
-        StorageOpt: spec.diskMb > 0 ? { size: `${spec.diskMb}M` } : undefined,
-      },
-    }).catch((err: unknown) => {
-      const code = statusCode(err);
-      const message = engineMessage(err);
-      if (code === 409) throw new DiegoError("ALREADY_EXISTS", message);
-      if (code === 404) throw new DiegoError("NOT_FOUND", message);
-      throw new Error(message);
-    });
+    const container = await this.docker
+      .createContainer({
+        name: spec.name,
+        Image: spec.image,
+        Labels: spec.labels,
+        Env: spec.env,
+        Entrypoint: [HELPER],
+        Cmd: ["sleep", "2147483647"],
+        WorkingDir: "/",
+        HostConfig: {
+          Init: true,
+          Binds: [`${this.options.helperDir}:${HELPER_MOUNT}:ro`],
+          Memory: memory || undefined,
+          MemorySwap: memory || undefined,
+          CpuShares: spec.cpuShares || undefined,
+          PidsLimit: spec.maxPids || undefined,
+          ...(spec.privileged
+            ? privilegedConfig()
+            : { SecurityOpt: ["no-new-privileges"], CapDrop: ["ALL"], CapAdd: TASK_CAPABILITIES }),
+          NetworkMode: spec.network ? "bridge" : "none",
+          StorageOpt: spec.diskMb > 0 ? { size: `${spec.diskMb}M` } : undefined,
+        },
+      })
+      .catch((err: unknown) => {
+        const code = statusCode(err);
+        const message = engineMessage(err);
+        if (code === 409) throw new DiegoError("ALREADY_EXISTS", message);
+        if (code === 404) throw new DiegoError("NOT_FOUND", message);
+        throw new Error(message);
+      });
     return container.id;
   }
 
@@ -105,7 +118,10 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async exec(id: string, spec: ExecSpec, io: ExecIo): Promise<ProcessHandle> {
-    const argv = spec.nofile > 0 ? [HELPER, "sh", "-c", 'ulimit -n "$0" && exec "$@"', String(spec.nofile), ...spec.argv] : spec.argv;
+    const argv =
+      spec.nofile > 0
+        ? [HELPER, "sh", "-c", 'ulimit -n "$0" && exec "$@"', String(spec.nofile), ...spec.argv]
+        : spec.argv;
     const container = this.docker.getContainer(id);
     const exec = await container.exec({
       Cmd: argv,
@@ -163,7 +179,10 @@ export class DockerRuntime implements ContainerRuntime {
 
   private async oomKilled(id: string): Promise<boolean> {
     for (let i = 0; i < 10; i++) {
-      const info = await this.docker.getContainer(id).inspect().catch(() => undefined);
+      const info = await this.docker
+        .getContainer(id)
+        .inspect()
+        .catch(() => undefined);
       if (info?.State?.OOMKilled) return true;
       await sleep(20);
     }
@@ -210,7 +229,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   watch(labels: Record<string, string>, onEvent: (e: RuntimeEvent) => void, onError: (err: Error) => void): () => void {
-    let stream: NodeJS.ReadableStream & { destroy?: () => void } | undefined;
+    let stream: (NodeJS.ReadableStream & { destroy?: () => void }) | undefined;
     let stopped = false;
     this.docker
       .getEvents({ filters: { type: ["container"], label: labelFilters(labels) } })
@@ -226,11 +245,20 @@ export class DockerRuntime implements ContainerRuntime {
             buffered = buffered.slice(nl + 1);
             if (!line) continue;
             try {
-              const e = JSON.parse(line) as { Action: string; id: string; Actor?: { Attributes?: Record<string, string> } };
+              const e = JSON.parse(line) as {
+                Action: string;
+                id: string;
+                Actor?: { Attributes?: Record<string, string> };
+              };
               const action = e.Action.split(":")[0];
               if (!["create", "start", "die", "destroy", "oom"].includes(action)) continue;
               const attributes = e.Actor?.Attributes ?? {};
-              onEvent({ containerId: e.id, name: attributes.name ?? "", labels: attributes, action: action as RuntimeEvent["action"] });
+              onEvent({
+                containerId: e.id,
+                name: attributes.name ?? "",
+                labels: attributes,
+                action: action as RuntimeEvent["action"],
+              });
             } catch {
               // not an event line
             }
@@ -252,10 +280,21 @@ export class DockerRuntime implements ContainerRuntime {
    */
   async prepareHelper(image: string): Promise<void> {
     const target = join(this.options.helperDir, "busybox");
-    if (await stat(target).then((s) => s.size > 0, () => false)) return;
+    if (
+      await stat(target).then(
+        (s) => s.size > 0,
+        () => false,
+      )
+    )
+      return;
     await mkdir(this.options.helperDir, { recursive: true });
     if (!(await this.hasImage(image))) await this.pullImage(image);
-    const c = await this.docker.createContainer({ Image: image, Entrypoint: ["/bin/busybox"], Cmd: ["true"], Labels: { "diego.helper": "1" } });
+    const c = await this.docker.createContainer({
+      Image: image,
+      Entrypoint: ["/bin/busybox"],
+      Cmd: ["true"],
+      Labels: { "diego.helper": "1" },
+    });
     try {
       const file = await firstFile((await c.getArchive({ path: "/bin/busybox" })) as NodeJS.ReadableStream);
       if (!file || file.data.length === 0) throw new Error(`${image} has no /bin/busybox`);
@@ -291,7 +330,10 @@ export class DockerRuntime implements ContainerRuntime {
       const { StatusCode } = (await c.wait()) as { StatusCode: number };
       return StatusCode !== 0
         ? { enforced: true, reason: `storage driver ${driver} enforces size quotas` }
-        : { enforced: false, reason: `storage driver ${driver} accepts a size quota but does not enforce it (a 40M write passed a 16M quota; on btrfs run \`btrfs quota rescan -w <data root>\`)` };
+        : {
+            enforced: false,
+            reason: `storage driver ${driver} accepts a size quota but does not enforce it (a 40M write passed a 16M quota; on btrfs run \`btrfs quota rescan -w <data root>\`)`,
+          };
     } catch (err) {
       return { enforced: false, reason: `quota probe failed: ${engineMessage(err)}` };
     } finally {
@@ -307,11 +349,45 @@ export class DockerRuntime implements ContainerRuntime {
 }
 
 const CAPABILITY_NAMES = [
-  "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP", "LINUX_IMMUTABLE",
-  "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT",
-  "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE",
-  "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ",
-];  // PERFMON, BPF and CHECKPOINT_RESTORE are unknown to Docker 20.10's capability list
+  "CHOWN",
+  "DAC_OVERRIDE",
+  "DAC_READ_SEARCH",
+  "FOWNER",
+  "FSETID",
+  "KILL",
+  "SETGID",
+  "SETUID",
+  "SETPCAP",
+  "LINUX_IMMUTABLE",
+  "NET_BIND_SERVICE",
+  "NET_BROADCAST",
+  "NET_ADMIN",
+  "NET_RAW",
+  "IPC_LOCK",
+  "IPC_OWNER",
+  "SYS_MODULE",
+  "SYS_RAWIO",
+  "SYS_CHROOT",
+  "SYS_PTRACE",
+  "SYS_PACCT",
+  "SYS_ADMIN",
+  "SYS_BOOT",
+  "SYS_NICE",
+  "SYS_RESOURCE",
+  "SYS_TIME",
+  "SYS_TTY_CONFIG",
+  "MKNOD",
+  "LEASE",
+  "AUDIT_WRITE",
+  "AUDIT_CONTROL",
+  "SETFCAP",
+  "MAC_OVERRIDE",
+  "MAC_ADMIN",
+  "SYSLOG",
+  "WAKE_ALARM",
+  "BLOCK_SUSPEND",
+  "AUDIT_READ",
+]; // PERFMON, BPF and CHECKPOINT_RESTORE are unknown to Docker 20.10's capability list
 
 let privileged: Record<string, unknown> | undefined;
 

@@ -82,7 +82,14 @@ export class FakeRuntime implements ContainerRuntime {
       throw new DiegoError("ALREADY_EXISTS", `Conflict. The container name "/${spec.name}" is already in use`);
     }
     const id = `fake${String(this.nextId++).padStart(12, "0")}`;
-    this.containers.set(id, { id, spec, status: "created", files: new Map(), dirs: new Set(BASE_DIRS), processes: new Set() });
+    this.containers.set(id, {
+      id,
+      spec,
+      status: "created",
+      files: new Map(),
+      dirs: new Set(BASE_DIRS),
+      processes: new Set(),
+    });
     this.emit(id, "create");
     return id;
   }
@@ -142,7 +149,8 @@ export class FakeRuntime implements ContainerRuntime {
     await this.delay();
     const tar = Buffer.isBuffer(archive) ? archive : await collect(archive);
     const c = this.get(id);
-    if (!c.dirs.has(normalize(dir))) throw new DiegoError("NOT_FOUND", `Could not find the file ${dir} in container ${id}`);
+    if (!c.dirs.has(normalize(dir)))
+      throw new DiegoError("NOT_FOUND", `Could not find the file ${dir} in container ${id}`);
     const ex = extract();
     const done = new Promise<void>((resolve, reject) => {
       ex.on("entry", (header, stream, next) => {
@@ -176,7 +184,8 @@ export class FakeRuntime implements ContainerRuntime {
       p2.entry({ name: base, size: c.files.get(p)!.length }, c.files.get(p)!);
     } else if (c.dirs.has(p)) {
       p2.entry({ name: base, type: "directory" });
-      for (const [f, data] of c.files) if (f.startsWith(`${p}/`)) p2.entry({ name: `${base}/${f.slice(p.length + 1)}`, size: data.length }, data);
+      for (const [f, data] of c.files)
+        if (f.startsWith(`${p}/`)) p2.entry({ name: `${base}/${f.slice(p.length + 1)}`, size: data.length }, data);
     } else {
       throw new DiegoError("NOT_FOUND", `${path} does not exist in the container`);
     }

@@ -59,7 +59,10 @@ export class Cluster {
   /** A BBS, a watch on every task, then an auctioneer holding the `auctioneer` lock. */
   static async start(): Promise<Cluster> {
     const level = process.env.DIEGO_TEST_LOG ?? "silent";
-    const bbs = await startBbs({ store: "memory", listenAddress: "127.0.0.1:0", statusAddress: "127.0.0.1:0" }, { logger: createLogger("bbs", level) });
+    const bbs = await startBbs(
+      { store: "memory", listenAddress: "127.0.0.1:0", statusAddress: "127.0.0.1:0" },
+      { logger: createLogger("bbs", level) },
+    );
     const cluster = new Cluster(bbs);
     try {
       cluster.watch();
@@ -84,7 +87,12 @@ export class Cluster {
   private watch(): void {
     void (async () => {
       for await (const ev of this.tasks.watchTasks({ domain: "" }, { signal: this.watching.signal })) {
-        const task = ev.event.case === "created" ? ev.event.value.task : ev.event.case === "changed" ? ev.event.value.after : undefined;
+        const task =
+          ev.event.case === "created"
+            ? ev.event.value.task
+            : ev.event.case === "changed"
+              ? ev.event.value.after
+              : undefined;
         if (task) this.transitions.push({ taskGuid: task.taskGuid, state: task.state });
         const guid = task?.taskGuid ?? (ev.event.case === "removed" ? ev.event.value.task?.taskGuid : undefined);
         if (guid) this.changes.emit("change", guid);
@@ -108,11 +116,16 @@ export class Cluster {
       this.changes.on("change", on);
     });
     const until = Date.now() + 30_000;
-    for (let shown = false; !shown; ) {
+    for (let shown = false; !shown;) {
       if (Date.now() > until) throw new Error("the BBS's WatchTasks stream never showed a change");
       const guid = `probe-${randomBytes(4).toString("hex")}`;
       probes.push(guid);
-      await this.tasks.desireTask({ taskGuid: guid, domain: PROBE_DOMAIN, rootFs: "docker:///diego/busybox", action: { action: { case: "run", value: { path: "/bin/true" } } } });
+      await this.tasks.desireTask({
+        taskGuid: guid,
+        domain: PROBE_DOMAIN,
+        rootFs: "docker:///diego/busybox",
+        action: { action: { case: "run", value: { path: "/bin/true" } } },
+      });
       shown = await Promise.race([seen.then(() => true), sleep(250).then(() => false)]);
     }
     for (const guid of probes) {
@@ -150,7 +163,8 @@ export class Cluster {
         const t = await this.get(guid);
         if (ok(t)) return t;
         const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`task ${guid} did not reach the expected state; now ${t ? TaskState[t.state] : "absent"}`);
+        if (left <= 0)
+          throw new Error(`task ${guid} did not reach the expected state; now ${t ? TaskState[t.state] : "absent"}`);
         // The re-read every second is a safety net only: the watch wakes this up on each change.
         await Promise.race([change, sleep(Math.min(left, 1_000))]);
       } finally {

@@ -64,9 +64,13 @@ export async function startHarness(
     ...values,
   });
   const runtime =
-    options.runtime ?? (kind === "fake" ? new FakeRuntime() : new DockerRuntime({ helperDir: join(config.workDir!, "helper") }));
+    options.runtime ??
+    (kind === "fake" ? new FakeRuntime() : new DockerRuntime({ helperDir: join(config.workDir!, "helper") }));
   try {
-    cell = await startCell(config, { runtime: kind === "fake" ? runtime : undefined, logger: createLogger("cell", config.logLevel) });
+    cell = await startCell(config, {
+      runtime: kind === "fake" ? runtime : undefined,
+      logger: createLogger("cell", config.logLevel),
+    });
     await cluster.waitForCell(cellId, cell.address);
   } catch (err) {
     await stopAll();
@@ -92,7 +96,11 @@ export async function removeCellContainers(runtime: ContainerRuntime, cellId: st
   for (const c of await runtime.list(cellLabels(cellId))) await runtime.remove(c.id);
 }
 
-export async function eventually<T>(fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, what = "condition"): Promise<T> {
+export async function eventually<T>(
+  fn: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 30_000,
+  what = "condition",
+): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

@@ -18,10 +18,14 @@ export async function tarOf(files: Record<string, string>): Promise<Buffer> {
 async function run(rt: ContainerRuntime, id: string, script: string, extra: Partial<ExecSpec> = {}) {
   let stdout = "";
   let stderr = "";
-  const h = await rt.exec(id, { argv: ["/bin/sh", "-c", script], env: [], user: "", dir: "", nofile: 0, ...extra }, {
-    stdout: (c) => (stdout += c.toString()),
-    stderr: (c) => (stderr += c.toString()),
-  });
+  const h = await rt.exec(
+    id,
+    { argv: ["/bin/sh", "-c", script], env: [], user: "", dir: "", nofile: 0, ...extra },
+    {
+      stdout: (c) => (stdout += c.toString()),
+      stderr: (c) => (stderr += c.toString()),
+    },
+  );
   const r = await h.exited;
   return { ...r, stdout, stderr };
 }
@@ -83,11 +87,19 @@ export function runtimeContract(name: string, make: () => ContainerRuntime): voi
 
     test("SIGTERM stops a process; one that ignores it stops with SIGKILL", async () => {
       const id = await started();
-      let h = await rt.exec(id, { argv: ["/bin/sh", "-c", "sleep 30"], env: [], user: "", dir: "", nofile: 0 }, { stdout: () => {}, stderr: () => {} });
+      let h = await rt.exec(
+        id,
+        { argv: ["/bin/sh", "-c", "sleep 30"], env: [], user: "", dir: "", nofile: 0 },
+        { stdout: () => {}, stderr: () => {} },
+      );
       await new Promise((r) => setTimeout(r, 300));
       await h.signal("SIGTERM");
       expect((await h.exited).exitCode).toBe(143);
-      h = await rt.exec(id, { argv: ["/bin/sh", "-c", "trap '' TERM; sleep 30"], env: [], user: "", dir: "", nofile: 0 }, { stdout: () => {}, stderr: () => {} });
+      h = await rt.exec(
+        id,
+        { argv: ["/bin/sh", "-c", "trap '' TERM; sleep 30"], env: [], user: "", dir: "", nofile: 0 },
+        { stdout: () => {}, stderr: () => {} },
+      );
       await new Promise((r) => setTimeout(r, 300));
       await h.signal("SIGTERM");
       const raced = await Promise.race([h.exited, new Promise((r) => setTimeout(() => r("still running"), 500))]);
@@ -104,12 +116,18 @@ export function runtimeContract(name: string, make: () => ContainerRuntime): voi
       const file = await firstFile(await rt.getArchive(id, "/tmp/out"));
       expect(file?.data.toString()).toBe("result");
       await expect(rt.getArchive(id, "/tmp/none")).rejects.toMatchObject({ code: "NOT_FOUND" });
-      await expect(rt.putArchive(id, "/no/such/dir", await tarOf({ x: "y" }))).rejects.toMatchObject({ code: "NOT_FOUND" });
+      await expect(rt.putArchive(id, "/no/such/dir", await tarOf({ x: "y" }))).rejects.toMatchObject({
+        code: "NOT_FOUND",
+      });
     });
 
     test("the helper busybox can make directories", async () => {
       const id = await started();
-      const h = await rt.exec(id, { argv: ["/.diego/busybox", "mkdir", "-p", "/tmp/a/b"], env: [], user: "", dir: "", nofile: 0 }, { stdout: () => {}, stderr: () => {} });
+      const h = await rt.exec(
+        id,
+        { argv: ["/.diego/busybox", "mkdir", "-p", "/tmp/a/b"], env: [], user: "", dir: "", nofile: 0 },
+        { stdout: () => {}, stderr: () => {} },
+      );
       expect((await h.exited).exitCode).toBe(0);
       await rt.putArchive(id, "/tmp/a/b", await tarOf({ f: "x" }));
     });
@@ -117,13 +135,19 @@ export function runtimeContract(name: string, make: () => ContainerRuntime): voi
     test("lists containers by label, reports events, and removes them (twice is fine)", async () => {
       const events: string[] = [];
       const mine = uniqueId("only");
-      const unwatch = rt.watch({ "diego.contract": label, "diego.only": mine }, (e) => events.push(e.action), () => {});
+      const unwatch = rt.watch(
+        { "diego.contract": label, "diego.only": mine },
+        (e) => events.push(e.action),
+        () => {},
+      );
       await new Promise((r) => setTimeout(r, 200));
       const s = spec({ labels: { "diego.contract": label, "diego.only": mine } });
       const id = await rt.create(s);
       await rt.start(id);
       const listed = await rt.list({ "diego.only": mine });
-      expect(listed).toEqual([{ id, name: s.name, labels: expect.objectContaining({ "diego.only": mine }), status: "running" }]);
+      expect(listed).toEqual([
+        { id, name: s.name, labels: expect.objectContaining({ "diego.only": mine }), status: "running" },
+      ]);
       await rt.remove(id);
       await rt.remove(id);
       expect(await rt.list({ "diego.only": mine })).toEqual([]);

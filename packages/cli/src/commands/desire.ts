@@ -7,6 +7,8 @@ import { readTaskFile } from "../task-file-input.js";
 export async function desireCommand(ctx: CommandContext, file: string): Promise<number> {
   const request = await readTaskFile(ctx, file);
   const task = await ctx.client().desire(request);
-  ctx.out(ctx.json ? taskJson(task) : `desired task ${task.taskGuid} in domain ${task.domain}: ${stateName(task.state)}`);
+  ctx.out(
+    ctx.json ? taskJson(task) : `desired task ${task.taskGuid} in domain ${task.domain}: ${stateName(task.state)}`,
+  );
   return 0;
 }

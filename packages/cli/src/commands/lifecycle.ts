@@ -12,12 +12,20 @@ const VERBS = {
  * `diego cancel|resolve|delete <guid...>`: each guid in turn; one that fails does not stop the others,
  * and the exit code is that of the first failure.
  */
-export async function lifecycleCommand(ctx: CommandContext, verb: keyof typeof VERBS, taskGuids: string[]): Promise<number> {
+export async function lifecycleCommand(
+  ctx: CommandContext,
+  verb: keyof typeof VERBS,
+  taskGuids: string[],
+): Promise<number> {
   let exit = 0;
   for (const taskGuid of taskGuids) {
     try {
       await VERBS[verb].call(ctx, taskGuid);
-      ctx.out(ctx.json ? JSON.stringify({ task_guid: taskGuid, status: VERBS[verb].past }) : `${VERBS[verb].past} task ${taskGuid}`);
+      ctx.out(
+        ctx.json
+          ? JSON.stringify({ task_guid: taskGuid, status: VERBS[verb].past })
+          : `${VERBS[verb].past} task ${taskGuid}`,
+      );
     } catch (err) {
       ctx.err(describeError(err, ctx.address, `${verb} ${taskGuid}: `, ctx.tls));
       exit ||= exitCodeFor(err);

@@ -13,7 +13,9 @@ export interface ListOptions {
 export async function listCommand(ctx: CommandContext, opts: ListOptions): Promise<number> {
   const state = opts.state === undefined ? undefined : parseTaskState(opts.state);
   const tasks = await ctx.client().list({ domain: opts.domain, cellId: opts.cell, state });
-  tasks.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.taskGuid.localeCompare(b.taskGuid)));
+  tasks.sort((a, b) =>
+    a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.taskGuid.localeCompare(b.taskGuid),
+  );
   if (ctx.json) for (const t of tasks) ctx.out(taskJson(t));
   else if (tasks.length === 0) ctx.err("no tasks\n");
   else ctx.io.stdout.write(taskTable(tasks, ctx.now()));

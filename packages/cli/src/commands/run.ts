@@ -40,7 +40,8 @@ export async function runCommand(ctx: CommandContext, file: string, opts: RunOpt
   const sendCancel = () => {
     client.cancel(request.taskGuid).catch((err: unknown) => {
       // Already completed: it is about to be reported anyway.
-      if (!DiegoError.is(err, "FAILED_PRECONDITION")) progress.around(() => ctx.err(describeError(err, ctx.address, "cancel: ", ctx.tls)));
+      if (!DiegoError.is(err, "FAILED_PRECONDITION"))
+        progress.around(() => ctx.err(describeError(err, ctx.address, "cancel: ", ctx.tls)));
     });
   };
   // First Ctrl-C: cancel the task (as soon as it exists); second: stop waiting.
@@ -94,7 +95,8 @@ export async function runCommand(ctx: CommandContext, file: string, opts: RunOpt
     ctx.err(`diego: task ${task.taskGuid} failed${task.cellId ? ` on ${task.cellId}` : ""}: ${task.failureReason}\n`);
     return cancelRequested ? ExitCode.interrupted : ExitCode.taskFailed;
   }
-  if (!ctx.json && ctx.io.stderr.isTTY) ctx.err(`task ${task.taskGuid} succeeded${task.cellId ? ` on ${task.cellId}` : ""} in ${took}\n`);
+  if (!ctx.json && ctx.io.stderr.isTTY)
+    ctx.err(`task ${task.taskGuid} succeeded${task.cellId ? ` on ${task.cellId}` : ""} in ${took}\n`);
   return ExitCode.ok;
 }
 
@@ -105,5 +107,7 @@ function parsePollInterval(text: string): number {
   } catch {
     // reported below
   }
-  throw invalidArgument([{ field: "--poll-interval", message: `must be a duration such as 500ms or 2s (got ${JSON.stringify(text)})` }]);
+  throw invalidArgument([
+    { field: "--poll-interval", message: `must be a duration such as 500ms or 2s (got ${JSON.stringify(text)})` },
+  ]);
 }

@@ -1,5 +1,12 @@
 import { toJson } from "@bufbuild/protobuf";
-import { CellPresenceSchema, LogLineSchema, TaskEventSchema, type CellPresence, type LogLine, type TaskEvent } from "@diego/proto";
+import {
+  CellPresenceSchema,
+  LogLineSchema,
+  TaskEventSchema,
+  type CellPresence,
+  type LogLine,
+  type TaskEvent,
+} from "@diego/proto";
 import { int64AsIntegers, redactTask, taskToJsonText } from "@diego/models";
 
 /**
@@ -12,9 +19,22 @@ export function eventJson(event: TaskEvent): string {
   const e = event.event;
   const redacted: TaskEvent =
     e.case === "changed"
-      ? { ...event, event: { case: "changed", value: { ...e.value, before: e.value.before && redactTask(e.value.before), after: e.value.after && redactTask(e.value.after) } } }
+      ? {
+          ...event,
+          event: {
+            case: "changed",
+            value: {
+              ...e.value,
+              before: e.value.before && redactTask(e.value.before),
+              after: e.value.after && redactTask(e.value.after),
+            },
+          },
+        }
       : e.case === "created" || e.case === "removed"
-        ? ({ ...event, event: { case: e.case, value: { ...e.value, task: e.value.task && redactTask(e.value.task) } } } as TaskEvent)
+        ? ({
+            ...event,
+            event: { case: e.case, value: { ...e.value, task: e.value.task && redactTask(e.value.task) } },
+          } as TaskEvent)
         : event;
   return int64AsIntegers(toJson(TaskEventSchema, redacted, { useProtoFieldName: true }));
 }

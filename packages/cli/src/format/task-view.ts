@@ -1,4 +1,12 @@
-import { LogLine_Stream, TaskState, type Action, type CellPresence, type LogLine, type Task, type TaskEvent } from "@diego/proto";
+import {
+  LogLine_Stream,
+  TaskState,
+  type Action,
+  type CellPresence,
+  type LogLine,
+  type Task,
+  type TaskEvent,
+} from "@diego/proto";
 import { formatDuration } from "@diego/models";
 import { clip, renderTable } from "./table.js";
 
@@ -31,7 +39,14 @@ export function outcome(task: Task): string {
 }
 
 export function taskTable(tasks: Task[], nowMs: number): string {
-  const rows = tasks.map((t) => [t.taskGuid, t.domain, stateName(t.state), t.cellId || "-", age(t.createdAt, nowMs), clip(outcome(t), 60)]);
+  const rows = tasks.map((t) => [
+    t.taskGuid,
+    t.domain,
+    stateName(t.state),
+    t.cellId || "-",
+    age(t.createdAt, nowMs),
+    clip(outcome(t), 60),
+  ]);
   return renderTable(["TASK GUID", "DOMAIN", "STATE", "CELL", "AGE", "OUTCOME"], rows);
 }
 
@@ -45,7 +60,10 @@ export function taskDetail(task: Task, nowMs: number): string {
     ["root_fs", task.rootFs],
     ["stack", task.stack],
     ["action", task.action ? actionSummary(task.action) : ""],
-    ["resources", `memory_mb ${task.memoryMb}, disk_mb ${task.diskMb}, cpu_weight ${task.cpuWeight}${task.maxPids ? `, max_pids ${task.maxPids}` : ""}`],
+    [
+      "resources",
+      `memory_mb ${task.memoryMb}, disk_mb ${task.diskMb}, cpu_weight ${task.cpuWeight}${task.maxPids ? `, max_pids ${task.maxPids}` : ""}`,
+    ],
     ["env", task.env.map((e) => `${e.name}=${e.value}`).join(" ")],
     ["placement_tags", task.placementTags.join(", ")],
     ["privileged", task.privileged ? "true" : ""],
@@ -61,7 +79,11 @@ export function taskDetail(task: Task, nowMs: number): string {
     ["rejections", task.rejectionCount ? `${task.rejectionCount} (last: ${task.rejectionReason})` : ""],
   ];
   if (task.state === TaskState.COMPLETED || task.state === TaskState.RESOLVING) {
-    rows.push(["failed", String(task.failed)], ["failure_reason", task.failureReason], ["result", clip(task.result, 500)]);
+    rows.push(
+      ["failed", String(task.failed)],
+      ["failure_reason", task.failureReason],
+      ["result", clip(task.result, 500)],
+    );
   }
   const shown = rows.filter(([, v]) => v !== "");
   const width = Math.max(...shown.map(([k]) => k.length)) + 1;
@@ -120,7 +142,7 @@ export function eventLine(event: TaskEvent, nowMs: number): string {
     case "changed": {
       const [b, a] = [e.value.before!, e.value.after!];
       const cell = a.cellId ? `  cell=${a.cellId}` : "";
-      const how = a.state === TaskState.COMPLETED || (a.rejectionCount > b.rejectionCount) ? `  ${outcome(a)}` : "";
+      const how = a.state === TaskState.COMPLETED || a.rejectionCount > b.rejectionCount ? `  ${outcome(a)}` : "";
       return `${time}  CHANGED  ${a.taskGuid}  ${stateName(b.state)} -> ${stateName(a.state)}${cell}${how}`;
     }
     case "removed":
@@ -132,7 +154,9 @@ export function eventLine(event: TaskEvent, nowMs: number): string {
 
 /** `logs`: `12:00:01.250 [DEMO/0] OUT hello`. */
 export function logLineText(line: LogLine): string {
-  const time = line.timestamp ? new Date(Number(line.timestamp / 1_000_000n)).toISOString().slice(11, 23) : "--:--:--.---";
+  const time = line.timestamp
+    ? new Date(Number(line.timestamp / 1_000_000n)).toISOString().slice(11, 23)
+    : "--:--:--.---";
   const stream = line.stream === LogLine_Stream.STDERR ? "ERR" : "OUT";
   return `${time} [${line.source || "LOG"}/${line.instance || "0"}] ${stream} ${line.message}`;
 }
@@ -150,5 +174,8 @@ export function cellTable(cells: CellPresence[]): string {
     c.rootfsProviders.map((p) => (p.names.length ? `${p.scheme}:${p.names.join("|")}` : p.scheme)).join(",") || "-",
     [...c.placementTags, ...c.optionalPlacementTags.map((t) => `${t}?`)].join(",") || "-",
   ]);
-  return renderTable(["CELL ID", "ADDRESS", "ZONE", "MEMORY MB", "DISK MB", "CONTAINERS", "STACKS", "ROOTFS", "TAGS"], rows);
+  return renderTable(
+    ["CELL ID", "ADDRESS", "ZONE", "MEMORY MB", "DISK MB", "CONTAINERS", "STACKS", "ROOTFS", "TAGS"],
+    rows,
+  );
 }

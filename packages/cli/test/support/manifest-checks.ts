@@ -106,7 +106,9 @@ export function unknownFieldErrors(manifests: Manifest[]): string[] {
   const host = ts.createCompilerHost(options);
   const getSourceFile = host.getSourceFile.bind(host);
   host.getSourceFile = (name, languageVersion, ...rest) =>
-    name === fileName ? ts.createSourceFile(name, text, languageVersion, true) : getSourceFile(name, languageVersion, ...rest);
+    name === fileName
+      ? ts.createSourceFile(name, text, languageVersion, true)
+      : getSourceFile(name, languageVersion, ...rest);
   const fileExists = host.fileExists.bind(host);
   host.fileExists = (name) => name === fileName || fileExists(name);
   const readFile = host.readFile.bind(host);
@@ -115,7 +117,10 @@ export function unknownFieldErrors(manifests: Manifest[]): string[] {
   const source = program.getSourceFile(fileName)!;
   return [...program.getSyntacticDiagnostics(source), ...program.getSemanticDiagnostics(source)].map((d) => {
     const span = spans.find((s) => d.start !== undefined && d.start >= s.start && d.start < s.end);
-    const message = ts.flattenDiagnosticMessageText(d.messageText, "\n").split("\n")[0].replace(/'"([^"]+)"'/g, "'$1'");
+    const message = ts
+      .flattenDiagnosticMessageText(d.messageText, "\n")
+      .split("\n")[0]
+      .replace(/'"([^"]+)"'/g, "'$1'");
     return `${span ? where(span.m) : "(imports)"}: ${message}`;
   });
 }
@@ -125,20 +130,28 @@ type Workload = { m: Manifest; podLabels: Record<string, string>; pod: Json };
 function workloads(manifests: Manifest[]): Workload[] {
   return manifests
     .filter((m) => ["Deployment", "StatefulSet", "DaemonSet"].includes(m.doc.kind))
-    .map((m) => ({ m, podLabels: m.doc.spec?.template?.metadata?.labels ?? {}, pod: m.doc.spec?.template?.spec ?? {} }));
+    .map((m) => ({
+      m,
+      podLabels: m.doc.spec?.template?.metadata?.labels ?? {},
+      pod: m.doc.spec?.template?.spec ?? {},
+    }));
 }
 
 const matches = (selector: Record<string, string> | undefined, labels: Record<string, string>) =>
-  selector !== undefined && Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
+  selector !== undefined &&
+  Object.keys(selector).length > 0 &&
+  Object.entries(selector).every(([k, v]) => labels[k] === v);
 
 /** References between documents, and the operating habits every workload must have. */
 export function referenceErrors(deployment: Deployment): string[] {
   const { manifests, kustomization } = deployment;
   const errors: string[] = [];
-  const named = (kind: string) => new Set(manifests.filter((m) => m.doc.kind === kind).map((m) => m.doc.metadata?.name));
+  const named = (kind: string) =>
+    new Set(manifests.filter((m) => m.doc.kind === kind).map((m) => m.doc.metadata?.name));
   const configMaps = named("ConfigMap");
   const secretFiles = new Map<string, Set<string>>();
-  for (const m of manifests.filter((x) => x.doc.kind === "Secret")) secretFiles.set(m.doc.metadata.name, new Set(Object.keys({ ...m.doc.data, ...m.doc.stringData })));
+  for (const m of manifests.filter((x) => x.doc.kind === "Secret"))
+    secretFiles.set(m.doc.metadata.name, new Set(Object.keys({ ...m.doc.data, ...m.doc.stringData })));
   for (const g of kustomization?.secretGenerator ?? []) {
     secretFiles.set(g.name, new Set((g.files ?? []).map((f: string) => f.split("=")[0])));
   }
@@ -147,13 +160,17 @@ export function referenceErrors(deployment: Deployment): string[] {
 
   // kustomization: every file is a resource and every resource a file.
   const resources: string[] = kustomization?.resources ?? [];
-  for (const f of deployment.files) if (!resources.includes(f)) errors.push(`kustomization.yaml: ${f} is not listed under resources`);
-  for (const r of resources) if (!deployment.files.includes(r)) errors.push(`kustomization.yaml: resource ${r} does not exist`);
+  for (const f of deployment.files)
+    if (!resources.includes(f)) errors.push(`kustomization.yaml: ${f} is not listed under resources`);
+  for (const r of resources)
+    if (!deployment.files.includes(r)) errors.push(`kustomization.yaml: resource ${r} does not exist`);
 
   for (const m of manifests) {
     const ns = m.doc.metadata?.namespace;
-    if (m.doc.kind !== "Namespace" && ns !== "diego") errors.push(`${where(m)}: must be in namespace diego (is ${ns ?? "unset"})`);
-    if (m.doc.metadata?.labels?.["app.kubernetes.io/part-of"] !== "diego") errors.push(`${where(m)}: label app.kubernetes.io/part-of=diego is missing`);
+    if (m.doc.kind !== "Namespace" && ns !== "diego")
+      errors.push(`${where(m)}: must be in namespace diego (is ${ns ?? "unset"})`);
+    if (m.doc.metadata?.labels?.["app.kubernetes.io/part-of"] !== "diego")
+      errors.push(`${where(m)}: label app.kubernetes.io/part-of=diego is missing`);
   }
 
   for (const w of all) {
@@ -163,37 +180,46 @@ export function referenceErrors(deployment: Deployment): string[] {
     if (w.m.doc.kind === "StatefulSet") {
       const svc = services.find((s) => s.doc.metadata.name === w.m.doc.spec.serviceName);
       if (!svc) errors.push(`${at}: serviceName ${w.m.doc.spec.serviceName} is not a Service`);
-      else if (svc.doc.spec.clusterIP !== "None") errors.push(`${at}: Service ${svc.doc.metadata.name} must be headless`);
+      else if (svc.doc.spec.clusterIP !== "None")
+        errors.push(`${at}: Service ${svc.doc.metadata.name} must be headless`);
     }
     const volumes = new Map<string, Json>((w.pod.volumes ?? []).map((v: Json) => [v.name, v]));
     const claimTemplates = new Set((w.m.doc.spec?.volumeClaimTemplates ?? []).map((c: Json) => c.metadata?.name));
     for (const v of volumes.values()) {
-      if (v.configMap && !configMaps.has(v.configMap.name)) errors.push(`${at}: volume ${v.name}: ConfigMap ${v.configMap.name} does not exist`);
-      if (v.secret && !secretFiles.has(v.secret.secretName)) errors.push(`${at}: volume ${v.name}: Secret ${v.secret.secretName} does not exist`);
+      if (v.configMap && !configMaps.has(v.configMap.name))
+        errors.push(`${at}: volume ${v.name}: ConfigMap ${v.configMap.name} does not exist`);
+      if (v.secret && !secretFiles.has(v.secret.secretName))
+        errors.push(`${at}: volume ${v.name}: Secret ${v.secret.secretName} does not exist`);
     }
     for (const c of [...(w.pod.initContainers ?? []), ...(w.pod.containers ?? [])]) {
       const cat = `${at} container ${c.name}`;
       for (const e of c.envFrom ?? []) {
-        if (e.configMapRef && !configMaps.has(e.configMapRef.name)) errors.push(`${cat}: envFrom ConfigMap ${e.configMapRef.name} does not exist`);
-        if (e.secretRef && !secretFiles.has(e.secretRef.name)) errors.push(`${cat}: envFrom Secret ${e.secretRef.name} does not exist`);
+        if (e.configMapRef && !configMaps.has(e.configMapRef.name))
+          errors.push(`${cat}: envFrom ConfigMap ${e.configMapRef.name} does not exist`);
+        if (e.secretRef && !secretFiles.has(e.secretRef.name))
+          errors.push(`${cat}: envFrom Secret ${e.secretRef.name} does not exist`);
       }
       for (const e of c.env ?? []) {
         const cm = e.valueFrom?.configMapKeyRef;
         if (cm && !configMaps.has(cm.name)) errors.push(`${cat}: env ${e.name}: ConfigMap ${cm.name} does not exist`);
         const sk = e.valueFrom?.secretKeyRef;
-        if (sk && !secretFiles.get(sk.name)?.has(sk.key)) errors.push(`${cat}: env ${e.name}: Secret ${sk.name} has no key ${sk.key}`);
+        if (sk && !secretFiles.get(sk.name)?.has(sk.key))
+          errors.push(`${cat}: env ${e.name}: Secret ${sk.name} has no key ${sk.key}`);
       }
       for (const vm of c.volumeMounts ?? []) {
-        if (!volumes.has(vm.name) && !claimTemplates.has(vm.name)) errors.push(`${cat}: volumeMount ${vm.name} has no volume`);
+        if (!volumes.has(vm.name) && !claimTemplates.has(vm.name))
+          errors.push(`${cat}: volumeMount ${vm.name} has no volume`);
       }
       const portNames = new Set((c.ports ?? []).map((p: Json) => p.name));
       for (const probe of ["livenessProbe", "readinessProbe"] as const) {
         if (!c[probe]) errors.push(`${cat}: ${probe} is missing`);
         const port = c[probe]?.httpGet?.port ?? c[probe]?.tcpSocket?.port;
-        if (typeof port === "string" && !portNames.has(port)) errors.push(`${cat}: ${probe} port ${port} is not a named port of the container`);
+        if (typeof port === "string" && !portNames.has(port))
+          errors.push(`${cat}: ${probe} port ${port} is not a named port of the container`);
       }
       for (const kind of ["requests", "limits"] as const) {
-        for (const r of ["cpu", "memory"]) if (!c.resources?.[kind]?.[r]) errors.push(`${cat}: resources.${kind}.${r} is missing`);
+        for (const r of ["cpu", "memory"])
+          if (!c.resources?.[kind]?.[r]) errors.push(`${cat}: resources.${kind}.${r} is missing`);
       }
     }
   }
@@ -208,18 +234,25 @@ export function referenceErrors(deployment: Deployment): string[] {
     for (const p of s.doc.spec.ports ?? []) {
       if (typeof p.targetPort !== "string") continue;
       for (const w of targets) {
-        const has = (w.pod.containers ?? []).some((c: Json) => (c.ports ?? []).some((cp: Json) => cp.name === p.targetPort));
+        const has = (w.pod.containers ?? []).some((c: Json) =>
+          (c.ports ?? []).some((cp: Json) => cp.name === p.targetPort),
+        );
         if (!has) errors.push(`${at}: port ${p.name} targets ${p.targetPort}, which ${where(w.m)} does not name`);
       }
     }
   }
   for (const m of manifests.filter((x) => x.doc.kind === "PodDisruptionBudget")) {
-    if (!all.some((w) => matches(m.doc.spec?.selector?.matchLabels, w.podLabels))) errors.push(`${where(m)}: selector matches no workload's pods`);
+    if (!all.some((w) => matches(m.doc.spec?.selector?.matchLabels, w.podLabels)))
+      errors.push(`${where(m)}: selector matches no workload's pods`);
   }
   for (const m of manifests.filter((x) => x.doc.kind === "NetworkPolicy")) {
-    const selectors = [m.doc.spec?.podSelector?.matchLabels, ...(m.doc.spec?.ingress ?? []).flatMap((r: Json) => (r.from ?? []).map((f: Json) => f.podSelector?.matchLabels))];
+    const selectors = [
+      m.doc.spec?.podSelector?.matchLabels,
+      ...(m.doc.spec?.ingress ?? []).flatMap((r: Json) => (r.from ?? []).map((f: Json) => f.podSelector?.matchLabels)),
+    ];
     for (const sel of selectors.filter(Boolean)) {
-      if (!all.some((w) => matches(sel, w.podLabels))) errors.push(`${where(m)}: pod selector ${JSON.stringify(sel)} matches no workload's pods`);
+      if (!all.some((w) => matches(sel, w.podLabels)))
+        errors.push(`${where(m)}: pod selector ${JSON.stringify(sel)} matches no workload's pods`);
     }
   }
   return errors;
@@ -232,7 +265,12 @@ const SERVICES: Record<string, { spec: SettingsSpec; envPrefix: string }> = {
 };
 
 /** What Kubernetes puts for $(VAR) references to downward-API variables, for the services' config loader. */
-const SAMPLE_ENV: Record<string, string> = { NODE_NAME: "node-1", POD_NAME: "pod-1", POD_IP: "10.1.2.3", POD_NAMESPACE: "diego" };
+const SAMPLE_ENV: Record<string, string> = {
+  NODE_NAME: "node-1",
+  POD_NAME: "pod-1",
+  POD_IP: "10.1.2.3",
+  POD_NAMESPACE: "diego",
+};
 
 /** The flags a diego container passes to its service: plain args, or the args after a `sh -c` wrapper. */
 export function serviceInvocation(container: Json): { service: string; flags: string[] } | undefined {
@@ -241,7 +279,10 @@ export function serviceInvocation(container: Json): { service: string; flags: st
   const command: string[] = container.command ?? [];
   if (command.join(" ") === "/bin/sh -c") {
     // args[0] is the script, args[1] is $0, the rest are "$@".
-    const script = args[0].replace(/"\$\$\(echo "\$POD_IP" \| tr \. -\)\.\$POD_NAMESPACE(\.pod\.cluster\.local:\d+)"/g, "10-1-2-3.diego$1");
+    const script = args[0].replace(
+      /"\$\$\(echo "\$POD_IP" \| tr \. -\)\.\$POD_NAMESPACE(\.pod\.cluster\.local:\d+)"/g,
+      "10-1-2-3.diego$1",
+    );
     const match = /packages\/(\w+)\/src\/main\.ts(.*?)"\$@"/s.exec(script);
     if (!match) return undefined;
     const inline = match[2].trim().split(/\s+/).filter(Boolean);
@@ -257,7 +298,12 @@ export function settingErrors(deployment: Deployment): string[] {
   const configMapData = new Map<string, Record<string, string>>(
     deployment.manifests.filter((m) => m.doc.kind === "ConfigMap").map((m) => [m.doc.metadata.name, m.doc.data ?? {}]),
   );
-  const secretKeys = new Map<string, string[]>((deployment.kustomization?.secretGenerator ?? []).map((g: Json) => [g.name, (g.files ?? []).map((f: string) => f.split("=")[0])]));
+  const secretKeys = new Map<string, string[]>(
+    (deployment.kustomization?.secretGenerator ?? []).map((g: Json) => [
+      g.name,
+      (g.files ?? []).map((f: string) => f.split("=")[0]),
+    ]),
+  );
   const seen = new Set<string>();
   for (const w of workloads(deployment.manifests)) {
     for (const c of w.pod.containers ?? []) {
@@ -274,11 +320,18 @@ export function settingErrors(deployment: Deployment): string[] {
       for (const e of c.envFrom ?? []) Object.assign(env, configMapData.get(e.configMapRef?.name) ?? {});
       const known = new Set(Object.keys(spec).map((k) => envName(envPrefix, k)));
       for (const key of Object.keys(env)) {
-        if (key.startsWith(`${envPrefix}_`) && !known.has(key)) errors.push(`${at}: ${key} is not a setting of the ${invocation.service}`);
+        if (key.startsWith(`${envPrefix}_`) && !known.has(key))
+          errors.push(`${at}: ${key} is not a setting of the ${invocation.service}`);
       }
       let config: Record<string, unknown> | undefined;
       try {
-        const result = loadConfig(spec, { argv: invocation.flags, env, envPrefix, program: invocation.service, summary: "" });
+        const result = loadConfig(spec, {
+          argv: invocation.flags,
+          env,
+          envPrefix,
+          program: invocation.service,
+          summary: "",
+        });
         if ("config" in result) config = result.config as Record<string, unknown>;
       } catch (err) {
         errors.push(`${at}: ${(err as Error).message}`);
@@ -287,12 +340,16 @@ export function settingErrors(deployment: Deployment): string[] {
       if (!config) continue;
       // Listeners on every interface, and probes on the status port.
       const port = (address: unknown) => Number(String(address).split(":").pop());
-      if (!String(config.listenAddress).startsWith("0.0.0.0:")) errors.push(`${at}: --${flagName("listenAddress")} must listen on 0.0.0.0`);
+      if (!String(config.listenAddress).startsWith("0.0.0.0:"))
+        errors.push(`${at}: --${flagName("listenAddress")} must listen on 0.0.0.0`);
       const statusPort = (c.ports ?? []).find((p: Json) => p.containerPort === port(config!.statusAddress))?.name;
       if (!statusPort) errors.push(`${at}: no container port for the status address ${config.statusAddress}`);
-      if (!(c.ports ?? []).some((p: Json) => p.containerPort === port(config!.listenAddress))) errors.push(`${at}: no container port for the gRPC address ${config.listenAddress}`);
-      if (c.livenessProbe?.httpGet?.path !== "/healthz" || c.livenessProbe?.httpGet?.port !== statusPort) errors.push(`${at}: livenessProbe must GET /healthz on the status port`);
-      if (c.readinessProbe?.httpGet?.path !== "/readyz" || c.readinessProbe?.httpGet?.port !== statusPort) errors.push(`${at}: readinessProbe must GET /readyz on the status port`);
+      if (!(c.ports ?? []).some((p: Json) => p.containerPort === port(config!.listenAddress)))
+        errors.push(`${at}: no container port for the gRPC address ${config.listenAddress}`);
+      if (c.livenessProbe?.httpGet?.path !== "/healthz" || c.livenessProbe?.httpGet?.port !== statusPort)
+        errors.push(`${at}: livenessProbe must GET /healthz on the status port`);
+      if (c.readinessProbe?.httpGet?.path !== "/readyz" || c.readinessProbe?.httpGet?.port !== statusPort)
+        errors.push(`${at}: readinessProbe must GET /readyz on the status port`);
       // Mutual TLS: all three files, each in a mounted Secret that has that key.
       for (const key of ["tlsCaFile", "tlsCertFile", "tlsKeyFile"]) {
         const file = config[key];
@@ -305,10 +362,17 @@ export function settingErrors(deployment: Deployment): string[] {
         const secret = volume?.secret?.secretName;
         const name = mount ? file.slice(mount.mountPath.length + 1) : "";
         if (!secret) errors.push(`${at}: --${flagName(key)} ${file} is not in a mounted Secret`);
-        else if (!secretKeys.get(secret)?.includes(name)) errors.push(`${at}: --${flagName(key)}: Secret ${secret} has no key ${name}`);
+        else if (!secretKeys.get(secret)?.includes(name))
+          errors.push(`${at}: --${flagName(key)}: Secret ${secret} has no key ${name}`);
       }
-      if (config.bbsAddress !== undefined && invocation.service !== "bbs" && config.bbsAddress !== "bbs.diego.svc.cluster.local:8889") {
-        errors.push(`${at}: --bbs-address must be the bbs Service (bbs.diego.svc.cluster.local:8889), is ${config.bbsAddress}`);
+      if (
+        config.bbsAddress !== undefined &&
+        invocation.service !== "bbs" &&
+        config.bbsAddress !== "bbs.diego.svc.cluster.local:8889"
+      ) {
+        errors.push(
+          `${at}: --bbs-address must be the bbs Service (bbs.diego.svc.cluster.local:8889), is ${config.bbsAddress}`,
+        );
       }
     }
   }

@@ -4,8 +4,29 @@
 import { TestBbs } from "@diego/client/testing";
 
 const [listenAddress = "127.0.0.1:0", certDir] = process.argv.slice(2);
-const tls = certDir ? { caFile: `${certDir}/ca.crt`, certFile: `${certDir}/bbs.crt`, keyFile: `${certDir}/bbs.key` } : undefined;
-const bbs = await TestBbs.start({ listenAddress, tls, cells: [{ cellId: "cell-1", zone: "z1", rootfsProviders: [{ scheme: "docker" }], total: { memoryMb: 1024, diskMb: 1024, containers: 10 }, available: { memoryMb: 1024, diskMb: 1024, containers: 10 } }] });
-bbs.autoRun = (task) => ({ cellId: "cell-1", stepMs: 700, logs: [`running ${task.taskGuid}`], result: task.annotation === "fail" ? "" : "42", failed: task.annotation === "fail", failureReason: "DEMO: Exited with status 1" });
+const tls = certDir
+  ? { caFile: `${certDir}/ca.crt`, certFile: `${certDir}/bbs.crt`, keyFile: `${certDir}/bbs.key` }
+  : undefined;
+const bbs = await TestBbs.start({
+  listenAddress,
+  tls,
+  cells: [
+    {
+      cellId: "cell-1",
+      zone: "z1",
+      rootfsProviders: [{ scheme: "docker" }],
+      total: { memoryMb: 1024, diskMb: 1024, containers: 10 },
+      available: { memoryMb: 1024, diskMb: 1024, containers: 10 },
+    },
+  ],
+});
+bbs.autoRun = (task) => ({
+  cellId: "cell-1",
+  stepMs: 700,
+  logs: [`running ${task.taskGuid}`],
+  result: task.annotation === "fail" ? "" : "42",
+  failed: task.annotation === "fail",
+  failureReason: "DEMO: Exited with status 1",
+});
 process.stdout.write(`BBS on ${bbs.address}\n`);
 process.on("SIGTERM", () => void bbs.stop().then(() => process.exit(0)));

@@ -60,7 +60,8 @@ export class BbsProxy {
         };
         handlers[method.localName] = streaming
           ? (call: ServerWritableStream<Buffer, Buffer>) => proxy!.stream(service, method, call)
-          : (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => proxy!.unary(service, method, call, callback);
+          : (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) =>
+              proxy!.unary(service, method, call, callback);
       }
       server.addService(definition as ServiceDefinition, handlers);
     }
@@ -77,10 +78,21 @@ export class BbsProxy {
     this.upstream.close();
   }
 
-  private unary(service: DescService, method: DescMethod, call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>): void {
+  private unary(
+    service: DescService,
+    method: DescMethod,
+    call: ServerUnaryCall<Buffer, Buffer>,
+    callback: sendUnaryData<Buffer>,
+  ): void {
     this.calls.push(method.name);
-    const up = this.upstream.makeUnaryRequest(methodPath(service, method), bytes, bytes, call.request, new Metadata(), { deadline: call.getDeadline() }, (err, reply) =>
-      err ? callback(err, null) : callback(null, reply),
+    const up = this.upstream.makeUnaryRequest(
+      methodPath(service, method),
+      bytes,
+      bytes,
+      call.request,
+      new Metadata(),
+      { deadline: call.getDeadline() },
+      (err, reply) => (err ? callback(err, null) : callback(null, reply)),
     );
     call.on("cancelled", () => up.cancel());
   }
@@ -88,7 +100,14 @@ export class BbsProxy {
   private stream(service: DescService, method: DescMethod, call: ServerWritableStream<Buffer, Buffer>): void {
     this.calls.push(method.name);
     const events = method.name === "WatchTasks";
-    const up = this.upstream.makeServerStreamRequest(methodPath(service, method), bytes, bytes, call.request, new Metadata(), { deadline: call.getDeadline() });
+    const up = this.upstream.makeServerStreamRequest(
+      methodPath(service, method),
+      bytes,
+      bytes,
+      call.request,
+      new Metadata(),
+      { deadline: call.getDeadline() },
+    );
     up.on("data", (message: Buffer) => {
       if (!(events && this.dropEvents)) call.write(message);
     });

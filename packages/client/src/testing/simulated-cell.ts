@@ -14,7 +14,9 @@ import { GrpcServer, createClient, type Logger, type ServiceClient, type TlsFile
 import { DiegoError, nowNanos, taskNotFound } from "@diego/models";
 
 /** A cell's presence as a test declares it; `address` is left out: it is where the simulated cell listens. */
-export type SimulatedCellSpec = Omit<MessageInitShape<typeof CellPresenceSchema>, "address" | "$typeName"> & { cellId: string };
+export type SimulatedCellSpec = Omit<MessageInitShape<typeof CellPresenceSchema>, "address" | "$typeName"> & {
+  cellId: string;
+};
 
 /** How the simulated cell runs a task (see TestBbs.autoRun). */
 export interface SimulatedRun {
@@ -64,9 +66,14 @@ export class PresenceHeartbeat {
   /** The first heartbeat must reach the BBS; later ones that fail are logged (the presence expires). */
   async start(): Promise<void> {
     await this.beat();
-    this.timer = setInterval(() => {
-      this.beat().catch((err: unknown) => this.logger.debug({ err: (err as Error).message, cellId: this.presence.cellId }, "heartbeat failed"));
-    }, Math.floor(this.ttlMs / 3));
+    this.timer = setInterval(
+      () => {
+        this.beat().catch((err: unknown) =>
+          this.logger.debug({ err: (err as Error).message, cellId: this.presence.cellId }, "heartbeat failed"),
+        );
+      },
+      Math.floor(this.ttlMs / 3),
+    );
     this.timer.unref();
   }
 
@@ -150,7 +157,10 @@ export class SimulatedCell {
     server.add(cellv1.CellRepService, {
       state: () => self().state(),
       perform: (req) => ({
-        failed: req.tasks.map((t) => ({ taskGuid: t.taskGuid, reason: "a simulated cell is given its work by the test BBS, not by auction" })),
+        failed: req.tasks.map((t) => ({
+          taskGuid: t.taskGuid,
+          reason: "a simulated cell is given its work by the test BBS, not by auction",
+        })),
       }),
       cancelTask: (req) => {
         self().stopRun(req.taskGuid);
@@ -203,7 +213,10 @@ export class SimulatedCell {
   }
 
   /** CompleteTask from this cell; the task's log stream ends here. */
-  async complete(taskGuid: string, outcome: { failed?: boolean; failureReason?: string; result?: string } = {}): Promise<void> {
+  async complete(
+    taskGuid: string,
+    outcome: { failed?: boolean; failureReason?: string; result?: string } = {},
+  ): Promise<void> {
     try {
       await this.lifecycle.completeTask({
         taskGuid,

@@ -6,7 +6,13 @@ import { CellPresenceSchema, CellRegistryService, TaskState, auctioneerv1, type 
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { DiegoClient } from "../diego-client.js";
 import { BbsProxy } from "./bbs-proxy.js";
-import { DEFAULT_CELL, PresenceHeartbeat, SimulatedCell, type SimulatedCellSpec, type SimulatedRun } from "./simulated-cell.js";
+import {
+  DEFAULT_CELL,
+  PresenceHeartbeat,
+  SimulatedCell,
+  type SimulatedCellSpec,
+  type SimulatedRun,
+} from "./simulated-cell.js";
 
 export interface TestBbsOptions {
   /** The BBS's gRPC address; default 127.0.0.1:0 (a free port). */
@@ -133,7 +139,11 @@ export class TestBbs {
   cell(cellId: string, spec?: SimulatedCellSpec): Promise<SimulatedCell> {
     let cell = this.starting.get(cellId);
     if (!cell) {
-      cell = SimulatedCell.start(spec ?? { ...DEFAULT_CELL, cellId }, { bbsAddress: this.address, tls: this.tls, logger: this.logger });
+      cell = SimulatedCell.start(spec ?? { ...DEFAULT_CELL, cellId }, {
+        bbsAddress: this.address,
+        tls: this.tls,
+        logger: this.logger,
+      });
       this.starting.set(cellId, cell);
       cell.then(
         (c) => this.cells.set(cellId, c),
@@ -154,7 +164,10 @@ export class TestBbs {
   }
 
   /** CompleteTask from the cell that claimed the task; its log stream ends. */
-  async complete(taskGuid: string, outcome: { failed?: boolean; failureReason?: string; result?: string } = {}): Promise<void> {
+  async complete(
+    taskGuid: string,
+    outcome: { failed?: boolean; failureReason?: string; result?: string } = {},
+  ): Promise<void> {
     await (await this.cellOf(taskGuid)).complete(taskGuid, outcome);
   }
 
@@ -219,7 +232,9 @@ export class TestBbs {
       const plan = this.autoRun?.(task);
       if (!plan) return;
       (await this.cell(plan.cellId ?? "cell-1")).run(taskGuid, plan);
-    })().catch((err: unknown) => this.logger.warn({ taskGuid, err: (err as Error).message }, "simulated placement failed"));
+    })().catch((err: unknown) =>
+      this.logger.warn({ taskGuid, err: (err as Error).message }, "simulated placement failed"),
+    );
     this.placing.add(placing);
     void placing.finally(() => this.placing.delete(placing));
   }

@@ -60,7 +60,9 @@ export class GrpcServer {
   async listen(address: string): Promise<number> {
     new ReflectionService(reflectionPackage(this.services)).addToServer(this.server);
     this.boundPort = await new Promise<number>((resolve, reject) => {
-      this.server.bindAsync(address, serverCredentials(this.options.tls), (err, port) => (err ? reject(err) : resolve(port)));
+      this.server.bindAsync(address, serverCredentials(this.options.tls), (err, port) =>
+        err ? reject(err) : resolve(port),
+      );
     });
     this.setServing(true);
     return this.boundPort;
@@ -173,7 +175,8 @@ export class GrpcServer {
   }
 
   private report(path: string, code: Status, err: unknown): void {
-    if (code === Status.INTERNAL || code === Status.UNKNOWN) this.options.logger.error({ err, method: path }, "rpc failed");
+    if (code === Status.INTERNAL || code === Status.UNKNOWN)
+      this.options.logger.error({ err, method: path }, "rpc failed");
     else this.options.logger.debug({ method: path, code, message: (err as Error).message }, "rpc refused");
   }
 }
@@ -225,7 +228,9 @@ class LazyCallContext implements CallContext {
   }
 }
 
-function commonName(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>): string | undefined {
+function commonName(
+  call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>,
+): string | undefined {
   const cert = call.getAuthContext?.()?.sslPeerCertificate;
   const cn = cert?.subject?.CN;
   return Array.isArray(cn) ? cn[0] : cn;
@@ -240,6 +245,8 @@ function reflectionPackage(services: DescService[]) {
     file.dependencies.forEach(visit);
   };
   services.forEach((s) => visit(s.file));
-  const fileDescriptorProtos = [...files.values()].map((f) => Buffer.from(toBinary(FileDescriptorProtoSchema, f.proto)));
+  const fileDescriptorProtos = [...files.values()].map((f) =>
+    Buffer.from(toBinary(FileDescriptorProtoSchema, f.proto)),
+  );
   return { files: { format: "Protocol Buffer 3 FileDescriptorProto", fileDescriptorProtos } } as never;
 }

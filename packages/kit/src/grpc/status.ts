@@ -47,7 +47,11 @@ export function fromServiceError(err: ServiceError | Partial<StatusObject>): Die
       violations = [];
     }
   }
-  return new DiegoError(code, err.details || ("message" in err && typeof err.message === "string" ? err.message : code), violations);
+  return new DiegoError(
+    code,
+    err.details || ("message" in err && typeof err.message === "string" ? err.message : code),
+    violations,
+  );
 }
 
 export function grpcCode(code: ErrorCode): Status {

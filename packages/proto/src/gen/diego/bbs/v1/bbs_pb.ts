@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file diego/bbs/v1/bbs.proto.
  */
 export const file_diego_bbs_v1_bbs: GenFile = /*@__PURE__*/
-  fileDesc("ChZkaWVnby9iYnMvdjEvYmJzLnByb3RvEgxkaWVnby5iYnMudjEiNgoSRGVzaXJlVGFza1Jlc3BvbnNlEiAKBHRhc2sYASABKAsyEi5kaWVnby5iYnMudjEuVGFzayIjCg5HZXRUYXNrUmVxdWVzdBIRCgl0YXNrX2d1aWQYASABKAkiWwoQTGlzdFRhc2tzUmVxdWVzdBIOCgZkb21haW4YASABKAkSDwoHY2VsbF9pZBgCIAEoCRImCgVzdGF0ZRgDIAEoDjIXLmRpZWdvLmJicy52MS5UYXNrU3RhdGUiNgoRTGlzdFRhc2tzUmVzcG9uc2USIQoFdGFza3MYASADKAsyEi5kaWVnby5iYnMudjEuVGFzayImChFDYW5jZWxUYXNrUmVxdWVzdBIRCgl0YXNrX2d1aWQYASABKAkiFAoSQ2FuY2VsVGFza1Jlc3BvbnNlIikKFFJlc29sdmluZ1Rhc2tSZXF1ZXN0EhEKCXRhc2tfZ3VpZBgBIAEoCSIXChVSZXNvbHZpbmdUYXNrUmVzcG9uc2UiJgoRRGVsZXRlVGFza1JlcXVlc3QSEQoJdGFza19ndWlkGAEgASgJIhQKEkRlbGV0ZVRhc2tSZXNwb25zZSIjChFXYXRjaFRhc2tzUmVxdWVzdBIOCgZkb21haW4YASABKAkingEKCVRhc2tFdmVudBIsCgdjcmVhdGVkGAEgASgLMhkuZGllZ28uYmJzLnYxLlRhc2tDcmVhdGVkSAASLAoHY2hhbmdlZBgCIAEoCzIZLmRpZWdvLmJicy52MS5UYXNrQ2hhbmdlZEgAEiwKB3JlbW92ZWQYAyABKAsyGS5kaWVnby5iYnMudjEuVGFza1JlbW92ZWRIAEIHCgVldmVudCIvCgtUYXNrQ3JlYXRlZBIgCgR0YXNrGAEgASgLMhIuZGllZ28uYmJzLnYxLlRhc2siVAoLVGFza0NoYW5nZWQSIgoGYmVmb3JlGAEgASgLMhIuZGllZ28uYmJzLnYxLlRhc2sSIQoFYWZ0ZXIYAiABKAsyEi5kaWVnby5iYnMudjEuVGFzayIvCgtUYXNrUmVtb3ZlZBIgCgR0YXNrGAEgASgLMhIuZGllZ28uYmJzLnYxLlRhc2siNAoPVGFza0xvZ3NSZXF1ZXN0EhEKCXRhc2tfZ3VpZBgBIAEoCRIOCgZmb2xsb3cYAiABKAginwEKB0xvZ0xpbmUSEQoJdGltZXN0YW1wGAEgASgDEg4KBnNvdXJjZRgCIAEoCRIQCghpbnN0YW5jZRgDIAEoCRIsCgZzdHJlYW0YBCABKA4yHC5kaWVnby5iYnMudjEuTG9nTGluZS5TdHJlYW0SDwoHbWVzc2FnZRgFIAEoCSIgCgZTdHJlYW0SCgoGU1RET1VUEAASCgoGU1RERVJSEAEy8wQKC1Rhc2tTZXJ2aWNlEk8KCkRlc2lyZVRhc2sSHy5kaWVnby5iYnMudjEuVGFza0NyZWF0ZVJlcXVlc3QaIC5kaWVnby5iYnMudjEuRGVzaXJlVGFza1Jlc3BvbnNlEjsKB0dldFRhc2sSHC5kaWVnby5iYnMudjEuR2V0VGFza1JlcXVlc3QaEi5kaWVnby5iYnMudjEuVGFzaxJMCglMaXN0VGFza3MSHi5kaWVnby5iYnMudjEuTGlzdFRhc2tzUmVxdWVzdBofLmRpZWdvLmJicy52MS5MaXN0VGFza3NSZXNwb25zZRJPCgpDYW5jZWxUYXNrEh8uZGllZ28uYmJzLnYxLkNhbmNlbFRhc2tSZXF1ZXN0GiAuZGllZ28uYmJzLnYxLkNhbmNlbFRhc2tSZXNwb25zZRJYCg1SZXNvbHZpbmdUYXNrEiIuZGllZ28uYmJzLnYxLlJlc29sdmluZ1Rhc2tSZXF1ZXN0GiMuZGllZ28uYmJzLnYxLlJlc29sdmluZ1Rhc2tSZXNwb25zZRJPCgpEZWxldGVUYXNrEh8uZGllZ28uYmJzLnYxLkRlbGV0ZVRhc2tSZXF1ZXN0GiAuZGllZ28uYmJzLnYxLkRlbGV0ZVRhc2tSZXNwb25zZRJICgpXYXRjaFRhc2tzEh8uZGllZ28uYmJzLnYxLldhdGNoVGFza3NSZXF1ZXN0GhcuZGllZ28uYmJzLnYxLlRhc2tFdmVudDABEkIKCFRhc2tMb2dzEh0uZGllZ28uYmJzLnYxLlRhc2tMb2dzUmVxdWVzdBoVLmRpZWdvLmJicy52MS5Mb2dMaW5lMAFiBnByb3RvMw", [file_diego_bbs_v1_task]);
+  fileDesc("ChZkaWVnby9iYnMvdjEvYmJzLnByb3RvEgxkaWVnby5iYnMudjEiNgoSRGVzaXJlVGFza1Jlc3BvbnNlEiAKBHRhc2sYASABKAsyEi5kaWVnby5iYnMudjEuVGFzayIjCg5HZXRUYXNrUmVxdWVzdBIRCgl0YXNrX2d1aWQYASABKAki7QEKEExpc3RUYXNrc1JlcXVlc3QSDgoGZG9tYWluGAEgASgJEg8KB2NlbGxfaWQYAiABKAkSJgoFc3RhdGUYAyABKA4yFy5kaWVnby5iYnMudjEuVGFza1N0YXRlEjoKBmxhYmVscxgEIAMoCzIqLmRpZWdvLmJicy52MS5MaXN0VGFza3NSZXF1ZXN0LkxhYmVsc0VudHJ5EhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiTwoRTGlzdFRhc2tzUmVzcG9uc2USIQoFdGFza3MYASADKAsyEi5kaWVnby5iYnMudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJgoRQ2FuY2VsVGFza1JlcXVlc3QSEQoJdGFza19ndWlkGAEgASgJIhQKEkNhbmNlbFRhc2tSZXNwb25zZSIpChRSZXNvbHZpbmdUYXNrUmVxdWVzdBIRCgl0YXNrX2d1aWQYASABKAkiFwoVUmVzb2x2aW5nVGFza1Jlc3BvbnNlIiYKEURlbGV0ZVRhc2tSZXF1ZXN0EhEKCXRhc2tfZ3VpZBgBIAEoCSIUChJEZWxldGVUYXNrUmVzcG9uc2UipQEKEVdhdGNoVGFza3NSZXF1ZXN0Eg4KBmRvbWFpbhgBIAEoCRI7CgZsYWJlbHMYAiADKAsyKy5kaWVnby5iYnMudjEuV2F0Y2hUYXNrc1JlcXVlc3QuTGFiZWxzRW50cnkSFAoMcmVzdW1lX3Rva2VuGAMgASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi3QEKCVRhc2tFdmVudBIsCgdjcmVhdGVkGAEgASgLMhkuZGllZ28uYmJzLnYxLlRhc2tDcmVhdGVkSAASLAoHY2hhbmdlZBgCIAEoCzIZLmRpZWdvLmJicy52MS5UYXNrQ2hhbmdlZEgAEiwKB3JlbW92ZWQYAyABKAsyGS5kaWVnby5iYnMudjEuVGFza1JlbW92ZWRIABInCgRsaXZlGAQgASgLMhcuZGllZ28uYmJzLnYxLldhdGNoTGl2ZUgAEhQKDHJlc3VtZV90b2tlbhgFIAEoCUIHCgVldmVudCILCglXYXRjaExpdmUiLwoLVGFza0NyZWF0ZWQSIAoEdGFzaxgBIAEoCzISLmRpZWdvLmJicy52MS5UYXNrIlQKC1Rhc2tDaGFuZ2VkEiIKBmJlZm9yZRgBIAEoCzISLmRpZWdvLmJicy52MS5UYXNrEiEKBWFmdGVyGAIgASgLMhIuZGllZ28uYmJzLnYxLlRhc2siLwoLVGFza1JlbW92ZWQSIAoEdGFzaxgBIAEoCzISLmRpZWdvLmJicy52MS5UYXNrIjQKD1Rhc2tMb2dzUmVxdWVzdBIRCgl0YXNrX2d1aWQYASABKAkSDgoGZm9sbG93GAIgASgIIp8BCgdMb2dMaW5lEhEKCXRpbWVzdGFtcBgBIAEoAxIOCgZzb3VyY2UYAiABKAkSEAoIaW5zdGFuY2UYAyABKAkSLAoGc3RyZWFtGAQgASgOMhwuZGllZ28uYmJzLnYxLkxvZ0xpbmUuU3RyZWFtEg8KB21lc3NhZ2UYBSABKAkiIAoGU3RyZWFtEgoKBlNURE9VVBAAEgoKBlNUREVSUhABMvMECgtUYXNrU2VydmljZRJPCgpEZXNpcmVUYXNrEh8uZGllZ28uYmJzLnYxLlRhc2tDcmVhdGVSZXF1ZXN0GiAuZGllZ28uYmJzLnYxLkRlc2lyZVRhc2tSZXNwb25zZRI7CgdHZXRUYXNrEhwuZGllZ28uYmJzLnYxLkdldFRhc2tSZXF1ZXN0GhIuZGllZ28uYmJzLnYxLlRhc2sSTAoJTGlzdFRhc2tzEh4uZGllZ28uYmJzLnYxLkxpc3RUYXNrc1JlcXVlc3QaHy5kaWVnby5iYnMudjEuTGlzdFRhc2tzUmVzcG9uc2USTwoKQ2FuY2VsVGFzaxIfLmRpZWdvLmJicy52MS5DYW5jZWxUYXNrUmVxdWVzdBogLmRpZWdvLmJicy52MS5DYW5jZWxUYXNrUmVzcG9uc2USWAoNUmVzb2x2aW5nVGFzaxIiLmRpZWdvLmJicy52MS5SZXNvbHZpbmdUYXNrUmVxdWVzdBojLmRpZWdvLmJicy52MS5SZXNvbHZpbmdUYXNrUmVzcG9uc2USTwoKRGVsZXRlVGFzaxIfLmRpZWdvLmJicy52MS5EZWxldGVUYXNrUmVxdWVzdBogLmRpZWdvLmJicy52MS5EZWxldGVUYXNrUmVzcG9uc2USSAoKV2F0Y2hUYXNrcxIfLmRpZWdvLmJicy52MS5XYXRjaFRhc2tzUmVxdWVzdBoXLmRpZWdvLmJicy52MS5UYXNrRXZlbnQwARJCCghUYXNrTG9ncxIdLmRpZWdvLmJicy52MS5UYXNrTG9nc1JlcXVlc3QaFS5kaWVnby5iYnMudjEuTG9nTGluZTABYgZwcm90bzM", [file_diego_bbs_v1_task]);
 
 /**
  * @generated from message diego.bbs.v1.DesireTaskResponse
@@ -70,6 +70,27 @@ export type ListTasksRequest = Message<"diego.bbs.v1.ListTasksRequest"> & {
    * @generated from field: diego.bbs.v1.TaskState state = 3;
    */
   state: TaskState;
+
+  /**
+   * Every pair must match the task's labels.
+   *
+   * @generated from field: map<string, string> labels = 4;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * At most this many tasks per page (0: the server's default); a page also stays within a byte budget.
+   *
+   * @generated from field: int32 page_size = 5;
+   */
+  pageSize: number;
+
+  /**
+   * From the previous page's next_page_token; empty for the first page.
+   *
+   * @generated from field: string page_token = 6;
+   */
+  pageToken: string;
 };
 
 /**
@@ -87,6 +108,13 @@ export type ListTasksResponse = Message<"diego.bbs.v1.ListTasksResponse"> & {
    * @generated from field: repeated diego.bbs.v1.Task tasks = 1;
    */
   tasks: Task[];
+
+  /**
+   * Pass as page_token for the next page; empty when this is the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -194,6 +222,21 @@ export type WatchTasksRequest = Message<"diego.bbs.v1.WatchTasksRequest"> & {
    * @generated from field: string domain = 1;
    */
   domain: string;
+
+  /**
+   * Every pair must match the task's labels.
+   *
+   * @generated from field: map<string, string> labels = 2;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * A TaskEvent's resume_token: replay what happened after it, then go on live. OUT_OF_RANGE when
+   * the history is gone (compacted): list again and watch from the live marker.
+   *
+   * @generated from field: string resume_token = 3;
+   */
+  resumeToken: string;
 };
 
 /**
@@ -228,7 +271,22 @@ export type TaskEvent = Message<"diego.bbs.v1.TaskEvent"> & {
      */
     value: TaskRemoved;
     case: "removed";
+  } | {
+    /**
+     * The first message of every stream: what follows is live (after any replay).
+     *
+     * @generated from field: diego.bbs.v1.WatchLive live = 4;
+     */
+    value: WatchLive;
+    case: "live";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * Opaque position of this event; give it to WatchTasks to resume after it.
+   *
+   * @generated from field: string resume_token = 5;
+   */
+  resumeToken: string;
 };
 
 /**
@@ -237,6 +295,19 @@ export type TaskEvent = Message<"diego.bbs.v1.TaskEvent"> & {
  */
 export const TaskEventSchema: GenMessage<TaskEvent> = /*@__PURE__*/
   messageDesc(file_diego_bbs_v1_bbs, 11);
+
+/**
+ * @generated from message diego.bbs.v1.WatchLive
+ */
+export type WatchLive = Message<"diego.bbs.v1.WatchLive"> & {
+};
+
+/**
+ * Describes the message diego.bbs.v1.WatchLive.
+ * Use `create(WatchLiveSchema)` to create a new message.
+ */
+export const WatchLiveSchema: GenMessage<WatchLive> = /*@__PURE__*/
+  messageDesc(file_diego_bbs_v1_bbs, 12);
 
 /**
  * @generated from message diego.bbs.v1.TaskCreated
@@ -253,7 +324,7 @@ export type TaskCreated = Message<"diego.bbs.v1.TaskCreated"> & {
  * Use `create(TaskCreatedSchema)` to create a new message.
  */
 export const TaskCreatedSchema: GenMessage<TaskCreated> = /*@__PURE__*/
-  messageDesc(file_diego_bbs_v1_bbs, 12);
+  messageDesc(file_diego_bbs_v1_bbs, 13);
 
 /**
  * @generated from message diego.bbs.v1.TaskChanged
@@ -275,7 +346,7 @@ export type TaskChanged = Message<"diego.bbs.v1.TaskChanged"> & {
  * Use `create(TaskChangedSchema)` to create a new message.
  */
 export const TaskChangedSchema: GenMessage<TaskChanged> = /*@__PURE__*/
-  messageDesc(file_diego_bbs_v1_bbs, 13);
+  messageDesc(file_diego_bbs_v1_bbs, 14);
 
 /**
  * @generated from message diego.bbs.v1.TaskRemoved
@@ -292,7 +363,7 @@ export type TaskRemoved = Message<"diego.bbs.v1.TaskRemoved"> & {
  * Use `create(TaskRemovedSchema)` to create a new message.
  */
 export const TaskRemovedSchema: GenMessage<TaskRemoved> = /*@__PURE__*/
-  messageDesc(file_diego_bbs_v1_bbs, 14);
+  messageDesc(file_diego_bbs_v1_bbs, 15);
 
 /**
  * @generated from message diego.bbs.v1.TaskLogsRequest
@@ -314,7 +385,7 @@ export type TaskLogsRequest = Message<"diego.bbs.v1.TaskLogsRequest"> & {
  * Use `create(TaskLogsRequestSchema)` to create a new message.
  */
 export const TaskLogsRequestSchema: GenMessage<TaskLogsRequest> = /*@__PURE__*/
-  messageDesc(file_diego_bbs_v1_bbs, 15);
+  messageDesc(file_diego_bbs_v1_bbs, 16);
 
 /**
  * @generated from message diego.bbs.v1.LogLine
@@ -355,7 +426,7 @@ export type LogLine = Message<"diego.bbs.v1.LogLine"> & {
  * Use `create(LogLineSchema)` to create a new message.
  */
 export const LogLineSchema: GenMessage<LogLine> = /*@__PURE__*/
-  messageDesc(file_diego_bbs_v1_bbs, 16);
+  messageDesc(file_diego_bbs_v1_bbs, 17);
 
 /**
  * @generated from enum diego.bbs.v1.LogLine.Stream
@@ -376,7 +447,7 @@ export enum LogLine_Stream {
  * Describes the enum diego.bbs.v1.LogLine.Stream.
  */
 export const LogLine_StreamSchema: GenEnum<LogLine_Stream> = /*@__PURE__*/
-  enumDesc(file_diego_bbs_v1_bbs, 16, 0);
+  enumDesc(file_diego_bbs_v1_bbs, 17, 0);
 
 /**
  * @generated from service diego.bbs.v1.TaskService

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file diego/bbs/v1/cells.proto.
  */
 export const file_diego_bbs_v1_cells: GenFile = /*@__PURE__*/
-  fileDesc("ChhkaWVnby9iYnMvdjEvY2VsbHMucHJvdG8SDGRpZWdvLmJicy52MSISChBMaXN0Q2VsbHNSZXF1ZXN0Ij4KEUxpc3RDZWxsc1Jlc3BvbnNlEikKBWNlbGxzGAEgAygLMhouZGllZ28uYmJzLnYxLkNlbGxQcmVzZW5jZSJDCglSZXNvdXJjZXMSEQoJbWVtb3J5X21iGAEgASgFEg8KB2Rpc2tfbWIYAiABKAUSEgoKY29udGFpbmVycxgDIAEoBSIvCg5Sb290RlNQcm92aWRlchIOCgZzY2hlbWUYASABKAkSDQoFbmFtZXMYAiADKAkikwIKDENlbGxQcmVzZW5jZRIPCgdjZWxsX2lkGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDAoEem9uZRgDIAEoCRIOCgZzdGFja3MYBCADKAkSNgoQcm9vdGZzX3Byb3ZpZGVycxgFIAMoCzIcLmRpZWdvLmJicy52MS5Sb290RlNQcm92aWRlchIWCg5wbGFjZW1lbnRfdGFncxgGIAMoCRIfChdvcHRpb25hbF9wbGFjZW1lbnRfdGFncxgHIAMoCRImCgV0b3RhbBgIIAEoCzIXLmRpZWdvLmJicy52MS5SZXNvdXJjZXMSKgoJYXZhaWxhYmxlGAkgASgLMhcuZGllZ28uYmJzLnYxLlJlc291cmNlczJbCgtDZWxsU2VydmljZRJMCglMaXN0Q2VsbHMSHi5kaWVnby5iYnMudjEuTGlzdENlbGxzUmVxdWVzdBofLmRpZWdvLmJicy52MS5MaXN0Q2VsbHNSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChhkaWVnby9iYnMvdjEvY2VsbHMucHJvdG8SDGRpZWdvLmJicy52MSISChBMaXN0Q2VsbHNSZXF1ZXN0Ij4KEUxpc3RDZWxsc1Jlc3BvbnNlEikKBWNlbGxzGAEgAygLMhouZGllZ28uYmJzLnYxLkNlbGxQcmVzZW5jZSJDCglSZXNvdXJjZXMSEQoJbWVtb3J5X21iGAEgASgFEg8KB2Rpc2tfbWIYAiABKAUSEgoKY29udGFpbmVycxgDIAEoBSIvCg5Sb290RlNQcm92aWRlchIOCgZzY2hlbWUYASABKAkSDQoFbmFtZXMYAiADKAkirQIKDENlbGxQcmVzZW5jZRIPCgdjZWxsX2lkGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDAoEem9uZRgDIAEoCRIOCgZzdGFja3MYBCADKAkSNgoQcm9vdGZzX3Byb3ZpZGVycxgFIAMoCzIcLmRpZWdvLmJicy52MS5Sb290RlNQcm92aWRlchIWCg5wbGFjZW1lbnRfdGFncxgGIAMoCRIfChdvcHRpb25hbF9wbGFjZW1lbnRfdGFncxgHIAMoCRImCgV0b3RhbBgIIAEoCzIXLmRpZWdvLmJicy52MS5SZXNvdXJjZXMSKgoJYXZhaWxhYmxlGAkgASgLMhcuZGllZ28uYmJzLnYxLlJlc291cmNlcxIYChBhbGxvd19wcml2aWxlZ2VkGAogASgIMlsKC0NlbGxTZXJ2aWNlEkwKCUxpc3RDZWxscxIeLmRpZWdvLmJicy52MS5MaXN0Q2VsbHNSZXF1ZXN0Gh8uZGllZ28uYmJzLnYxLkxpc3RDZWxsc1Jlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message diego.bbs.v1.ListCellsRequest
@@ -150,6 +150,13 @@ export type CellPresence = Message<"diego.bbs.v1.CellPresence"> & {
    * @generated from field: diego.bbs.v1.Resources available = 9;
    */
   available?: Resources | undefined;
+
+  /**
+   * The cell runs privileged tasks (its operator started it with --allow-privileged).
+   *
+   * @generated from field: bool allow_privileged = 10;
+   */
+  allowPrivileged: boolean;
 };
 
 /**

@@ -6,9 +6,11 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { LogLine } from "./bbs_pb.js";
+import { file_diego_bbs_v1_bbs } from "./bbs_pb.js";
 import type { CellPresence } from "./cells_pb.js";
 import { file_diego_bbs_v1_cells } from "./cells_pb.js";
-import type { Task } from "./task_pb.js";
+import type { FailureKind, Task, TaskUsage } from "./task_pb.js";
 import { file_diego_bbs_v1_task } from "./task_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -16,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file diego/bbs/v1/internal.proto.
  */
 export const file_diego_bbs_v1_internal: GenFile = /*@__PURE__*/
-  fileDesc("ChtkaWVnby9iYnMvdjEvaW50ZXJuYWwucHJvdG8SDGRpZWdvLmJicy52MSI2ChBTdGFydFRhc2tSZXF1ZXN0EhEKCXRhc2tfZ3VpZBgBIAEoCRIPCgdjZWxsX2lkGAIgASgJIksKEVN0YXJ0VGFza1Jlc3BvbnNlEhQKDHNob3VsZF9zdGFydBgBIAEoCBIgCgR0YXNrGAIgASgLMhIuZGllZ28uYmJzLnYxLlRhc2siOAoSUnVubmluZ1Rhc2tSZXF1ZXN0EhEKCXRhc2tfZ3VpZBgBIAEoCRIPCgdjZWxsX2lkGAIgASgJIhUKE1J1bm5pbmdUYXNrUmVzcG9uc2UicQoTQ29tcGxldGVUYXNrUmVxdWVzdBIRCgl0YXNrX2d1aWQYASABKAkSDwoHY2VsbF9pZBgCIAEoCRIOCgZmYWlsZWQYAyABKAgSFgoOZmFpbHVyZV9yZWFzb24YBCABKAkSDgoGcmVzdWx0GAUgASgJIhYKFENvbXBsZXRlVGFza1Jlc3BvbnNlIlEKEVJlamVjdFRhc2tSZXF1ZXN0EhEKCXRhc2tfZ3VpZBgBIAEoCRIYChByZWplY3Rpb25fcmVhc29uGAIgASgJEg8KB2NlbGxfaWQYAyABKAkiJAoSUmVqZWN0VGFza1Jlc3BvbnNlEg4KBmZhaWxlZBgBIAEoCCJMChBIZWFydGJlYXRSZXF1ZXN0EigKBGNlbGwYASABKAsyGi5kaWVnby5iYnMudjEuQ2VsbFByZXNlbmNlEg4KBnR0bF9tcxgCIAEoAyITChFIZWFydGJlYXRSZXNwb25zZSIkChFEZXJlZ2lzdGVyUmVxdWVzdBIPCgdjZWxsX2lkGAEgASgJIhQKEkRlcmVnaXN0ZXJSZXNwb25zZSJICgtMb2NrUmVxdWVzdBILCgNrZXkYASABKAkSDQoFb3duZXIYAiABKAkSDQoFdmFsdWUYAyABKAkSDgoGdHRsX21zGAQgASgDIg4KDExvY2tSZXNwb25zZSIsCg5SZWxlYXNlUmVxdWVzdBILCgNrZXkYASABKAkSDQoFb3duZXIYAiABKAkiEQoPUmVsZWFzZVJlc3BvbnNlIh8KEEZldGNoTG9ja1JlcXVlc3QSCwoDa2V5GAEgASgJIjEKEUZldGNoTG9ja1Jlc3BvbnNlEg0KBW93bmVyGAEgASgJEg0KBXZhbHVlGAIgASgJMuACChRUYXNrTGlmZWN5Y2xlU2VydmljZRJMCglTdGFydFRhc2sSHi5kaWVnby5iYnMudjEuU3RhcnRUYXNrUmVxdWVzdBofLmRpZWdvLmJicy52MS5TdGFydFRhc2tSZXNwb25zZRJSCgtSdW5uaW5nVGFzaxIgLmRpZWdvLmJicy52MS5SdW5uaW5nVGFza1JlcXVlc3QaIS5kaWVnby5iYnMudjEuUnVubmluZ1Rhc2tSZXNwb25zZRJVCgxDb21wbGV0ZVRhc2sSIS5kaWVnby5iYnMudjEuQ29tcGxldGVUYXNrUmVxdWVzdBoiLmRpZWdvLmJicy52MS5Db21wbGV0ZVRhc2tSZXNwb25zZRJPCgpSZWplY3RUYXNrEh8uZGllZ28uYmJzLnYxLlJlamVjdFRhc2tSZXF1ZXN0GiAuZGllZ28uYmJzLnYxLlJlamVjdFRhc2tSZXNwb25zZTK0AQoTQ2VsbFJlZ2lzdHJ5U2VydmljZRJMCglIZWFydGJlYXQSHi5kaWVnby5iYnMudjEuSGVhcnRiZWF0UmVxdWVzdBofLmRpZWdvLmJicy52MS5IZWFydGJlYXRSZXNwb25zZRJPCgpEZXJlZ2lzdGVyEh8uZGllZ28uYmJzLnYxLkRlcmVnaXN0ZXJSZXF1ZXN0GiAuZGllZ28uYmJzLnYxLkRlcmVnaXN0ZXJSZXNwb25zZTLiAQoLTG9ja1NlcnZpY2USPQoETG9jaxIZLmRpZWdvLmJicy52MS5Mb2NrUmVxdWVzdBoaLmRpZWdvLmJicy52MS5Mb2NrUmVzcG9uc2USRgoHUmVsZWFzZRIcLmRpZWdvLmJicy52MS5SZWxlYXNlUmVxdWVzdBodLmRpZWdvLmJicy52MS5SZWxlYXNlUmVzcG9uc2USTAoJRmV0Y2hMb2NrEh4uZGllZ28uYmJzLnYxLkZldGNoTG9ja1JlcXVlc3QaHy5kaWVnby5iYnMudjEuRmV0Y2hMb2NrUmVzcG9uc2ViBnByb3RvMw", [file_diego_bbs_v1_cells, file_diego_bbs_v1_task]);
+  fileDesc("ChtkaWVnby9iYnMvdjEvaW50ZXJuYWwucHJvdG8SDGRpZWdvLmJicy52MSI2ChBTdGFydFRhc2tSZXF1ZXN0EhEKCXRhc2tfZ3VpZBgBIAEoCRIPCgdjZWxsX2lkGAIgASgJIksKEVN0YXJ0VGFza1Jlc3BvbnNlEhQKDHNob3VsZF9zdGFydBgBIAEoCBIgCgR0YXNrGAIgASgLMhIuZGllZ28uYmJzLnYxLlRhc2siOAoSUnVubmluZ1Rhc2tSZXF1ZXN0EhEKCXRhc2tfZ3VpZBgBIAEoCRIPCgdjZWxsX2lkGAIgASgJIhUKE1J1bm5pbmdUYXNrUmVzcG9uc2UinQIKE0NvbXBsZXRlVGFza1JlcXVlc3QSEQoJdGFza19ndWlkGAEgASgJEg8KB2NlbGxfaWQYAiABKAkSDgoGZmFpbGVkGAMgASgIEhYKDmZhaWx1cmVfcmVhc29uGAQgASgJEg4KBnJlc3VsdBgFIAEoCRIYCgtleGl0X3N0YXR1cxgGIAEoBUgAiAEBEi8KDGZhaWx1cmVfa2luZBgHIAEoDjIZLmRpZWdvLmJicy52MS5GYWlsdXJlS2luZBImCgV1c2FnZRgIIAEoCzIXLmRpZWdvLmJicy52MS5UYXNrVXNhZ2USJwoIbG9nX3RhaWwYCSADKAsyFS5kaWVnby5iYnMudjEuTG9nTGluZUIOCgxfZXhpdF9zdGF0dXMiFgoUQ29tcGxldGVUYXNrUmVzcG9uc2UiZAoRUmVqZWN0VGFza1JlcXVlc3QSEQoJdGFza19ndWlkGAEgASgJEhgKEHJlamVjdGlvbl9yZWFzb24YAiABKAkSDwoHY2VsbF9pZBgDIAEoCRIRCglwZXJtYW5lbnQYBCABKAgiJAoSUmVqZWN0VGFza1Jlc3BvbnNlEg4KBmZhaWxlZBgBIAEoCCJMChBIZWFydGJlYXRSZXF1ZXN0EigKBGNlbGwYASABKAsyGi5kaWVnby5iYnMudjEuQ2VsbFByZXNlbmNlEg4KBnR0bF9tcxgCIAEoAyITChFIZWFydGJlYXRSZXNwb25zZSIkChFEZXJlZ2lzdGVyUmVxdWVzdBIPCgdjZWxsX2lkGAEgASgJIhQKEkRlcmVnaXN0ZXJSZXNwb25zZSJICgtMb2NrUmVxdWVzdBILCgNrZXkYASABKAkSDQoFb3duZXIYAiABKAkSDQoFdmFsdWUYAyABKAkSDgoGdHRsX21zGAQgASgDIg4KDExvY2tSZXNwb25zZSIsCg5SZWxlYXNlUmVxdWVzdBILCgNrZXkYASABKAkSDQoFb3duZXIYAiABKAkiEQoPUmVsZWFzZVJlc3BvbnNlIh8KEEZldGNoTG9ja1JlcXVlc3QSCwoDa2V5GAEgASgJIjEKEUZldGNoTG9ja1Jlc3BvbnNlEg0KBW93bmVyGAEgASgJEg0KBXZhbHVlGAIgASgJMuACChRUYXNrTGlmZWN5Y2xlU2VydmljZRJMCglTdGFydFRhc2sSHi5kaWVnby5iYnMudjEuU3RhcnRUYXNrUmVxdWVzdBofLmRpZWdvLmJicy52MS5TdGFydFRhc2tSZXNwb25zZRJSCgtSdW5uaW5nVGFzaxIgLmRpZWdvLmJicy52MS5SdW5uaW5nVGFza1JlcXVlc3QaIS5kaWVnby5iYnMudjEuUnVubmluZ1Rhc2tSZXNwb25zZRJVCgxDb21wbGV0ZVRhc2sSIS5kaWVnby5iYnMudjEuQ29tcGxldGVUYXNrUmVxdWVzdBoiLmRpZWdvLmJicy52MS5Db21wbGV0ZVRhc2tSZXNwb25zZRJPCgpSZWplY3RUYXNrEh8uZGllZ28uYmJzLnYxLlJlamVjdFRhc2tSZXF1ZXN0GiAuZGllZ28uYmJzLnYxLlJlamVjdFRhc2tSZXNwb25zZTK0AQoTQ2VsbFJlZ2lzdHJ5U2VydmljZRJMCglIZWFydGJlYXQSHi5kaWVnby5iYnMudjEuSGVhcnRiZWF0UmVxdWVzdBofLmRpZWdvLmJicy52MS5IZWFydGJlYXRSZXNwb25zZRJPCgpEZXJlZ2lzdGVyEh8uZGllZ28uYmJzLnYxLkRlcmVnaXN0ZXJSZXF1ZXN0GiAuZGllZ28uYmJzLnYxLkRlcmVnaXN0ZXJSZXNwb25zZTLiAQoLTG9ja1NlcnZpY2USPQoETG9jaxIZLmRpZWdvLmJicy52MS5Mb2NrUmVxdWVzdBoaLmRpZWdvLmJicy52MS5Mb2NrUmVzcG9uc2USRgoHUmVsZWFzZRIcLmRpZWdvLmJicy52MS5SZWxlYXNlUmVxdWVzdBodLmRpZWdvLmJicy52MS5SZWxlYXNlUmVzcG9uc2USTAoJRmV0Y2hMb2NrEh4uZGllZ28uYmJzLnYxLkZldGNoTG9ja1JlcXVlc3QaHy5kaWVnby5iYnMudjEuRmV0Y2hMb2NrUmVzcG9uc2ViBnByb3RvMw", [file_diego_bbs_v1_bbs, file_diego_bbs_v1_cells, file_diego_bbs_v1_task]);
 
 /**
  * @generated from message diego.bbs.v1.StartTaskRequest
@@ -125,6 +127,30 @@ export type CompleteTaskRequest = Message<"diego.bbs.v1.CompleteTaskRequest"> & 
    * @generated from field: string result = 5;
    */
   result: string;
+
+  /**
+   * The structured outcome (see Task).
+   *
+   * @generated from field: optional int32 exit_status = 6;
+   */
+  exitStatus?: number | undefined;
+
+  /**
+   * @generated from field: diego.bbs.v1.FailureKind failure_kind = 7;
+   */
+  failureKind: FailureKind;
+
+  /**
+   * @generated from field: diego.bbs.v1.TaskUsage usage = 8;
+   */
+  usage?: TaskUsage | undefined;
+
+  /**
+   * The last part of the task's output, kept by the BBS apart from the task until it is deleted.
+   *
+   * @generated from field: repeated diego.bbs.v1.LogLine log_tail = 9;
+   */
+  logTail: LogLine[];
 };
 
 /**
@@ -167,6 +193,13 @@ export type RejectTaskRequest = Message<"diego.bbs.v1.RejectTaskRequest"> & {
    * @generated from field: string cell_id = 3;
    */
   cellId: string;
+
+  /**
+   * No live cell can ever run it (as judged by the scheduler): complete it failed now, without retries.
+   *
+   * @generated from field: bool permanent = 4;
+   */
+  permanent: boolean;
 };
 
 /**

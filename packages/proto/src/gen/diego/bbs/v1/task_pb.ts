@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file diego/bbs/v1/task.proto.
  */
 export const file_diego_bbs_v1_task: GenFile = /*@__PURE__*/
-  fileDesc("ChdkaWVnby9iYnMvdjEvdGFzay5wcm90bxIMZGllZ28uYmJzLnYxIsIDChFUYXNrQ3JlYXRlUmVxdWVzdBIRCgl0YXNrX2d1aWQYASABKAkSDgoGZG9tYWluGAIgASgJEg0KBXN0YWNrGAMgASgJEg8KB3Jvb3RfZnMYBCABKAkSLgoDZW52GAUgAygLMiEuZGllZ28uYmJzLnYxLkVudmlyb25tZW50VmFyaWFibGUSEgoKY3B1X3dlaWdodBgGIAEoDRIPCgdkaXNrX21iGAcgASgFEhEKCW1lbW9yeV9tYhgIIAEoBRIkCgZhY3Rpb24YCSABKAsyFC5kaWVnby5iYnMudjEuQWN0aW9uEhMKC3Jlc3VsdF9maWxlGAogASgJEh8KF2NvbXBsZXRpb25fY2FsbGJhY2tfdXJsGAsgASgJEhAKCGxvZ19ndWlkGAwgASgJEhIKCmxvZ19zb3VyY2UYDSABKAkSEgoKYW5ub3RhdGlvbhgOIAEoCRISCgpwcml2aWxlZ2VkGA8gASgIEhYKDnBsYWNlbWVudF90YWdzGBAgAygJEhAKCG1heF9waWRzGBEgASgFEhYKDmltYWdlX3VzZXJuYW1lGBIgASgJEhYKDmltYWdlX3Bhc3N3b3JkGBMgASgJIp0FCgRUYXNrEhEKCXRhc2tfZ3VpZBgBIAEoCRIOCgZkb21haW4YAiABKAkSDQoFc3RhY2sYAyABKAkSDwoHcm9vdF9mcxgEIAEoCRIuCgNlbnYYBSADKAsyIS5kaWVnby5iYnMudjEuRW52aXJvbm1lbnRWYXJpYWJsZRISCgpjcHVfd2VpZ2h0GAYgASgNEg8KB2Rpc2tfbWIYByABKAUSEQoJbWVtb3J5X21iGAggASgFEiQKBmFjdGlvbhgJIAEoCzIULmRpZWdvLmJicy52MS5BY3Rpb24SEwoLcmVzdWx0X2ZpbGUYCiABKAkSHwoXY29tcGxldGlvbl9jYWxsYmFja191cmwYCyABKAkSEAoIbG9nX2d1aWQYDCABKAkSEgoKbG9nX3NvdXJjZRgNIAEoCRISCgphbm5vdGF0aW9uGA4gASgJEhIKCnByaXZpbGVnZWQYDyABKAgSFgoOcGxhY2VtZW50X3RhZ3MYECADKAkSEAoIbWF4X3BpZHMYESABKAUSFgoOaW1hZ2VfdXNlcm5hbWUYEiABKAkSFgoOaW1hZ2VfcGFzc3dvcmQYEyABKAkSJgoFc3RhdGUYFCABKA4yFy5kaWVnby5iYnMudjEuVGFza1N0YXRlEhIKCmNyZWF0ZWRfYXQYFSABKAMSEgoKdXBkYXRlZF9hdBgWIAEoAxIaChJmaXJzdF9jb21wbGV0ZWRfYXQYFyABKAMSDwoHY2VsbF9pZBgYIAEoCRIOCgZmYWlsZWQYGSABKAgSFgoOZmFpbHVyZV9yZWFzb24YGiABKAkSDgoGcmVzdWx0GBsgASgJEhcKD3JlamVjdGlvbl9jb3VudBgcIAEoBRIYChByZWplY3Rpb25fcmVhc29uGB0gASgJKl0KCVRhc2tTdGF0ZRILCgdJTlZBTElEEAASCwoHUEVORElORxABEgsKB0NMQUlNRUQQAhILCgdSVU5OSU5HEAMSDQoJQ09NUExFVEVEEAQSDQoJUkVTT0xWSU5HEAViBnByb3RvMw", [file_diego_bbs_v1_actions]);
+  fileDesc("ChdkaWVnby9iYnMvdjEvdGFzay5wcm90bxIMZGllZ28uYmJzLnYxIuUEChFUYXNrQ3JlYXRlUmVxdWVzdBIRCgl0YXNrX2d1aWQYASABKAkSDgoGZG9tYWluGAIgASgJEg0KBXN0YWNrGAMgASgJEg8KB3Jvb3RfZnMYBCABKAkSLgoDZW52GAUgAygLMiEuZGllZ28uYmJzLnYxLkVudmlyb25tZW50VmFyaWFibGUSEgoKY3B1X3dlaWdodBgGIAEoDRIPCgdkaXNrX21iGAcgASgFEhEKCW1lbW9yeV9tYhgIIAEoBRIkCgZhY3Rpb24YCSABKAsyFC5kaWVnby5iYnMudjEuQWN0aW9uEhMKC3Jlc3VsdF9maWxlGAogASgJEh8KF2NvbXBsZXRpb25fY2FsbGJhY2tfdXJsGAsgASgJEhAKCGxvZ19ndWlkGAwgASgJEhIKCmxvZ19zb3VyY2UYDSABKAkSEgoKYW5ub3RhdGlvbhgOIAEoCRISCgpwcml2aWxlZ2VkGA8gASgIEhYKDnBsYWNlbWVudF90YWdzGBAgAygJEhAKCG1heF9waWRzGBEgASgFEhYKDmltYWdlX3VzZXJuYW1lGBIgASgJEhYKDmltYWdlX3Bhc3N3b3JkGBMgASgJEjUKCnNlY3JldF9lbnYYHiADKAsyIS5kaWVnby5iYnMudjEuRW52aXJvbm1lbnRWYXJpYWJsZRI7CgZsYWJlbHMYHyADKAsyKy5kaWVnby5iYnMudjEuVGFza0NyZWF0ZVJlcXVlc3QuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASL0BwoEVGFzaxIRCgl0YXNrX2d1aWQYASABKAkSDgoGZG9tYWluGAIgASgJEg0KBXN0YWNrGAMgASgJEg8KB3Jvb3RfZnMYBCABKAkSLgoDZW52GAUgAygLMiEuZGllZ28uYmJzLnYxLkVudmlyb25tZW50VmFyaWFibGUSEgoKY3B1X3dlaWdodBgGIAEoDRIPCgdkaXNrX21iGAcgASgFEhEKCW1lbW9yeV9tYhgIIAEoBRIkCgZhY3Rpb24YCSABKAsyFC5kaWVnby5iYnMudjEuQWN0aW9uEhMKC3Jlc3VsdF9maWxlGAogASgJEh8KF2NvbXBsZXRpb25fY2FsbGJhY2tfdXJsGAsgASgJEhAKCGxvZ19ndWlkGAwgASgJEhIKCmxvZ19zb3VyY2UYDSABKAkSEgoKYW5ub3RhdGlvbhgOIAEoCRISCgpwcml2aWxlZ2VkGA8gASgIEhYKDnBsYWNlbWVudF90YWdzGBAgAygJEhAKCG1heF9waWRzGBEgASgFEhYKDmltYWdlX3VzZXJuYW1lGBIgASgJEhYKDmltYWdlX3Bhc3N3b3JkGBMgASgJEiYKBXN0YXRlGBQgASgOMhcuZGllZ28uYmJzLnYxLlRhc2tTdGF0ZRISCgpjcmVhdGVkX2F0GBUgASgDEhIKCnVwZGF0ZWRfYXQYFiABKAMSGgoSZmlyc3RfY29tcGxldGVkX2F0GBcgASgDEg8KB2NlbGxfaWQYGCABKAkSDgoGZmFpbGVkGBkgASgIEhYKDmZhaWx1cmVfcmVhc29uGBogASgJEg4KBnJlc3VsdBgbIAEoCRIXCg9yZWplY3Rpb25fY291bnQYHCABKAUSGAoQcmVqZWN0aW9uX3JlYXNvbhgdIAEoCRI1CgpzZWNyZXRfZW52GB4gAygLMiEuZGllZ28uYmJzLnYxLkVudmlyb25tZW50VmFyaWFibGUSLgoGbGFiZWxzGB8gAygLMh4uZGllZ28uYmJzLnYxLlRhc2suTGFiZWxzRW50cnkSGAoLZXhpdF9zdGF0dXMYKCABKAVIAIgBARIvCgxmYWlsdXJlX2tpbmQYKSABKA4yGS5kaWVnby5iYnMudjEuRmFpbHVyZUtpbmQSEgoKY2xhaW1lZF9hdBgqIAEoAxISCgpzdGFydGVkX2F0GCsgASgDEhQKDGNvbXBsZXRlZF9hdBgsIAEoAxImCgV1c2FnZRgtIAEoCzIXLmRpZWdvLmJicy52MS5UYXNrVXNhZ2UaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIOCgxfZXhpdF9zdGF0dXMiOwoJVGFza1VzYWdlEhkKEXBlYWtfbWVtb3J5X2J5dGVzGAEgASgEEhMKC2NwdV90aW1lX25zGAIgASgEKl0KCVRhc2tTdGF0ZRILCgdJTlZBTElEEAASCwoHUEVORElORxABEgsKB0NMQUlNRUQQAhILCgdSVU5OSU5HEAMSDQoJQ09NUExFVEVEEAQSDQoJUkVTT0xWSU5HEAUq/gEKC0ZhaWx1cmVLaW5kEhwKGEZBSUxVUkVfS0lORF9VTlNQRUNJRklFRBAAEgoKBkVYSVRFRBABEhEKDU9VVF9PRl9NRU1PUlkQAhINCglUSU1FRF9PVVQQAxINCglDQU5DRUxMRUQQBBINCglDRUxMX0xPU1QQBRIRCg1OT1RfUExBQ0VBQkxFEAYSFQoRSU1BR0VfVU5BVkFJTEFCTEUQBxIVChFSRVNVTFRfVU5SRUFEQUJMRRAIEhAKDFNFVFVQX0ZBSUxFRBAJEgsKB0VYUElSRUQQChIRCg1BQ1RJT05fRkFJTEVEEAsSEgoOQ09OVEFJTkVSX0xPU1QQDGIGcHJvdG8z", [file_diego_bbs_v1_actions]);
 
 /**
  * What a client submits. Its proto3 JSON form (original field names) is the task file users write.
@@ -118,6 +118,21 @@ export type TaskCreateRequest = Message<"diego.bbs.v1.TaskCreateRequest"> & {
    * @generated from field: string image_password = 19;
    */
   imagePassword: string;
+
+  /**
+   * Numbers 20-29 are Task's lifecycle fields; TaskCreateRequest's own fields continue at 30.
+   * Given to every process like env; never returned by any RPC, event, callback or log; encrypted at rest.
+   *
+   * @generated from field: repeated diego.bbs.v1.EnvironmentVariable secret_env = 30;
+   */
+  secretEnv: EnvironmentVariable[];
+
+  /**
+   * Free-form key/value pairs; ListTasks and WatchTasks filter on them, the cell's per-task metrics carry them.
+   *
+   * @generated from field: map<string, string> labels = 31;
+   */
+  labels: { [key: string]: string };
 };
 
 /**
@@ -287,6 +302,57 @@ export type Task = Message<"diego.bbs.v1.Task"> & {
    * @generated from field: string rejection_reason = 29;
    */
   rejectionReason: string;
+
+  /**
+   * Always empty outside the cell that runs the task (never returned by any RPC, event or callback).
+   *
+   * @generated from field: repeated diego.bbs.v1.EnvironmentVariable secret_env = 30;
+   */
+  secretEnv: EnvironmentVariable[];
+
+  /**
+   * Free-form key/value pairs; ListTasks and WatchTasks filter on them, the cell's per-task metrics carry them.
+   *
+   * @generated from field: map<string, string> labels = 31;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * The outcome, set when the task becomes COMPLETED (numbers from 40 on).
+   * Exit status of the run action that decided the outcome; absent when none ran.
+   *
+   * @generated from field: optional int32 exit_status = 40;
+   */
+  exitStatus?: number | undefined;
+
+  /**
+   * @generated from field: diego.bbs.v1.FailureKind failure_kind = 41;
+   */
+  failureKind: FailureKind;
+
+  /**
+   * Unix nanoseconds of the transitions to CLAIMED, RUNNING and COMPLETED (0 until then).
+   *
+   * @generated from field: int64 claimed_at = 42;
+   */
+  claimedAt: bigint;
+
+  /**
+   * @generated from field: int64 started_at = 43;
+   */
+  startedAt: bigint;
+
+  /**
+   * @generated from field: int64 completed_at = 44;
+   */
+  completedAt: bigint;
+
+  /**
+   * What the task's processes used, measured by its cell.
+   *
+   * @generated from field: diego.bbs.v1.TaskUsage usage = 45;
+   */
+  usage?: TaskUsage | undefined;
 };
 
 /**
@@ -295,6 +361,34 @@ export type Task = Message<"diego.bbs.v1.Task"> & {
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
   messageDesc(file_diego_bbs_v1_task, 1);
+
+/**
+ * Resource usage of a task's processes, measured by the cell.
+ *
+ * @generated from message diego.bbs.v1.TaskUsage
+ */
+export type TaskUsage = Message<"diego.bbs.v1.TaskUsage"> & {
+  /**
+   * Peak memory of the container, bytes.
+   *
+   * @generated from field: uint64 peak_memory_bytes = 1;
+   */
+  peakMemoryBytes: bigint;
+
+  /**
+   * CPU time of the container's processes, nanoseconds.
+   *
+   * @generated from field: uint64 cpu_time_ns = 2;
+   */
+  cpuTimeNs: bigint;
+};
+
+/**
+ * Describes the message diego.bbs.v1.TaskUsage.
+ * Use `create(TaskUsageSchema)` to create a new message.
+ */
+export const TaskUsageSchema: GenMessage<TaskUsage> = /*@__PURE__*/
+  messageDesc(file_diego_bbs_v1_task, 2);
 
 /**
  * @generated from enum diego.bbs.v1.TaskState
@@ -336,4 +430,108 @@ export enum TaskState {
  */
 export const TaskStateSchema: GenEnum<TaskState> = /*@__PURE__*/
   enumDesc(file_diego_bbs_v1_task, 0);
+
+/**
+ * What kind of failure ended a task; each failure_reason text maps to exactly one kind.
+ *
+ * @generated from enum diego.bbs.v1.FailureKind
+ */
+export enum FailureKind {
+  /**
+   * Not failed (or not completed yet).
+   *
+   * @generated from enum value: FAILURE_KIND_UNSPECIFIED = 0;
+   */
+  FAILURE_KIND_UNSPECIFIED = 0,
+
+  /**
+   * A run action exited non-zero: `<source>: Exited with status <n>`.
+   *
+   * @generated from enum value: EXITED = 1;
+   */
+  EXITED = 1,
+
+  /**
+   * A run action was killed by the memory limit: `... (out of memory)`.
+   *
+   * @generated from enum value: OUT_OF_MEMORY = 2;
+   */
+  OUT_OF_MEMORY = 2,
+
+  /**
+   * A timeout action expired: `exceeded <duration> timeout`.
+   *
+   * @generated from enum value: TIMED_OUT = 3;
+   */
+  TIMED_OUT = 3,
+
+  /**
+   * `task was cancelled`.
+   *
+   * @generated from enum value: CANCELLED = 4;
+   */
+  CANCELLED = 4,
+
+  /**
+   * `cell disappeared before completion`.
+   *
+   * @generated from enum value: CELL_LOST = 5;
+   */
+  CELL_LOST = 5,
+
+  /**
+   * No live cell can run it: `found no compatible cell ...`, `insufficient resources ...`.
+   *
+   * @generated from enum value: NOT_PLACEABLE = 6;
+   */
+  NOT_PLACEABLE = 6,
+
+  /**
+   * `failed to fetch image <ref>: <reason>`.
+   *
+   * @generated from enum value: IMAGE_UNAVAILABLE = 7;
+   */
+  IMAGE_UNAVAILABLE = 7,
+
+  /**
+   * `failed to fetch result`.
+   *
+   * @generated from enum value: RESULT_UNREADABLE = 8;
+   */
+  RESULT_UNREADABLE = 8,
+
+  /**
+   * The cell could not set the container up (create, limits, start).
+   *
+   * @generated from enum value: SETUP_FAILED = 9;
+   */
+  SETUP_FAILED = 9,
+
+  /**
+   * `not started within time limit`.
+   *
+   * @generated from enum value: EXPIRED = 10;
+   */
+  EXPIRED = 10,
+
+  /**
+   * A download, upload or other step of the action tree failed.
+   *
+   * @generated from enum value: ACTION_FAILED = 11;
+   */
+  ACTION_FAILED = 11,
+
+  /**
+   * The cell lost the task's container or process (`task container does not exist`).
+   *
+   * @generated from enum value: CONTAINER_LOST = 12;
+   */
+  CONTAINER_LOST = 12,
+}
+
+/**
+ * Describes the enum diego.bbs.v1.FailureKind.
+ */
+export const FailureKindSchema: GenEnum<FailureKind> = /*@__PURE__*/
+  enumDesc(file_diego_bbs_v1_task, 1);
 
