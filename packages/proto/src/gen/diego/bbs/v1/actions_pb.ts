@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file diego/bbs/v1/actions.proto.
  */
 export const file_diego_bbs_v1_actions: GenFile = /*@__PURE__*/
-  fileDesc("ChpkaWVnby9iYnMvdjEvYWN0aW9ucy5wcm90bxIMZGllZ28uYmJzLnYxIjIKE0Vudmlyb25tZW50VmFyaWFibGUSDAoEbmFtZRgBIAEoCRINCgV2YWx1ZRgCIAEoCSIgCg5SZXNvdXJjZUxpbWl0cxIOCgZub2ZpbGUYASABKAQixQMKBkFjdGlvbhImCgNydW4YASABKAsyFy5kaWVnby5iYnMudjEuUnVuQWN0aW9uSAASMAoIZG93bmxvYWQYAiABKAsyHC5kaWVnby5iYnMudjEuRG93bmxvYWRBY3Rpb25IABIsCgZ1cGxvYWQYAyABKAsyGi5kaWVnby5iYnMudjEuVXBsb2FkQWN0aW9uSAASLgoHdGltZW91dBgEIAEoCzIbLmRpZWdvLmJicy52MS5UaW1lb3V0QWN0aW9uSAASOQoNZW1pdF9wcm9ncmVzcxgFIAEoCzIgLmRpZWdvLmJicy52MS5FbWl0UHJvZ3Jlc3NBY3Rpb25IABImCgN0cnkYBiABKAsyFy5kaWVnby5iYnMudjEuVHJ5QWN0aW9uSAASMAoIcGFyYWxsZWwYByABKAsyHC5kaWVnby5iYnMudjEuUGFyYWxsZWxBY3Rpb25IABIsCgZzZXJpYWwYCCABKAsyGi5kaWVnby5iYnMudjEuU2VyaWFsQWN0aW9uSAASNgoLY29kZXBlbmRlbnQYCSABKAsyHy5kaWVnby5iYnMudjEuQ29kZXBlbmRlbnRBY3Rpb25IAEIICgZhY3Rpb24i2gEKCVJ1bkFjdGlvbhIMCgRwYXRoGAEgASgJEgwKBGFyZ3MYAiADKAkSCwoDZGlyGAMgASgJEi4KA2VudhgEIAMoCzIhLmRpZWdvLmJicy52MS5FbnZpcm9ubWVudFZhcmlhYmxlEjUKD3Jlc291cmNlX2xpbWl0cxgFIAEoCzIcLmRpZWdvLmJicy52MS5SZXNvdXJjZUxpbWl0cxIMCgR1c2VyGAYgASgJEhIKCmxvZ19zb3VyY2UYByABKAkSGwoTc3VwcHJlc3NfbG9nX291dHB1dBgIIAEoCCKRAQoORG93bmxvYWRBY3Rpb24SDAoEZnJvbRgBIAEoCRIKCgJ0bxgCIAEoCRIRCgljYWNoZV9rZXkYAyABKAkSEAoIYXJ0aWZhY3QYBCABKAkSDAoEdXNlchgFIAEoCRIaChJjaGVja3N1bV9hbGdvcml0aG0YBiABKAkSFgoOY2hlY2tzdW1fdmFsdWUYByABKAkiSAoMVXBsb2FkQWN0aW9uEgwKBGZyb20YASABKAkSCgoCdG8YAiABKAkSEAoIYXJ0aWZhY3QYAyABKAkSDAoEdXNlchgEIAEoCSJJCg1UaW1lb3V0QWN0aW9uEiQKBmFjdGlvbhgBIAEoCzIULmRpZWdvLmJicy52MS5BY3Rpb24SEgoKdGltZW91dF9tcxgCIAEoAyKeAQoSRW1pdFByb2dyZXNzQWN0aW9uEiQKBmFjdGlvbhgBIAEoCzIULmRpZWdvLmJicy52MS5BY3Rpb24SFQoNc3RhcnRfbWVzc2FnZRgCIAEoCRIXCg9zdWNjZXNzX21lc3NhZ2UYAyABKAkSHgoWZmFpbHVyZV9tZXNzYWdlX3ByZWZpeBgEIAEoCRISCgpsb2dfc291cmNlGAUgASgJIjEKCVRyeUFjdGlvbhIkCgZhY3Rpb24YASABKAsyFC5kaWVnby5iYnMudjEuQWN0aW9uIjcKDlBhcmFsbGVsQWN0aW9uEiUKB2FjdGlvbnMYASADKAsyFC5kaWVnby5iYnMudjEuQWN0aW9uIjUKDFNlcmlhbEFjdGlvbhIlCgdhY3Rpb25zGAEgAygLMhQuZGllZ28uYmJzLnYxLkFjdGlvbiI6ChFDb2RlcGVuZGVudEFjdGlvbhIlCgdhY3Rpb25zGAEgAygLMhQuZGllZ28uYmJzLnYxLkFjdGlvbmIGcHJvdG8z");
+  fileDesc("ChpkaWVnby9iYnMvdjEvYWN0aW9ucy5wcm90bxIMZGllZ28uYmJzLnYxIjIKE0Vudmlyb25tZW50VmFyaWFibGUSDAoEbmFtZRgBIAEoCRINCgV2YWx1ZRgCIAEoCSIgCg5SZXNvdXJjZUxpbWl0cxIOCgZub2ZpbGUYASABKAQixQMKBkFjdGlvbhImCgNydW4YASABKAsyFy5kaWVnby5iYnMudjEuUnVuQWN0aW9uSAASMAoIZG93bmxvYWQYAiABKAsyHC5kaWVnby5iYnMudjEuRG93bmxvYWRBY3Rpb25IABIsCgZ1cGxvYWQYAyABKAsyGi5kaWVnby5iYnMudjEuVXBsb2FkQWN0aW9uSAASLgoHdGltZW91dBgEIAEoCzIbLmRpZWdvLmJicy52MS5UaW1lb3V0QWN0aW9uSAASOQoNZW1pdF9wcm9ncmVzcxgFIAEoCzIgLmRpZWdvLmJicy52MS5FbWl0UHJvZ3Jlc3NBY3Rpb25IABImCgN0cnkYBiABKAsyFy5kaWVnby5iYnMudjEuVHJ5QWN0aW9uSAASMAoIcGFyYWxsZWwYByABKAsyHC5kaWVnby5iYnMudjEuUGFyYWxsZWxBY3Rpb25IABIsCgZzZXJpYWwYCCABKAsyGi5kaWVnby5iYnMudjEuU2VyaWFsQWN0aW9uSAASNgoLY29kZXBlbmRlbnQYCSABKAsyHy5kaWVnby5iYnMudjEuQ29kZXBlbmRlbnRBY3Rpb25IAEIICgZhY3Rpb24i2gEKCVJ1bkFjdGlvbhIMCgRwYXRoGAEgASgJEgwKBGFyZ3MYAiADKAkSCwoDZGlyGAMgASgJEi4KA2VudhgEIAMoCzIhLmRpZWdvLmJicy52MS5FbnZpcm9ubWVudFZhcmlhYmxlEjUKD3Jlc291cmNlX2xpbWl0cxgFIAEoCzIcLmRpZWdvLmJicy52MS5SZXNvdXJjZUxpbWl0cxIMCgR1c2VyGAYgASgJEhIKCmxvZ19zb3VyY2UYByABKAkSGwoTc3VwcHJlc3NfbG9nX291dHB1dBgIIAEoCCKlAQoORG93bmxvYWRBY3Rpb24SDAoEZnJvbRgBIAEoCRIKCgJ0bxgCIAEoCRIRCgljYWNoZV9rZXkYAyABKAkSEAoIYXJ0aWZhY3QYBCABKAkSDAoEdXNlchgFIAEoCRIaChJjaGVja3N1bV9hbGdvcml0aG0YBiABKAkSFgoOY2hlY2tzdW1fdmFsdWUYByABKAkSEgoKbG9nX3NvdXJjZRgIIAEoCSJcCgxVcGxvYWRBY3Rpb24SDAoEZnJvbRgBIAEoCRIKCgJ0bxgCIAEoCRIQCghhcnRpZmFjdBgDIAEoCRIMCgR1c2VyGAQgASgJEhIKCmxvZ19zb3VyY2UYBSABKAkiXQoNVGltZW91dEFjdGlvbhIkCgZhY3Rpb24YASABKAsyFC5kaWVnby5iYnMudjEuQWN0aW9uEhIKCnRpbWVvdXRfbXMYAiABKAMSEgoKbG9nX3NvdXJjZRgDIAEoCSKeAQoSRW1pdFByb2dyZXNzQWN0aW9uEiQKBmFjdGlvbhgBIAEoCzIULmRpZWdvLmJicy52MS5BY3Rpb24SFQoNc3RhcnRfbWVzc2FnZRgCIAEoCRIXCg9zdWNjZXNzX21lc3NhZ2UYAyABKAkSHgoWZmFpbHVyZV9tZXNzYWdlX3ByZWZpeBgEIAEoCRISCgpsb2dfc291cmNlGAUgASgJIkUKCVRyeUFjdGlvbhIkCgZhY3Rpb24YASABKAsyFC5kaWVnby5iYnMudjEuQWN0aW9uEhIKCmxvZ19zb3VyY2UYAiABKAkiSwoOUGFyYWxsZWxBY3Rpb24SJQoHYWN0aW9ucxgBIAMoCzIULmRpZWdvLmJicy52MS5BY3Rpb24SEgoKbG9nX3NvdXJjZRgCIAEoCSJJCgxTZXJpYWxBY3Rpb24SJQoHYWN0aW9ucxgBIAMoCzIULmRpZWdvLmJicy52MS5BY3Rpb24SEgoKbG9nX3NvdXJjZRgCIAEoCSJOChFDb2RlcGVuZGVudEFjdGlvbhIlCgdhY3Rpb25zGAEgAygLMhQuZGllZ28uYmJzLnYxLkFjdGlvbhISCgpsb2dfc291cmNlGAIgASgJYgZwcm90bzM");
 
 /**
  * An environment variable; later definitions of a name win.
@@ -228,6 +228,13 @@ export type DownloadAction = Message<"diego.bbs.v1.DownloadAction"> & {
    * @generated from field: string checksum_value = 7;
    */
   checksumValue: string;
+
+  /**
+   * Names the action in its log lines and failure texts.
+   *
+   * @generated from field: string log_source = 8;
+   */
+  logSource: string;
 };
 
 /**
@@ -262,6 +269,13 @@ export type UploadAction = Message<"diego.bbs.v1.UploadAction"> & {
    * @generated from field: string user = 4;
    */
   user: string;
+
+  /**
+   * Names the action in its log lines and failure texts.
+   *
+   * @generated from field: string log_source = 5;
+   */
+  logSource: string;
 };
 
 /**
@@ -286,6 +300,13 @@ export type TimeoutAction = Message<"diego.bbs.v1.TimeoutAction"> & {
    * @generated from field: int64 timeout_ms = 2;
    */
   timeoutMs: bigint;
+
+  /**
+   * Names the action in its log lines and failure texts.
+   *
+   * @generated from field: string log_source = 3;
+   */
+  logSource: string;
 };
 
 /**
@@ -344,6 +365,13 @@ export type TryAction = Message<"diego.bbs.v1.TryAction"> & {
    * @generated from field: diego.bbs.v1.Action action = 1;
    */
   action?: Action | undefined;
+
+  /**
+   * Names the action in its log lines (the failure it swallows is logged under it).
+   *
+   * @generated from field: string log_source = 2;
+   */
+  logSource: string;
 };
 
 /**
@@ -363,6 +391,13 @@ export type ParallelAction = Message<"diego.bbs.v1.ParallelAction"> & {
    * @generated from field: repeated diego.bbs.v1.Action actions = 1;
    */
   actions: Action[];
+
+  /**
+   * Names the action in its log lines and failure texts.
+   *
+   * @generated from field: string log_source = 2;
+   */
+  logSource: string;
 };
 
 /**
@@ -382,6 +417,13 @@ export type SerialAction = Message<"diego.bbs.v1.SerialAction"> & {
    * @generated from field: repeated diego.bbs.v1.Action actions = 1;
    */
   actions: Action[];
+
+  /**
+   * Accepted and stored; Diego ignores it and so does the cell: the failing child names itself (docs/outcomes.md).
+   *
+   * @generated from field: string log_source = 2;
+   */
+  logSource: string;
 };
 
 /**
@@ -401,6 +443,13 @@ export type CodependentAction = Message<"diego.bbs.v1.CodependentAction"> & {
    * @generated from field: repeated diego.bbs.v1.Action actions = 1;
    */
   actions: Action[];
+
+  /**
+   * Names the action in its log lines and failure texts.
+   *
+   * @generated from field: string log_source = 2;
+   */
+  logSource: string;
 };
 
 /**
