@@ -1,6 +1,4 @@
 export * from "./types.js";
-export * from "./compatibility.js";
-export * from "./fit.js";
 export * from "./score.js";
 export * from "./order.js";
 export * from "./schedule.js";

@@ -1,13 +1,16 @@
-import { FailureReason, insufficientResources, type ScarceResource } from "@diego/models";
-import { CellHeap } from "./cell-heap.js";
 import {
+  COMPATIBILITY_STAGES,
   compatibility,
   compatibilityKey,
+  demand,
+  FailureReason,
   incompatibilityReason,
+  insufficientResources,
   rootFsNeed,
   type Compatibility,
-} from "./compatibility.js";
-import { demand } from "./fit.js";
+  type ScarceResource,
+} from "@diego/models";
+import { CellHeap } from "./cell-heap.js";
 import { orderBatch } from "./order.js";
 import { DEFAULT_STARTING_CONTAINER_WEIGHT, inverse, loadScore, taskShare } from "./score.js";
 import type {
@@ -205,7 +208,7 @@ class CellClass {
     unreachable: readonly CellCapability[],
   ) {
     const need = rootFsNeed(sample.rootFs);
-    const rank = (c: Compatibility) => (c === "ok" ? 2 : c === "tags" ? 1 : 0);
+    const rank = (c: Compatibility) => COMPATIBILITY_STAGES.indexOf(c);
     let furthest: Compatibility = "rootfs";
     this.member = new Uint8Array(fleet.count);
     fleet.cells.forEach((cell, i) => {

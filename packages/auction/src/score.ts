@@ -1,5 +1,5 @@
 import type { CellSnapshot, TaskRequest } from "./types.js";
-import { demand } from "./fit.js";
+import { demand } from "@diego/models";
 
 /** Added to a cell's score for each task it holds already, so tasks spread by count first (Diego's LocalityOffset). */
 export const LOCALITY_PENALTY = 1000;

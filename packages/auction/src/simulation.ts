@@ -1,5 +1,4 @@
-import { compatibility } from "./compatibility.js";
-import { demand, fits } from "./fit.js";
+import { admit, demand, DRAINING_REASON } from "@diego/models";
 import { schedule } from "./schedule.js";
 import type { CellSnapshot, Resources, ScheduleOptions, ScheduleResult, TaskRequest } from "./types.js";
 
@@ -22,6 +21,7 @@ export interface SimulatedCellConfig {
   rootfsProviders?: SimulatedRootFsProvider[];
   placementTags?: string[];
   optionalPlacementTags?: string[];
+  allowPrivileged?: boolean;
   total: Resources;
 }
 
@@ -57,13 +57,6 @@ export interface RefusedWork {
   reason: string;
 }
 
-/** The reason a cell gives when it cannot take work (a cell's own words, not a placement text). */
-export const CELL_REFUSAL = {
-  insufficient: "insufficient resources available",
-  incompatible: "cell cannot run this task's root_fs, stack or placement tags",
-  draining: "cell is draining",
-} as const;
-
 export class SimulatedCell {
   readonly config: Required<SimulatedCellConfig>;
   private readonly held = new Map<string, { task: SimulatedTask; running: boolean }>();
@@ -77,6 +70,7 @@ export class SimulatedCell {
       rootfsProviders: [{ scheme: "docker", names: [] }],
       placementTags: [],
       optionalPlacementTags: [],
+      allowPrivileged: false,
       ...config,
     };
     this.free = { ...config.total };
@@ -104,6 +98,7 @@ export class SimulatedCell {
       rootfsProviders: this.config.rootfsProviders.map((p) => ({ scheme: p.scheme, names: [...p.names] })),
       placementTags: [...this.config.placementTags],
       optionalPlacementTags: [...this.config.optionalPlacementTags],
+      allowPrivileged: this.config.allowPrivileged,
       total: { ...this.config.total },
       available: { ...this.free },
       tasks: [...this.held.values()].map((h) => h.task),
@@ -117,16 +112,9 @@ export class SimulatedCell {
     const refused: RefusedWork[] = [];
     for (const task of tasks) {
       if (this.held.has(task.taskGuid)) continue;
-      if (this.draining) {
-        refused.push({ taskGuid: task.taskGuid, reason: CELL_REFUSAL.draining });
-        continue;
-      }
-      if (compatibility(task, this.config) !== "ok") {
-        refused.push({ taskGuid: task.taskGuid, reason: CELL_REFUSAL.incompatible });
-        continue;
-      }
-      if (!fits(task, this.free)) {
-        refused.push({ taskGuid: task.taskGuid, reason: CELL_REFUSAL.insufficient });
+      const admission = this.draining ? undefined : admit(task, { ...this.config, available: this.free });
+      if (!admission?.admitted) {
+        refused.push({ taskGuid: task.taskGuid, reason: admission?.reason ?? DRAINING_REASON });
         continue;
       }
       const need = demand(task);

@@ -3,40 +3,18 @@
  * (diego.cell.v1.TaskWork, diego.cell.v1.CellState, diego.bbs.v1.CellPresence) can be passed as they are.
  */
 
-export interface Resources {
-  memoryMb: number;
-  diskMb: number;
-  containers: number;
-}
+import type { AdmitCell, AdmitTask, Resources } from "@diego/models";
 
-export interface RootFsProvider {
-  /** `docker` (any image) or `preloaded` (exactly the listed names). */
-  scheme: string;
-  names: readonly string[];
-}
+export type { Resources, RootFsProvider } from "@diego/models";
 
 /** What placement needs to know of a task. */
-export interface TaskRequest {
+export interface TaskRequest extends AdmitTask {
   taskGuid: string;
-  rootFs: string;
-  /** When set, only cells that offer this stack may run the task. */
-  stack?: string;
-  placementTags: readonly string[];
-  /** 0 means no limit and needs no capacity. */
-  memoryMb: number;
-  /** 0 means no limit and needs no capacity. */
-  diskMb: number;
 }
 
 /** What a cell offers, as far as compatibility and total capacity go (a presence has this much). */
-export interface CellCapability {
+export interface CellCapability extends AdmitCell {
   cellId: string;
-  stacks: readonly string[];
-  rootfsProviders: readonly RootFsProvider[];
-  /** Tags a task must name to run here. */
-  placementTags: readonly string[];
-  /** Tags a task may name and still run here. */
-  optionalPlacementTags: readonly string[];
   total?: Resources | undefined;
 }
 

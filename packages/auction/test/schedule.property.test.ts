@@ -1,15 +1,6 @@
 import fc from "fast-check";
-import {
-  cellLoad,
-  compatibility,
-  demand,
-  fits,
-  orderBatch,
-  schedule,
-  score,
-  type CellSnapshot,
-  type TaskRequest,
-} from "../src/index.js";
+import { compatibility, demand, fits } from "@diego/models";
+import { cellLoad, orderBatch, schedule, score, type CellSnapshot, type TaskRequest } from "../src/index.js";
 
 /** The first state of each cell id, as the scheduler keeps it. */
 const firstById = (cells: CellSnapshot[]) =>

@@ -4,10 +4,8 @@
  * measured in the same run. Everything runs in this one process on this machine.
  */
 import { createClient } from "@diego/kit";
+import { compatibility, demand, fits } from "@diego/models";
 import {
-  compatibility,
-  demand,
-  fits,
   orderBatch,
   schedule,
   score,

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { FailureReason, isRootFsError, parseRootFs, presenceOf } from "@diego/models";
+import { compatible, DRAINING_REASON, presenceOf, type AdmitCell } from "@diego/models";
 import { CellPresenceSchema, type CellPresence, type TaskService } from "@diego/proto";
 import { cellv1 } from "@diego/proto";
 import type { Logger, ServiceClient } from "@diego/kit";
@@ -20,6 +20,8 @@ export interface CellIdentity {
   preloaded: Record<string, string>;
   placementTags: string[];
   optionalPlacementTags: string[];
+  /** Whether this cell runs privileged tasks; until its operator flag exists every cell does, as before. */
+  allowPrivileged?: boolean;
 }
 
 export interface CellParts {
@@ -34,7 +36,7 @@ export interface CellParts {
   logger: Logger;
 }
 
-export const DRAINING_REASON = "cell is draining";
+export { DRAINING_REASON };
 
 /** The rep's state: the capacity ledger, the task runners, draining. Handlers and the reconciler act through it. */
 export class Cell {
@@ -60,9 +62,22 @@ export class Cell {
     ];
   }
 
+  /** What this cell offers, as admission judges it. */
+  offer(): AdmitCell {
+    const { identity } = this.parts;
+    return {
+      stacks: identity.stacks,
+      rootfsProviders: this.rootfsProviders(),
+      placementTags: identity.placementTags,
+      optionalPlacementTags: identity.optionalPlacementTags,
+      allowPrivileged: identity.allowPrivileged ?? true,
+    };
+  }
+
   state(): cellv1.CellState {
     const { identity } = this.parts;
     const runners = [...this.runners.values()];
+    const offer = this.offer();
     return create(cellv1.CellStateSchema, {
       cellId: identity.cellId,
       zone: identity.zone,
@@ -70,6 +85,7 @@ export class Cell {
       rootfsProviders: this.rootfsProviders(),
       placementTags: identity.placementTags,
       optionalPlacementTags: identity.optionalPlacementTags,
+      allowPrivileged: offer.allowPrivileged,
       total: this.ledger.total,
       available: this.ledger.available(),
       tasks: runners.map((r) => r.work),
@@ -82,34 +98,25 @@ export class Cell {
     return create(CellPresenceSchema, presenceOf(this.state(), address));
   }
 
-  /** Reserves and starts each task it can take; returns the others with the reason. */
+  /**
+   * Reserves and starts each task it can take; returns the others with the reason. The cell admits again what
+   * the auction placed (the caller's TaskWork is not trusted): compatibility here, fit in the ledger (both halves of admit()).
+   */
   perform(tasks: readonly cellv1.TaskWork[]): Array<{ taskGuid: string; reason: string }> {
     const failed: Array<{ taskGuid: string; reason: string }> = [];
+    const offer = this.offer();
     for (const work of tasks) {
       if (this.runners.has(work.taskGuid)) continue;
-      const refusal = this.draining ? DRAINING_REASON : (this.incompatibility(work) ?? this.reserve(work));
-      if (refusal) {
-        failed.push({ taskGuid: work.taskGuid, reason: refusal });
+      const verdict = this.draining ? undefined : compatible(work, offer);
+      const admission = verdict?.admitted ? this.ledger.reserve(work) : verdict;
+      if (!admission?.admitted) {
+        failed.push({ taskGuid: work.taskGuid, reason: admission?.reason ?? DRAINING_REASON });
         continue;
       }
       const runner = this.newRunner(work);
       runner.start();
     }
     return failed;
-  }
-
-  private incompatibility(work: cellv1.TaskWork): string | undefined {
-    const rootFs = parseRootFs(work.rootFs);
-    if (isRootFsError(rootFs)) return FailureReason.noCompatibleRootfs;
-    if (rootFs.scheme === "preloaded" && !(rootFs.name in this.parts.identity.preloaded))
-      return FailureReason.noCompatibleRootfs;
-    if (work.stack && !this.parts.identity.stacks.includes(work.stack)) return FailureReason.noCompatibleRootfs;
-    return undefined;
-  }
-
-  private reserve(work: cellv1.TaskWork): string | undefined {
-    const r = this.ledger.reserve({ taskGuid: work.taskGuid, memoryMb: work.memoryMb, diskMb: work.diskMb });
-    return r.ok ? undefined : r.reason;
   }
 
   private newRunner(work: cellv1.TaskWork): TaskRunner {

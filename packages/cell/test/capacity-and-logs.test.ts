@@ -5,16 +5,16 @@ import { TaskLogStore } from "../src/logs/task-log-store.js";
 describe("capacity ledger", () => {
   test("reserves by memory, disk and containers and refuses with the missing resources", () => {
     const l = new CapacityLedger({ memoryMb: 100, diskMb: 100, containers: 2 });
-    expect(l.reserve({ taskGuid: "a", memoryMb: 60, diskMb: 10 })).toEqual({ ok: true });
-    expect(l.reserve({ taskGuid: "a", memoryMb: 60, diskMb: 10 })).toEqual({ ok: true });
+    expect(l.reserve({ taskGuid: "a", memoryMb: 60, diskMb: 10 })).toEqual({ admitted: true });
+    expect(l.reserve({ taskGuid: "a", memoryMb: 60, diskMb: 10 })).toEqual({ admitted: true });
     expect(l.available()).toEqual({ memoryMb: 40, diskMb: 90, containers: 1 });
-    expect(l.reserve({ taskGuid: "b", memoryMb: 50, diskMb: 95 })).toEqual({
-      ok: false,
+    expect(l.reserve({ taskGuid: "b", memoryMb: 50, diskMb: 95 })).toMatchObject({
+      admitted: false,
       reason: "insufficient resources: disk, memory",
     });
-    expect(l.reserve({ taskGuid: "b", memoryMb: 40, diskMb: 90 })).toEqual({ ok: true });
-    expect(l.reserve({ taskGuid: "c", memoryMb: 0, diskMb: 0 })).toEqual({
-      ok: false,
+    expect(l.reserve({ taskGuid: "b", memoryMb: 40, diskMb: 90 })).toEqual({ admitted: true });
+    expect(l.reserve({ taskGuid: "c", memoryMb: 0, diskMb: 0 })).toMatchObject({
+      admitted: false,
       reason: "insufficient resources: containers",
     });
     l.release("a");

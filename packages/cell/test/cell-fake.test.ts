@@ -79,17 +79,26 @@ describe("cell on the fake runtime", () => {
     const res = await c.perform({
       cellId: h.cellId,
       tasks: [
-        { taskGuid: "big", rootFs: "docker:///diego/busybox", memoryMb: 5000 },
-        { taskGuid: "bigdisk", rootFs: "docker:///diego/busybox", diskMb: 5000, memoryMb: 5000 },
+        { taskGuid: "big", rootFs: "docker:///diego/busybox", placementTags: ["gpu"], memoryMb: 5000 },
+        {
+          taskGuid: "bigdisk",
+          rootFs: "docker:///diego/busybox",
+          placementTags: ["gpu"],
+          diskMb: 5000,
+          memoryMb: 5000,
+        },
         { taskGuid: "pre", rootFs: "preloaded:nothing" },
         { taskGuid: "stk", rootFs: "docker:///diego/busybox", stack: "windows" },
+        { taskGuid: "untagged", rootFs: "docker:///diego/busybox" },
       ],
     });
+    // The cell admits what it is given by the same rule as the auction (placement tags included).
     expect(res.failed.map((f) => [f.taskGuid, f.reason])).toEqual([
       ["big", "insufficient resources: memory"],
       ["bigdisk", "insufficient resources: disk, memory"],
       ["pre", "found no compatible cell for required rootfs"],
       ["stk", "found no compatible cell for required rootfs"],
+      ["untagged", "found no compatible cell with no placement tags"],
     ]);
     await expect(c.perform({ cellId: "someone-else", tasks: [] })).rejects.toMatchObject({
       code: "FAILED_PRECONDITION",

@@ -9,6 +9,7 @@ export const FailureReason = {
   failedToFetchResult: "failed to fetch result",
   unableToCommunicate: "unable to communicate to compatible cells",
   containerMissing: "task container does not exist",
+  noPrivilegedCell: "found no compatible cell that allows privileged tasks",
 } as const;
 
 export function exitedWithStatus(logSource: string, status: number, outOfMemory: boolean): string {

@@ -7,3 +7,4 @@ export * from "./state-machine.js";
 export * from "./time.js";
 export * from "./task-json.js";
 export * from "./placement-views.js";
+export * from "./admit.js";

@@ -3,7 +3,10 @@ import type { CellPresenceSchema, cellv1, Task } from "@diego/proto";
 
 /** What placement needs to know of a task: the TaskWork the BBS sends to the auctioneer and the auctioneer to a cell. */
 export function taskWork(
-  task: Pick<Task, "taskGuid" | "domain" | "rootFs" | "stack" | "placementTags" | "memoryMb" | "diskMb" | "maxPids">,
+  task: Pick<
+    Task,
+    "taskGuid" | "domain" | "rootFs" | "stack" | "placementTags" | "memoryMb" | "diskMb" | "maxPids" | "privileged"
+  >,
 ) {
   return {
     taskGuid: task.taskGuid,
@@ -14,6 +17,7 @@ export function taskWork(
     memoryMb: task.memoryMb,
     diskMb: task.diskMb,
     maxPids: task.maxPids,
+    privileged: task.privileged,
   } satisfies MessageInitShape<typeof cellv1.TaskWorkSchema>;
 }
 
@@ -27,6 +31,7 @@ export function presenceOf(state: MessageInitShape<typeof cellv1.CellStateSchema
     rootfsProviders: state.rootfsProviders,
     placementTags: state.placementTags,
     optionalPlacementTags: state.optionalPlacementTags,
+    allowPrivileged: state.allowPrivileged,
     total: state.total,
     available: state.available,
   } satisfies MessageInitShape<typeof CellPresenceSchema>;

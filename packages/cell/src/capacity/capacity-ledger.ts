@@ -1,4 +1,4 @@
-import { insufficientResources, type ScarceResource } from "@diego/models";
+import { fit, type Admission } from "@diego/models";
 
 export interface Capacity {
   memoryMb: number;
@@ -13,7 +13,7 @@ export interface Reservation {
 }
 
 /**
- * The cell's capacity by reservation (diego-reference 8.1): each task holds its memory_mb, disk_mb
+ * The cell's capacity by reservation (docs/diego-differences.md, capacity): each task holds its memory_mb, disk_mb
  * and one container from Perform until its container is removed, whatever it really uses.
  */
 export class CapacityLedger {
@@ -21,17 +21,12 @@ export class CapacityLedger {
 
   constructor(readonly total: Capacity) {}
 
-  /** Reserves room for a task; the same guid again is a no-op. Returns the refusal reason when it does not fit. */
-  reserve(r: Reservation): { ok: true } | { ok: false; reason: string } {
-    if (this.reservations.has(r.taskGuid)) return { ok: true };
-    const avail = this.available();
-    const short: ScarceResource[] = [];
-    if (avail.containers < 1) short.push("containers");
-    if (r.diskMb > avail.diskMb) short.push("disk");
-    if (r.memoryMb > avail.memoryMb) short.push("memory");
-    if (short.length) return { ok: false, reason: insufficientResources(short) };
-    this.reservations.set(r.taskGuid, { ...r });
-    return { ok: true };
+  /** Reserves room for a task; the same guid again is a no-op. The refusal carries the reason when it does not fit. */
+  reserve(r: Reservation): Admission {
+    if (this.reservations.has(r.taskGuid)) return { admitted: true };
+    const admission = fit(r, this.available());
+    if (admission.admitted) this.reservations.set(r.taskGuid, { ...r });
+    return admission;
   }
 
   release(taskGuid: string): void {
