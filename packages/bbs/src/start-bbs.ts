@@ -1,6 +1,6 @@
 import { createLogger, GrpcServer, ServiceMetrics, StatusServer, tlsFilesOf, type Logger } from "@diego/kit";
 import { nowNanos } from "@diego/models";
-import { AuctionRequester } from "./auction/auction-requester.js";
+import { AuctionRequester } from "./auctioneer-client/auction-requester.js";
 import { CallbackSender } from "./callbacks/callback-sender.js";
 import { EtcdPresenceStore } from "./cells/etcd-presence-store.js";
 import { MemoryPresenceStore } from "./cells/memory-presence-store.js";
@@ -131,26 +131,25 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
     });
     stoppers.push(() => auction.stop());
 
-    let callbacks: CallbackSender | undefined;
     const controller = new TaskController({
       store,
       presence,
       auction,
-      callbacks: { submit: (task) => callbacks?.submit(task) },
+      // The sender needs the controller's transitions; it exists before any task can complete.
+      callbacks: { submit: (task) => sender.submit(task) },
       clients,
       metrics,
       logger,
       now: nowNanos,
       maxTaskRetries: config.maxTaskRetries,
     });
-    callbacks = new CallbackSender({
+    const sender = new CallbackSender({
       transitions: controller.callbackTransitions,
       workers: config.taskCallbackWorkers,
       timeoutMs: config.callbackTimeout,
       logger,
       metrics,
     });
-    const sender = callbacks;
     stoppers.push(() => sender.stop());
 
     const hub = new EventHub(store, config.watchBufferSize);

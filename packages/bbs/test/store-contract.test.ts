@@ -3,6 +3,7 @@ import { TaskState, type Task } from "@diego/proto";
 import { Keys } from "../src/keys.js";
 import { EtcdTaskStore } from "../src/store/etcd-task-store.js";
 import { MemoryTaskStore } from "../src/store/memory-task-store.js";
+import { MAX_STORED_TASK_BYTES } from "../src/store/task-size.js";
 import type { TaskChange, TaskStore, TaskStoreEvent } from "../src/store/task-store.js";
 import type { EtcdConnection } from "../src/etcd/etcd-connection.js";
 import { connect, silent, uniquePrefix, waitFor, wipe } from "./support/etcd.js";
@@ -72,6 +73,18 @@ describe.each(backends)("TaskStore contract: $name", (backend) => {
     expect(got?.domain).toBe("d1");
     expect(got?.createdAt).toBe(NOW);
     await expect(store.apply(req.taskGuid, desire(req))).rejects.toMatchObject({ code: "ALREADY_EXISTS" });
+  });
+
+  test("a task too big to store is refused RESOURCE_EXHAUSTED before it is sent, and nothing is stored", async () => {
+    const req = taskRequest({ annotation: "x".repeat(MAX_STORED_TASK_BYTES + 1) });
+    const err = await store.apply(req.taskGuid, desire(req)).catch((e: unknown) => e);
+    expect(DiegoError.is(err, "RESOURCE_EXHAUSTED")).toBe(true);
+    expect((err as Error).message).toContain(`the limit is ${MAX_STORED_TASK_BYTES} bytes`);
+    expect(await store.get(req.taskGuid)).toBeUndefined();
+    // The store still writes (one refused value is not a failure of the store).
+    const ok = taskRequest();
+    await store.apply(ok.taskGuid, desire(ok));
+    expect(store.healthy()).toBe(true);
   });
 
   test("a refused mutation changes nothing and returns its error", async () => {

@@ -13,7 +13,7 @@ import {
   type TransitionName,
 } from "@diego/models";
 import { cellv1, TaskState, type Task, type TaskCreateRequest } from "@diego/proto";
-import type { TaskWork } from "../auction/auction-requester.js";
+import type { TaskWork } from "../auctioneer-client/auction-requester.js";
 import type { CallbackTransitions } from "../callbacks/callback-sender.js";
 import type { PresenceStore } from "../cells/presence-store.js";
 import type { GrpcClients } from "../grpc-clients.js";

@@ -2,6 +2,7 @@ import { IndexedTaskStore } from "./indexed-task-store.js";
 import { LazyTaskChange } from "./task-change.js";
 import { decodeTask, encodeTask, entryOf } from "./task-entry.js";
 import type { ApplyResult, Mutation, TaskStore } from "./task-store.js";
+import { checkStoredTaskSize } from "./task-size.js";
 
 /**
  * The in-memory twin of the etcd store: same interface, same contract tests, no etcd. Each apply is
@@ -23,6 +24,7 @@ export class MemoryTaskStore extends IndexedTaskStore implements TaskStore {
     const outcome = mutate(before);
     if (outcome.kind === "put") {
       const bytes = encodeTask(outcome.task);
+      checkStoredTaskSize(guid, bytes);
       this.index.put(entryOf(outcome.task, bytes, ++this.revision));
       this.emit(new LazyTaskChange(entry ? "changed" : "created", guid, entry?.bytes, bytes, outcome.task.domain));
     } else if (outcome.kind === "delete" && entry) {
