@@ -5,3 +5,4 @@ export * from "./invalid-requests.js";
 export * from "./http-receiver.js";
 export * from "./etcd.js";
 export * from "./cli.js";
+export * from "./image-cluster.js";
