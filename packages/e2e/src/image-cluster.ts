@@ -28,7 +28,10 @@ export class ImageCluster {
   private constructor(
     readonly image: string,
     readonly name: string,
-    readonly ports: Record<"etcd" | "peer" | "bbs" | "bbsStatus" | "auctioneer" | "auctioneerStatus" | "cell" | "cellStatus", number>,
+    readonly ports: Record<
+      "etcd" | "peer" | "bbs" | "bbsStatus" | "auctioneer" | "auctioneerStatus" | "cell" | "cellStatus",
+      number
+    >,
     readonly cellId: string,
     readonly workDir: string,
   ) {
@@ -57,7 +60,19 @@ export class ImageCluster {
 
   private async container(role: string, args: string[], command: string[]): Promise<void> {
     const name = `${this.name}-${role}`;
-    await run("docker", ["run", "--detach", "--name", name, "--network", "host", "--label", `diego-e2e=${this.name}`, ...args, this.image, ...command]);
+    await run("docker", [
+      "run",
+      "--detach",
+      "--name",
+      name,
+      "--network",
+      "host",
+      "--label",
+      `diego-e2e=${this.name}`,
+      ...args,
+      this.image,
+      ...command,
+    ]);
     this.containers.push(name);
   }
 
@@ -65,7 +80,9 @@ export class ImageCluster {
     await eventually(
       `${what} to answer /readyz`,
       async () => {
-        const state = (await run("docker", ["inspect", "--format", "{{.State.Status}}", `${this.name}-${what}`])).stdout.trim();
+        const state = (
+          await run("docker", ["inspect", "--format", "{{.State.Status}}", `${this.name}-${what}`])
+        ).stdout.trim();
         if (state !== "running") throw new Error(`${what} container is ${state}`);
         return (await fetch(`http://127.0.0.1:${port}/readyz`)).ok;
       },
@@ -146,7 +163,10 @@ export class ImageCluster {
   async logs(): Promise<string> {
     const out: string[] = [];
     for (const c of this.containers) {
-      const { stdout, stderr } = await run("docker", ["logs", "--tail", "40", c]).catch(() => ({ stdout: "", stderr: "" }));
+      const { stdout, stderr } = await run("docker", ["logs", "--tail", "40", c]).catch(() => ({
+        stdout: "",
+        stderr: "",
+      }));
       out.push(`----- ${c} -----\n${stdout}${stderr}`);
     }
     return out.join("\n");

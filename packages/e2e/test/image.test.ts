@@ -27,9 +27,13 @@ test("the image is small, runs the BBS and auctioneer as a non-root user, and na
   const help = await run("docker", ["run", "--rm", `diego:${tag}`, "help"]);
   expect(help.stdout).toMatch(/bbs/);
   for (const role of ["bbs", "auctioneer", "etcd"]) {
-    const user = (await run("docker", ["inspect", "--format", "{{.Config.User}}", `${cluster.name}-${role}`])).stdout.trim();
+    const user = (
+      await run("docker", ["inspect", "--format", "{{.Config.User}}", `${cluster.name}-${role}`])
+    ).stdout.trim();
     expect(user === "" || user === "10001:10001").toBe(true);
-    const ro = (await run("docker", ["inspect", "--format", "{{.HostConfig.ReadonlyRootfs}}", `${cluster.name}-${role}`])).stdout.trim();
+    const ro = (
+      await run("docker", ["inspect", "--format", "{{.HostConfig.ReadonlyRootfs}}", `${cluster.name}-${role}`])
+    ).stdout.trim();
     expect(ro).toBe("true");
   }
   const engine = JSON.parse((await run("docker", ["image", "inspect", `diego-engine:${tag}`])).stdout)[0];
@@ -37,7 +41,9 @@ test("the image is small, runs the BBS and auctioneer as a non-root user, and na
 });
 
 test("a task desired through the containerised BBS runs on the containerised cell and completes with its result", async () => {
-  await eventually("the cell to be listed", async () => (await cluster.cells.listCells({})).cells.some((c) => c.cellId === cluster.cellId));
+  await eventually("the cell to be listed", async () =>
+    (await cluster.cells.listCells({})).cells.some((c) => c.cellId === cluster.cellId),
+  );
   const guid = uniqueGuid("image");
   await cluster.tasks.desireTask(fixtureTask("hello.json", guid));
   const task = await waitForState(cluster.tasks, guid, [TaskState.COMPLETED]).catch(async (err: Error) => {

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import stripJsonComments from "strip-json-comments";
 import { parseArgs } from "node:util";
 import { parseDuration } from "@diego/models";
 import { z } from "zod";
@@ -116,7 +117,8 @@ export function loadConfig<S extends SettingsSpec>(spec: S, options: LoadOptions
         ? [flag, `--${flagName(key)}`]
         : envValue !== undefined
           ? [envValue, envName(options.envPrefix, key)]
-          : key in fromFile
+          : // null in the file leaves the setting at its default (the packaged template writes unset ones so).
+            key in fromFile && fromFile[key] !== null
             ? [fromFile[key], `${key} in ${configFile}`]
             : [undefined, ""];
     if (raw === undefined) {
@@ -193,6 +195,34 @@ export function loadConfigOrExit<S extends SettingsSpec>(spec: S, options: LoadO
   }
 }
 
+/**
+ * A configuration file that documents every setting of `spec`: each with its description, flag,
+ * environment variable and default, as JSON with comments (which `--config` reads). Settings in
+ * `values` are set; the others are left commented out at their defaults.
+ */
+export function configTemplate<S extends SettingsSpec>(
+  spec: S,
+  options: { program: string; summary: string; envPrefix: string; values?: Partial<Record<keyof S, unknown>> },
+): string {
+  const lines = [`// ${options.program}: ${options.summary}`];
+  lines.push("// Every setting may also be given as a flag or an environment variable, which win over this file.");
+  lines.push("{");
+  const keys = Object.keys(spec);
+  keys.forEach((key, i) => {
+    const s = spec[key]!;
+    const values = options.values ?? {};
+    const set = key in values;
+    const value = set ? values[key as keyof S] : s.secret ? undefined : s.default;
+    lines.push("");
+    lines.push(`  // ${s.description}`);
+    lines.push(`  // --${flagName(key)}, ${envName(options.envPrefix, key)}; default ${describeDefault(s)}`);
+    const entry = `"${key}": ${JSON.stringify(value ?? null)}${i < keys.length - 1 ? "," : ""}`;
+    lines.push(set ? `  ${entry}` : `  // ${entry}`);
+  });
+  lines.push("}");
+  return lines.join("\n") + "\n";
+}
+
 function readConfigFile(file: string): Record<string, unknown> {
   let text: string;
   try {
@@ -201,7 +231,8 @@ function readConfigFile(file: string): Record<string, unknown> {
     throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
   }
   try {
-    const json = JSON.parse(text) as unknown;
+    // The file may carry // and /* */ comments (the packaged configuration documents every setting).
+    const json = JSON.parse(stripJsonComments(text, { trailingCommas: true })) as unknown;
     if (typeof json !== "object" || json === null || Array.isArray(json)) throw new Error("not a JSON object");
     return json as Record<string, unknown>;
   } catch (err) {
@@ -285,12 +316,10 @@ function helpText(spec: SettingsSpec, options: LoadOptions): string {
     "Settings (flag, environment variable, default):",
   ];
   for (const [key, s] of Object.entries(spec)) {
-    const def =
-      s.default === undefined ? (s.optional ? "unset" : "required") : s.secret ? "(hidden)" : formatDefault(s);
     lines.push(
       `  --${flagName(key)} <${s.kind}>`,
       `      ${s.description}`,
-      `      env ${envName(options.envPrefix, key)}; default ${def}`,
+      `      env ${envName(options.envPrefix, key)}; default ${describeDefault(s)}`,
     );
   }
   lines.push(
@@ -300,6 +329,10 @@ function helpText(spec: SettingsSpec, options: LoadOptions): string {
     "",
   );
   return lines.join("\n");
+}
+
+function describeDefault(s: Setting): string {
+  return s.default === undefined ? (s.optional ? "unset" : "required") : s.secret ? "(hidden)" : formatDefault(s);
 }
 
 function formatDefault(s: Setting): string {

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
-import { ConfigError, loadConfig, setting } from "../src/config.js";
+import { ConfigError, configTemplate, loadConfig, setting } from "../src/config.js";
 
 const spec = {
   listenAddress: setting("string", "gRPC listen address", { default: "127.0.0.1:8889" }),
@@ -77,4 +77,22 @@ test("--help lists every setting with its env name and default", () => {
     expect(help).toContain(flag);
   expect(help).toContain("DIEGO_TEST_KICK_TASK_DURATION; default 30000ms");
   expect(help).toContain("default required");
+});
+
+test("configTemplate documents every setting as JSON with comments that --config reads back", () => {
+  const text = configTemplate(spec, { ...base, values: { cellId: "cell-9", workers: 7 } });
+  for (const key of Object.keys(spec)) expect(text).toContain(`"${key}"`);
+  expect(text).toContain("// --kick-task-duration, DIEGO_TEST_KICK_TASK_DURATION; default 30000ms");
+  const dir = mkdtempSync(join(tmpdir(), "cfg-"));
+  const file = join(dir, "c.json");
+  writeFileSync(file, text);
+  expect(load(["--config", file])).toMatchObject({ cellId: "cell-9", workers: 7, stacks: ["linux"] });
+  // Every commented-out default, uncommented, loads as that default.
+  writeFileSync(file, text.replace(/^ {2}\/\/ (".*)$/gm, "  $1"));
+  expect(load(["--config", file])).toMatchObject({
+    kickTaskDuration: 30_000,
+    verbose: false,
+    preloaded: {},
+    listenAddress: "127.0.0.1:8889",
+  });
 });
