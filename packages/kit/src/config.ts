@@ -208,11 +208,11 @@ export function configTemplate<S extends SettingsSpec>(
   lines.push("// Every setting may also be given as a flag or an environment variable, which win over this file.");
   lines.push("{");
   const keys = Object.keys(spec);
+  const values: Record<string, unknown> = options.values ?? {};
   keys.forEach((key, i) => {
     const s = spec[key]!;
-    const values = options.values ?? {};
     const set = key in values;
-    const value = set ? values[key as keyof S] : s.secret ? undefined : s.default;
+    const value = set ? values[key] : s.secret ? undefined : s.default;
     lines.push("");
     lines.push(`  // ${s.description}`);
     lines.push(`  // --${flagName(key)}, ${envName(options.envPrefix, key)}; default ${describeDefault(s)}`);
