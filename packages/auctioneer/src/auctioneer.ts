@@ -71,7 +71,7 @@ export async function startAuctioneer(config: AuctioneerConfig, deps: Auctioneer
   });
 
   let keeper: LockKeeper | undefined;
-  const server = new GrpcServer({ logger, tls, observe: serviceMetrics.observeGrpc });
+  const server = new GrpcServer({ logger, tls, insecure: config.insecure, observe: serviceMetrics.observeGrpc });
   server.add(auctioneerv1.AuctioneerService, {
     requestTaskAuctions: requestTaskAuctions({
       isActive: () => runner.isActive,

@@ -155,7 +155,7 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
     const hub = new EventHub(store, config.watchBufferSize);
     hub.start();
 
-    const server = new GrpcServer({ logger, tls, observe: serviceMetrics.observeGrpc });
+    const server = new GrpcServer({ logger, tls, insecure: config.insecure, observe: serviceMetrics.observeGrpc });
     addBbsServices(server, { controller, store, hub, presence, locks, clients, logger });
     const port = await server.listen(config.listenAddress);
     stoppers.push(() => server.shutdown());

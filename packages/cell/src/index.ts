@@ -139,7 +139,7 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
   // Before taking work: repair whatever an earlier run of this cell left behind.
   await reconciler.sync();
 
-  const server = new GrpcServer({ logger, tls, observe: serviceMetrics.observeGrpc });
+  const server = new GrpcServer({ logger, tls, insecure: config.insecure, observe: serviceMetrics.observeGrpc });
   const impl: ServiceImpl<(typeof cellv1.CellRepService)["method"]> = {
     state: state(cell),
     perform: perform(cell),

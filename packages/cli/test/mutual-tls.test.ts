@@ -33,6 +33,7 @@ beforeAll(async () => {
       certFile: join(dir, "ours", "bbs.crt"),
       keyFile: join(dir, "ours", "bbs.key"),
     },
+    clientTls: certs("ours"),
   });
 }, 120_000);
 
@@ -46,7 +47,7 @@ test("make-certs writes a CA, service certificates and a client certificate; a r
   const { stdout } = await run(makeCerts, [join(dir, "ours"), "--cells", "1"]);
   expect(stdout).not.toContain("made CA");
   expect(readFileSync(join(dir, "ours", "ca.crt"), "utf8")).toBe(before);
-  for (const name of ["ca", "bbs", "auctioneer", "cell", "cell-1", "client"]) {
+  for (const name of ["ca", "bbs", "auctioneer", "cell-1", "client", "etcd-ca", "etcd", "etcd-client"]) {
     expect(readFileSync(join(dir, "ours", `${name}.crt`), "utf8")).toContain("BEGIN CERTIFICATE");
     expect(readFileSync(join(dir, "ours", `${name}.key`), "utf8")).toContain("PRIVATE KEY");
   }

@@ -157,6 +157,9 @@ export const tlsSettings = {
   ),
   tlsCertFile: setting("string", "Certificate file for mutual TLS.", { optional: true }),
   tlsKeyFile: setting("string", "Key file for mutual TLS.", { optional: true }),
+  insecure: setting("boolean", "Allow plaintext gRPC on an address that is not loopback (logs a warning).", {
+    default: false,
+  }),
 };
 
 /** The TLS files of a configuration: all three, or none (plaintext). Throws naming the missing ones. */

@@ -1,4 +1,5 @@
 export * from "./grpc/index.js";
+export * from "./authz/index.js";
 export * from "./logger.js";
 export * from "./lifecycle.js";
 export * from "./config.js";

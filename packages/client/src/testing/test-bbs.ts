@@ -19,6 +19,8 @@ export interface TestBbsOptions {
   listenAddress?: string;
   /** Mutual TLS: the BBS's CA, certificate and key (scripts/make-certs: ca.crt, bbs.crt, bbs.key). */
   tls?: TlsFiles;
+  /** With `tls`: the certificate its own client calls use (a client identity, e.g. client.crt); default `tls`. */
+  clientTls?: TlsFiles;
   /** Cells simulated from the start; more start on first use (see `cell`). */
   cells?: SimulatedCellSpec[];
   /** Any other BBS setting, e.g. `{ store: "etcd", etcdEndpoints, etcdPrefix }` to keep tasks across a restart. */
@@ -60,8 +62,9 @@ export class TestBbs {
     private readonly auctioneer: GrpcServer,
     private readonly tls: TlsFiles | undefined,
     private readonly logger: Logger,
+    clientTls: TlsFiles | undefined,
   ) {
-    this.client = new DiegoClient({ address: bbs.address, tls, timeoutMs: 10_000 });
+    this.client = new DiegoClient({ address: bbs.address, tls: clientTls, timeoutMs: 10_000 });
   }
 
   /** host:port of the BBS. */
@@ -98,7 +101,7 @@ export class TestBbs {
       await auctioneer.shutdown(0);
       throw err;
     }
-    self = new TestBbs(bbs, auctioneer, tls, logger);
+    self = new TestBbs(bbs, auctioneer, tls, logger, options.clientTls ?? tls);
     try {
       await self.reachable();
       for (const spec of options.cells ?? []) await self.cell(spec.cellId, spec);

@@ -12,6 +12,9 @@ import {
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, type ServingStatus } from "grpc-health-check";
 import type { Logger } from "pino";
+import { AUTHORIZATION, type AuthorizationTable } from "../authz/authorization-table.js";
+import { authorize } from "../authz/authorize.js";
+import { identityOfCertificate, type Identity } from "../authz/identity.js";
 import { serverCredentials, type TlsFiles } from "./credentials.js";
 import { grpcServiceDefinition, methodPath } from "./service-definition.js";
 import { toStatus } from "./status.js";
@@ -24,6 +27,13 @@ export interface GrpcServerOptions {
   logger: Logger;
   tls?: TlsFiles;
   observe?: CallObserver;
+  /**
+   * Under mutual TLS every call is checked against this table before its handler runs (default: the
+   * system's AUTHORIZATION table). Without TLS there are no identities and nothing is checked.
+   */
+  authorization?: AuthorizationTable;
+  /** Allows plaintext on an address that is not loopback (logs a warning); refused without it. */
+  insecure?: boolean;
 }
 
 /**
@@ -58,6 +68,17 @@ export class GrpcServer {
 
   /** Binds `host:port` (port 0 picks a free one), marks every service SERVING and returns the port. */
   async listen(address: string): Promise<number> {
+    if (!this.options.tls) {
+      if (!isLoopbackAddress(address) && !this.options.insecure)
+        throw new Error(
+          `refusing plaintext gRPC on ${address}, which is not a loopback address: give --tls-ca-file, --tls-cert-file and --tls-key-file, or --insecure`,
+        );
+      if (!isLoopbackAddress(address))
+        this.options.logger.warn(
+          { address },
+          "gRPC without TLS on a non-loopback address (--insecure): any caller may call any RPC",
+        );
+    }
     new ReflectionService(reflectionPackage(this.services)).addToServer(this.server);
     this.boundPort = await new Promise<number>((resolve, reject) => {
       this.server.bindAsync(address, serverCredentials(this.options.tls), (err, port) =>
@@ -96,7 +117,14 @@ export class GrpcServer {
   }
 
   private context(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>, path: string) {
-    return new LazyCallContext(call, path);
+    return new LazyCallContext(call, path, this.options.tls ? identityOf(call) : undefined);
+  }
+
+  /** The one place where calls are authorized (mutual TLS only): throws PERMISSION_DENIED. */
+  private authorize(path: string, request: unknown, context: LazyCallContext): void {
+    if (!this.options.tls) return;
+    const denial = authorize(this.options.authorization ?? AUTHORIZATION, path, request, context.identity);
+    if (denial) throw denial;
   }
 
   private unaryHandler(
@@ -109,7 +137,10 @@ export class GrpcServer {
       const started = process.hrtime.bigint();
       const context = this.context(call, path);
       Promise.resolve()
-        .then(() => handler(call.request, context))
+        .then(() => {
+          this.authorize(path, call.request, context);
+          return handler(call.request, context);
+        })
         .then(
           (result) => {
             context.finish();
@@ -138,6 +169,7 @@ export class GrpcServer {
       const context = this.context(call, path);
       const signal = context.signal;
       const run = async () => {
+        this.authorize(path, call.request, context);
         for await (const item of handler(call.request, context)) {
           if (signal.aborted) break;
           if (!call.write(create(method.output, item as never))) {
@@ -197,6 +229,7 @@ class LazyCallContext implements CallContext {
   constructor(
     private readonly call: AnyServerCall,
     readonly method: string,
+    readonly identity: Identity | undefined,
   ) {}
 
   get signal(): AbortSignal {
@@ -234,6 +267,23 @@ function commonName(
   const cert = call.getAuthContext?.()?.sslPeerCertificate;
   const cn = cert?.subject?.CN;
   return Array.isArray(cn) ? cn[0] : cn;
+}
+
+const identities = new WeakMap<object, Identity | null>();
+
+/** The caller's identity from its certificate, parsed once per certificate object. */
+function identityOf(call: AnyServerCall): Identity | undefined {
+  const cert = call.getAuthContext?.()?.sslPeerCertificate;
+  if (!cert) return undefined;
+  let identity = identities.get(cert);
+  if (identity === undefined) identities.set(cert, (identity = identityOfCertificate(cert) ?? null));
+  return identity ?? undefined;
+}
+
+/** `127.0.0.1:8889`, `[::1]:0`, `localhost:1800`: plaintext is allowed only on these. */
+export function isLoopbackAddress(address: string): boolean {
+  const host = address.slice(0, address.lastIndexOf(":")).replace(/^\[|\]$/g, "");
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 /** A proto-loader-shaped package definition that carries the file descriptors of the services, for reflection. */

@@ -1,6 +1,7 @@
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import type { Metadata } from "@grpc/grpc-js";
+import type { Identity } from "../authz/identity.js";
 
 export type { GenServiceMethods };
 
@@ -14,6 +15,11 @@ export interface CallContext {
   method: string;
   /** Subject CN of the client certificate under mutual TLS, else undefined. */
   peerCommonName?: string;
+  /**
+   * The caller's role and id from its certificate under mutual TLS (docs/security.md); undefined
+   * without TLS, where callers are not authenticated and every RPC is open.
+   */
+  identity?: Identity;
 }
 
 type Unary<I extends DescMessage, O extends DescMessage> = (
