@@ -24,6 +24,7 @@ import { TaskLogStore } from "./logs/task-log-store.js";
 import { CellMetrics } from "./metrics.js";
 import { Reconciler } from "./reconcile/reconciler.js";
 import type { ContainerRuntime } from "./runtime/container-runtime.js";
+import { DockerEngine } from "./runtime/docker-engine.js";
 import { DockerRuntime } from "./runtime/docker-runtime.js";
 
 export { cellConfig, cellSettings, type CellConfig } from "./config.js";
@@ -32,6 +33,7 @@ export { CapacityLedger, type Capacity } from "./capacity/capacity-ledger.js";
 export { decide, DECISIONS, type BbsSide, type CellSide, type ReconcileAction } from "./reconcile/decide.js";
 export type * from "./runtime/container-runtime.js";
 export { DockerRuntime } from "./runtime/docker-runtime.js";
+export { DockerEngine } from "./runtime/docker-engine.js";
 export { FakeRuntime } from "./runtime/fake-runtime.js";
 export { LABEL_CELL, LABEL_MANAGED, LABEL_TASK, cellLabels, containerName } from "./executor/labels.js";
 
@@ -71,11 +73,13 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
     runtime = overrides.runtime;
     diskQuota = overrides.diskQuota ?? true;
   } else {
-    const docker = new DockerRuntime({ socketPath: config.dockerSocket, helperDir: join(workDir, "helper") });
-    const info = await docker.engineInfo();
+    const helperDir = join(workDir, "helper");
+    const docker = new DockerRuntime({ socketPath: config.dockerSocket, helperDir });
+    const engine = new DockerEngine(docker, helperDir);
+    const info = await engine.engineInfo();
     dataRoot = info.dataRoot;
-    await docker.prepareHelper(config.helperImage);
-    const probe = await docker.probeDiskQuota(config.helperImage);
+    await engine.prepareHelper(config.helperImage);
+    const probe = await engine.probeDiskQuota(config.helperImage);
     diskQuota = probe.enforced;
     diskQuotaReason = probe.reason;
     if (probe.enforced) logger.info({ driver: info.driver }, `disk_mb is enforced: ${probe.reason}`);

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { DownloadActionSchema, RunActionSchema, UploadActionSchema } from "@diego/proto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { firstFile } from "../src/actions/container-files.js";
+import { firstFile } from "../src/runtime/tar-files.js";
 import { DownloadCache } from "../src/actions/download-cache.js";
 import { downloadStep } from "../src/actions/download-step.js";
 import { runStep } from "../src/actions/run-step.js";

@@ -1,6 +1,6 @@
 import { posix } from "node:path";
-import { extract } from "tar-stream";
 import { HELPER_BUSYBOX, type ContainerRuntime } from "../runtime/container-runtime.js";
+import { firstFile } from "../runtime/tar-files.js";
 
 /** Runs a helper busybox command as root in the container; rejects with its stderr when it fails. */
 export async function helper(runtime: ContainerRuntime, id: string, args: string[]): Promise<void> {
@@ -13,46 +13,6 @@ export async function helper(runtime: ContainerRuntime, id: string, args: string
   const { exitCode } = await handle.exited;
   if (exitCode !== 0)
     throw new Error(Buffer.concat(errs).toString("utf8").trim() || `${args[0]} exited with status ${exitCode}`);
-}
-
-/** The first regular file of a tar stream: its name and up to maxBytes of its content (and whether more followed). */
-export async function firstFile(
-  tar: NodeJS.ReadableStream,
-  maxBytes = Infinity,
-): Promise<{ name: string; data: Buffer; truncated: boolean } | undefined> {
-  const ex = extract();
-  let found: { name: string; data: Buffer; truncated: boolean } | undefined;
-  return new Promise((resolve, reject) => {
-    ex.on("entry", (header, stream, next) => {
-      if (found || header.type !== "file") {
-        stream.on("end", next);
-        stream.resume();
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let truncated = false;
-      stream.on("data", (c: unknown) => {
-        if (!Buffer.isBuffer(c)) return;
-        if (size >= maxBytes) {
-          truncated = true;
-          return;
-        }
-        const take = c.subarray(0, maxBytes - size);
-        if (take.length < c.length) truncated = true;
-        chunks.push(take);
-        size += take.length;
-      });
-      stream.on("end", () => {
-        found = { name: header.name, data: Buffer.concat(chunks), truncated };
-        next();
-      });
-    });
-    ex.on("finish", () => resolve(found));
-    ex.on("error", reject);
-    tar.on("error", reject);
-    tar.pipe(ex);
-  });
 }
 
 /** The home directory of a user from the container's /etc/passwd; / when unknown. */

@@ -1,4 +1,5 @@
 import type { Action } from "@diego/proto";
+import type { LogStream } from "../logs/task-log-store.js";
 
 /**
  * The common shape of every action step (diego-reference 2.1). A step runs until done and resolves
@@ -18,8 +19,6 @@ export class StepError extends Error {
 }
 
 export type StepResult = StepError | undefined;
-
-export type LogStream = "stdout" | "stderr";
 
 export interface StepContext {
   /** Aborted when the step must stop (task cancelled, timeout, codependent sibling exited). */

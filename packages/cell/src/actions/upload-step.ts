@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import type { UploadAction } from "@diego/proto";
 import type { ContainerRuntime } from "../runtime/container-runtime.js";
-import { firstFile, homeOf, resolveIn } from "./container-files.js";
+import { firstFile } from "../runtime/tar-files.js";
+import { homeOf, resolveIn } from "./container-files.js";
 import { formatBytes } from "./download-step.js";
 import { cancelledError, StepError, type StepContext, type StepResult } from "./step.js";
 

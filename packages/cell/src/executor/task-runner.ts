@@ -3,7 +3,7 @@ import { TaskState, type Task, type TaskLifecycleService } from "@diego/proto";
 import type { cellv1 } from "@diego/proto";
 import { taskLogger, type Logger, type ServiceClient } from "@diego/kit";
 import { actionRunner } from "../actions/run-action.js";
-import { firstFile } from "../actions/container-files.js";
+import { firstFile } from "../runtime/tar-files.js";
 import type { DownloadCache } from "../actions/download-cache.js";
 import type { StepContext } from "../actions/step.js";
 import type { CapacityLedger } from "../capacity/capacity-ledger.js";

@@ -1,4 +1,5 @@
-import type { LogStream } from "../actions/step.js";
+/** Which output of a process a log line came from. */
+export type LogStream = "stdout" | "stderr";
 
 export interface StoredLine {
   /** Unix nanoseconds. */

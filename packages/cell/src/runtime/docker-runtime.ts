@@ -1,10 +1,6 @@
-import { readFileSync } from "node:fs";
-import { mkdir, readFile, readdir, rename, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { DiegoError } from "@diego/models";
 import Docker from "dockerode";
-import { firstFile } from "../actions/container-files.js";
 import {
   HELPER_BUSYBOX,
   type ContainerInfo,
@@ -18,22 +14,14 @@ import {
   type RegistryAuth,
   type RuntimeEvent,
 } from "./container-runtime.js";
+import { engineMessage, statusCode } from "./docker-errors.js";
+import { oomKillCount } from "./oom-kill-count.js";
+import { privilegedConfig, TASK_CAPABILITIES } from "./privileged-config.js";
+import { processTree } from "./process-tree.js";
 
 /** Where the helper directory (a static busybox) is mounted in every container. */
 export const HELPER_MOUNT = "/.diego";
 const HELPER = HELPER_BUSYBOX;
-
-/** The capabilities an unprivileged task keeps (Docker's default set less MKNOD, NET_RAW, SYS_CHROOT, AUDIT_WRITE, SETFCAP, SETPCAP). */
-export const TASK_CAPABILITIES = [
-  "CHOWN",
-  "DAC_OVERRIDE",
-  "FOWNER",
-  "FSETID",
-  "KILL",
-  "SETGID",
-  "SETUID",
-  "NET_BIND_SERVICE",
-];
 
 export interface DockerRuntimeOptions {
   /** Unix socket of the engine; default /var/run/docker.sock. */
@@ -273,144 +261,6 @@ export class DockerRuntime implements ContainerRuntime {
       stream?.destroy?.();
     };
   }
-
-  /**
-   * Puts a static busybox into the helper directory, copied out of `image` (its /bin/busybox), unless
-   * one is there already.
-   */
-  async prepareHelper(image: string): Promise<void> {
-    const target = join(this.options.helperDir, "busybox");
-    if (
-      await stat(target).then(
-        (s) => s.size > 0,
-        () => false,
-      )
-    )
-      return;
-    await mkdir(this.options.helperDir, { recursive: true });
-    if (!(await this.hasImage(image))) await this.pullImage(image);
-    const c = await this.docker.createContainer({
-      Image: image,
-      Entrypoint: ["/bin/busybox"],
-      Cmd: ["true"],
-      Labels: { "diego.helper": "1" },
-    });
-    try {
-      const file = await firstFile((await c.getArchive({ path: "/bin/busybox" })) as NodeJS.ReadableStream);
-      if (!file || file.data.length === 0) throw new Error(`${image} has no /bin/busybox`);
-      const tmp = `${target}.${process.pid}`;
-      await writeFile(tmp, file.data, { mode: 0o755 });
-      await rename(tmp, target);
-    } finally {
-      await c.remove({ force: true }).catch(() => undefined);
-    }
-  }
-
-  /**
-   * Whether disk_mb can be enforced: a container with a 16M size quota (the driver must accept it)
-   * writes 40M (the write must fail). btrfs with inconsistent qgroups accepts quotas it does not
-   * enforce; this catches that too.
-   */
-  async probeDiskQuota(image: string): Promise<{ enforced: boolean; reason: string }> {
-    const { driver } = await this.engineInfo();
-    let c: Docker.Container;
-    try {
-      c = await this.docker.createContainer({
-        Image: image,
-        Entrypoint: ["/bin/busybox"],
-        Cmd: ["sh", "-c", "dd if=/dev/zero of=/tmp/diego-quota-probe bs=1M count=40 2>/dev/null"],
-        Labels: { "diego.helper": "1" },
-        HostConfig: { StorageOpt: { size: "16M" }, NetworkMode: "none" },
-      });
-    } catch (err) {
-      return { enforced: false, reason: `storage driver ${driver} refuses a size quota: ${engineMessage(err)}` };
-    }
-    try {
-      await c.start();
-      const { StatusCode } = (await c.wait()) as { StatusCode: number };
-      return StatusCode !== 0
-        ? { enforced: true, reason: `storage driver ${driver} enforces size quotas` }
-        : {
-            enforced: false,
-            reason: `storage driver ${driver} accepts a size quota but does not enforce it (a 40M write passed a 16M quota; on btrfs run \`btrfs quota rescan -w <data root>\`)`,
-          };
-    } catch (err) {
-      return { enforced: false, reason: `quota probe failed: ${engineMessage(err)}` };
-    } finally {
-      await c.remove({ force: true }).catch(() => undefined);
-    }
-  }
-
-  /** The engine's storage driver and data root, for the disk quota probe and capacity. */
-  async engineInfo(): Promise<{ driver: string; dataRoot: string }> {
-    const info = (await this.docker.info()) as { Driver: string; DockerRootDir: string };
-    return { driver: info.Driver, dataRoot: info.DockerRootDir };
-  }
-}
-
-const CAPABILITY_NAMES = [
-  "CHOWN",
-  "DAC_OVERRIDE",
-  "DAC_READ_SEARCH",
-  "FOWNER",
-  "FSETID",
-  "KILL",
-  "SETGID",
-  "SETUID",
-  "SETPCAP",
-  "LINUX_IMMUTABLE",
-  "NET_BIND_SERVICE",
-  "NET_BROADCAST",
-  "NET_ADMIN",
-  "NET_RAW",
-  "IPC_LOCK",
-  "IPC_OWNER",
-  "SYS_MODULE",
-  "SYS_RAWIO",
-  "SYS_CHROOT",
-  "SYS_PTRACE",
-  "SYS_PACCT",
-  "SYS_ADMIN",
-  "SYS_BOOT",
-  "SYS_NICE",
-  "SYS_RESOURCE",
-  "SYS_TIME",
-  "SYS_TTY_CONFIG",
-  "MKNOD",
-  "LEASE",
-  "AUDIT_WRITE",
-  "AUDIT_CONTROL",
-  "SETFCAP",
-  "MAC_OVERRIDE",
-  "MAC_ADMIN",
-  "SYSLOG",
-  "WAKE_ALARM",
-  "BLOCK_SUSPEND",
-  "AUDIT_READ",
-]; // PERFMON, BPF and CHECKPOINT_RESTORE are unknown to Docker 20.10's capability list
-
-let privileged: Record<string, unknown> | undefined;
-
-/**
- * A privileged task: Docker's --privileged when this host's capability bounding set holds every
- * capability; otherwise (a sandboxed host, where --privileged fails with "unable to apply caps") every
- * capability the host has, without seccomp or AppArmor confinement.
- */
-export function privilegedConfig(): Record<string, unknown> {
-  if (privileged) return privileged;
-  let bounding = -1n;
-  try {
-    const m = /^CapBnd:\s+([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"));
-    if (m) bounding = BigInt(`0x${m[1]}`);
-  } catch {
-    // not Linux: assume everything
-  }
-  const names = CAPABILITY_NAMES.filter((_, bit) => bounding < 0n || (bounding >> BigInt(bit)) & 1n);
-  privileged =
-    names.length === CAPABILITY_NAMES.length
-      ? { Privileged: true }
-      : { Privileged: false, CapAdd: names, SecurityOpt: ["seccomp=unconfined", "apparmor=unconfined"] };
-  return privileged;
 }
 
 function labelFilters(labels: Record<string, string>): string[] {
@@ -423,59 +273,6 @@ function toStatus(state: string): ContainerStatus {
   return "exited";
 }
 
-/** The engine's own words for an error (dockerode puts them in `json.message`). */
-export function engineMessage(err: unknown): string {
-  const json = (err as { json?: { message?: string } })?.json;
-  return json?.message ?? (err as Error)?.message ?? String(err);
-}
-
-function statusCode(err: unknown): number | undefined {
-  return (err as { statusCode?: number })?.statusCode;
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-/** The cgroup's count of OOM kills (cgroup v1 memory.oom_control or v2 memory.events), if readable. */
-async function oomKillCount(id: string): Promise<number | undefined> {
-  const candidates = [
-    `/sys/fs/cgroup/memory/docker/${id}/memory.oom_control`,
-    `/sys/fs/cgroup/docker/${id}/memory.events`,
-    `/sys/fs/cgroup/system.slice/docker-${id}.scope/memory.events`,
-  ];
-  for (const file of candidates) {
-    try {
-      const text = await readFile(file, "utf8");
-      const m = /^oom_kill (\d+)$/m.exec(text);
-      if (m) return Number(m[1]);
-    } catch {
-      // try the next layout
-    }
-  }
-  return undefined;
-}
-
-/** pid and all its descendants, from the host's /proc. */
-async function processTree(root: number): Promise<number[]> {
-  const children = new Map<number, number[]>();
-  for (const entry of await readdir("/proc").catch(() => [] as string[])) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = await readFile(`/proc/${entry}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      const list = children.get(ppid) ?? [];
-      list.push(Number(entry));
-      children.set(ppid, list);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  const out: number[] = [];
-  const visit = (pid: number) => {
-    out.push(pid);
-    for (const c of children.get(pid) ?? []) visit(c);
-  };
-  visit(root);
-  return out;
 }

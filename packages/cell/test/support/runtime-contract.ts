@@ -1,6 +1,6 @@
 // One contract for every ContainerRuntime: the fake and Docker both pass it (test/runtime-contract.test.ts).
 import { pack } from "tar-stream";
-import { firstFile } from "../../src/actions/container-files.js";
+import { firstFile } from "../../src/runtime/tar-files.js";
 import type { ContainerRuntime, ContainerSpec, ExecSpec } from "../../src/runtime/container-runtime.js";
 import { uniqueId } from "./harness.js";
 
