@@ -38,7 +38,9 @@ CMD ["help"]
 
 FROM ${ENGINE_BASE} AS engine
 # dockerd for a cell pod on a node without Docker: privileged, its data on an emptyDir or a node
-# path, its socket in /run/diego-docker shared with the cell container (deploy/cell.yaml).
+# path, its socket in /run/diego-docker shared with the cell container (deploy/cell.yaml). It makes
+# the preloaded task image diego/busybox once the engine answers.
+COPY bin/diego-engine bin/busybox-image.sh /usr/local/bin/
 VOLUME /var/lib/docker
-ENTRYPOINT ["/usr/sbin/dockerd"]
+ENTRYPOINT ["/usr/local/bin/diego-engine"]
 CMD ["--host=unix:///run/diego-docker/docker.sock", "--storage-driver=overlay2"]

@@ -110,21 +110,7 @@ stop_docker() {
 ensure_image() {
   docker image inspect "$DIEGO_IMAGE" >/dev/null 2>&1 && return
   log "building $DIEGO_IMAGE from Debian's busybox-static"
-  local dir
-  dir=$(mktemp -d)
-  chmod 755 "$dir"
-  mkdir -p "$dir"/{bin,tmp,etc,root,home/vcap}
-  cp /bin/busybox "$dir/bin/busybox"
-  local applet
-  for applet in $(/bin/busybox --list); do
-    [[ $applet == busybox ]] || ln -sf busybox "$dir/bin/$applet"
-  done
-  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/sh\nvcap:x:2000:2000:vcap:/home/vcap:/bin/sh\n' >"$dir/etc/passwd"
-  printf 'root:x:0:\nnogroup:x:65534:\nvcap:x:2000:\n' >"$dir/etc/group"
-  chmod 1777 "$dir/tmp"
-  chown 2000:2000 "$dir/home/vcap"
-  tar -C "$dir" -c . | docker import -c 'ENV PATH=/bin' -c 'CMD ["/bin/sh"]' - "$DIEGO_IMAGE" >/dev/null
-  rm -rf "$dir"
+  "$DIEGO_ROOT/deploy/image/busybox-image.sh" "$DIEGO_IMAGE"
 }
 
 # Starts etcd on 127.0.0.1:<client port> with its own data dir; sets DIEGO_ETCD_PID.

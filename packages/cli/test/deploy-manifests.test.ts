@@ -42,10 +42,54 @@ test("deploy/ holds etcd (StatefulSet of 3), the BBS and the auctioneer (Deploym
   expect(find(deployment, "StatefulSet", "etcd").spec.replicas).toBe(3);
   expect(find(deployment, "Deployment", "bbs").spec.replicas).toBe(2);
   expect(find(deployment, "Deployment", "auctioneer").spec.replicas).toBe(2);
-  const cell = find(deployment, "DaemonSet", "cell").spec.template.spec;
-  expect(cell.volumes).toEqual(
-    expect.arrayContaining([{ name: "docker-socket", hostPath: { path: "/var/run/docker.sock", type: "Socket" } }]),
-  );
+});
+
+test("the cell DaemonSet runs its own Docker engine by default, its socket on a volume shared with the cell", () => {
+  const pod = find(deployment, "DaemonSet", "cell").spec.template.spec;
+  const engine = pod.containers.find((c: Json) => c.name === "engine");
+  expect(engine.image).toMatch(/^diego-engine:/);
+  expect(engine.securityContext.privileged).toBe(true);
+  expect(engine.args).toContain("--host=unix:///run/diego-docker/docker.sock");
+  expect(pod.volumes).toEqual(expect.arrayContaining([{ name: "docker-socket", emptyDir: {} }]));
+  expect(pod.volumes.some((v: Json) => v.hostPath?.path === "/var/run/docker.sock")).toBe(false);
+  const cell = container(deployment, "DaemonSet", "cell");
+  expect(serviceInvocation(cell)?.flags).toContain("--docker-socket=/run/diego-docker/docker.sock");
+  for (const c of [cell, engine])
+    expect(c.volumeMounts).toEqual(
+      expect.arrayContaining([expect.objectContaining({ name: "docker-socket", mountPath: "/run/diego-docker" })]),
+    );
+  // Both see the work directory at the same path: the engine bind-mounts files from it into task containers.
+  for (const c of [cell, engine])
+    expect(c.volumeMounts).toEqual(
+      expect.arrayContaining([expect.objectContaining({ name: "work", mountPath: "/var/lib/diego-cell" })]),
+    );
+  // The documented option for nodes with Docker drops the engine and mounts the node's socket.
+  const patch = readFileSync(join(REPO, "deploy/node-docker/cell-node-docker.yaml"), "utf8");
+  expect(patch).toMatch(/- name: engine\n\s+\$patch: delete/);
+  expect(readFileSync(join(REPO, "deploy/node-docker/kustomization.yaml"), "utf8")).toContain("cell-node-docker.yaml");
+});
+
+test("only the BBS reaches etcd, only the BBS and the auctioneer reach cells, the BBS and auctioneer spread over nodes and zones", () => {
+  const policy = (name: string) => find(deployment, "NetworkPolicy", name).spec;
+  const sources = (name: string) =>
+    policy(name).ingress.flatMap((r: Json) =>
+      (r.from ?? []).map((f: Json) => f.podSelector.matchLabels["app.kubernetes.io/name"]),
+    );
+  expect(sources("cell").sort()).toEqual(["auctioneer", "bbs"]);
+  expect(sources("etcd")).toContain("bbs");
+  expect(sources("etcd")).not.toContain("auctioneer");
+  expect(sources("etcd")).not.toContain("cell");
+  for (const name of ["bbs", "auctioneer"]) {
+    const spread = find(deployment, "Deployment", name).spec.template.spec.topologySpreadConstraints;
+    expect(spread.map((t: Json) => t.topologyKey).sort()).toEqual([
+      "kubernetes.io/hostname",
+      "topology.kubernetes.io/zone",
+    ]);
+    expect(find(deployment, "PodDisruptionBudget", name).spec.minAvailable).toBe(1);
+    const c = container(deployment, "Deployment", name);
+    expect(c.securityContext.readOnlyRootFilesystem).toBe(true);
+    expect(find(deployment, "Deployment", name).spec.template.spec.securityContext.runAsNonRoot).toBe(true);
+  }
 });
 
 test("every manifest is valid against the Kubernetes schemas", async () => {
@@ -64,11 +108,11 @@ test("every flag and DIEGO_* variable passes the service's own config loader, wi
   expect(settingErrors(deployment)).toEqual([]);
 });
 
-test("the services run from the image the Dockerfile builds", () => {
+test("the services run from the image scripts/build-image builds", () => {
   const dockerfile = readFileSync(join(REPO, "Dockerfile"), "utf8");
-  expect(dockerfile).toMatch(/^FROM node:20-slim$/m);
-  expect(dockerfile).toContain("pnpm install");
-  expect(dockerfile).toMatch(/ENTRYPOINT \["node", .*"--import", "tsx"\]/);
+  expect(dockerfile).toMatch(/^ARG BASE=diego-base:bookworm$/m);
+  expect(dockerfile).toMatch(/^ENTRYPOINT \["\/usr\/local\/bin\/diego-entrypoint"\]$/m);
+  expect(dockerfile).toMatch(/^USER 10001:10001$/m);
   for (const [kind, name] of [
     ["Deployment", "bbs"],
     ["Deployment", "auctioneer"],
@@ -78,7 +122,6 @@ test("the services run from the image the Dockerfile builds", () => {
     expect(invocation?.service).toBe(name);
     expect(existsSync(join(REPO, "packages", name, "src", "main.ts"))).toBe(true);
   }
-  expect(readFileSync(join(REPO, ".dockerignore"), "utf8")).toMatch(/^deploy\/certs$/m);
 });
 
 describe("the checks catch what they should", () => {

@@ -37,7 +37,7 @@ test("the image is small, runs the BBS and auctioneer as a non-root user, and na
     expect(ro).toBe("true");
   }
   const engine = JSON.parse((await run("docker", ["image", "inspect", `diego-engine:${tag}`])).stdout)[0];
-  expect(engine.Config.Entrypoint).toEqual(["/usr/sbin/dockerd"]);
+  expect(engine.Config.Entrypoint).toEqual(["/usr/local/bin/diego-engine"]);
 });
 
 test("a task desired through the containerised BBS runs on the containerised cell and completes with its result", async () => {

@@ -283,13 +283,14 @@ export function serviceInvocation(container: Json): { service: string; flags: st
       /"\$\$\(echo "\$POD_IP" \| tr \. -\)\.\$POD_NAMESPACE(\.pod\.cluster\.local:\d+)"/g,
       "10-1-2-3.diego$1",
     );
-    const match = /packages\/(\w+)\/src\/main\.ts(.*?)"\$@"/s.exec(script);
+    const match = /diego-entrypoint (\w+)(.*?)"\$@"/s.exec(script);
     if (!match) return undefined;
     const inline = match[2].trim().split(/\s+/).filter(Boolean);
     return { service: match[1], flags: [...inline, ...args.slice(2)].map(expand) };
   }
-  const match = /^packages\/(\w+)\/src\/main\.ts$/.exec(args[0] ?? "");
-  return match ? { service: match[1], flags: args.slice(1).map(expand) } : undefined;
+  // The image's entrypoint takes the service's name, then its flags.
+  if (command.length) return undefined;
+  return args[0] ? { service: args[0], flags: args.slice(1).map(expand) } : undefined;
 }
 
 /** Every flag and DIEGO_* variable of a diego container passes its service's own config loader; mutual TLS is wired to a mounted Secret. */
@@ -310,8 +311,10 @@ export function settingErrors(deployment: Deployment): string[] {
       if (!String(c.image).startsWith("diego:")) continue;
       const at = `${where(w.m)} container ${c.name}`;
       const invocation = serviceInvocation(c);
+      // etcd runs from the same image; its flags are etcd's own.
+      if (invocation?.service === "etcd") continue;
       if (!invocation || !(invocation.service in SERVICES)) {
-        errors.push(`${at}: does not run packages/<bbs|auctioneer|cell>/src/main.ts`);
+        errors.push(`${at}: does not run the image's bbs, auctioneer or cell`);
         continue;
       }
       seen.add(invocation.service);
