@@ -79,6 +79,15 @@ test("only the BBS reaches etcd, only the BBS and the auctioneer reach cells, th
   expect(sources("etcd")).toContain("bbs");
   expect(sources("etcd")).not.toContain("auctioneer");
   expect(sources("etcd")).not.toContain("cell");
+  // etcd speaks TLS only and requires a client certificate of its own CA, which only the BBS has.
+  const etcd = container(deployment, "StatefulSet", "etcd");
+  expect(etcd.args).toEqual(expect.arrayContaining(["--client-cert-auth", "--peer-client-cert-auth"]));
+  expect(
+    etcd.args.filter((a: string) => /urls=/.test(a) && !/metrics/.test(a)).every((a: string) => !a.includes("http://")),
+  ).toBe(true);
+  const bbsFlags = serviceInvocation(container(deployment, "Deployment", "bbs"))!.flags;
+  expect(bbsFlags.find((f) => f.startsWith("--etcd-endpoints="))).toMatch(/^--etcd-endpoints=https:/);
+  expect(bbsFlags).toEqual(expect.arrayContaining([expect.stringMatching(/^--etcd-cert-file=/)]));
   for (const name of ["bbs", "auctioneer"]) {
     const spread = find(deployment, "Deployment", name).spec.template.spec.topologySpreadConstraints;
     expect(spread.map((t: Json) => t.topologyKey).sort()).toEqual([
@@ -150,7 +159,8 @@ describe("the checks catch what they should", () => {
   test("a missing ConfigMap or Secret, a selector that matches nothing, a missing probe", () => {
     const d = copy();
     container(d, "Deployment", "bbs").envFrom[0].configMapRef.name = "nope";
-    find(d, "DaemonSet", "cell").spec.template.spec.volumes.find((v: Json) => v.secret).secret.secretName = "nope-tls";
+    find(d, "Deployment", "auctioneer").spec.template.spec.volumes.find((v: Json) => v.secret).secret.secretName =
+      "nope-tls";
     find(d, "Service", "bbs").spec.selector = { "app.kubernetes.io/name": "bbss" };
     delete container(d, "StatefulSet", "etcd").livenessProbe;
     const errors = referenceErrors(d);

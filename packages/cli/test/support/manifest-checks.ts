@@ -364,7 +364,10 @@ export function settingErrors(deployment: Deployment): string[] {
         const volume = (w.pod.volumes ?? []).find((v: Json) => v.name === mount?.name);
         const secret = volume?.secret?.secretName;
         const name = mount ? file.slice(mount.mountPath.length + 1) : "";
-        if (!secret) errors.push(`${at}: --${flagName(key)} ${file} is not in a mounted Secret`);
+        // A cell's certificate is its node's own, provisioned on the node under /etc/diego.
+        if (!secret && String(volume?.hostPath?.path).startsWith("/etc/diego/") && volume.hostPath.type === "Directory")
+          continue;
+        if (!secret) errors.push(`${at}: --${flagName(key)} ${file} is not in a mounted Secret or a node's /etc/diego`);
         else if (!secretKeys.get(secret)?.includes(name))
           errors.push(`${at}: --${flagName(key)}: Secret ${secret} has no key ${name}`);
       }
