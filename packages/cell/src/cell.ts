@@ -5,6 +5,7 @@ import { cellv1 } from "@diego/proto";
 import type { Logger, ServiceClient } from "@diego/kit";
 import type { DownloadCache } from "./actions/download-cache.js";
 import { CapacityLedger, type Capacity } from "./capacity/capacity-ledger.js";
+import { claimedTaskRefusal } from "./executor/claimed-task-refusal.js";
 import { TaskRunner, type LifecycleClient, type RunnerLimits, type StopReason } from "./executor/task-runner.js";
 import type { TaskLogStore } from "./logs/task-log-store.js";
 import type { CellMetrics } from "./metrics.js";
@@ -20,7 +21,7 @@ export interface CellIdentity {
   preloaded: Record<string, string>;
   placementTags: string[];
   optionalPlacementTags: string[];
-  /** Whether this cell runs privileged tasks; until its operator flag exists every cell does, as before. */
+  /** Whether this cell runs privileged tasks (--allow-privileged, and a host that can give them); default false. */
   allowPrivileged?: boolean;
 }
 
@@ -70,7 +71,7 @@ export class Cell {
       rootfsProviders: this.rootfsProviders(),
       placementTags: identity.placementTags,
       optionalPlacementTags: identity.optionalPlacementTags,
-      allowPrivileged: identity.allowPrivileged ?? true,
+      allowPrivileged: identity.allowPrivileged ?? false,
     };
   }
 
@@ -132,6 +133,7 @@ export class Cell {
       limits: p.limits,
       metrics: this.metrics,
       logger: p.logger,
+      refuseClaimed: (reserved, task) => claimedTaskRefusal(reserved, task, this.offer()),
       removeContainer: (id) => this.removeContainer(id),
       onDone: (r) => {
         if (this.runners.get(r.work.taskGuid) === r) this.runners.delete(r.work.taskGuid);

@@ -58,6 +58,11 @@ export const cellSettings = {
   drainTimeout: setting("duration", "On SIGTERM, how long running tasks may go on before they are stopped.", {
     default: 60_000,
   }),
+  allowPrivileged: setting(
+    "boolean",
+    "Run privileged tasks (root on this host, every capability); refused where the host cannot give Docker's Privileged mode.",
+    { default: false },
+  ),
   network: setting("boolean", "Give containers outbound network (Docker bridge); false = no network.", {
     default: true,
   }),

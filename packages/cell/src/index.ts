@@ -26,6 +26,7 @@ import { Reconciler } from "./reconcile/reconciler.js";
 import type { ContainerRuntime } from "./runtime/container-runtime.js";
 import { DockerEngine } from "./runtime/docker-engine.js";
 import { DockerRuntime } from "./runtime/docker-runtime.js";
+import { hostAllowsPrivileged } from "./runtime/privileged-config.js";
 
 export { cellConfig, cellSettings, type CellConfig } from "./config.js";
 export { Cell } from "./cell.js";
@@ -90,6 +91,16 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
       );
     runtime = docker;
   }
+  let allowPrivileged = config.allowPrivileged;
+  if (allowPrivileged && !overrides.runtime && !hostAllowsPrivileged()) {
+    allowPrivileged = false;
+    logger.error(
+      "--allow-privileged is set but this host cannot give containers Docker's Privileged mode (its capability bounding set is incomplete): this cell refuses privileged tasks",
+    );
+  } else if (allowPrivileged)
+    logger.warn(
+      "this cell runs privileged tasks (--allow-privileged): they are root on this host with every capability",
+    );
 
   const total = {
     memoryMb: config.memoryMb || Math.floor(totalmem() / 1024 / 1024),
@@ -117,6 +128,7 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
       preloaded: config.preloaded,
       placementTags: config.placementTags,
       optionalPlacementTags: config.optionalPlacementTags,
+      allowPrivileged,
     },
     total,
     runtime,

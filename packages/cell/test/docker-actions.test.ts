@@ -3,7 +3,9 @@ import { createClient } from "@diego/kit";
 import { TaskService, TaskState, type Task } from "@diego/proto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ActionSchema, TaskCreateRequestSchema } from "@diego/proto";
+import { FailureReason } from "@diego/models";
 import { containerLabels } from "../src/executor/labels.js";
+import { hostAllowsPrivileged } from "../src/runtime/privileged-config.js";
 import { eventually, startHarness, uniqueId, type Harness } from "./support/harness.js";
 import { HttpFixture, sha256, tarball } from "./support/http-fixtures.js";
 
@@ -126,25 +128,30 @@ describe("run", () => {
     expect(Number(t.result.trim())).toBeLessThan(21 * 1024 * 1024);
   });
 
-  test("unprivileged: no new privileges and a reduced capability set; privileged gets them all", async () => {
+  test("unprivileged: no new privileges and a reduced capability set; privileged gets them all where the host can", async () => {
     const u = await runTask({
       action: sh("grep -E '^(CapEff|NoNewPrivs)' /proc/self/status > /tmp/r"),
       resultFile: "/tmp/r",
     });
     expect(u.result).toMatch(/NoNewPrivs:\s+1/);
     const capU = BigInt(`0x${/CapEff:\s+([0-9a-f]+)/.exec(u.result)![1]}`);
+    const NET_RAW = 1n << 13n;
+    const MKNOD = 1n << 27n;
+    expect(capU & NET_RAW).toBe(0n);
+    expect(capU & MKNOD).toBe(0n);
     const p = await runTask({
       privileged: true,
       action: sh("grep -E '^(CapEff|NoNewPrivs)' /proc/self/status > /tmp/r"),
       resultFile: "/tmp/r",
     });
+    if (!hostAllowsPrivileged()) {
+      // No unconfined fallback: a cell on this host does not offer privileged tasks at all.
+      expect(p).toMatchObject({ failed: true, failureReason: FailureReason.noPrivilegedCell });
+      return;
+    }
     expect(p.failureReason).toBe("");
     expect(p.result).toMatch(/NoNewPrivs:\s+0/);
     const capP = BigInt(`0x${/CapEff:\s+([0-9a-f]+)/.exec(p.result)![1]}`);
-    const NET_RAW = 1n << 13n;
-    const MKNOD = 1n << 27n;
-    expect(capU & NET_RAW).toBe(0n);
-    expect(capU & MKNOD).toBe(0n);
     expect(capP & capU).toBe(capU);
     expect(capP > capU).toBe(true);
   });

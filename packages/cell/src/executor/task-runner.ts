@@ -43,6 +43,8 @@ export interface RunnerEnv {
   limits: RunnerLimits;
   metrics: CellMetrics;
   logger: Logger;
+  /** Why the claimed task (as the BBS has it) must not run here, or undefined: see claimedTaskRefusal. */
+  refuseClaimed(work: cellv1.TaskWork, task: Task): string | undefined;
   /** Removes a container (through the cell, which marks it as its own doing). */
   removeContainer(id: string): Promise<void>;
   /** Called once when the runner has released everything. */
@@ -129,6 +131,12 @@ export class TaskRunner {
     const task = res.task;
     if (!task || (!res.shouldStart && task.state !== TaskState.CLAIMED)) {
       this.log.debug("task already started here; leaving it to reconcile");
+      return this.finish();
+    }
+    const refusal = this.env.refuseClaimed(this.work, task);
+    if (refusal) {
+      this.log.warn({ reason: refusal }, "the claimed task differs from the work this cell admitted; rejecting it");
+      await this.report({ kind: "reject", reason: refusal });
       return this.finish();
     }
     this.task = task;

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { DiegoError } from "@diego/models";
 
 /** The capabilities an unprivileged task keeps (Docker's default set less MKNOD, NET_RAW, SYS_CHROOT, AUDIT_WRITE, SETFCAP, SETPCAP). */
 export const TASK_CAPABILITIES = [
@@ -53,15 +54,15 @@ const CAPABILITY_NAMES = [
   "AUDIT_READ",
 ]; // PERFMON, BPF and CHECKPOINT_RESTORE are unknown to Docker 20.10's capability list
 
-let privileged: Record<string, unknown> | undefined;
+let hostPrivileged: boolean | undefined;
 
 /**
- * A privileged task: Docker's --privileged when this host's capability bounding set holds every
- * capability; otherwise (a sandboxed host, where --privileged fails with "unable to apply caps") every
- * capability the host has, without seccomp or AppArmor confinement.
+ * Whether this host can give a container Docker's Privileged mode: its capability bounding set holds
+ * every capability Docker knows (on a sandboxed host --privileged fails with "unable to apply caps").
+ * Where it cannot, privileged tasks are refused; there is no unconfined fallback.
  */
-export function privilegedConfig(): Record<string, unknown> {
-  if (privileged) return privileged;
+export function hostAllowsPrivileged(): boolean {
+  if (hostPrivileged !== undefined) return hostPrivileged;
   let bounding = -1n;
   try {
     const m = /^CapBnd:\s+([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"));
@@ -69,10 +70,16 @@ export function privilegedConfig(): Record<string, unknown> {
   } catch {
     // not Linux: assume everything
   }
-  const names = CAPABILITY_NAMES.filter((_, bit) => bounding < 0n || (bounding >> BigInt(bit)) & 1n);
-  privileged =
-    names.length === CAPABILITY_NAMES.length
-      ? { Privileged: true }
-      : { Privileged: false, CapAdd: names, SecurityOpt: ["seccomp=unconfined", "apparmor=unconfined"] };
-  return privileged;
+  hostPrivileged = CAPABILITY_NAMES.every((_, bit) => bounding < 0n || (bounding >> BigInt(bit)) & 1n);
+  return hostPrivileged;
+}
+
+/** What every privileged container gets: Docker's Privileged mode, and only where the host can give it. */
+export function privilegedConfig(): Record<string, unknown> {
+  if (!hostAllowsPrivileged())
+    throw new DiegoError(
+      "FAILED_PRECONDITION",
+      "this host cannot give a container Docker's Privileged mode (its capability bounding set is incomplete); privileged tasks are refused",
+    );
+  return { Privileged: true };
 }

@@ -61,6 +61,7 @@ export async function startHarness(
     logLevel: process.env.DIEGO_TEST_LOG ?? "silent",
     gracefulShutdownInterval: 1000,
     drainTimeout: 2000,
+    allowPrivileged: true,
     ...values,
   });
   const runtime =
