@@ -130,3 +130,56 @@ test("health and reflection are served", async () => {
   expect(list.toString("latin1")).toContain("diego.bbs.v1.TaskService");
   raw.close();
 });
+
+describe("a request that does not decode is INVALID_ARGUMENT, never INTERNAL", () => {
+  const rawCall = (bytes: Uint8Array, method = "DesireTask") =>
+    new Promise<{ code: number; details: string }>((resolve) => {
+      const raw = new Client(address, credentials.createInsecure());
+      raw.makeUnaryRequest(
+        `/diego.bbs.v1.TaskService/${method}`,
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        Buffer.from(bytes),
+        (err) => {
+          raw.close();
+          resolve({ code: err?.code ?? Status.OK, details: err?.details ?? "" });
+        },
+      );
+    });
+
+  /** A TaskCreateRequest whose action is `levels` try actions around a run action, encoded by hand. */
+  const deepTree = (levels: number) => {
+    let action = Buffer.from([0x0a, 0x02, 0x0a, 0x00]); // Action{run: RunAction{path: ""}} ~ field 1 (run) with an empty path
+    const wrap = (no: number, inner: Buffer) =>
+      Buffer.concat([Buffer.from([(no << 3) | 2]), varint(inner.length), inner]);
+    for (let i = 0; i < levels; i++) action = wrap(6, wrap(1, action)); // Action{try: TryAction{action}}
+    return wrap(9, action); // TaskCreateRequest.action
+  };
+
+  test.each([
+    ["random bytes", Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), "protobuf"],
+    ["a truncated message", Buffer.from([0x0a, 0xff, 0xff, 0x0f, 1, 2]), "protobuf"],
+    ["a string that is not UTF-8", Buffer.from([0x0a, 0x02, 0xc3, 0x28]), "UTF-8"],
+    ["an action tree 50 deep", deepTree(50), "too deep"],
+    ["an action tree 100,000 deep", deepTree(100_000), "too deep"],
+  ])("%s", async (_name, bytes, text) => {
+    const { code, details } = await rawCall(bytes);
+    expect(code).toBe(Status.INVALID_ARGUMENT);
+    expect(details).toContain(text);
+  });
+
+  test("a message over the receive limit is RESOURCE_EXHAUSTED", async () => {
+    const { code } = await rawCall(Buffer.concat([Buffer.from([0x72]), varint(5 << 20), Buffer.alloc(5 << 20)]));
+    expect(code).toBe(Status.RESOURCE_EXHAUSTED);
+  });
+});
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return Buffer.from(out);
+}

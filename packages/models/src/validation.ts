@@ -6,7 +6,8 @@ const GUID = /^[A-Za-z0-9_-]+$/;
 const MAX_GUID = 255;
 const MAX_DOMAIN = 255;
 const MAX_ANNOTATION_BYTES = 10 * 1024;
-const MAX_ACTION_DEPTH = 32;
+/** How deep an action tree may nest (docs/limits.md). */
+export const MAX_ACTION_DEPTH = 32;
 const CHECKSUM_ALGORITHMS = new Set(["md5", "sha1", "sha256"]);
 
 /** Every problem of a TaskCreateRequest, each naming its field by its snake_case path. Pure. */

@@ -16,7 +16,8 @@ import { AUTHORIZATION, type AuthorizationTable } from "../authz/authorization-t
 import { authorize } from "../authz/authorize.js";
 import { identityOfCertificate, type Identity } from "../authz/identity.js";
 import { serverCredentials, type TlsFiles } from "./credentials.js";
-import { grpcServiceDefinition, methodPath } from "./service-definition.js";
+import { RequestDecodeFailure } from "./request-decode-failure.js";
+import { grpcServerServiceDefinition, methodPath } from "./service-definition.js";
 import { toStatus } from "./status.js";
 import type { CallContext, GenServiceMethods, ServiceImpl } from "./types.js";
 
@@ -34,19 +35,27 @@ export interface GrpcServerOptions {
   authorization?: AuthorizationTable;
   /** Allows plaintext on an address that is not loopback (logs a warning); refused without it. */
   insecure?: boolean;
+  /** The largest request message taken, in bytes (default DEFAULT_MAX_RECEIVE_BYTES); larger is RESOURCE_EXHAUSTED. */
+  maxReceiveBytes?: number;
 }
+
+/** The default largest request message a server takes: 4 MiB, gRPC's own default (docs/limits.md). */
+export const DEFAULT_MAX_RECEIVE_BYTES = 4 * 1024 * 1024;
 
 /**
  * A grpc-js server for protobuf-es services with health checks (grpc.health.v1) and server
  * reflection for every service added. Handlers throw DiegoError; status mapping happens here.
  */
 export class GrpcServer {
-  private readonly server = new Server({ "grpc.max_receive_message_length": 64 * 1024 * 1024 });
+  private readonly server: Server;
   private readonly health = new HealthImplementation({ "": "NOT_SERVING" });
   private readonly services: DescService[] = [];
   private boundPort = 0;
 
   constructor(private readonly options: GrpcServerOptions) {
+    this.server = new Server({
+      "grpc.max_receive_message_length": options.maxReceiveBytes ?? DEFAULT_MAX_RECEIVE_BYTES,
+    });
     this.health.addToServer(this.server);
   }
 
@@ -60,7 +69,7 @@ export class GrpcServer {
           ? this.streamHandler(service, method, handler as never)
           : this.unaryHandler(service, method, handler as never);
     }
-    this.server.addService(grpcServiceDefinition(service), handlers);
+    this.server.addService(grpcServerServiceDefinition(service), handlers);
     this.services.push(service);
     this.health.setStatus(service.typeName, "NOT_SERVING");
     return this;
@@ -120,8 +129,12 @@ export class GrpcServer {
     return new LazyCallContext(call, path, this.options.tls ? identityOf(call) : undefined);
   }
 
-  /** The one place where calls are authorized (mutual TLS only): throws PERMISSION_DENIED. */
+  /**
+   * The one place where calls are authorized (mutual TLS only): throws PERMISSION_DENIED. A request
+   * that did not decode is refused first, with INVALID_ARGUMENT.
+   */
   private authorize(path: string, request: unknown, context: LazyCallContext): void {
+    if (request instanceof RequestDecodeFailure) throw request.error;
     if (!this.options.tls) return;
     const denial = authorize(this.options.authorization ?? AUTHORIZATION, path, request, context.identity);
     if (denial) throw denial;

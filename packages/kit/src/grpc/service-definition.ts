@@ -1,10 +1,33 @@
 import { fromBinary, toBinary, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import type { MethodDefinition, ServiceDefinition } from "@grpc/grpc-js";
+import { decodeFailureError, RequestDecodeFailure } from "./request-decode-failure.js";
 
 /** A grpc-js service definition for a protobuf-es service: `/pkg.Service/Method`, binary protobuf on the wire. */
 export function grpcServiceDefinition(service: DescService): ServiceDefinition {
   const definition: Record<string, MethodDefinition<unknown, unknown>> = {};
   for (const method of service.methods) definition[method.localName] = grpcMethodDefinition(service, method);
+  return definition as ServiceDefinition;
+}
+
+/**
+ * The server's side of a service definition: a request that does not decode becomes a
+ * RequestDecodeFailure (answered INVALID_ARGUMENT by the server) instead of grpc-js's INTERNAL.
+ */
+export function grpcServerServiceDefinition(service: DescService): ServiceDefinition {
+  const definition: Record<string, MethodDefinition<unknown, unknown>> = {};
+  for (const method of service.methods) {
+    const decode = deserializer(method.input);
+    definition[method.localName] = {
+      ...grpcMethodDefinition(service, method),
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return decode(bytes);
+        } catch (err) {
+          return new RequestDecodeFailure(decodeFailureError(method.input.typeName, err));
+        }
+      },
+    };
+  }
   return definition as ServiceDefinition;
 }
 
