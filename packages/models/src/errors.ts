@@ -68,3 +68,37 @@ export function unavailable(message: string): DiegoError {
 export function internal(message: string): DiegoError {
   return new DiegoError("INTERNAL", message);
 }
+
+/**
+ * The codes whose answer is final: the same request will be refused again however often it is sent
+ * (the task is not there, not in a state that allows it, not the caller's, or the request is bad).
+ */
+const TERMINAL_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "INVALID_ARGUMENT",
+  "NOT_FOUND",
+  "ALREADY_EXISTS",
+  "FAILED_PRECONDITION",
+  "PERMISSION_DENIED",
+  "UNIMPLEMENTED",
+]);
+
+/** A RESOURCE_EXHAUSTED about the size of the request (ours or gRPC's own) rather than about load. */
+const SIZE_REFUSAL = /\bthe limit is\b|larger than max|too large/i;
+
+/**
+ * The one answer to "did the other side say no for good?". True for a refusal that no retry can
+ * change (see TERMINAL_CODES, and RESOURCE_EXHAUSTED about a request's size); false for everything
+ * that can pass: UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED, CANCELLED, RESOURCE_EXHAUSTED from load,
+ * INTERNAL/UNKNOWN, UNAUTHENTICATED (credentials can be fixed without changing the request), and
+ * anything that is not a DiegoError (a socket error, a local timeout).
+ */
+export function isTerminal(err: unknown): boolean {
+  if (!DiegoError.is(err)) return false;
+  if (TERMINAL_CODES.has(err.code)) return true;
+  return err.code === "RESOURCE_EXHAUSTED" && SIZE_REFUSAL.test(err.message);
+}
+
+/** The complement of isTerminal: sending the same request again later may succeed. */
+export function isRetryable(err: unknown): boolean {
+  return !isTerminal(err);
+}

@@ -1,4 +1,4 @@
-import { DiegoError, FailureReason } from "@diego/models";
+import { DiegoError, FailureReason, isTerminal } from "@diego/models";
 import { TaskState, type Task, type TaskLifecycleService } from "@diego/proto";
 import type { cellv1 } from "@diego/proto";
 import { taskLogger, type Logger, type ServiceClient } from "@diego/kit";
@@ -119,7 +119,7 @@ export class TaskRunner {
       res = await this.env.lifecycle.startTask({ taskGuid: this.work.taskGuid, cellId: this.env.cellId });
     } catch (err) {
       if (this.abort.signal.aborted) return this.finish();
-      if (isRefusal(err)) {
+      if (isTerminal(err)) {
         this.log.info({ reason: (err as Error).message }, "claim refused");
         return this.finish();
       }
@@ -194,7 +194,7 @@ export class TaskRunner {
     const running = this.env.lifecycle.runningTask({ taskGuid: task.taskGuid, cellId: this.env.cellId }).then(
       () => undefined,
       (err: unknown) => {
-        if (isRefusal(err)) this.stop("gone");
+        if (isTerminal(err)) this.stop("gone");
         else this.log.warn({ err }, "RunningTask failed");
       },
     );
@@ -298,7 +298,7 @@ export class TaskRunner {
         }
         return;
       } catch (err) {
-        if (isRefusal(err)) {
+        if (isTerminal(err)) {
           this.log.info({ reason: (err as Error).message }, "BBS refused the report");
           return;
         }
@@ -323,12 +323,4 @@ export class TaskRunner {
 export function cpuShares(weight: number): number {
   if (!weight) return 0;
   return Math.max(2, Math.round((1024 * weight) / 100));
-}
-
-/** The BBS said no for good (the task is not ours to run or report), as opposed to a passing failure. */
-export function isRefusal(err: unknown): boolean {
-  return (
-    DiegoError.is(err) &&
-    ["FAILED_PRECONDITION", "NOT_FOUND", "PERMISSION_DENIED", "INVALID_ARGUMENT", "ALREADY_EXISTS"].includes(err.code)
-  );
 }

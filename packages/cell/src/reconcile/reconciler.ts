@@ -1,9 +1,9 @@
-import { FailureReason } from "@diego/models";
+import { FailureReason, isTerminal } from "@diego/models";
 import { TaskState, type Task } from "@diego/proto";
 import type { Logger } from "@diego/kit";
 import type { Cell, TaskClient } from "../cell.js";
 import { cellLabels, LABEL_TASK } from "../executor/labels.js";
-import { isRefusal, type LifecycleClient } from "../executor/task-runner.js";
+import type { LifecycleClient } from "../executor/task-runner.js";
 import type { ContainerInfo, ContainerRuntime } from "../runtime/container-runtime.js";
 import { decide, type BbsSide, type CellSide, type ReconcileAction } from "./decide.js";
 
@@ -155,7 +155,7 @@ export class Reconciler {
       });
       this.o.cell.metrics.tasksFailed.inc();
     } catch (err) {
-      if (!isRefusal(err)) throw err;
+      if (!isTerminal(err)) throw err;
     }
   }
 
