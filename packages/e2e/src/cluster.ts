@@ -39,6 +39,8 @@ export class Cluster {
   private bbsProcess!: ServiceProcess;
   private auctioneerProcess!: ServiceProcess;
   auctioneerStatusAddress = "";
+  /** host:port of the auctioneer's gRPC server. */
+  auctioneerAddress = "";
 
   private constructor(
     readonly options: ClusterOptions,
@@ -97,6 +99,7 @@ export class Cluster {
     const auctioneerAddress = `127.0.0.1:${await freePort()}`;
     const auctioneerStatus = `127.0.0.1:${await freePort()}`;
     this.auctioneerStatusAddress = auctioneerStatus;
+    this.auctioneerAddress = auctioneerAddress;
     this.auctioneerProcess = new ServiceProcess(
       "auctioneer",
       "auctioneer",
