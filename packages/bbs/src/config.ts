@@ -66,6 +66,19 @@ export const bbsSettings = {
     default: 20,
     check: atLeastOne,
   }),
+  cellLossHoldMax: setting(
+    "duration",
+    "longest wait for heartbeats to resume when most cells go silent at once (the BBS may be the one cut off) before their tasks fail",
+    { default: 60_000, check: positive },
+  ),
+  cellPresenceTtl: setting(
+    "duration",
+    "presence TTL assumed for cells until their records say (the cells' heartbeat TTL)",
+    {
+      default: 15_000,
+      check: positive,
+    },
+  ),
   lockTtl: setting("duration", "lease TTL of the convergence leader (another instance takes over within it)", {
     default: 15_000,
     check: z.number().min(1_000),

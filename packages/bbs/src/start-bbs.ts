@@ -2,11 +2,13 @@ import { createLogger, GrpcServer, ServiceMetrics, StatusServer, tlsFilesOf, typ
 import { nowNanos } from "@diego/models";
 import { AuctionRequester } from "./auctioneer-client/auction-requester.js";
 import { CallbackSender } from "./callbacks/callback-sender.js";
+import { CellLiveness } from "./cells/cell-liveness.js";
 import { EtcdPresenceStore } from "./cells/etcd-presence-store.js";
 import { MemoryPresenceStore } from "./cells/memory-presence-store.js";
 import type { PresenceStore } from "./cells/presence-store.js";
 import { bbsConfig, type BbsConfig } from "./config.js";
 import { TaskController } from "./controller/task-controller.js";
+import { CellLossReaper } from "./convergence/cell-loss-reaper.js";
 import { Converger } from "./convergence/converger.js";
 import { EtcdConnection } from "./etcd/etcd-connection.js";
 import { Leases } from "./etcd/leases.js";
@@ -76,6 +78,7 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
     let presence: PresenceStore;
     let locks: LockStore;
     let leadership: Leadership;
+    let etcdConnection: EtcdConnection | undefined;
     if (config.store === "memory") {
       taskStore = new MemoryTaskStore();
       presence = new MemoryPresenceStore();
@@ -93,6 +96,7 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
       });
       stoppers.push(() => etcd.close());
       await etcd.start();
+      etcdConnection = etcd;
       const keys = new Keys(config.etcdPrefix);
       const leases = new Leases(etcd);
       taskStore = new EtcdTaskStore({
@@ -105,7 +109,7 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
         observeTxn: txnObserver(metrics),
         onPruned: () => metrics.convergencePruned.inc(),
       });
-      presence = new EtcdPresenceStore(etcd, leases, keys);
+      presence = new EtcdPresenceStore(etcd, leases, keys, logger);
       locks = new EtcdLockStore(etcd, leases, keys);
       leadership = new EtcdLeaderElection({
         etcd,
@@ -181,9 +185,37 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
     readiness.unref();
     stoppers.push(() => clearInterval(readiness));
 
+    // Cells heartbeat through the BBS: before declaring any lost, tell their death from our isolation.
+    const liveness = new CellLiveness({
+      defaultTtlMs: config.cellPresenceTtl,
+      holdMaxMs: config.cellLossHoldMax,
+      logger,
+      onHold: (held, reason) => metrics.setCellsHeld(held, reason),
+    });
+    etcdConnection?.onHealthChange((up) => up && liveness.markRecovered("etcd answers again"));
+    // Registered before the converger's and the reaper's listeners, so the mark precedes their decisions.
+    leadership.onChange((leader) => leader && liveness.markRecovered("leadership gained"));
+    const stopWatchingPresence = presence.watch?.((event) => {
+      if (event.kind === "all") liveness.sawList(event.cells);
+      else if (event.kind === "present") liveness.sawPresent(event.cellId, event.ttlMs);
+      else liveness.sawGone(event.cellId);
+    });
+    if (stopWatchingPresence) stoppers.push(stopWatchingPresence);
+    const reaper = new CellLossReaper({
+      liveness,
+      store,
+      controller,
+      leadership,
+      presenceKnown: () => store.healthy(),
+      logger,
+    });
+    reaper.start();
+    stoppers.push(() => reaper.stop());
+
     const converger = new Converger({
       store,
       presence,
+      liveness,
       controller,
       leadership,
       durations: {

@@ -21,7 +21,8 @@ function t(guid: string, state: TaskState, fields: Partial<TaskFacts> = {}): Tas
   };
 }
 
-const live = new Set(["cell-1"]);
+/** The cells decideCellLoss declared lost (cell-1 is alive, cell-9 is gone). */
+const lost = new Set(["cell-9"]);
 
 type Step = keyof ReturnType<typeof planConvergence>;
 
@@ -76,7 +77,7 @@ const cases: [string, TaskFacts, Step | undefined][] = [
 ];
 
 test.each(cases)("%s", (_name, task, step) => {
-  const plan = planConvergence([task], live, NOW, D);
+  const plan = planConvergence([task], lost, NOW, D);
   const steps = (Object.keys(plan) as Step[]).filter((k) => plan[k].includes(task.guid));
   expect(steps).toEqual(step ? [step] : []);
 });
@@ -84,7 +85,7 @@ test.each(cases)("%s", (_name, task, step) => {
 test("all at once: each task lands in exactly its step", () => {
   const plan = planConvergence(
     cases.map(([, task]) => task),
-    live,
+    lost,
     NOW,
     D,
   );
@@ -94,10 +95,11 @@ test("all at once: each task lands in exactly its step", () => {
   }
 });
 
-test("unknown live cells fail no task for a lost cell; an empty set fails them all", () => {
+test("unknown cells fail no task for a lost cell; only the tasks of lost cells fail", () => {
   const tasks = [t("r", TaskState.RUNNING, { cellId: "cell-1" }), t("c", TaskState.CLAIMED, { cellId: "cell-2" })];
   expect(planConvergence(tasks, undefined, NOW, D).cellLost).toEqual([]);
-  expect(planConvergence(tasks, new Set(), NOW, D).cellLost).toEqual(["r", "c"]);
+  expect(planConvergence(tasks, new Set(), NOW, D).cellLost).toEqual([]);
+  expect(planConvergence(tasks, new Set(["cell-1", "cell-2"]), NOW, D).cellLost).toEqual(["r", "c"]);
 });
 
 test("every duration is a parameter", () => {
@@ -108,7 +110,7 @@ test("every duration is a parameter", () => {
       t("s", TaskState.RESOLVING, { updatedAtMs: NOW - 11, firstCompletedAtMs: NOW - 15 }),
       t("d", TaskState.COMPLETED, { updatedAtMs: NOW - 21, firstCompletedAtMs: NOW - 21 }),
     ],
-    live,
+    lost,
     NOW,
     short,
   );

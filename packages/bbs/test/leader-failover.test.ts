@@ -45,6 +45,9 @@ test("when the leading BBS is killed -9, the other takes over convergence within
     `${LOCK_TTL_MS}ms`,
     "--converge-repeat-interval",
     "300ms",
+    // The only cell goes silent: that cannot be told from the BBS's own isolation, so it is held this long.
+    "--cell-loss-hold-max",
+    "2s",
   ];
   const [a, b] = await Promise.all([spawnBbs(flags("bbs-a")), spawnBbs(flags("bbs-b"))]);
   processes.push(a, b);

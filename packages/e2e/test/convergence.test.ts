@@ -15,6 +15,9 @@ beforeAll(async () => {
       "2s",
       "--expire-completed-task-duration",
       "6s",
+      // The only cell going silent cannot be told from the BBS's own isolation: it is held this long.
+      "--cell-loss-hold-max",
+      "5s",
     ],
     cells: [{ id: "cell-1", args: cellArgs }],
   });

@@ -1,10 +1,11 @@
 import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { CellPresenceSchema, type CellPresence } from "@diego/proto";
-import type { IKeyValue } from "etcd3";
+import type { Logger } from "@diego/kit";
+import type { IKeyValue, Watcher } from "etcd3";
 import type { EtcdConnection } from "../etcd/etcd-connection.js";
 import type { Leases } from "../etcd/leases.js";
 import { prefixEnd, type Keys } from "../keys.js";
-import type { PresenceStore } from "./presence-store.js";
+import type { PresenceEvent, PresenceStore } from "./presence-store.js";
 
 interface Record {
   ttlMs: number;
@@ -21,7 +22,53 @@ export class EtcdPresenceStore implements PresenceStore {
     private readonly etcd: EtcdConnection,
     private readonly leases: Leases,
     private readonly keys: Keys,
+    private readonly logger?: Logger,
   ) {}
+
+  watch(listener: (event: PresenceEvent) => void): () => void {
+    let stopped = false;
+    let watcher: Watcher | undefined;
+    const prefix = this.keys.cells;
+    const idOf = (kv: IKeyValue) => kv.key.toString().slice(prefix.length);
+    const follow = async (): Promise<void> => {
+      for (let delay = 250; !stopped; delay = Math.min(delay * 2, 5_000)) {
+        try {
+          const res = await this.etcd.client.kv.range(
+            { key: Buffer.from(prefix), range_end: prefixEnd(prefix) },
+            this.etcd.callOptions(),
+          );
+          listener({ kind: "all", cells: res.kvs.map((kv) => ({ cellId: idOf(kv), ttlMs: parse(kv)?.ttlMs })) });
+          const w = await this.etcd.client
+            .watch()
+            .prefix(prefix)
+            .startRevision(String(Number(res.header.revision) + 1))
+            .create();
+          if (stopped) return void (await w.cancel().catch(() => undefined));
+          watcher = w;
+          w.on("put", (kv: IKeyValue) => listener({ kind: "present", cellId: idOf(kv), ttlMs: parse(kv)?.ttlMs }));
+          w.on("delete", (kv: IKeyValue) => listener({ kind: "gone", cellId: idOf(kv) }));
+          w.on("error", (err: Error) => {
+            // e.g. the revision to resume from was compacted: read everything again and watch anew.
+            this.logger?.warn({ err: err.message }, "presence watch failed; reading every cell again");
+            if (watcher !== w) return;
+            watcher = undefined;
+            void w.cancel().catch(() => undefined);
+            void follow();
+          });
+          return;
+        } catch (err) {
+          this.logger?.warn({ err: (err as Error).message }, "presence watch could not start; retrying");
+          await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random() / 2)));
+        }
+      }
+    };
+    void follow();
+    return () => {
+      stopped = true;
+      void watcher?.cancel().catch(() => undefined);
+      watcher = undefined;
+    };
+  }
 
   async heartbeat(cell: CellPresence, ttlMs: number): Promise<void> {
     const key = Buffer.from(this.keys.cell(cell.cellId));

@@ -1,6 +1,7 @@
 import { taskLogger, type Logger } from "@diego/kit";
 import {
   DiegoError,
+  failedPrecondition,
   invalidArgument,
   redactTask,
   taskWork,
@@ -162,9 +163,12 @@ export class TaskController {
     return { resolve: (guid) => this.resolve(guid), delete: (guid) => this.deleteResolved(guid) };
   }
 
-  /** A convergence transition; returns the task after it, or undefined when it was removed. */
-  async converge(guid: string, name: ConvergenceTransition): Promise<Task | undefined> {
-    const { outcome } = await this.apply(guid, name, "converger", {} as never);
+  /**
+   * A convergence transition; returns the task after it, or undefined when it was removed. With
+   * `onCell`, only while the task is still on that cell (FAILED_PRECONDITION once it moved on).
+   */
+  async converge(guid: string, name: ConvergenceTransition, onCell?: string): Promise<Task | undefined> {
+    const { outcome } = await this.apply(guid, name, "converger", {} as never, onCell);
     if (outcome.kind === "delete") {
       this.o.logger.info({ taskGuid: guid }, `task removed by convergence (${name})`);
       return undefined;
@@ -212,10 +216,15 @@ export class TaskController {
     name: N,
     actor: Actor,
     args: TransitionArgs[N],
+    onCell?: string,
   ): Promise<ApplyResult> {
     const now = this.o.now();
     try {
-      return await this.o.store.apply(guid, (current) => transition(name, actor, current, args, now));
+      return await this.o.store.apply(guid, (current) => {
+        if (onCell !== undefined && current !== undefined && current.cellId !== onCell)
+          throw failedPrecondition(`task ${JSON.stringify(guid)} is no longer on cell ${JSON.stringify(onCell)}`);
+        return transition(name, actor, current, args, now);
+      });
     } catch (err) {
       if (DiegoError.is(err, "NOT_FOUND")) throw taskNotFound(guid);
       throw err;

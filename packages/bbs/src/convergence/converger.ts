@@ -1,6 +1,8 @@
 import type { Logger } from "@diego/kit";
 import { DiegoError } from "@diego/models";
+import { TaskState } from "@diego/proto";
 import pLimit from "p-limit";
+import type { CellLiveness } from "../cells/cell-liveness.js";
 import type { PresenceStore } from "../cells/presence-store.js";
 import type { ConvergenceTransition, TaskController } from "../controller/task-controller.js";
 import type { Leadership } from "../leader/leadership.js";
@@ -11,6 +13,8 @@ import { planConvergence, type ConvergenceDurations, type ConvergencePlan } from
 export interface ConvergerOptions {
   store: TaskStore;
   presence: PresenceStore;
+  /** Tells lost cells from held ones (the BBS's own isolation). */
+  liveness: CellLiveness;
   controller: TaskController;
   leadership: Leadership;
   durations: ConvergenceDurations;
@@ -25,7 +29,7 @@ export interface ConvergerOptions {
 
 export interface ConvergenceReport {
   plan: ConvergencePlan;
-  /** False when the live cells could not be read (no task was failed for a lost cell). */
+  /** False when presence could not be read (no task was failed for a lost cell). */
   cellsKnown: boolean;
   applied: number;
 }
@@ -79,9 +83,17 @@ export class Converger {
   async runOnce(): Promise<ConvergenceReport> {
     const { store, presence, controller, logger, metrics } = this.o;
     const started = process.hrtime.bigint();
-    let liveCells: Set<string> | undefined;
+    let liveCells: string[] | undefined;
+    let lostCells: Set<string> | undefined;
+    const cellOf = new Map<string, string>();
+    for (const e of store.entries())
+      if (e.state === TaskState.CLAIMED || e.state === TaskState.RUNNING) cellOf.set(e.guid, e.cellId);
     try {
-      liveCells = new Set((await presence.list()).map((c) => c.cellId));
+      liveCells = (await presence.list()).map((c) => c.cellId);
+      const { liveness } = this.o;
+      liveness.sawList(liveCells.map((cellId) => ({ cellId })));
+      liveness.know(cellOf.values());
+      lostCells = new Set(liveness.decide().lost);
     } catch (err) {
       logger.warn(
         { err: (err as Error).message },
@@ -89,13 +101,13 @@ export class Converger {
       );
     }
     const nowMs = (this.o.nowMs ?? Date.now)();
-    const plan = planConvergence(store.entries(), liveCells, nowMs, this.o.durations);
+    const plan = planConvergence(store.entries(), lostCells, nowMs, this.o.durations);
     const limit = pLimit(this.o.workers);
     let applied = 0;
-    const converge = (guid: string, name: ConvergenceTransition) =>
+    const converge = (guid: string, name: ConvergenceTransition, onCell?: string) =>
       limit(async () => {
         try {
-          await controller.converge(guid, name);
+          await controller.converge(guid, name, onCell);
           applied++;
         } catch (err) {
           if (DiegoError.is(err, "FAILED_PRECONDITION") || DiegoError.is(err, "NOT_FOUND")) return; // it moved on meanwhile
@@ -104,7 +116,7 @@ export class Converger {
       });
     await Promise.all([
       ...plan.expirePending.map((g) => converge(g, "expire")),
-      ...plan.cellLost.map((g) => converge(g, "cellLost")),
+      ...plan.cellLost.map((g) => converge(g, "cellLost", cellOf.get(g))),
       ...plan.demote.map((g) => converge(g, "demote")),
       ...plan.expireCompleted.map((g) => converge(g, "expireCompleted")),
     ]);
@@ -123,7 +135,7 @@ export class Converger {
     );
     metrics?.convergencePruned.inc(plan.expireCompleted.length);
     const counts = Object.fromEntries(Object.entries(plan).map(([k, v]) => [k, (v as string[]).length]));
-    logger.info({ ...counts, seconds, liveCells: liveCells?.size }, "convergence pass done");
+    logger.info({ ...counts, seconds, liveCells: liveCells?.length }, "convergence pass done");
     return { plan, cellsKnown: liveCells !== undefined, applied };
   }
 }

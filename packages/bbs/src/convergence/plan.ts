@@ -25,7 +25,7 @@ export interface ConvergencePlan {
   expirePending: string[];
   /** PENDING: send to the auctioneer again (every pass, so rejected tasks are retried promptly). */
   auction: string[];
-  /** CLAIMED or RUNNING on a cell that is not alive → COMPLETED failed `cell disappeared before completion` (T8). */
+  /** CLAIMED or RUNNING on a lost cell → COMPLETED failed `cell disappeared before completion` (T8). */
   cellLost: string[];
   /** RESOLVING for longer than kick_task_duration → COMPLETED (T11); its callback goes again at once. */
   demote: string[];
@@ -36,13 +36,13 @@ export interface ConvergencePlan {
 }
 
 /**
- * One convergence pass as a pure function of (tasks, live cells, now): diego-reference section 6.
- * `liveCells` undefined means the live set could not be read: then no task is failed for a lost
- * cell (an unknown set is not an empty one).
+ * One convergence pass as a pure function of (tasks, lost cells, now). `lostCells` are the cells
+ * decideCellLoss declared lost (an absent cell may be held instead, see docs/reliability.md);
+ * undefined means presence could not be read, and then no task is failed for a lost cell.
  */
 export function planConvergence(
   tasks: Iterable<TaskFacts>,
-  liveCells: ReadonlySet<string> | undefined,
+  lostCells: ReadonlySet<string> | undefined,
   nowMs: number,
   d: ConvergenceDurations,
 ): ConvergencePlan {
@@ -65,7 +65,7 @@ export function planConvergence(
         break;
       case TaskState.CLAIMED:
       case TaskState.RUNNING:
-        if (liveCells && !liveCells.has(t.cellId)) plan.cellLost.push(t.guid);
+        if (lostCells?.has(t.cellId)) plan.cellLost.push(t.guid);
         break;
       case TaskState.RESOLVING:
         if (t.firstCompletedAtMs < completedCutoff) plan.expireCompleted.push(t.guid);

@@ -11,6 +11,7 @@ import { Counter, Gauge, Histogram, type Registry } from "prom-client";
  *   ConvergenceTaskRuns, ConvergenceTaskDuration (seconds), ConvergenceTasksKicked, ConvergenceTasksPruned
  *   TaskCallbacksDelivered / TaskCallbacksFailed, AuctionRequestsSent / AuctionRequestsFailed,
  *   TaskStoreTxnTasks / TaskStoreTxnSeconds / TaskStoreTxnConflicts  (ours)
+ *   CellsHeld {reason}  absent cells not declared lost yet (mass-silence, recovering, settling)  (ours)
  */
 export class BbsMetrics {
   readonly tasksStarted: Counter<"cell_id">;
@@ -27,6 +28,7 @@ export class BbsMetrics {
   readonly storeTxnTasks: Histogram;
   readonly storeTxnSeconds: Histogram;
   readonly storeTxnConflicts: Counter;
+  readonly cellsHeld: Gauge<"reason">;
 
   constructor(registry: Registry, countByState: () => Map<TaskState, number>) {
     const registers = [registry];
@@ -111,6 +113,18 @@ export class BbsMetrics {
       help: "Write transactions that lost a compare and went again.",
       registers,
     });
+    this.cellsHeld = new Gauge({
+      name: "CellsHeld",
+      help: "Absent cells not declared lost yet: most went silent at once (mass-silence) or the BBS just recovered.",
+      labelNames: ["reason"] as const,
+      registers,
+    });
+  }
+
+  /** Sets CellsHeld: `held` cells for `reason`, none for the other reasons. */
+  setCellsHeld(held: number, reason: string | undefined): void {
+    for (const r of ["mass-silence", "recovering", "settling"])
+      this.cellsHeld.set({ reason: r }, r === reason ? held : 0);
   }
 
   /** Counts a task that just became COMPLETED. */
