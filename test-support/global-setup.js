@@ -4,7 +4,7 @@ import { tsImport } from "tsx/esm/api";
 
 export default async function globalSetup() {
   if (process.env.DIEGO_TEST_ETCD) return;
-  const { EtcdServer } = await tsImport("../packages/e2e/src/etcd.ts", import.meta.url);
+  const { EtcdServer } = await tsImport("../packages/testing/src/etcd-server.ts", import.meta.url);
   const etcd = await EtcdServer.start();
   process.env.DIEGO_TEST_ETCD = etcd.url;
   globalThis.__diegoTestEtcd = etcd;

@@ -25,7 +25,7 @@ import { EtcdConnection } from "../src/etcd/etcd-connection.js";
 import { Keys } from "../src/keys.js";
 import { EtcdTaskStore } from "../src/store/etcd-task-store.js";
 import { encodeTask } from "../src/store/task-entry.js";
-import { EtcdServer, freePort } from "@diego/e2e";
+import { EtcdServer, freePort } from "@diego/testing";
 import { rawGrpcRate } from "./raw-grpc.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");

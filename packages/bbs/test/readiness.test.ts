@@ -1,4 +1,4 @@
-import { EtcdServer } from "@diego/e2e";
+import { EtcdServer } from "@diego/testing";
 import { startBbs } from "../src/start-bbs.js";
 import { silent, waitFor } from "./support/etcd.js";
 

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { auctioneerConfig, startAuctioneer } from "@diego/auctioneer";
 import { startBbs } from "@diego/bbs";
-import { EtcdServer, eventually } from "@diego/e2e";
+import { EtcdServer, eventually } from "@diego/testing";
 import { createClient, createLogger } from "@diego/kit";
 import { CellService, TaskService, TaskState, type Task } from "@diego/proto";
 import Docker from "dockerode";

@@ -7,7 +7,8 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { TaskCreateRequestSchema } from "@diego/proto";
 import { FakeRuntime } from "../src/runtime/fake-runtime.js";
 import { containerLabels, containerName } from "../src/executor/labels.js";
-import { eventually, startHarness, uniqueId, type Harness } from "./support/harness.js";
+import { eventually } from "@diego/testing";
+import { startHarness, uniqueId, type Harness } from "./support/harness.js";
 
 type TaskInit = MessageInitShape<typeof TaskCreateRequestSchema>;
 const sh = (script: string, extra: Record<string, unknown> = {}) => ({
@@ -116,7 +117,7 @@ describe("cell on the fake runtime", () => {
     });
     await h.cluster.desire(task("nores", { resultFile: "/tmp/none" }));
     expect(await h.cluster.completed("nores")).toMatchObject({ failed: true, failureReason: "failed to fetch result" });
-    await eventually(async () => (await rt.list({})).length === 0 || undefined, 10_000, "containers removed");
+    await eventually("containers removed", async () => (await rt.list({})).length === 0 || undefined, 10_000, 100);
     expect(h.cell.cell.ledger.available().containers).toBe(3);
   });
 
@@ -152,8 +153,11 @@ describe("cell on the fake runtime", () => {
         action: sh("sleep 5"),
       }),
     );
-    const [c] = await eventually(async () =>
-      (await rt.list(containerLabels(h.cellId, "lim"))).length ? rt.list({}) : undefined,
+    const [c] = await eventually(
+      "the condition",
+      async () => ((await rt.list(containerLabels(h.cellId, "lim"))).length ? rt.list({}) : undefined),
+      30_000,
+      100,
     );
     expect(rt.specOf(c.id)).toMatchObject({
       name: containerName(h.cellId, "lim"),
@@ -167,7 +171,12 @@ describe("cell on the fake runtime", () => {
       labels: containerLabels(h.cellId, "lim"),
     });
     await h.cluster.desire(task("lim2", { cpuWeight: 0, action: sh("sleep 5") }));
-    const c2 = await eventually(async () => (await rt.list(containerLabels(h.cellId, "lim2")))[0]);
+    const c2 = await eventually(
+      "the condition",
+      async () => (await rt.list(containerLabels(h.cellId, "lim2")))[0],
+      30_000,
+      100,
+    );
     expect(rt.specOf(c2.id)).toMatchObject({ cpuShares: 0, maxPids: 1024 });
   });
 
@@ -178,11 +187,12 @@ describe("cell on the fake runtime", () => {
     await tasks.cancelTask({ taskGuid: "cx" });
     expect(await h.cluster.completed("cx")).toMatchObject({ failed: true, failureReason: "task was cancelled" });
     await eventually(
+      "container removed",
       async () => ((await rt.list(containerLabels(h.cellId, "cx"))).length === 0 ? true : undefined),
       10_000,
-      "container removed",
+      100,
     );
-    await eventually(() => (h.cell.cell.runners.size === 0 ? true : undefined));
+    await eventually("the condition", () => (h.cell.cell.runners.size === 0 ? true : undefined), 30_000, 100);
     tasks.close();
   });
 
@@ -233,9 +243,10 @@ describe("cell on the fake runtime", () => {
       await h.cluster.tasks.cancelTask({ taskGuid: "silent" });
       h.bbsGate!.restore();
       await eventually(
+        "container deleted",
         async () => ((await rt.list(containerLabels(h.cellId, "silent"))).length === 0 ? true : undefined),
         10_000,
-        "container deleted",
+        100,
       );
       expect((await h.cluster.get("silent"))?.failureReason).toBe("task was cancelled");
     });
@@ -255,9 +266,10 @@ describe("cell on the fake runtime", () => {
       });
       await rt.start(id);
       await eventually(
+        "stray removed",
         async () => ((await rt.list(containerLabels(h.cellId, "stray"))).length === 0 ? true : undefined),
         10_000,
-        "stray removed",
+        100,
       );
     });
 
@@ -287,9 +299,10 @@ describe("cell on the fake runtime", () => {
         failureReason: "cell disappeared before completion",
       });
       await eventually(
+        "orphan removed",
         async () => ((await rt.list(containerLabels(h.cellId, "orph"))).length === 0 ? true : undefined),
         10_000,
-        "orphan removed",
+        100,
       );
     });
 
@@ -309,9 +322,10 @@ describe("cell on the fake runtime", () => {
       h.bbsGate!.cut();
       await h.cluster.desire(task("retry"));
       await eventually(
+        "the claim to fail",
         () => (h.cell.cell.runners.get("retry")?.phase === "reserved" ? true : undefined),
         30_000,
-        "the claim to fail",
+        100,
       );
       h.bbsGate!.restore();
       expect(await h.cluster.completed("retry")).toMatchObject({ failed: false });
@@ -323,7 +337,7 @@ describe("cell on the fake runtime", () => {
     await h.cluster.waitFor("drain", (t) => t?.state === TaskState.RUNNING);
     const c = client();
     const stopping = h.cell();
-    await eventually(async () => ((await c.state({})).draining ? true : undefined));
+    await eventually("the condition", async () => ((await c.state({})).draining ? true : undefined), 30_000, 100);
     const res = await c.perform({ cellId: h.cellId, tasks: [{ taskGuid: "late", rootFs: "docker:///diego/busybox" }] });
     expect(res.failed).toEqual([expect.objectContaining({ taskGuid: "late", reason: "cell is draining" })]);
     await stopping;

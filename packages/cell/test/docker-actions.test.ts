@@ -6,7 +6,8 @@ import type { ActionSchema, TaskCreateRequestSchema } from "@diego/proto";
 import { FailureReason } from "@diego/models";
 import { containerLabels } from "../src/executor/labels.js";
 import { hostAllowsPrivileged } from "../src/runtime/privileged-config.js";
-import { eventually, startHarness, uniqueId, type Harness } from "./support/harness.js";
+import { eventually } from "@diego/testing";
+import { startHarness, uniqueId, type Harness } from "./support/harness.js";
 import { HttpFixture, sha256, tarball } from "./support/http-fixtures.js";
 
 type ActionInit = MessageInitShape<typeof ActionSchema>;
@@ -327,16 +328,21 @@ describe("logs and cancel", () => {
       action: parallel(sh("trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.1; done"), sh("sleep 60")),
     });
     await h.cluster.waitFor(guid, (t) => t?.state === TaskState.RUNNING);
-    await eventually(async () =>
-      (await logsOf(guid)).length >= 0 && h.cell.cell.runners.get(guid)?.phase === "running" ? true : undefined,
+    await eventually(
+      "the condition",
+      async () =>
+        (await logsOf(guid)).length >= 0 && h.cell.cell.runners.get(guid)?.phase === "running" ? true : undefined,
+      30_000,
+      100,
     );
     await new Promise((r) => setTimeout(r, 500));
     await tasks.cancelTask({ taskGuid: guid });
     expect(await h.cluster.completed(guid)).toMatchObject({ failed: true, failureReason: "task was cancelled" });
     await eventually(
+      "container removed",
       async () => ((await h.runtime.list(containerLabels(h.cellId, guid))).length === 0 ? true : undefined),
       30_000,
-      "container removed",
+      100,
     );
     expect(await logsOf(guid)).toContain("got TERM");
   });

@@ -7,8 +7,9 @@ import { join, resolve } from "node:path";
 import { TaskState } from "@diego/proto";
 import { cellLabels } from "../src/executor/labels.js";
 import { DockerRuntime } from "../src/runtime/docker-runtime.js";
-import { Cluster } from "./support/cluster.js";
-import { eventually, removeCellContainers, startHarness, uniqueId } from "./support/harness.js";
+import { InProcessCluster as Cluster } from "@diego/testing";
+import { eventually } from "@diego/testing";
+import { removeCellContainers, startHarness, uniqueId } from "./support/harness.js";
 
 const root = resolve(import.meta.dirname, "../../..");
 
@@ -61,9 +62,10 @@ test("after a crash and a restart the cell reconciles its old containers", async
       const t = await cluster.completed(`${cellId}-task`);
       expect(t).toMatchObject({ failed: true, failureReason: "cell disappeared before completion" });
       await eventually(
+        "old container removed",
         async () => ((await runtime.list(cellLabels(cellId))).length === 0 ? true : undefined),
         30_000,
-        "old container removed",
+        100,
       );
     } finally {
       await h.stop();

@@ -2,7 +2,8 @@ import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { CellService, TaskLifecycleService, TaskService } from "@diego/proto";
 import { createClient, type ServiceClient, type TlsFiles } from "@diego/kit";
-import { eventually, freePort, makeLogDir, ServiceProcess } from "./processes.js";
+import { eventually, freePort } from "@diego/testing";
+import { makeLogDir, ServiceProcess } from "./processes.js";
 
 export interface CellSpec {
   id: string;

@@ -4,7 +4,8 @@ import { mkdirSync, rmSync } from "node:fs";
 import { promisify } from "node:util";
 import { CellService, TaskService } from "@diego/proto";
 import { createClient, type ServiceClient } from "@diego/kit";
-import { eventually, freePort, REPO_ROOT } from "./processes.js";
+import { eventually, freePort } from "@diego/testing";
+import { REPO_ROOT } from "./processes.js";
 
 const run = promisify(execFile);
 

@@ -1,24 +1,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdtempSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-
-/** A free TCP port on 127.0.0.1 (the kernel's pick; released before use). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
 
 /** A service process started from its main.ts, with its output in a log file. */
 export class ServiceProcess {
@@ -74,28 +60,4 @@ export class ServiceProcess {
 
 export function makeLogDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `diego-${prefix}-`));
-}
-
-/** Polls `check` until it returns a value other than undefined/false, or throws after timeoutMs. */
-export async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs = 60_000,
-  intervalMs = 200,
-): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value as T;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > until) {
-      const why = lastError instanceof Error ? `: ${lastError.message}` : "";
-      throw new Error(`timed out waiting for ${what}${why}`);
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
 }

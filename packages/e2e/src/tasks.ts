@@ -5,7 +5,8 @@ import { TaskCreateRequestSchema, TaskState, type Task, type TaskCreateRequest }
 import type { TaskService } from "@diego/proto";
 import type { ServiceClient } from "@diego/kit";
 import Docker from "dockerode";
-import { eventually, REPO_ROOT } from "./processes.js";
+import { eventually } from "@diego/testing";
+import { REPO_ROOT } from "./processes.js";
 
 /** A task file from packages/e2e/fixtures with its guid (and log_guid) replaced by a unique one. */
 export function fixtureTask(name: string, guid: string, overrides: Record<string, JsonValue> = {}): TaskCreateRequest {

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { eventually } from "@diego/e2e";
+import { eventually } from "@diego/testing";
 import { createLogger } from "@diego/kit";
 import { EtcdConnection } from "../../src/etcd/etcd-connection.js";
 import { prefixEnd } from "../../src/keys.js";

@@ -2,13 +2,12 @@ import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLogger } from "@diego/kit";
-import { cellConfig, startCell, type CellConfig, type RunningCell } from "../../src/index.js";
+import { InProcessCluster as Cluster } from "@diego/testing";
+import type { CellConfig, RunningCell } from "../../src/index.js";
 import { cellLabels } from "../../src/executor/labels.js";
 import type { ContainerRuntime } from "../../src/runtime/container-runtime.js";
 import { DockerRuntime } from "../../src/runtime/docker-runtime.js";
 import { FakeRuntime } from "../../src/runtime/fake-runtime.js";
-import { Cluster } from "./cluster.js";
 import { TcpGate } from "./tcp-gate.js";
 
 export interface Harness {
@@ -50,32 +49,21 @@ export async function startHarness(
     await stopAll();
     throw err;
   }
-  const config = cellConfig({
-    cellId,
-    listenAddress: "127.0.0.1:0",
-    statusAddress: "127.0.0.1:0",
-    bbsAddress: bbsGate?.address ?? cluster.address,
-    memoryMb: 4096,
-    diskMb: 8192,
-    workDir: join(tmpdir(), `diego-cell-test-${cellId}`),
-    logLevel: process.env.DIEGO_TEST_LOG ?? "silent",
-    gracefulShutdownInterval: 1000,
-    drainTimeout: 2000,
-    allowPrivileged: true,
-    ...values,
-  });
+  const workDir = join(tmpdir(), `diego-cell-test-${cellId}`);
   const runtime =
     options.runtime ??
-    (kind === "fake" ? new FakeRuntime() : new DockerRuntime({ helperDir: join(config.workDir!, "helper") }));
+    (kind === "fake" ? new FakeRuntime() : new DockerRuntime({ helperDir: join(workDir, "helper") }));
+  let config: CellConfig;
   try {
-    cell = await startCell(config, {
-      runtime: kind === "fake" ? runtime : undefined,
-      logger: createLogger("cell", config.logLevel),
-    });
-    await cluster.waitForCell(cellId, cell.address);
+    const started = await cluster.startCell(
+      { cellId, workDir, bbsAddress: bbsGate?.address ?? cluster.address, allowPrivileged: true, ...values },
+      kind === "fake" ? { runtime } : { docker: true },
+    );
+    cell = started.running;
+    config = started.config;
   } catch (err) {
     await stopAll();
-    await rm(config.workDir!, { recursive: true, force: true });
+    await rm(workDir, { recursive: true, force: true });
     throw err;
   }
   return {
@@ -88,25 +76,11 @@ export async function startHarness(
     stop: async () => {
       await stopAll();
       await removeCellContainers(runtime, cellId);
-      await rm(config.workDir!, { recursive: true, force: true });
+      await rm(workDir, { recursive: true, force: true });
     },
   };
 }
 
 export async function removeCellContainers(runtime: ContainerRuntime, cellId: string): Promise<void> {
   for (const c of await runtime.list(cellLabels(cellId))) await runtime.remove(c.id);
-}
-
-export async function eventually<T>(
-  fn: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 30_000,
-  what = "condition",
-): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v as T;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }

@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { eventually, freePort } from "./processes.js";
+import { eventually } from "./eventually.js";
+import { freePort } from "./free-port.js";
 
 /** A private etcd on free loopback ports with a data dir of its own; stop() kills it, remove() deletes its data. */
 export class EtcdServer {

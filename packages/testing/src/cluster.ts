@@ -1,11 +1,23 @@
-// The real control plane for the cell's tests, in this process: the BBS (its in-memory task store)
-// and the auctioneer, which places every desired task on the live cells as in production. The helpers
-// use only their public gRPC API: DesireTask, GetTask, WatchTasks, ListCells, FetchLock.
+// The one in-process cluster of real parts: the BBS (on its in-memory task store), the auctioneer, which
+// places every desired task on the live cells as in production, and real cells (on the fake runtime unless
+// told otherwise). The helpers use only the public gRPC API: DesireTask, GetTask, WatchTasks, ListCells,
+// FetchLock.
 import { EventEmitter } from "node:events";
 import { randomBytes } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { auctioneerConfig, startAuctioneer, type AuctioneerHandle } from "@diego/auctioneer";
 import { startBbs, type RunningBbs } from "@diego/bbs";
+import {
+  cellConfig,
+  FakeRuntime,
+  startCell,
+  type CellConfig,
+  type CellOverrides,
+  type ContainerRuntime,
+  type RunningCell,
+} from "@diego/cell";
 import { createClient, createLogger, type ServiceClient } from "@diego/kit";
 import { DiegoError } from "@diego/models";
 import {
@@ -30,7 +42,24 @@ export interface Transition {
 
 const PROBE_DOMAIN = "cluster-probe";
 
-export class Cluster {
+/** A real cell started by the cluster. */
+export interface ClusterCell {
+  cellId: string;
+  config: CellConfig;
+  /** The runtime it runs containers on (a FakeRuntime unless `docker` was asked for). */
+  runtime: ContainerRuntime | undefined;
+  running: RunningCell;
+}
+
+export interface ClusterCellOptions {
+  /** Run on the Docker engine instead of a FakeRuntime. */
+  docker?: boolean;
+  /** A runtime of the test's own (e.g. a FakeRuntime it inspects). */
+  runtime?: ContainerRuntime;
+  logger?: CellOverrides["logger"];
+}
+
+export class InProcessCluster {
   readonly tasks: ServiceClient<(typeof TaskService)["method"]>;
   readonly lifecycle: ServiceClient<(typeof TaskLifecycleService)["method"]>;
   readonly registry: ServiceClient<(typeof CellRegistryService)["method"]>;
@@ -41,6 +70,7 @@ export class Cluster {
   private readonly changes = new EventEmitter();
   private readonly watching = new AbortController();
   private auctioneer?: AuctioneerHandle;
+  private readonly started: RunningCell[] = [];
 
   private constructor(private readonly bbs: RunningBbs) {
     this.tasks = createClient(TaskService, bbs.address);
@@ -57,13 +87,13 @@ export class Cluster {
   }
 
   /** A BBS, a watch on every task, then an auctioneer holding the `auctioneer` lock. */
-  static async start(): Promise<Cluster> {
+  static async start(): Promise<InProcessCluster> {
     const level = process.env.DIEGO_TEST_LOG ?? "silent";
     const bbs = await startBbs(
       { store: "memory", listenAddress: "127.0.0.1:0", statusAddress: "127.0.0.1:0" },
       { logger: createLogger("bbs", level) },
     );
-    const cluster = new Cluster(bbs);
+    const cluster = new InProcessCluster(bbs);
     try {
       cluster.watch();
       await cluster.probeWatch();
@@ -201,12 +231,44 @@ export class Cluster {
     return found!;
   }
 
+  /**
+   * Starts a real cell of this cluster (stopped with it) and waits until the BBS lists it. `values` are cell
+   * settings; the defaults give it 4 GiB of memory, 8 GiB of disk, free ports and a work dir of its own.
+   */
+  async startCell(values: Partial<CellConfig> = {}, options: ClusterCellOptions = {}): Promise<ClusterCell> {
+    const cellId = values.cellId ?? `cell-${randomBytes(4).toString("hex")}`;
+    const config = cellConfig({
+      listenAddress: "127.0.0.1:0",
+      statusAddress: "127.0.0.1:0",
+      bbsAddress: this.address,
+      memoryMb: 4096,
+      diskMb: 8192,
+      workDir: join(tmpdir(), `diego-cell-test-${cellId}`),
+      logLevel: process.env.DIEGO_TEST_LOG ?? "silent",
+      gracefulShutdownInterval: 1000,
+      drainTimeout: 2000,
+      ...values,
+      cellId,
+    });
+    const runtime = options.docker ? undefined : (options.runtime ?? new FakeRuntime());
+    const running = await startCell(config, { runtime, logger: options.logger });
+    this.started.push(running);
+    try {
+      await this.waitForCell(cellId, running.address);
+    } catch (err) {
+      await running();
+      throw err;
+    }
+    return { cellId, config, runtime, running };
+  }
+
   /** Stops the auctioneer (releasing its lock): from now on desired tasks stay PENDING until a test places them. */
   async stopAuctioneer(): Promise<void> {
     await this.auctioneer?.stop();
   }
 
   async stop(): Promise<void> {
+    await Promise.all(this.started.map((c) => c()));
     this.watching.abort();
     await this.auctioneer?.stop();
     for (const c of [this.tasks, this.lifecycle, this.registry, this.cells, this.locks]) c.close();

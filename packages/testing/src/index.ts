@@ -1,0 +1,4 @@
+export { InProcessCluster, type ClusterCell, type ClusterCellOptions, type Transition } from "./cluster.js";
+export { EtcdServer } from "./etcd-server.js";
+export { eventually } from "./eventually.js";
+export { freePort } from "./free-port.js";
