@@ -4,7 +4,7 @@ import { DiegoError, failedPrecondition } from "./errors.js";
 import { FailureReason, truncateReason } from "./failure-reasons.js";
 
 /**
- * The task state machine as one table (diego-reference section 3, with a CLAIMED state between
+ * The task state machine as one table (docs/contract.md, task states; a CLAIMED state sits between
  * PENDING and RUNNING). Pure: the clock comes in as `now` (Unix nanoseconds).
  */
 export type Actor = "client" | "cell" | "auctioneer" | "converger" | "bbs";
@@ -37,9 +37,15 @@ interface Rule<N extends TransitionName> {
   from: readonly StateOrAbsent[];
   /** The state the task ends in; `absent` when it is removed. */
   to: StateOrAbsent;
+  /** The only actors that may make the transition; anyone else gets PERMISSION_DENIED. */
   by: readonly Actor[];
   /** Called only when the task's state is in `from`; may refuse with a DiegoError. */
   apply(task: Task | undefined, args: TransitionArgs[N], now: bigint): Outcome;
+  /**
+   * The idempotent repeat (Diego's T2'): from these states, when `same` holds, the call succeeds and
+   * changes nothing. Checked before `from`.
+   */
+  repeat?: { from: readonly TaskState[]; same(task: Task, args: TransitionArgs[N]): boolean };
 }
 
 const { PENDING, CLAIMED, RUNNING, COMPLETED, RESOLVING } = TaskState;
@@ -59,6 +65,7 @@ export const TRANSITIONS: { [N in TransitionName]: Rule<N> } = {
     to: CLAIMED,
     by: ["cell"],
     apply: (task, { cellId }, now) => put(next(task!, now, { state: CLAIMED, cellId })),
+    repeat: { from: [CLAIMED, RUNNING], same: onSameCell },
   },
   running: {
     from: [CLAIMED],
@@ -68,6 +75,7 @@ export const TRANSITIONS: { [N in TransitionName]: Rule<N> } = {
       mustBeOnCell(task!, cellId);
       return put(next(task!, now, { state: RUNNING }));
     },
+    repeat: { from: [RUNNING], same: onSameCell },
   },
   complete: {
     from: [CLAIMED, RUNNING],
@@ -140,17 +148,8 @@ export const TRANSITIONS: { [N in TransitionName]: Rule<N> } = {
   },
 };
 
-/** Idempotent repeats that succeed without a write (Diego's T2'), checked before the table's `from`. */
-function idempotentRepeat<N extends TransitionName>(name: N, task: Task, args: TransitionArgs[N]): Outcome | undefined {
-  if (name === "start" && (task.state === CLAIMED || task.state === RUNNING)) {
-    const { cellId } = args as TransitionArgs["start"];
-    if (task.cellId === cellId) return { kind: "unchanged", task };
-  }
-  if (name === "running" && task.state === RUNNING) {
-    const { cellId } = args as TransitionArgs["running"];
-    if (task.cellId === cellId) return { kind: "unchanged", task };
-  }
-  return undefined;
+function onSameCell(task: Task, { cellId }: { cellId: string }): boolean {
+  return task.cellId === cellId;
 }
 
 /**
@@ -168,10 +167,8 @@ export function transition<N extends TransitionName>(
 ): Outcome {
   const rule = TRANSITIONS[name] as Rule<N>;
   if (!rule.by.includes(actor)) throw new DiegoError("PERMISSION_DENIED", `${actor} may not ${name} a task`);
-  if (task) {
-    const repeat = idempotentRepeat(name, task, args);
-    if (repeat) return repeat;
-  }
+  if (task && rule.repeat?.from.includes(task.state) && rule.repeat.same(task, args))
+    return { kind: "unchanged", task };
   const state: StateOrAbsent = task ? task.state : "absent";
   if (!rule.from.includes(state)) {
     if (state === "absent") throw new DiegoError("NOT_FOUND", "task not found");

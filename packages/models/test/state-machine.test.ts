@@ -60,9 +60,7 @@ describe("every (state × transition) pair", () => {
     const actor: Actor = rule.by[0];
     for (const state of STATES) {
       const allowed = rule.from.includes(state);
-      const repeat =
-        (name === "start" && (state === TaskState.CLAIMED || state === TaskState.RUNNING)) ||
-        (name === "running" && state === TaskState.RUNNING);
+      const repeat = state !== "absent" && !!rule.repeat?.from.includes(state);
       test(`${name} from ${String(state === "absent" ? "absent" : TaskState[state])}: ${allowed ? "allowed" : repeat ? "idempotent" : "refused"}`, () => {
         const run = () => transition(name, actor, taskIn(state), ARGS[name] as never, LATER);
         if (repeat) {
@@ -100,6 +98,32 @@ describe("who may call", () => {
     expect(() => transition("complete", "client", taskIn(TaskState.RUNNING), ARGS.complete, LATER)).toThrow(
       /may not complete/,
     );
+  });
+
+  const ACTORS: Actor[] = ["client", "cell", "auctioneer", "converger", "bbs"];
+  // Every actor outside a row's `by` is refused with PERMISSION_DENIED, whatever the task's state.
+  for (const name of NAMES) {
+    for (const actor of ACTORS.filter((a) => !TRANSITIONS[name].by.includes(a))) {
+      test(`${actor} may not ${name}`, () => {
+        const from = TRANSITIONS[name].from[0];
+        expect(() => transition(name, actor, taskIn(from), ARGS[name] as never, LATER)).toThrow(
+          expect.objectContaining({ code: "PERMISSION_DENIED" }),
+        );
+      });
+    }
+  }
+});
+
+describe("idempotent repeats are rows of the table", () => {
+  test.each([
+    ["start", [TaskState.CLAIMED, TaskState.RUNNING]],
+    ["running", [TaskState.RUNNING]],
+  ] as const)("%s repeats from %j on the same cell only", (name, states) => {
+    expect(TRANSITIONS[name].repeat?.from).toEqual(states);
+    for (const state of states) {
+      expect(transition(name, "cell", taskIn(state), { cellId: CELL }, LATER).kind).toBe("unchanged");
+      expect(() => transition(name, "cell", taskIn(state), { cellId: "other" }, LATER)).toThrow(DiegoError);
+    }
   });
 });
 

@@ -48,9 +48,9 @@ export class TaskController {
 
   // ---- the client API (TaskService) ----
 
-  async desire(request: TaskCreateRequest): Promise<Task> {
+  async desire(request: TaskCreateRequest, actor: Actor = "client"): Promise<Task> {
     validateTaskCreateRequest(request);
-    const { outcome } = await this.apply(request.taskGuid, "desire", "client", { request });
+    const { outcome } = await this.apply(request.taskGuid, "desire", actor, { request });
     const task = (outcome as Extract<Outcome, { kind: "put" }>).task;
     this.info(task, "task desired");
     this.o.auction.enqueue([taskWork(task)]);
@@ -79,9 +79,9 @@ export class TaskController {
       .map((e) => (e.hasImagePassword ? encodeTask(redactTask(decodeTask(e.bytes))) : e.bytes));
   }
 
-  async cancel(guid: string): Promise<void> {
+  async cancel(guid: string, actor: Actor = "client"): Promise<void> {
     requireGuid(guid);
-    const { before, outcome } = await this.apply(guid, "cancel", "client", {});
+    const { before, outcome } = await this.apply(guid, "cancel", actor, {});
     const task = putTask(outcome);
     this.info(task, "task cancelled");
     this.completed(task);
@@ -90,22 +90,22 @@ export class TaskController {
     }
   }
 
-  async resolving(guid: string): Promise<void> {
+  async resolving(guid: string, actor: Actor = "client"): Promise<void> {
     requireGuid(guid);
-    await this.apply(guid, "resolve", "client", {});
+    await this.apply(guid, "resolve", actor, {});
   }
 
-  async delete(guid: string): Promise<void> {
+  async delete(guid: string, actor: Actor = "client"): Promise<void> {
     requireGuid(guid);
-    await this.apply(guid, "delete", "client", {});
+    await this.apply(guid, "delete", actor, {});
   }
 
   // ---- cells and the auctioneer (TaskLifecycleService) ----
 
   /** PENDING → CLAIMED; the full task, image_password included, goes only to the claiming cell. */
-  async start(guid: string, cellId: string): Promise<{ shouldStart: boolean; task: Task }> {
+  async start(guid: string, cellId: string, actor: Actor = "cell"): Promise<{ shouldStart: boolean; task: Task }> {
     requireFields({ task_guid: guid, cell_id: cellId });
-    const { outcome } = await this.apply(guid, "start", "cell", { cellId });
+    const { outcome } = await this.apply(guid, "start", actor, { cellId });
     const task = outcome.kind === "delete" ? undefined : outcome.task;
     if (!task) throw new DiegoError("INTERNAL", "start deleted a task");
     if (outcome.kind === "put") {
@@ -115,23 +115,35 @@ export class TaskController {
     return { shouldStart: outcome.kind === "put", task };
   }
 
-  async running(guid: string, cellId: string): Promise<void> {
+  async running(guid: string, cellId: string, actor: Actor = "cell"): Promise<void> {
     requireFields({ task_guid: guid, cell_id: cellId });
-    await this.apply(guid, "running", "cell", { cellId });
+    await this.apply(guid, "running", actor, { cellId });
   }
 
-  async complete(guid: string, cellId: string, failed: boolean, failureReason: string, result: string): Promise<void> {
+  async complete(
+    guid: string,
+    cellId: string,
+    failed: boolean,
+    failureReason: string,
+    result: string,
+    actor: Actor = "cell",
+  ): Promise<void> {
     requireFields({ task_guid: guid, cell_id: cellId });
-    const { outcome } = await this.apply(guid, "complete", "cell", { cellId, failed, failureReason, result });
+    const { outcome } = await this.apply(guid, "complete", actor, { cellId, failed, failureReason, result });
     const task = putTask(outcome);
     this.info(task, "task completed", { failed, failureReason: task.failureReason });
     this.completed(task);
   }
 
   /** Back to PENDING and straight to the auctioneer again, or COMPLETED failed after max_task_retries. */
-  async reject(guid: string, reason: string, cellId: string): Promise<{ failed: boolean }> {
+  async reject(
+    guid: string,
+    reason: string,
+    cellId: string,
+    actor: Actor = cellId ? "cell" : "auctioneer",
+  ): Promise<{ failed: boolean }> {
     requireFields({ task_guid: guid, rejection_reason: reason });
-    const { outcome } = await this.apply(guid, "reject", cellId ? "cell" : "auctioneer", {
+    const { outcome } = await this.apply(guid, "reject", actor, {
       reason,
       cellId,
       maxRetries: this.o.maxTaskRetries,

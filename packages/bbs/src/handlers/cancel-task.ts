@@ -1,9 +1,10 @@
+import { callerActor } from "./caller-actor.js";
 import type { HandlerDeps, TaskServiceImpl } from "./deps.js";
 
 /** → COMPLETED failed `task was cancelled`; the task's cell is told to stop its container. */
 export const cancelTask =
   ({ controller }: HandlerDeps): TaskServiceImpl["cancelTask"] =>
-  async (req) => {
-    await controller.cancel(req.taskGuid);
+  async (req, ctx) => {
+    await controller.cancel(req.taskGuid, callerActor(ctx, "client"));
     return {};
   };

@@ -1,8 +1,9 @@
+import { callerActor } from "./caller-actor.js";
 import type { HandlerDeps, TaskServiceImpl } from "./deps.js";
 
 export const deleteTask =
   ({ controller }: HandlerDeps): TaskServiceImpl["deleteTask"] =>
-  async (req) => {
-    await controller.delete(req.taskGuid);
+  async (req, ctx) => {
+    await controller.delete(req.taskGuid, callerActor(ctx, "client"));
     return {};
   };

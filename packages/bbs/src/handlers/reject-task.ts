@@ -1,7 +1,13 @@
+import { callerActor } from "./caller-actor.js";
 import type { HandlerDeps, TaskLifecycleServiceImpl } from "./deps.js";
 
 /** Back to PENDING and auctioned again at once, or COMPLETED failed after max_task_retries. */
 export const rejectTask =
   ({ controller }: HandlerDeps): TaskLifecycleServiceImpl["rejectTask"] =>
-  (req) =>
-    controller.reject(req.taskGuid, req.rejectionReason, req.cellId);
+  (req, ctx) =>
+    controller.reject(
+      req.taskGuid,
+      req.rejectionReason,
+      req.cellId,
+      callerActor(ctx, req.cellId ? "cell" : "auctioneer"),
+    );

@@ -1,8 +1,9 @@
+import { callerActor } from "./caller-actor.js";
 import type { HandlerDeps, TaskLifecycleServiceImpl } from "./deps.js";
 
 export const runningTask =
   ({ controller }: HandlerDeps): TaskLifecycleServiceImpl["runningTask"] =>
-  async (req) => {
-    await controller.running(req.taskGuid, req.cellId);
+  async (req, ctx) => {
+    await controller.running(req.taskGuid, req.cellId, callerActor(ctx, "cell"));
     return {};
   };
