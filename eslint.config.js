@@ -4,6 +4,18 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 import importX from "eslint-plugin-import-x";
 import globals from "globals";
+import walls from "./eslint/walls.js";
+
+/** Files that may use devDependencies: tests, benches, test support, scripts and configs. Never src/. */
+const DEV_FILES = [
+  "**/test/**",
+  "**/bench/**",
+  "test-support/**",
+  "scripts/**",
+  "eslint/**",
+  "*.config.js",
+  "packages/e2e/src/**",
+];
 
 export default tseslint.config(
   { ignores: ["**/node_modules/**", "packages/proto/src/gen/**", ".dev/**", "**/dist/**"] },
@@ -12,15 +24,22 @@ export default tseslint.config(
   {
     files: ["**/*.{ts,js,mjs}"],
     languageOptions: { globals: { ...globals.node } },
-    plugins: { "import-x": importX },
+    plugins: { "import-x": importX, diego: walls },
     rules: {
       "@typescript-eslint/no-unused-vars": [
         "error",
         { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none" },
       ],
       "@typescript-eslint/no-non-null-assertion": "off",
+      // A variable a closure reads before its one assignment (a server's handler and the object it starts) stays `let`.
+      "prefer-const": ["error", { ignoreReadBeforeAssign: true }],
       "@typescript-eslint/no-explicit-any": "error",
-      "import-x/no-extraneous-dependencies": "error",
+      "import-x/no-extraneous-dependencies": [
+        "error",
+        { devDependencies: DEV_FILES, optionalDependencies: false, peerDependencies: false },
+      ],
+      "diego/floors": "error",
+      "diego/rooms": "error",
       "no-restricted-imports": [
         "error",
         {

@@ -3,10 +3,10 @@ import { readFileSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import ts from "typescript";
 import { parseAllDocuments } from "yaml";
-import { envName, flagName, loadConfig, type SettingsSpec } from "../../../kit/src/config.js";
-import { auctioneerSettings } from "../../../auctioneer/src/config.js";
-import { bbsSettings } from "../../../bbs/src/config.js";
-import { cellSettings } from "../../../cell/src/config.js";
+import { auctioneerSettings } from "@diego/auctioneer";
+import { bbsSettings } from "@diego/bbs";
+import { cellSettings } from "@diego/cell";
+import { envName, flagName, loadConfig, type SettingsSpec } from "@diego/kit";
 
 /**
  * Offline checks of the Kubernetes manifests in deploy/: each document against the Kubernetes schema
