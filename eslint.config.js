@@ -4,7 +4,11 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 import importX from "eslint-plugin-import-x";
 import globals from "globals";
-import walls from "./eslint/walls.js";
+import walls, { missingRooms } from "./eslint/walls.js";
+
+// A room renamed or removed must be renamed in eslint/walls.js too, or the walls would silently fall.
+const missing = missingRooms();
+if (missing.length) throw new Error(`eslint/walls.js lists rooms that do not exist: ${missing.join(", ")}`);
 
 /** Files that may use devDependencies: tests, benches, test support, scripts and configs. Never src/. */
 const DEV_FILES = [

@@ -1,5 +1,5 @@
 export * from "./config.js";
-export * from "./auctioneer.js";
+export * from "./start-auctioneer.js";
 export * from "./auction-runner.js";
 export * from "./batcher.js";
 export * from "./tracked-tasks.js";

@@ -1,5 +1,5 @@
 import { createLogger, loadConfigOrExit, runService, tlsFilesOf } from "@diego/kit";
-import { startAuctioneer } from "./auctioneer.js";
+import { startAuctioneer } from "./start-auctioneer.js";
 import { auctioneerSettings } from "./config.js";
 
 // Composition root: config → start → stop on SIGTERM/SIGINT (releases the lock so a standby takes over at once).

@@ -1,7 +1,7 @@
 // The cell agent's composition root: config → wire → start; SIGTERM drains and stops.
 import { createLogger, loadConfigOrExit, runService, tlsFilesOf } from "@diego/kit";
 import { cellSettings } from "./config.js";
-import { startCell } from "./index.js";
+import { startCell } from "./start-cell.js";
 
 const config = loadConfigOrExit(cellSettings, {
   envPrefix: "DIEGO_CELL",
