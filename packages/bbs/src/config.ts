@@ -91,6 +91,29 @@ export const bbsSettings = {
     default: 1024,
     check: atLeastOne,
   }),
+  watchBufferBytes: setting("integer", "encoded bytes a WatchTasks subscriber may fall behind before it is cut off", {
+    default: 8 * 1024 * 1024,
+    check: atLeastOne,
+  }),
+  watchHistorySize: setting("integer", "events kept so that a WatchTasks stream can resume (resume_token)", {
+    default: 10_000,
+    check: atLeastOne,
+  }),
+  watchHistoryBytes: setting("integer", "encoded bytes of the events kept for resuming", {
+    default: 64 * 1024 * 1024,
+    check: atLeastOne,
+  }),
+  maxWatchersPerCaller: setting("integer", "concurrent WatchTasks streams of one caller (certificate, or host)", {
+    default: 256,
+    check: atLeastOne,
+  }),
+  grpcMaxReceiveBytes: setting("integer", "largest gRPC request taken, in bytes (larger: RESOURCE_EXHAUSTED)", {
+    default: 4 * 1024 * 1024,
+    check: z
+      .number()
+      .int()
+      .min(64 * 1024),
+  }),
   writeBatchSize: setting("integer", "most task writes grouped in one etcd transaction (at most 128)", {
     default: 128,
     check: z.number().int().min(1).max(128),

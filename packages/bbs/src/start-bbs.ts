@@ -156,10 +156,22 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
     });
     stoppers.push(() => sender.stop());
 
-    const hub = new EventHub(store, config.watchBufferSize);
+    const hub = new EventHub(store, {
+      bufferSize: config.watchBufferSize,
+      bufferBytes: config.watchBufferBytes,
+      historySize: config.watchHistorySize,
+      historyBytes: config.watchHistoryBytes,
+      maxWatchersPerCaller: config.maxWatchersPerCaller,
+    });
     hub.start();
 
-    const server = new GrpcServer({ logger, tls, insecure: config.insecure, observe: serviceMetrics.observeGrpc });
+    const server = new GrpcServer({
+      logger,
+      tls,
+      insecure: config.insecure,
+      observe: serviceMetrics.observeGrpc,
+      maxReceiveBytes: config.grpcMaxReceiveBytes,
+    });
     addBbsServices(server, { controller, store, hub, presence, locks, clients, logger });
     const port = await server.listen(config.listenAddress);
     stoppers.push(() => server.shutdown());

@@ -72,6 +72,10 @@ export class EtcdTaskStore extends IndexedTaskStore implements TaskStore {
     return this.index.size;
   }
 
+  streamHead(): { epoch: string; revision: number } {
+    return { epoch: "etcd", revision: this.watchRevision };
+  }
+
   healthy(): boolean {
     return this.etcd.healthy() && this.watcher !== undefined && !this.resyncing;
   }
@@ -170,10 +174,10 @@ export class EtcdTaskStore extends IndexedTaskStore implements TaskStore {
         const entry = this.index.get(guid);
         const hint = entry?.revision === revision ? entry.domain : undefined;
         const kind = ev.kv.version === "1" || !prev ? "created" : "changed";
-        this.emit(new LazyTaskChange(kind, guid, prev, value, hint));
+        this.emit(new LazyTaskChange(kind, guid, revision, prev, value, hint));
       } else {
         const removed = this.index.remove(guid, revision, false);
-        this.emit(new LazyTaskChange("removed", guid, prev ?? removed?.bytes, undefined, removed?.domain));
+        this.emit(new LazyTaskChange("removed", guid, revision, prev ?? removed?.bytes, undefined, removed?.domain));
       }
     }
     const headerRevision = Number(res.header.revision);

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { IndexedTaskStore } from "./indexed-task-store.js";
 import { LazyTaskChange } from "./task-change.js";
 import { decodeTask, encodeTask, entryOf } from "./task-entry.js";
@@ -10,6 +11,7 @@ import { checkStoredTaskSize } from "./task-size.js";
  */
 export class MemoryTaskStore extends IndexedTaskStore implements TaskStore {
   private revision = 0;
+  private readonly epoch = `mem-${randomBytes(6).toString("hex")}`;
 
   async start(): Promise<void> {}
 
@@ -26,12 +28,25 @@ export class MemoryTaskStore extends IndexedTaskStore implements TaskStore {
       const bytes = encodeTask(outcome.task);
       checkStoredTaskSize(guid, bytes);
       this.index.put(entryOf(outcome.task, bytes, ++this.revision));
-      this.emit(new LazyTaskChange(entry ? "changed" : "created", guid, entry?.bytes, bytes, outcome.task.domain));
+      this.emit(
+        new LazyTaskChange(
+          entry ? "changed" : "created",
+          guid,
+          this.revision,
+          entry?.bytes,
+          bytes,
+          outcome.task.domain,
+        ),
+      );
     } else if (outcome.kind === "delete" && entry) {
       this.index.remove(guid, ++this.revision, false);
-      this.emit(new LazyTaskChange("removed", guid, entry.bytes, undefined, entry.domain));
+      this.emit(new LazyTaskChange("removed", guid, this.revision, entry.bytes, undefined, entry.domain));
     }
     return { before, outcome };
+  }
+
+  streamHead(): { epoch: string; revision: number } {
+    return { epoch: this.epoch, revision: this.revision };
   }
 
   healthy(): boolean {

@@ -10,6 +10,7 @@ export class LazyTaskChange implements TaskChange {
   constructor(
     readonly kind: TaskChange["kind"],
     readonly guid: string,
+    readonly revision: number,
     private readonly beforeBytes: Uint8Array | undefined,
     private readonly afterBytes: Uint8Array | undefined,
     private readonly domainHint?: string,

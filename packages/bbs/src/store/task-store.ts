@@ -17,6 +17,8 @@ export interface TaskChange {
   kind: "created" | "changed" | "removed";
   guid: string;
   domain: string;
+  /** The store revision of the change (etcd's mod_revision; the memory store's own counter). */
+  revision: number;
   /** The task before the change (changed, removed). */
   before(): Task | undefined;
   /** The task after the change (created, changed). */
@@ -59,6 +61,11 @@ export interface TaskStore {
   countByState(): Map<TaskState, number>;
   apply(guid: string, mutate: Mutation): Promise<ApplyResult>;
   subscribe(listener: (event: TaskStoreEvent) => void): () => void;
+  /**
+   * Where the change stream stands: the name of its history ("etcd" for every BBS on one etcd; a
+   * memory store's own per process) and the revision every change emitted so far is at or before.
+   */
+  streamHead(): { epoch: string; revision: number };
   /** True while the backing store answers. */
   healthy(): boolean;
 }

@@ -10,6 +10,7 @@ export async function watchCommand(ctx: CommandContext, opts: { domain?: string 
   const release = ctx.io.onInterrupt(() => stop.abort());
   try {
     for await (const event of ctx.client().watch({ domain: opts.domain }, { signal: stop.signal })) {
+      if (event.event.case === "live" && !ctx.json) continue; // the stream is established; nothing to show
       ctx.out(ctx.json ? eventJson(event) : eventLine(event, ctx.now()));
     }
     if (stop.signal.aborted) return ExitCode.ok;
