@@ -15,7 +15,7 @@ import { runCommand } from "./commands/run.js";
 import { watchCommand } from "./commands/watch.js";
 
 const ENVIRONMENT_HELP = `Environment:
-  ${ENV.bbsAddress}       BBS address host:port (default 127.0.0.1:8889); --bbs-address wins
+  ${ENV.bbsAddress}       BBS address host:port, or several comma-separated to fail over (default 127.0.0.1:8889); --bbs-address wins
   ${ENV.caFile}    CA certificate (PEM) for mutual TLS; --ca-file wins
   ${ENV.certFile}  client certificate (PEM); --cert-file wins
   ${ENV.keyFile}   client key (PEM); --key-file wins`;
@@ -43,7 +43,10 @@ export async function runCli(argv: string[], io: CliIo, now: () => number = Date
   const program = new Command("diego")
     .description("Command-line client of diego: submit, follow and manage tasks on the BBS.")
     .addOption(
-      new Option("--bbs-address <host:port>", `BBS gRPC address (env ${ENV.bbsAddress}; default 127.0.0.1:8889)`),
+      new Option(
+        "--bbs-address <host:port>",
+        `BBS gRPC address, or several comma-separated (env ${ENV.bbsAddress}; default 127.0.0.1:8889)`,
+      ),
     )
     .addOption(new Option("--ca-file <file>", `CA certificate for mutual TLS (env ${ENV.caFile})`))
     .addOption(new Option("--cert-file <file>", `client certificate for mutual TLS (env ${ENV.certFile})`))

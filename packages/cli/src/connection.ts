@@ -23,8 +23,13 @@ export function clientOptionsFrom(opts: GlobalOptions, env: Record<string, strin
   const pick = (key: keyof typeof ENV) => (opts[key] as string | undefined) || env[ENV[key]] || undefined;
   const address = pick("bbsAddress") ?? DEFAULT_BBS_ADDRESS;
   const violations: FieldViolation[] = [];
-  if (!/^[^\s]+:\d+$/.test(address))
-    violations.push({ field: "--bbs-address", message: `must be host:port (got ${JSON.stringify(address)})` });
+  // Several BBS addresses, comma-separated, are tried in turn (the client fails over between them).
+  const addresses = address.split(",");
+  if (!addresses.every((a) => /^[^\s,]+:\d+$/.test(a.trim())))
+    violations.push({
+      field: "--bbs-address",
+      message: `must be host:port or several, comma-separated (got ${JSON.stringify(address)})`,
+    });
   const tls = { caFile: pick("caFile"), certFile: pick("certFile"), keyFile: pick("keyFile") };
   const given = Object.values(tls).filter(Boolean).length;
   if (given > 0 && given < 3) {

@@ -447,6 +447,15 @@ describe("connection errors", () => {
     expect(flag.stderr).toContain("127.0.0.1:2");
   });
 
+  test("several BBS addresses: the CLI fails over past one that is down", async () => {
+    const r = await diego(`127.0.0.1:1,${bbs.address}`, ["list"]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect((await run(["list", "--bbs-address", "127.0.0.1:1,nowhere"])).stderr).toContain(
+      "--bbs-address: must be host:port or several, comma-separated",
+    );
+  });
+
   test("bad connection settings are usage errors that name the flag", async () => {
     const partial = await run(["list", "--ca-file", "/tmp/ca.crt"]);
     expect(partial.code).toBe(2);

@@ -18,10 +18,13 @@ export class ServiceProcess {
     readonly args: string[],
     logDir: string,
     env: NodeJS.ProcessEnv = {},
+    /** A command that runs the service, e.g. ["ip", "netns", "exec", "ns1"] (it must exec the rest). */
+    wrapper: string[] = [],
   ) {
     this.logFile = join(logDir, `${name}.log`);
     const out = createWriteStream(this.logFile, { flags: "a" });
-    this.child = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, `packages/${pkg}/src/main.ts`), ...args], {
+    const command = [...wrapper, process.execPath, "--import", "tsx", join(REPO_ROOT, `packages/${pkg}/src/main.ts`)];
+    this.child = spawn(command[0]!, [...command.slice(1), ...args], {
       cwd: REPO_ROOT,
       env: { ...process.env, NODE_OPTIONS: "", DIEGO_LOG_LEVEL: process.env.DIEGO_LOG_LEVEL ?? "debug", ...env },
       stdio: ["ignore", "pipe", "pipe"],
@@ -39,10 +42,16 @@ export class ServiceProcess {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
+  /** Sends a signal without waiting (SIGSTOP freezes the process, SIGCONT thaws it). */
+  signal(signal: NodeJS.Signals): void {
+    if (this.running) this.child.kill(signal);
+  }
+
   /** Sends a signal and waits for the process to exit. */
   async stop(signal: NodeJS.Signals = "SIGTERM", timeoutMs = 30_000): Promise<number | null> {
     if (!this.running) return this.child.exitCode;
     this.child.kill(signal);
+    if (signal !== "SIGKILL") this.child.kill("SIGCONT");
     const timer = setTimeout(() => this.child.kill("SIGKILL"), timeoutMs);
     const code = await this.exited;
     clearTimeout(timer);

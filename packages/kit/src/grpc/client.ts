@@ -2,6 +2,7 @@ import { create, type DescMethod } from "@bufbuild/protobuf";
 import type { GenService } from "@bufbuild/protobuf/codegenv2";
 import { Client, Metadata, type ClientReadableStream, type MethodDefinition, type ServiceError } from "@grpc/grpc-js";
 import { channelCredentials, type TlsFiles } from "./credentials.js";
+import { failoverClient, splitAddresses } from "./failover-client.js";
 import { grpcMethodDefinition } from "./service-definition.js";
 import { fromServiceError } from "./status.js";
 import type { CallOptions, GenServiceMethods, ServiceClient } from "./types.js";
@@ -14,12 +15,20 @@ export interface ClientOptions {
   serverName?: string;
 }
 
-/** A typed client of one protobuf-es service at `address` (host:port). */
+/**
+ * A typed client of one protobuf-es service at `address` (host:port), or at several servers that share
+ * their state (`host:port,host:port`), failing over between them (see failoverClient).
+ */
 export function createClient<S extends GenServiceMethods>(
   service: GenService<S>,
   address: string,
   options: ClientOptions = {},
 ): ServiceClient<S> {
+  const addresses = splitAddresses(address);
+  if (addresses.length > 1) {
+    const clients = addresses.map((a) => createClient(service, a, options));
+    return failoverClient(service.methods, addresses, clients);
+  }
   const channelOptions: Record<string, string | number> = {
     "grpc.keepalive_time_ms": 30_000,
     "grpc.max_receive_message_length": 64 * 1024 * 1024,
