@@ -38,11 +38,9 @@ export class EtcdPresenceStore implements PresenceStore {
             this.etcd.callOptions(),
           );
           listener({ kind: "all", cells: res.kvs.map((kv) => ({ cellId: idOf(kv), ttlMs: parse(kv)?.ttlMs })) });
-          const w = await this.etcd.client
-            .watch()
-            .prefix(prefix)
-            .startRevision(String(Number(res.header.revision) + 1))
-            .create();
+          const w = await this.etcd.watch((b) =>
+            b.prefix(prefix).startRevision(String(Number(res.header.revision) + 1)),
+          );
           if (stopped) return void (await w.cancel().catch(() => undefined));
           watcher = w;
           w.on("put", (kv: IKeyValue) => listener({ kind: "present", cellId: idOf(kv), ttlMs: parse(kv)?.ttlMs }));

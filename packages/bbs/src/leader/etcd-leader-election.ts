@@ -73,7 +73,7 @@ export class EtcdLeaderElection implements Leadership {
           logger.warn({ err: err.message }, "leader lease lost");
           this.wake?.();
         });
-        const leaseId = await lease.grant();
+        const leaseId = await etcd.withDeadline(lease.grant(), "granting the leader lease");
         const res = await etcd.client.kv.txn(
           {
             compare: [{ key: k, target: "Create", result: "Equal", create_revision: 0 }],
@@ -120,12 +120,7 @@ export class EtcdLeaderElection implements Leadership {
 
   /** Resolves when the key is deleted (from `revision` on), after `timeoutMs`, or on stop / lease loss. */
   private async waitForDelete(k: Buffer, revision: number, timeoutMs: number): Promise<void> {
-    const watcher = await this.options.etcd.client
-      .watch()
-      .key(k)
-      .only("delete")
-      .startRevision(String(revision))
-      .create();
+    const watcher = await this.options.etcd.watch((b) => b.key(k).only("delete").startRevision(String(revision)));
     try {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);

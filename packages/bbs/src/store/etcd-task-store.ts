@@ -115,12 +115,9 @@ export class EtcdTaskStore extends IndexedTaskStore implements TaskStore {
   }
 
   private async watchFrom(revision: number): Promise<void> {
-    const watcher = await this.etcd.client
-      .watch()
-      .prefix(this.options.keys.tasks)
-      .withPreviousKV()
-      .startRevision(String(revision))
-      .create();
+    const watcher = await this.etcd.watch((w) =>
+      w.prefix(this.options.keys.tasks).withPreviousKV().startRevision(String(revision)),
+    );
     if (this.stopped) {
       await watcher.cancel().catch(() => undefined);
       return;

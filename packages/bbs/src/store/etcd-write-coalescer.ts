@@ -2,7 +2,7 @@ import type { Logger } from "@diego/kit";
 import { DiegoError } from "@diego/models";
 import type { Task } from "@diego/proto";
 import type { ICompare, IKeyValue, IRequestOp } from "etcd3";
-import type { EtcdConnection } from "../etcd/etcd-connection.js";
+import { isEtcdUnreachable, type EtcdConnection } from "../etcd/etcd-connection.js";
 import { decodeTask, encodeTask, entryOf, type TaskEntry } from "./task-entry.js";
 import type { TaskIndex } from "./task-index.js";
 import { checkStoredTaskSize, MAX_STORED_TASK_BYTES } from "./task-size.js";
@@ -188,8 +188,8 @@ export class EtcdWriteCoalescer {
       res = await this.o.etcd.client.kv.txn({ compare, success, failure }, this.o.etcd.callOptions());
       this.o.observeTxn?.(evaluated.length, Number(process.hrtime.bigint() - started) / 1e9, res.succeeded);
     } catch (err) {
-      this.o.etcd.reportFailure();
-      const error = new DiegoError("UNAVAILABLE", `etcd: ${(err as Error).message}`);
+      const error = etcdWriteError(err as Error);
+      if (error.code === "UNAVAILABLE") this.o.etcd.reportFailure();
       for (const e of evaluated) e.op.reject(error);
       return;
     }
@@ -233,4 +233,11 @@ export class EtcdWriteCoalescer {
     }
     this.queue.unshift(...retry);
   }
+}
+
+/** The error a failed write transaction gives its callers: etcd's refusal of this one request, or etcd unreachable. */
+function etcdWriteError(err: Error): DiegoError {
+  if (!isEtcdUnreachable(err) && /too large|larger than max|exhaust/i.test(err.message))
+    return new DiegoError("RESOURCE_EXHAUSTED", `etcd refused the write: ${err.message}`);
+  return new DiegoError("UNAVAILABLE", `etcd: ${err.message}`);
 }
