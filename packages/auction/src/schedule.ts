@@ -30,7 +30,7 @@ import type {
  * tags; of those, the ones with room for its memory, disk and one container; of those, the one with the
  * lowest Diego score (see score.ts); ties go to the cell that was less loaded before the task, then to the
  * first cell id. The winner's capacity is reserved on an in-memory copy, so later tasks of the batch see
- * it. A task with no winner gets the reason of api.md section 4, and whether that is permanent.
+ * it. A task with no winner gets the reason of docs/contract.md (failure reasons), and whether that is permanent.
  *
  * Cells are deduplicated by cell id (the first state wins) and visited in cell id order; tasks are
  * deduplicated by task guid (the first request wins). The input is not modified.

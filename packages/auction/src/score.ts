@@ -44,7 +44,7 @@ export function taskShare(
 }
 
 /**
- * Diego's score of placing `task` on `cell` (lower is better; diego-reference 7.2):
+ * Diego's score of placing `task` on `cell` (lower is better; docs/contract.md, placement):
  *
  *   ((1 − rem.mem/tot.mem) + (1 − rem.disk/tot.disk) + (1 − rem.containers/tot.containers)) / 3
  *   + startingContainerWeight × startingContainers + 1000 × tasksOnCell

@@ -54,7 +54,7 @@ export type FailureCause = "incompatible" | "insufficient" | "unreachable";
 
 export interface PlacementFailure<T extends TaskRequest = TaskRequest> {
   task: T;
-  /** The fixed text of api.md section 4. */
+  /** The fixed text of docs/contract.md (failure reasons). */
   reason: string;
   cause: FailureCause;
   /**

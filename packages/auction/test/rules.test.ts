@@ -22,7 +22,7 @@ const cell = (over: Partial<CellSnapshot> = {}): CellSnapshot => ({
   ...over,
 });
 
-describe("score (diego-reference 7.2)", () => {
+describe("score (Diego's formula)", () => {
   /** Diego's formula as written there. */
   const diego = (c: CellSnapshot, t: { memoryMb: number; diskMb: number }, weight = 0.25) => {
     const rem = {

@@ -38,7 +38,7 @@ const failure = (r: ScheduleResult, guid: string) => {
   return f && { reason: f.reason, permanent: f.permanent, cause: f.cause };
 };
 
-describe("failure texts and permanence (api.md section 4)", () => {
+describe("failure texts and permanence (docs/contract.md, failure reasons)", () => {
   const cells = [cell("c1"), cell("c2", { placementTags: ["gpu"] }), cell("c3", { optionalPlacementTags: ["ssd"] })];
 
   test.each([

@@ -36,7 +36,7 @@ export interface AuctionReport {
 }
 
 /**
- * The auction loop of the active auctioneer (diego-reference 7.1, with the differences below):
+ * The auction loop of the active auctioneer (docs/architecture.md, place; with the differences below):
  *
  * 1. waits for requests (or for the retry time of tasks that wait for capacity);
  * 2. lists the live cells from the BBS (on error: pause, keep the batch);

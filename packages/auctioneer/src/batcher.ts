@@ -3,8 +3,8 @@ import type { cellv1 } from "@diego/proto";
 export type TaskWork = cellv1.TaskWork;
 
 /**
- * Auction requests accumulate here while an auction runs and form the next batch (diego-reference
- * 7.1), de-duplicated by task guid: a task requested again before the batch is taken keeps one entry,
+ * Auction requests accumulate here while an auction runs and form the next batch (docs/architecture.md,
+ * place), de-duplicated by task guid: a task requested again before the batch is taken keeps one entry,
  * with the latest request's contents and its place in line.
  */
 export class Batcher {

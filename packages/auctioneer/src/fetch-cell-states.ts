@@ -14,7 +14,7 @@ export interface CellStates {
 
 /**
  * Fetches the state of every live cell in parallel (each call with the State deadline). Cells that fail
- * to answer, report another cell id or are draining are left out of this round (diego-reference 7.1).
+ * to answer, report another cell id or are draining are left out of this round (docs/architecture.md, place).
  */
 export async function fetchCellStates(
   cells: readonly CellPresence[],

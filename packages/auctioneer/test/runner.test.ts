@@ -31,7 +31,7 @@ test("50 tasks spread evenly over two cells", async () => {
   expect(c.bbs.rejections).toEqual([]);
 });
 
-test("tasks no cell can ever run fail within seconds, with the texts of api.md", async () => {
+test("tasks no cell can ever run fail within seconds, with the texts of docs/contract.md", async () => {
   c = await cluster([cellConfig("cell-1"), cellConfig("cell-2", { placementTags: ["gpu"] })]);
   await active(c);
   await c.bbs.desire([

@@ -146,7 +146,7 @@ describe("get, list, cancel, resolve, delete", () => {
 
     const json = JSON.parse((await run(["get", g, "--json"])).stdout);
     expect(json).toMatchObject({ task_guid: g, state: "COMPLETED", cell_id: "cell-1", result: "42" });
-    expect(json.failed).toBeUndefined(); // false is the default and left out, as api.md allows
+    expect(json.failed).toBeUndefined(); // false is the default and left out, as docs/contract.md allows
 
     const missing = await run(["get", "no-such-task"]);
     expect(missing.code).toBe(4);

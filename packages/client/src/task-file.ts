@@ -3,12 +3,12 @@ import { TaskCreateRequestSchema, type TaskCreateRequest } from "@diego/proto";
 import { DiegoError, invalidArgument, taskCreateRequestViolations, type FieldViolation } from "@diego/models";
 
 export interface ParseTaskFileOptions {
-  /** Also apply the BBS's validation rules (api.md's field table) so that a bad file fails before any call. Default true. */
+  /** Also apply the BBS's validation rules (docs/contract.md, task fields) so that a bad file fails before any call. Default true. */
   validate?: boolean;
 }
 
 /**
- * Turns the TaskCreateRequest JSON of api.md (snake_case names as users write them; the proto3 JSON
+ * Turns the TaskCreateRequest JSON of docs/contract.md (snake_case names as users write them; the proto3 JSON
  * camelCase names are accepted too) into the message. Every problem is reported at once as
  * INVALID_ARGUMENT with one violation per bad field, named by its path as written in the file
  * (`action.run.args[1]`, `env[0].name`). Text that is not JSON is INVALID_ARGUMENT with the line and column.

@@ -1,7 +1,7 @@
 import { TaskState } from "@diego/proto";
 import { invalidArgument } from "@diego/models";
 
-/** The names of the live task states, as api.md spells them (`"state": "PENDING"`); lower case is accepted too. */
+/** The names of the live task states, as docs/contract.md spells them (`"state": "PENDING"`); lower case is accepted too. */
 export const TASK_STATE_NAMES = ["PENDING", "CLAIMED", "RUNNING", "COMPLETED", "RESOLVING"] as const;
 export type TaskStateName = (typeof TASK_STATE_NAMES)[number] | Lowercase<(typeof TASK_STATE_NAMES)[number]>;
 

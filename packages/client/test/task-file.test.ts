@@ -1,7 +1,7 @@
 import { DiegoError } from "@diego/models";
 import { parseTaskFile } from "../src/task-file.js";
 
-// The task of issue 2, exactly as a user writes it.
+// A task exactly as a user writes it.
 const HELLO = `{ "task_guid": "hello-1", "domain": "demo", "root_fs": "docker:///diego/busybox",
   "env": [{"name": "GREETING", "value": "hello"}], "memory_mb": 64, "disk_mb": 64, "cpu_weight": 50,
   "action": {"run": {"path": "/bin/sh", "args": ["-c", "echo $GREETING; printf 42 > /tmp/result"]}},
@@ -18,7 +18,7 @@ function violationsOf(text: string): { field: string; message: string }[] {
   throw new Error("expected the file to be refused");
 }
 
-test("the task of api.md parses into the message with every field", () => {
+test("the task of docs/contract.md parses into the message with every field", () => {
   const req = parseTaskFile(HELLO);
   expect(req).toMatchObject({
     taskGuid: "hello-1",

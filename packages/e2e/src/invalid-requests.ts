@@ -1,7 +1,7 @@
 import type { JsonValue } from "@bufbuild/protobuf";
 
 /**
- * One invalid TaskCreateRequest per rule of api.md's field table, as the JSON a user writes, with the
+ * One invalid TaskCreateRequest per rule of docs/contract.md's field table, as the JSON a user writes, with the
  * field the error must name. Each is a valid base request with one change.
  */
 export const VALID_REQUEST: Record<string, JsonValue> = {

@@ -12,7 +12,7 @@ import {
   waitForState,
 } from "../src/index.js";
 
-// Issue 5 against the live cluster: each action, their combinations, failure texts, env layering,
+// Against the live cluster: each action, their combinations, failure texts, env layering,
 // limits, download and upload through local HTTP servers, logs during and after a task, cancel mid-action.
 let cluster: Cluster;
 let files: HttpReceiver;

@@ -2,7 +2,7 @@ import { TaskState } from "@diego/proto";
 import { DiegoError } from "@diego/models";
 import { Cluster, containersOf, eventually, fixtureTask, uniqueGuid, waitForState } from "../src/index.js";
 
-// Issue 2: the task of the issue, end to end on real etcd and Docker, through two cells.
+// A task end to end on real etcd and Docker, through two cells.
 let cluster: Cluster;
 
 beforeAll(async () => {
@@ -39,7 +39,7 @@ test("the hello task completes with its result on one of the cells, then resolve
   await eventually("the task's container to be removed", async () => (await containersOf(guid)).length === 0, 60_000);
 });
 
-test("a non-zero exit completes the task as failed with the text of api.md", async () => {
+test("a non-zero exit completes the task as failed with the text of docs/contract.md", async () => {
   const guid = uniqueGuid("exit3");
   await cluster.tasks.desireTask(
     fixtureTask("hello.json", guid, { action: { run: { path: "/bin/sh", args: ["-c", "echo failing >&2; exit 3"] } } }),

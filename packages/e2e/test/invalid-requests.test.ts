@@ -3,7 +3,7 @@ import { TaskCreateRequestSchema } from "@diego/proto";
 import { DiegoError, taskCreateRequestViolations } from "@diego/models";
 import { Cluster, INVALID_CASES, invalidRequestJson, VALID_REQUEST } from "../src/index.js";
 
-// Issue 2: every invalid request of api.md's field table is refused with INVALID_ARGUMENT naming the
+// Every invalid request of docs/contract.md's field table is refused with INVALID_ARGUMENT naming the
 // field, and stores nothing.
 describe("validation (pure)", () => {
   test("the base request is valid", () => {

@@ -9,7 +9,7 @@ import {
   waitForState,
 } from "../src/index.js";
 
-// Issue 3 against the live cluster: cancel of a running task, completion callbacks, the watch stream.
+// Against the live cluster: cancel of a running task, completion callbacks, the watch stream.
 let cluster: Cluster;
 
 beforeAll(async () => {

@@ -1,7 +1,7 @@
 import { TaskState } from "@diego/proto";
 import { Cluster, EtcdServer, eventually, fixtureTask, uniqueGuid, waitForState } from "../src/index.js";
 
-// Issue 6: each service's metrics move after a few tasks; the BBS's readiness flips while etcd is down.
+// Each service's metrics move after a few tasks; the BBS's readiness flips while etcd is down.
 let etcd: EtcdServer;
 let cluster: Cluster;
 

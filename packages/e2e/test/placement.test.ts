@@ -1,8 +1,8 @@
 import { TaskState } from "@diego/proto";
 import { Cluster, containersOf, eventually, fixtureTask, uniqueGuid, waitForState } from "../src/index.js";
 
-// Issue 4 against the live cluster: spread over both cells, tasks no cell can run fail within seconds
-// with the texts of api.md, a task waiting for capacity starts when capacity frees up.
+// Against the live cluster: spread over both cells, tasks no cell can run fail within seconds
+// with the texts of docs/contract.md, a task waiting for capacity starts when capacity frees up.
 let cluster: Cluster;
 
 beforeAll(async () => {
@@ -57,7 +57,7 @@ test.each([
   ],
   ["a placement tag no cell offers", { placement_tags: ["gpu"] }, 'found no compatible cell with placement tag "gpu"'],
   ["more memory than any cell", { memory_mb: 4096 }, "insufficient resources: memory"],
-])("%s fails within seconds with the text of api.md", async (_name, change, reason) => {
+])("%s fails within seconds with the text of docs/contract.md", async (_name, change, reason) => {
   const guid = uniqueGuid("unplaceable");
   const started = Date.now();
   await cluster.tasks.desireTask(fixtureTask("hello.json", guid, change));

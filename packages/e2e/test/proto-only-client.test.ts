@@ -10,8 +10,8 @@ import {
 import { loadSync } from "@grpc/proto-loader";
 import { Cluster, containersOf, eventually, REPO_ROOT, uniqueGuid } from "../src/index.js";
 
-// Issue 2: a client built from proto/ alone (no generated code of ours): the task of the issue through
-// plain grpc-js + proto-loader, with the JSON field names of api.md.
+// A client built from proto/ alone (no generated code of ours): a task through
+// plain grpc-js + proto-loader, with the JSON field names of docs/contract.md.
 let cluster: Cluster;
 let client: Client &
   Record<string, (req: object, cb: (err: ServiceError | null, res: Record<string, unknown>) => void) => void>;

@@ -7,7 +7,7 @@ import { TaskService, TaskState } from "@diego/proto";
 import { createClient } from "@diego/kit";
 import { Cluster, diego, fixtureTask, REPO_ROOT, uniqueGuid, waitForState } from "../src/index.js";
 
-// Issue 6: the whole cluster with mutual TLS on every gRPC link; a client with the generated
+// The whole cluster with mutual TLS on every gRPC link; a client with the generated
 // certificate works, one without a certificate or with another CA's is refused.
 const run = promisify(execFile);
 let cluster: Cluster;

@@ -1,6 +1,6 @@
 import { formatDuration } from "./duration.js";
 
-/** The fixed failure texts of api.md section 4; clients match them, so never reword them. */
+/** The fixed failure texts of docs/contract.md (failure reasons); clients match them, so never reword them. */
 export const FailureReason = {
   cancelled: "task was cancelled",
   notStartedWithinTimeLimit: "not started within time limit",

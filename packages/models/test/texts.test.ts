@@ -42,7 +42,7 @@ test("parseDuration refuses garbage", () => {
   expect(() => parseDuration("")).toThrow(/not a duration/);
 });
 
-test("failure texts of api.md section 4", () => {
+test("failure texts of docs/contract.md", () => {
   expect(exitedWithStatus("DEMO", 1, false)).toBe("DEMO: Exited with status 1");
   expect(exitedWithStatus("LOG", 137, true)).toBe("LOG: Exited with status 137 (out of memory)");
   expect(timeoutExceeded(500)).toBe("exceeded 500ms timeout");

@@ -27,7 +27,7 @@ export interface CallbackSenderOptions {
 const ATTEMPTS = 3;
 
 /**
- * Completion callbacks (api.md section 3): the task goes RESOLVING first (so only one sender and no
+ * Completion callbacks (docs/contract.md, completion callback): the task goes RESOLVING first (so only one sender and no
  * client resolves it at the same time), then its whole JSON is POSTed; 503, 504, a timeout or a
  * connection failure is tried again at once, 3 attempts in all; any other answer deletes the task.
  * When every attempt fails the task stays RESOLVING, and convergence returns it to COMPLETED after

@@ -2,7 +2,7 @@ import { TaskState } from "@diego/proto";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 
 /**
- * The BBS's metrics under Diego's names (diego-reference section 9), which are valid Prometheus
+ * The BBS's metrics under Diego's names (docs/diego-differences.md, the system itself), which are valid Prometheus
  * names as they are:
  *   TasksPending / TasksRunning / TasksCompleted / TasksResolving  gauges, read from the task index
  *     at scrape time (TasksRunning counts CLAIMED and RUNNING, as Diego's Running state covers both;

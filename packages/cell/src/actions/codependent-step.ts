@@ -6,7 +6,7 @@ export const CODEPENDENT_EXITED = "Codependent step exited";
 /**
  * Starts every action at once; the first to exit, for any reason, stops the others. Its exit counts as
  * an error (`Codependent step exited` when it succeeded), so a codependent action always fails once
- * any child ends (diego-reference 2.2): it is meant for "run until one dies".
+ * any child ends (docs/contract.md, actions): it is meant for "run until one dies".
  */
 export async function codependentStep(
   actions: readonly Action[],

@@ -29,7 +29,7 @@ interface Meta {
 }
 
 /**
- * The cell's downloads (diego-reference 2.2 download): at most `maxConcurrent` at once, checksums
+ * The cell's downloads (docs/contract.md, actions): at most `maxConcurrent` at once, checksums
  * verified, entries with a cache_key kept on disk up to `maxBytes` in all (least recently used go
  * first; entries in use are never removed).
  */

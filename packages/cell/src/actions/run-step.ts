@@ -14,7 +14,7 @@ export interface RunStepDeps {
 }
 
 /**
- * Runs one process in the container (diego-reference 2.2 run). Non-zero exit fails with
+ * Runs one process in the container (docs/contract.md, actions). Non-zero exit fails with
  * `<source>: Exited with status N` (+ ` (out of memory)`). On cancel: SIGTERM, grace, SIGKILL.
  */
 export async function runStep(run: RunAction, ctx: StepContext, deps: RunStepDeps): Promise<StepResult> {

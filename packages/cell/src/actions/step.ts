@@ -2,7 +2,7 @@ import type { Action } from "@diego/proto";
 import type { LogStream } from "../logs/task-log-store.js";
 
 /**
- * The common shape of every action step (diego-reference 2.1). A step runs until done and resolves
+ * The common shape of every action step (docs/contract.md, actions). A step runs until done and resolves
  * to undefined on success or a StepError; cancellation comes in through `ctx.signal`.
  */
 export class StepError extends Error {

@@ -1,5 +1,5 @@
 /**
- * The cell's reconcile decision (diego-reference 8.5) as one pure table: what this cell knows of a
+ * The cell's reconcile decision (docs/architecture.md, resolve) as one pure table: what this cell knows of a
  * task guid (its own runner and container) against what the BBS says, to what to do.
  */
 

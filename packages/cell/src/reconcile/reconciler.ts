@@ -17,7 +17,7 @@ export interface ReconcilerOptions {
 }
 
 /**
- * The cell's level-triggered repair (diego-reference 8.5): on every container event and every
+ * The cell's level-triggered repair (docs/architecture.md, resolve): on every container event and every
  * interval, compare this cell's containers and runners with TaskService.ListTasks(cell_id=self), and
  * act on what `decide` says for each task guid.
  */

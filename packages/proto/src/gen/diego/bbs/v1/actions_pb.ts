@@ -2,7 +2,7 @@
 // @generated from file diego/bbs/v1/actions.proto (package diego.bbs.v1, syntax proto3)
 /* eslint-disable */
 
-// The action tree a task runs in its container (api.md section 2).
+// The action tree a task runs in its container (docs/contract.md, actions).
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";

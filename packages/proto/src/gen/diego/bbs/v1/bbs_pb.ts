@@ -2,7 +2,7 @@
 // @generated from file diego/bbs/v1/bbs.proto (package diego.bbs.v1, syntax proto3)
 /* eslint-disable */
 
-// The client API of the BBS (api.md section 1).
+// The client API of the BBS (docs/contract.md, RPCs).
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";

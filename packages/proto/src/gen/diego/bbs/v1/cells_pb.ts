@@ -2,7 +2,7 @@
 // @generated from file diego/bbs/v1/cells.proto (package diego.bbs.v1, syntax proto3)
 /* eslint-disable */
 
-// The cells that are alive now (api.md section 1).
+// The cells that are alive now (docs/contract.md, RPCs).
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";

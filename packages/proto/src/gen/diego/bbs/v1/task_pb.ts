@@ -2,7 +2,7 @@
 // @generated from file diego/bbs/v1/task.proto (package diego.bbs.v1, syntax proto3)
 /* eslint-disable */
 
-// Tasks as clients submit and read them (api.md section 1).
+// Tasks as clients submit and read them (docs/contract.md, RPCs).
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
