@@ -25,6 +25,12 @@ export interface AuctionRunnerOptions {
   nowMs?: () => number;
 }
 
+/** A rejection to send: `permanent` when no live cell can ever run the task (the BBS fails it at once). */
+interface Rejection {
+  reason: string;
+  permanent: boolean;
+}
+
 /** What one auction did, for logs and tests. */
 export interface AuctionReport {
   tasks: number;
@@ -43,8 +49,8 @@ export interface AuctionReport {
  * 3. fetches every cell's state in parallel with a deadline;
  * 4. takes the batch (requests that came meanwhile included) plus the tasks it holds, one per guid;
  * 5. schedules (pure), then sends each cell its work in one Perform;
- * 6. rejects at once, through the BBS, the tasks no live cell could ever run (the BBS then auctions
- *    them again at once and fails them after max_task_retries: the user learns within seconds);
+ * 6. rejects at once, through the BBS, the tasks no live cell could ever run, marked permanent (the BBS
+ *    fails them at once with the scheduler's text: one round);
  *    keeps the tasks that only wait for free capacity and auctions them again every retry interval,
  *    without burning their retries (Diego rejects those too, every round); what a cell refused at
  *    Perform is placed elsewhere next round (the refusing cells excluded), or rejected with the
@@ -187,7 +193,7 @@ export class AuctionRunner {
     metrics?.scheduleDuration.observe((performance.now() - scheduleStarted) / 1000);
 
     const presenceOf = new Map(states.answered.map((a) => [a.presence.cellId, a.presence]));
-    const toReject = new Map<string, string>();
+    const toReject = new Map<string, Rejection>();
     let placed = 0;
     let refused = 0;
     await Promise.all(
@@ -210,7 +216,7 @@ export class AuctionRunner {
                 { reason },
                 "cell refused the task",
               );
-              if (count >= this.options.maxCellRefusals) toReject.set(task.taskGuid, reason);
+              if (count >= this.options.maxCellRefusals) toReject.set(task.taskGuid, { reason, permanent: false });
             }
           } catch (err) {
             // The cell may or may not have taken the work. Count it as a refusal: the tasks go to another
@@ -227,7 +233,7 @@ export class AuctionRunner {
                 this.tracked.refused(task.taskGuid, { cellId: placement.cellId, reason }) >=
                 this.options.maxCellRefusals
               )
-                toReject.set(task.taskGuid, reason);
+                toReject.set(task.taskGuid, { reason, permanent: false });
             }
           }
         }),
@@ -241,9 +247,9 @@ export class AuctionRunner {
     for (const failure of result.failures) {
       const held = this.tracked.get(failure.task.taskGuid);
       const lastRefusal = held?.refusals[held.refusals.length - 1];
-      if (failure.permanent) toReject.set(failure.task.taskGuid, failure.reason);
+      if (failure.permanent) toReject.set(failure.task.taskGuid, { reason: failure.reason, permanent: true });
       else if (failure.cause === "unreachable") unreachable++;
-      else if (lastRefusal) toReject.set(failure.task.taskGuid, lastRefusal.reason);
+      else if (lastRefusal) toReject.set(failure.task.taskGuid, { reason: lastRefusal.reason, permanent: false });
       else
         taskLogger(logger, { taskGuid: failure.task.taskGuid, domain: failure.task.domain }).debug(
           { reason: failure.reason },
@@ -279,23 +285,23 @@ export class AuctionRunner {
     logResult(logger, result, placed);
   }
 
-  private async reject(toReject: Map<string, string>, generation: number): Promise<number> {
+  private async reject(toReject: Map<string, Rejection>, generation: number): Promise<number> {
     const { bbs, logger, metrics } = this.options;
     let rejected = 0;
     await Promise.all(
-      [...toReject].map(([taskGuid, reason]) =>
+      [...toReject].map(([taskGuid, { reason, permanent }]) =>
         this.limit(async () => {
           if (generation !== this.generation) return;
           const held = this.tracked.get(taskGuid);
           const log = taskLogger(logger, { taskGuid, domain: held?.task.domain });
           try {
-            const res = await bbs.rejectTask(taskGuid, truncateReason(reason));
+            const res = await bbs.rejectTask(taskGuid, truncateReason(reason), permanent);
             this.tracked.delete(taskGuid);
             rejected++;
             metrics?.taskAuctionsFailed.inc();
             log.info(
-              { reason, failed: res.failed },
-              res.failed ? "task cannot be placed: it failed after its last retry" : "task cannot be placed: rejected",
+              { reason, permanent, failed: res.failed },
+              res.failed ? "task cannot be placed: it failed" : "task cannot be placed: rejected",
             );
           } catch (err) {
             if (

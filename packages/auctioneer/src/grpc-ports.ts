@@ -22,8 +22,8 @@ export class GrpcBbs implements BbsPort {
     return (await this.cells.listCells({})).cells;
   }
 
-  async rejectTask(taskGuid: string, reason: string): Promise<{ failed: boolean }> {
-    const res = await this.lifecycle.rejectTask({ taskGuid, rejectionReason: reason, cellId: "" });
+  async rejectTask(taskGuid: string, reason: string, permanent: boolean): Promise<{ failed: boolean }> {
+    const res = await this.lifecycle.rejectTask({ taskGuid, rejectionReason: reason, cellId: "", permanent });
     return { failed: res.failed };
   }
 

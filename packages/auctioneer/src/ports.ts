@@ -4,8 +4,11 @@ import type { TaskWork } from "./batcher.js";
 /** What the auction runner needs of the BBS. */
 export interface BbsPort {
   listCells(): Promise<CellPresence[]>;
-  /** RejectTask with cell_id empty; `failed` when this rejection used up the task's retries. */
-  rejectTask(taskGuid: string, reason: string): Promise<{ failed: boolean }>;
+  /**
+   * RejectTask with cell_id empty; `permanent` when no live cell can ever run the task (the BBS fails it at
+   * once); `failed` when the task is now COMPLETED (permanent, or this rejection used up its retries).
+   */
+  rejectTask(taskGuid: string, reason: string, permanent: boolean): Promise<{ failed: boolean }>;
 }
 
 /** What the auction runner needs of the cells. */

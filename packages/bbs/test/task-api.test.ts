@@ -205,6 +205,22 @@ describe("the cell's transitions", () => {
     expect(await codeOf(c.lifecycle.rejectTask({ taskGuid: g, rejectionReason: "" }))).toBe("INVALID_ARGUMENT");
   });
 
+  test("a permanent RejectTask fails the task at once, with the same text", async () => {
+    const g = await desired();
+    const res = await c.lifecycle.rejectTask({
+      taskGuid: g,
+      rejectionReason: "found no compatible cell for required rootfs",
+      permanent: true,
+    });
+    expect(res.failed).toBe(true);
+    expect(await c.tasks.getTask({ taskGuid: g })).toMatchObject({
+      state: TaskState.COMPLETED,
+      failed: true,
+      failureReason: "found no compatible cell for required rootfs",
+      rejectionCount: 1,
+    });
+  });
+
   test("a cell may reject a task it claimed; another cell may not", async () => {
     const g = await desired();
     await c.lifecycle.startTask({ taskGuid: g, cellId: "cell-1" });

@@ -17,7 +17,8 @@ export interface TransitionArgs {
   start: { cellId: string };
   running: { cellId: string };
   complete: { cellId: string; failed: boolean; failureReason: string; result: string };
-  reject: { reason: string; cellId: string; maxRetries: number };
+  /** `permanent`: no live cell can ever run the task (the scheduler's verdict): fail it now, without retries. */
+  reject: { reason: string; cellId: string; maxRetries: number; permanent?: boolean };
   fail: { reason: string };
   cancel: Record<string, never>;
   expire: Record<string, never>;
@@ -90,11 +91,12 @@ export const TRANSITIONS: { [N in TransitionName]: Rule<N> } = {
     from: [PENDING, CLAIMED],
     to: PENDING,
     by: ["auctioneer", "cell"],
-    apply: (task, { reason, cellId, maxRetries }, now) => {
+    apply: (task, { reason, cellId, maxRetries, permanent }, now) => {
       const t = task!;
       if (t.state === CLAIMED) mustBeOnCell(t, cellId);
       const rejection = { rejectionCount: t.rejectionCount + 1, rejectionReason: truncateReason(reason) };
-      if (t.rejectionCount >= maxRetries) return put(completed({ ...t, ...rejection }, now, true, reason, ""));
+      if (permanent || t.rejectionCount >= maxRetries)
+        return put(completed({ ...t, ...rejection }, now, true, reason, ""));
       return put(next(t, now, { ...rejection, state: PENDING, cellId: "" }));
     },
   },

@@ -192,6 +192,25 @@ describe("fields set", () => {
     });
   });
 
+  test("a permanent rejection fails the task at once, with the rejection's text", () => {
+    const out = transition(
+      "reject",
+      "auctioneer",
+      taskIn(TaskState.PENDING),
+      { reason: "found no compatible cell", cellId: "", maxRetries: 3, permanent: true },
+      LATER,
+    );
+    expect(out).toMatchObject({
+      task: {
+        state: TaskState.COMPLETED,
+        failed: true,
+        failureReason: "found no compatible cell",
+        rejectionCount: 1,
+        rejectionReason: "found no compatible cell",
+      },
+    });
+  });
+
   test("demote keeps first_completed_at", () => {
     const done = transition("complete", "cell", taskIn(TaskState.RUNNING), ARGS.complete, NOW);
     if (done.kind !== "put") throw new Error("expected put");

@@ -67,7 +67,7 @@ export class FakeBbs {
           throw failedPrecondition(`cannot reject a ${task.state} task`);
         }
         this.rejections.push({ taskGuid: req.taskGuid, reason: req.rejectionReason });
-        if (task.rejectionCount >= (this.options.maxTaskRetries ?? 3)) {
+        if (req.permanent || task.rejectionCount >= (this.options.maxTaskRetries ?? 3)) {
           Object.assign(task, { state: "COMPLETED", failed: true, failureReason: req.rejectionReason });
           return { failed: true };
         }

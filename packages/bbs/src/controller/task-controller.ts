@@ -141,16 +141,21 @@ export class TaskController {
     reason: string,
     cellId: string,
     actor: Actor = cellId ? "cell" : "auctioneer",
+    permanent = false,
   ): Promise<{ failed: boolean }> {
     requireFields({ task_guid: guid, rejection_reason: reason });
     const { outcome } = await this.apply(guid, "reject", actor, {
       reason,
       cellId,
       maxRetries: this.o.maxTaskRetries,
+      permanent,
     });
     const task = putTask(outcome);
     if (task.state === TaskState.COMPLETED) {
-      this.info(task, "task rejected too often; failed", { rejections: task.rejectionCount, reason });
+      this.info(task, permanent ? "task can never be placed; failed" : "task rejected too often; failed", {
+        rejections: task.rejectionCount,
+        reason,
+      });
       this.completed(task);
       return { failed: true };
     }

@@ -1,7 +1,7 @@
 import { callerActor } from "./caller-actor.js";
 import type { HandlerDeps, TaskLifecycleServiceImpl } from "./deps.js";
 
-/** Back to PENDING and auctioned again at once, or COMPLETED failed after max_task_retries. */
+/** Back to PENDING and auctioned again at once, or COMPLETED failed after max_task_retries or when permanent. */
 export const rejectTask =
   ({ controller }: HandlerDeps): TaskLifecycleServiceImpl["rejectTask"] =>
   (req, ctx) =>
@@ -10,4 +10,5 @@ export const rejectTask =
       req.rejectionReason,
       req.cellId,
       callerActor(ctx, req.cellId ? "cell" : "auctioneer"),
+      req.permanent,
     );
