@@ -8,3 +8,4 @@ export * from "./time.js";
 export * from "./task-json.js";
 export * from "./placement-views.js";
 export * from "./admit.js";
+export * from "./backoff.js";

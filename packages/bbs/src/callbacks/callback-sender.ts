@@ -1,6 +1,6 @@
 import { taskLogger, type Logger } from "@diego/kit";
 import { toJson } from "@bufbuild/protobuf";
-import { DiegoError, int64AsIntegers, redactTask } from "@diego/models";
+import { backoffDelay, int64AsIntegers, isTerminal, redactTask } from "@diego/models";
 import { TaskSchema, type Task } from "@diego/proto";
 import pLimit, { type LimitFunction } from "p-limit";
 import type { BbsMetrics } from "../metrics/bbs-metrics.js";
@@ -25,11 +25,14 @@ export interface CallbackSenderOptions {
 }
 
 const ATTEMPTS = 3;
+/** The waits between attempts: 250 ms, then 500 ms, jittered, at most 2 s. */
+const RETRY_BACKOFF = { initialMs: 250, maxMs: 2_000 };
 
 /**
  * Completion callbacks (docs/contract.md, completion callback): the task goes RESOLVING first (so only one sender and no
  * client resolves it at the same time), then its whole JSON is POSTed; 503, 504, a timeout or a
- * connection failure is tried again at once, 3 attempts in all; any other answer deletes the task.
+ * connection failure is tried again after a short jittered backoff, 3 attempts in all; any other
+ * answer deletes the task.
  * When every attempt fails the task stays RESOLVING, and convergence returns it to COMPLETED after
  * kick_task_duration and submits it again.
  */
@@ -69,7 +72,8 @@ export class CallbackSender {
     try {
       task = await transitions.resolve(guid);
     } catch (err) {
-      if (!DiegoError.is(err, "FAILED_PRECONDITION") && !DiegoError.is(err, "NOT_FOUND")) {
+      // A terminal refusal means someone else resolves the task (or it is gone): nothing to say.
+      if (!isTerminal(err)) {
         logger.warn({ taskGuid: guid, err: (err as Error).message }, "callback: could not resolve the task");
       }
       return;
@@ -79,6 +83,8 @@ export class CallbackSender {
     const body = callbackBody(task);
     const doFetch = this.options.fetch ?? fetch;
     for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+      if (attempt > 1) await new Promise((r) => setTimeout(r, backoffDelay(attempt - 1, RETRY_BACKOFF)));
+      if (this.stopped) return;
       let status: number;
       try {
         const res = await doFetch(url, {

@@ -1,5 +1,5 @@
 import type { Logger } from "@diego/kit";
-import { DiegoError } from "@diego/models";
+import { isTerminal } from "@diego/models";
 import { TaskState } from "@diego/proto";
 import type { CellLiveness } from "../cells/cell-liveness.js";
 import type { TaskController } from "../controller/task-controller.js";
@@ -77,7 +77,7 @@ export class CellLossReaper {
       await Promise.all(
         guids.map((guid) =>
           controller.converge(guid, "cellLost", cellId).catch((err: unknown) => {
-            if (DiegoError.is(err, "FAILED_PRECONDITION") || DiegoError.is(err, "NOT_FOUND")) return;
+            if (isTerminal(err)) return; // it moved on meanwhile
             logger.warn({ taskGuid: guid, cellId, err: (err as Error).message }, "failing a lost cell's task failed");
           }),
         ),

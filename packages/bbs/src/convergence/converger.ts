@@ -1,5 +1,5 @@
 import type { Logger } from "@diego/kit";
-import { DiegoError } from "@diego/models";
+import { isTerminal } from "@diego/models";
 import { TaskState } from "@diego/proto";
 import pLimit from "p-limit";
 import type { CellLiveness } from "../cells/cell-liveness.js";
@@ -110,7 +110,7 @@ export class Converger {
           await controller.converge(guid, name, onCell);
           applied++;
         } catch (err) {
-          if (DiegoError.is(err, "FAILED_PRECONDITION") || DiegoError.is(err, "NOT_FOUND")) return; // it moved on meanwhile
+          if (isTerminal(err)) return; // it moved on meanwhile
           logger.warn({ taskGuid: guid, err: (err as Error).message }, `convergence: ${name} failed`);
         }
       });
