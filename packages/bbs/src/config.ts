@@ -11,6 +11,18 @@ export const bbsSettings = {
     default: "127.0.0.1:8889",
   }),
   statusAddress: setting("string", "HTTP address of /metrics, /healthz and /readyz", { default: "127.0.0.1:8890" }),
+  consoleAddress: setting(
+    "string",
+    "host:port of the web console, e.g. 127.0.0.1:8895 (HTTPS with a client certificate when TLS is on; plaintext only on loopback); empty: no console",
+    { default: "" },
+  ),
+  consoleAllowCancel: setting(
+    "boolean",
+    "let the console cancel tasks (where the caller may cancel them); read-only otherwise",
+    {
+      default: false,
+    },
+  ),
   store: setting("string", "where tasks live: etcd, or memory (one instance, nothing kept; for tests and demos)", {
     default: "etcd",
     check: z.enum(["etcd", "memory"]),

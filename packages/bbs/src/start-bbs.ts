@@ -14,7 +14,8 @@ import { EtcdConnection } from "./etcd/etcd-connection.js";
 import { Leases } from "./etcd/leases.js";
 import { EventHub } from "./events/event-hub.js";
 import { GrpcClients } from "./grpc-clients.js";
-import { addBbsServices } from "./handlers/index.js";
+import { ConsoleServer } from "@diego/console";
+import { addBbsServices, clientApi } from "./handlers/index.js";
 import { Keys } from "./keys.js";
 import { EtcdLeaderElection } from "./leader/etcd-leader-election.js";
 import { StaticLeadership, type Leadership } from "./leader/leadership.js";
@@ -31,6 +32,8 @@ export interface RunningBbs {
   address: string;
   /** host:port of the HTTP status server. */
   statusAddress: string;
+  /** URL of the web console, when it is on. */
+  consoleUrl?: string;
   instanceId: string;
   config: BbsConfig;
   store: TaskStore;
@@ -83,7 +86,7 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
       taskStore = new MemoryTaskStore();
       presence = new MemoryPresenceStore();
       locks = new MemoryLockStore();
-      leadership = new StaticLeadership();
+      leadership = new StaticLeadership(instanceId);
     } else {
       const etcd = new EtcdConnection({
         endpoints: config.etcdEndpoints,
@@ -172,7 +175,9 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
       observe: serviceMetrics.observeGrpc,
       maxReceiveBytes: config.grpcMaxReceiveBytes,
     });
-    addBbsServices(server, { controller, store, hub, presence, locks, clients, logger });
+    const handlerDeps = { controller, store, hub, presence, locks, clients, logger };
+    const api = clientApi(handlerDeps);
+    addBbsServices(server, handlerDeps, api);
     const port = await server.listen(config.listenAddress);
     stoppers.push(() => server.shutdown());
     // Runs before the server's shutdown: ends the WatchTasks streams, which would otherwise hold it.
@@ -224,6 +229,30 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
     reaper.start();
     stoppers.push(() => reaper.stop());
 
+    // The web console calls the same client API handlers, as its HTTP caller (docs/console.md).
+    let consoleUrl: string | undefined;
+    if (config.consoleAddress) {
+      const consoleServer = new ConsoleServer(
+        {
+          tasks: api.tasks,
+          cells: api.cells,
+          leaders: async () => ({
+            bbs: await leadership.leaderId().catch(() => undefined),
+            auctioneer: (await locks.fetch("auctioneer").catch(() => undefined))?.value || undefined,
+          }),
+        },
+        {
+          address: config.consoleAddress,
+          tls,
+          insecure: config.insecure,
+          allowCancel: config.consoleAllowCancel,
+          logger,
+        },
+      );
+      consoleUrl = await consoleServer.listen();
+      stoppers.push(() => consoleServer.close());
+    }
+
     const converger = new Converger({
       store,
       presence,
@@ -250,17 +279,19 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
       {
         grpc: address,
         status: statusAddress,
+        console: consoleUrl,
         store: config.store,
         etcd: config.store === "etcd" ? config.etcdEndpoints : undefined,
         prefix: config.etcdPrefix,
         instanceId,
         tls: Boolean(tls),
       },
-      `BBS listening: gRPC on ${address}, HTTP status on ${statusAddress}`,
+      `BBS listening: gRPC on ${address}, HTTP status on ${statusAddress}${consoleUrl ? `, console at ${consoleUrl}` : ""}`,
     );
     return {
       address,
       statusAddress,
+      consoleUrl,
       instanceId,
       config,
       store,

@@ -3,7 +3,7 @@ import { CellRegistryService, CellService, LockService, TaskLifecycleService, Ta
 import { cancelTask } from "./cancel-task.js";
 import { completeTask } from "./complete-task.js";
 import { deleteTask } from "./delete-task.js";
-import type { HandlerDeps } from "./deps.js";
+import type { CellServiceImpl, HandlerDeps, TaskServiceImpl } from "./deps.js";
 import { deregister } from "./deregister.js";
 import { desireTask } from "./desire-task.js";
 import { fetchLock } from "./fetch-lock.js";
@@ -22,10 +22,10 @@ import { watchTasks } from "./watch-tasks.js";
 
 export type { HandlerDeps } from "./deps.js";
 
-/** Adds the five BBS services to the server. */
-export function addBbsServices(server: GrpcServer, deps: HandlerDeps): void {
-  server
-    .add(TaskService, {
+/** The client API's handlers (served over gRPC, and called in-process by the console). */
+export function clientApi(deps: HandlerDeps): { tasks: TaskServiceImpl; cells: CellServiceImpl } {
+  return {
+    tasks: {
       desireTask: desireTask(deps),
       getTask: getTask(deps),
       listTasks: listTasks(deps),
@@ -34,8 +34,16 @@ export function addBbsServices(server: GrpcServer, deps: HandlerDeps): void {
       deleteTask: deleteTask(deps),
       watchTasks: watchTasks(deps),
       taskLogs: taskLogs(deps),
-    })
-    .add(CellService, { listCells: listCells(deps) })
+    },
+    cells: { listCells: listCells(deps) },
+  };
+}
+
+/** Adds the five BBS services to the server. */
+export function addBbsServices(server: GrpcServer, deps: HandlerDeps, api = clientApi(deps)): void {
+  server
+    .add(TaskService, api.tasks)
+    .add(CellService, api.cells)
     .add(TaskLifecycleService, {
       startTask: startTask(deps),
       runningTask: runningTask(deps),

@@ -45,6 +45,14 @@ export class EtcdLeaderElection implements Leadership {
     return this.leader;
   }
 
+  async leaderId(): Promise<string | undefined> {
+    const res = await this.options.etcd.client.kv.range(
+      { key: Buffer.from(this.options.key) },
+      this.options.etcd.callOptions(),
+    );
+    return res.kvs[0]?.value.toString() || undefined;
+  }
+
   onChange(listener: (leader: boolean) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

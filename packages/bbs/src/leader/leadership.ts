@@ -3,11 +3,15 @@ export interface Leadership {
   start(): Promise<void>;
   stop(): Promise<void>;
   isLeader(): boolean;
+  /** The instance id of the leader now (this one or another), undefined when none leads. */
+  leaderId(): Promise<string | undefined>;
   onChange(listener: (leader: boolean) => void): () => void;
 }
 
 /** A single instance that always leads (memory-backed BBS, tests). */
 export class StaticLeadership implements Leadership {
+  constructor(private readonly instanceId = "bbs") {}
+
   private readonly listeners = new Set<(leader: boolean) => void>();
   private leader = false;
 
@@ -23,6 +27,10 @@ export class StaticLeadership implements Leadership {
 
   isLeader(): boolean {
     return this.leader;
+  }
+
+  async leaderId(): Promise<string | undefined> {
+    return this.leader ? this.instanceId : undefined;
   }
 
   onChange(listener: (leader: boolean) => void): () => void {
