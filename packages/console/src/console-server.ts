@@ -5,7 +5,14 @@ import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { TLSSocket } from "node:tls";
-import { create, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import {
+  create,
+  fromBinary,
+  toBinary,
+  type DescMessage,
+  type MessageInitShape,
+  type MessageShape,
+} from "@bufbuild/protobuf";
 import { Metadata } from "@grpc/grpc-js";
 import {
   AUTHORIZATION,
@@ -26,6 +33,7 @@ import {
   GetTaskRequestSchema,
   ListCellsRequestSchema,
   ListTasksRequestSchema,
+  ListTasksResponseSchema,
   TaskEventSchema,
   TaskLogsRequestSchema,
   TaskSchema,
@@ -228,8 +236,13 @@ export class ConsoleServer {
         signal,
         (r, ctx) => this.backend.tasks.listTasks(r, ctx),
       );
-      for (const t of res.tasks ?? []) tasks.push(create(TaskSchema, t));
-      token = res.nextPageToken ?? "";
+      // The BBS's handler may carry the tasks as their stored bytes (unknown fields): decode them.
+      const page = fromBinary(
+        ListTasksResponseSchema,
+        toBinary(ListTasksResponseSchema, create(ListTasksResponseSchema, res)),
+      );
+      tasks.push(...page.tasks);
+      token = page.nextPageToken;
     } while (token && tasks.length < this.maxTasks);
     return tasks;
   }

@@ -61,7 +61,8 @@ function changed(): void {
 
 function connect(): void {
   const events = new EventSource("/api/events");
-  events.addEventListener("live", () => (live.textContent = "Live"));
+  events.onopen = () => (live.textContent = "Live: updates as they happen");
+  events.addEventListener("live", () => (live.textContent = "Live: updates as they happen"));
   events.addEventListener("cells", (e) => {
     cells = JSON.parse((e as MessageEvent).data) as Json[];
     changed();
