@@ -60,7 +60,10 @@ test("the landing page shows both cells with their capacity, the tasks by state 
   expect(card).toMatch(/Containers\s*\d+ \/ \d+ used/);
   expect(await page.$$eval("meter", (m) => m.length)).toBeGreaterThanOrEqual(6);
   expect(await text("[data-count=PENDING]")).toMatch(/\d+PENDING/);
-  await eventually("the auctioneer to be shown as leader", async () => !/none/.test(await text('[data-leader="auctioneer"]')));
+  await eventually(
+    "the auctioneer to be shown as leader",
+    async () => !/none/.test(await text('[data-leader="auctioneer"]')),
+  );
   await page.screenshot({ path: join(shots, "overview.png"), fullPage: true });
 }, 60_000);
 
@@ -72,7 +75,9 @@ test("a desired task appears at once and moves through its states live; its page
   const desiredAt = Date.now();
   await cluster.tasks.desireTask(
     fixtureTask("hello.json", guid, {
-      action: { run: { path: "/bin/sh", args: ["-c", "echo starting $GREETING; sleep 2; echo done; printf 42 > /tmp/result"] } },
+      action: {
+        run: { path: "/bin/sh", args: ["-c", "echo starting $GREETING; sleep 2; echo done; printf 42 > /tmp/result"] },
+      },
     }),
   );
   const row = `[data-task="${guid}"]`;
@@ -92,7 +97,9 @@ test("a desired task appears at once and moves through its states live; its page
   );
   expect(await page.evaluate("window.notReloaded")).toBe(true);
   expect(seen.has("RUNNING") || seen.has("CLAIMED") || seen.has("PENDING")).toBe(true);
-  process.stdout.write(`console: the task appeared ${appearedMs} ms after DesireTask; states seen: ${[...seen].join(" → ")}\n`);
+  process.stdout.write(
+    `console: the task appeared ${appearedMs} ms after DesireTask; states seen: ${[...seen].join(" → ")}\n`,
+  );
 
   await page.click(`${row} a`);
   await page.waitForSelector("#task-state");
@@ -125,7 +132,11 @@ test("a running task is cancelled from its page, and the page follows it to COMP
   await page.waitForSelector("#cancel");
   page.once("dialog", (dialog) => void dialog.accept());
   await page.click("#cancel");
-  await eventually("the page to show the cancel", async () => (await text("#outcome")).includes("task was cancelled"), 30_000);
+  await eventually(
+    "the page to show the cancel",
+    async () => (await text("#outcome")).includes("task was cancelled"),
+    30_000,
+  );
   expect(await text("#task-state")).toBe("COMPLETED");
   const task = await cluster.tasks.getTask({ taskGuid: guid });
   expect(task).toMatchObject({ state: TaskState.COMPLETED, failed: true, failureReason: "task was cancelled" });
