@@ -32,6 +32,14 @@ ensure_packages() {
   # etcd-server and docker.io may register services; nothing here relies on them.
 }
 
+# Debian's Chromium, for the console's browser tests (driven by puppeteer-core; no browser download).
+ensure_browser() {
+  command -v chromium >/dev/null && return
+  log "installing chromium (browser tests)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends chromium >/dev/null
+}
+
 ensure_node_deps() {
   command -v node >/dev/null || die "Node.js 20 is required"
   if ! command -v pnpm >/dev/null || [[ $(pnpm --version) != "$DIEGO_PNPM_VERSION" ]]; then

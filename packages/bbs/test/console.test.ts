@@ -6,13 +6,25 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { startBbs, type RunningBbs } from "../src/index.js";
 import { createClient, createLogger } from "@diego/kit";
-import { TaskService } from "@diego/proto";
-import { fixtureTask, REPO_ROOT, uniqueGuid } from "@diego/e2e";
+import { fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { TaskCreateRequestSchema, TaskService } from "@diego/proto";
 import { ConsoleServer } from "@diego/console";
 
 // The console's HTTP API on an in-process BBS (memory store): what it shows, paging, read-only by
 // default, no secrets, and under TLS only callers whose certificate's role may read tasks.
 const run = promisify(execFile);
+const REPO_ROOT = join(import.meta.dirname, "../../..");
+let counter = 0;
+const uniqueGuid = (prefix: string) => `${prefix}-${process.pid}-${++counter}`;
+const fixtureTask = (_file: "hello.json", guid: string, overrides: Record<string, JsonValue> = {}) =>
+  fromJson(TaskCreateRequestSchema, {
+    ...(JSON.parse(readFileSync(join(REPO_ROOT, "packages/e2e/fixtures/hello.json"), "utf8")) as Record<
+      string,
+      JsonValue
+    >),
+    task_guid: guid,
+    ...overrides,
+  });
 let bbs: RunningBbs;
 let base: string;
 let tasks: ReturnType<typeof createClient<(typeof TaskService)["method"]>>;

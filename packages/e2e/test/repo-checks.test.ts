@@ -6,7 +6,8 @@ const run = promisify(execFile);
 
 // CI reads one count of tests: the typecheck and the generated-code drift check are tests too.
 test("the whole workspace typechecks (tsc --noEmit)", async () => {
-  await run("pnpm", ["exec", "tsc", "--noEmit", "-p", "tsconfig.json"], {
+  // The console's browser script has a tsconfig of its own (the DOM's types).
+  await run("pnpm", ["typecheck"], {
     cwd: REPO_ROOT,
     maxBuffer: 16 * 1024 * 1024,
   }).catch((err: { stdout?: string }) => {
