@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { configWithDefaults, setting, tlsSettings, type ConfigOf, type SettingsSpec } from "@diego/kit";
+import { configWithDefaults, egressSettings, setting, tlsSettings, type ConfigOf, type SettingsSpec } from "@diego/kit";
 import { z } from "zod";
 
 const positive = z.number().positive();
@@ -40,6 +40,7 @@ export const bbsSettings = {
     optional: true,
   }),
   ...tlsSettings,
+  ...egressSettings,
   logLevel: setting("string", "log level (trace, debug, info, warn, error)", { default: "info" }),
   convergeRepeatInterval: setting("duration", "time between convergence passes", { default: 30_000, check: positive }),
   kickTaskDuration: setting(

@@ -1,4 +1,14 @@
-import { createLogger, GrpcServer, ServiceMetrics, StatusServer, tlsFilesOf, type Logger } from "@diego/kit";
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
+import {
+  createLogger,
+  EgressPolicy,
+  GrpcServer,
+  ServiceMetrics,
+  StatusServer,
+  tlsFilesOf,
+  type Logger,
+} from "@diego/kit";
 import { nowNanos } from "@diego/models";
 import { AuctionRequester } from "./auctioneer-client/auction-requester.js";
 import { CallbackSender } from "./callbacks/callback-sender.js";
@@ -127,6 +137,7 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
     await store.start();
     stoppers.push(() => store.stop());
 
+    const egress = await bbsEgressPolicy(config);
     const clients = new GrpcClients({ tls, defaultTimeoutMs: config.communicationTimeout });
     stoppers.push(() => clients.closeAll());
 
@@ -149,11 +160,13 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
       logger,
       now: nowNanos,
       maxTaskRetries: config.maxTaskRetries,
+      egress,
     });
     const sender = new CallbackSender({
       transitions: controller.callbackTransitions,
       workers: config.taskCallbackWorkers,
       timeoutMs: config.callbackTimeout,
+      egress,
       logger,
       metrics,
     });
@@ -305,6 +318,27 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
     await stop();
     throw err;
   }
+}
+
+/** The operator's egress lists, and the addresses of the BBS's own etcd endpoints, always denied. */
+async function bbsEgressPolicy(config: BbsConfig): Promise<EgressPolicy> {
+  const etcd = config.store === "etcd" ? await endpointCidrs(config.etcdEndpoints) : [];
+  return new EgressPolicy({ deny: [...config.egressDenyCidrs, ...etcd], allow: config.egressAllowCidrs });
+}
+
+async function endpointCidrs(endpoints: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const endpoint of endpoints) {
+    let host: string;
+    try {
+      host = new URL(endpoint.includes("://") ? endpoint : `http://${endpoint}`).hostname.replace(/^\[|\]$/g, "");
+    } catch {
+      continue;
+    }
+    const addresses = isIP(host) ? [host] : (await lookup(host, { all: true }).catch(() => [])).map((a) => a.address);
+    for (const a of addresses) out.push(`${a}/${isIP(a) === 6 ? 128 : 32}`);
+  }
+  return out;
 }
 
 function hostOf(address: string): string {

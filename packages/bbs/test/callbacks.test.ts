@@ -144,3 +144,26 @@ test("a cancelled task's callback is delivered as well", async () => {
     failure_reason: "task was cancelled",
   });
 });
+
+test("a callback URL whose host is a denied literal is INVALID_ARGUMENT at DesireTask, naming the field", async () => {
+  const req = taskRequest({ completionCallbackUrl: "http://127.0.0.1:2379/v3/maintenance/defragment" });
+  await expect(tasks.desireTask(req)).rejects.toMatchObject({
+    code: "INVALID_ARGUMENT",
+    violations: [{ field: "completion_callback_url", message: expect.stringContaining("egress policy") }],
+  });
+  await expect(tasks.getTask({ taskGuid: req.taskGuid })).rejects.toMatchObject({ code: "NOT_FOUND" });
+});
+
+test("a callback to a name that resolves into a denied range is not delivered, and shows no more than that", async () => {
+  const port = new URL(receiver.url("/")).port;
+  const req = await complete("/ok", { completionCallbackUrl: `http://localhost:${port}/ok?denied` });
+  await waitFor(
+    "the callback to be given up",
+    async () => (await tasks.getTask({ taskGuid: req.taskGuid })).state === TaskState.RESOLVING,
+  );
+  await new Promise((r) => setTimeout(r, 300));
+  expect(receiver.received.filter((r) => r.path.includes("denied"))).toEqual([]);
+  const task = await tasks.getTask({ taskGuid: req.taskGuid });
+  expect(task.state).toBe(TaskState.RESOLVING);
+  expect(task.failureReason).toBe("");
+});

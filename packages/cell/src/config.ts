@@ -1,4 +1,4 @@
-import { configWithDefaults, setting, tlsSettings, type ConfigOf } from "@diego/kit";
+import { configWithDefaults, egressSettings, setting, tlsSettings, type ConfigOf } from "@diego/kit";
 import { z } from "zod";
 
 /** Every setting of the cell (flags --kebab-case, env DIEGO_CELL_*, or a JSON file). Durations in ms. */
@@ -81,6 +81,24 @@ export const cellSettings = {
   }),
   maxConcurrentDownloads: setting("integer", "Downloads at once.", { default: 5, check: z.number().int().min(1) }),
   ...tlsSettings,
+  ...egressSettings,
+  downloadMaxMb: setting("integer", "Size one download may have, MiB.", {
+    default: 1024,
+    check: z.number().int().min(1),
+  }),
+  downloadTimeout: setting("duration", "Time one download may take in all, redirects included.", { default: 600_000 }),
+  downloadIdleTimeout: setting("duration", "A download that receives nothing for this long fails.", {
+    default: 30_000,
+  }),
+  downloadsPerTask: setting(
+    "integer",
+    "Downloads one task may run at once (its share of --max-concurrent-downloads); 0 = half of it.",
+    {
+      default: 0,
+      check: z.number().int().min(0),
+    },
+  ),
+  uploadMaxMb: setting("integer", "Size one upload may send, MiB.", { default: 1024, check: z.number().int().min(1) }),
   logLevel: setting("string", "trace, debug, info, warn or error.", { default: "info" }),
 };
 

@@ -3,6 +3,7 @@ import { hostname, totalmem, tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   createClient,
+  EgressPolicy,
   createLogger,
   GrpcServer,
   ServiceMetrics,
@@ -97,10 +98,18 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
     diskMb: config.diskMb || (await diskSizeMb(dataRoot)),
     containers: config.maxContainers,
   };
+  const egress = new EgressPolicy({ deny: config.egressDenyCidrs, allow: config.egressAllowCidrs });
   const cache = new DownloadCache(
     join(workDir, "downloads"),
     config.downloadCacheMb * 1024 * 1024,
     config.maxConcurrentDownloads,
+    {
+      egress,
+      maxBytes: config.downloadMaxMb * 1024 * 1024,
+      timeoutMs: config.downloadTimeout,
+      idleTimeoutMs: config.downloadIdleTimeout,
+      perTask: config.downloadsPerTask || undefined,
+    },
   );
   await cache.init();
   const logs = new TaskLogStore({ retentionMs: config.logRetention });
@@ -132,6 +141,8 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
       resultFileMaxBytes: config.resultFileMaxBytes,
       gracefulShutdownMs: config.gracefulShutdownInterval,
       reservedExpirationMs: config.reservedExpiration,
+      egress,
+      uploadMaxBytes: config.uploadMaxMb * 1024 * 1024,
     },
     metrics: (capacity) => new CellMetrics(serviceMetrics.registry, config.cellId, capacity),
     logger,

@@ -173,6 +173,27 @@ describe("download", () => {
     expect(await read("/c2")).toBe("cache me");
     expect(await cache.size()).toBe(8);
   });
+  test("a redirect into a denied range is not followed; the reason says so", async () => {
+    http.serve("/secret", "etcd!");
+    http.redirects.set("/to-loopback", `http://127.0.0.1:${http.port}/secret`);
+    const before = http.gets.length;
+    const err = await downloadStep(dl({ from: http.url("/to-loopback"), to: "/r" }), ctx(), deps());
+    expect(err?.message).toMatch(/^Downloading refused by the egress policy: address 127.0.0.1 is in a range/);
+    expect(http.gets.slice(before).map((g) => g.path)).toEqual(["/to-loopback"]);
+  });
+  test("a download larger than its limit fails naming the limit; a per-task share of the pool", async () => {
+    const limited = new DownloadCache(join(cacheDir, "limited"), 1024, 2, { maxBytes: 5, perTask: 1 });
+    await limited.init();
+    http.serve("/big", "0123456789");
+    await expect(limited.fetch(http.url("/big"))).rejects.toThrow("more than the 5 a download may have");
+    http.serve("/small", "0123");
+    const [a, b] = await Promise.all([
+      limited.fetch(http.url("/small"), { owner: "t1" }),
+      limited.fetch(http.url("/small"), { owner: "t1" }),
+    ]);
+    expect([a.size, b.size]).toEqual([4, 4]);
+    await Promise.all([a.release(), b.release()]);
+  });
   test("the cache stays within its size, dropping the least recently used", async () => {
     const small = new DownloadCache(join(cacheDir, "small"), 20);
     await small.init();
@@ -220,6 +241,21 @@ describe("upload", () => {
       deps(),
     );
     expect(err?.message).toBe("Failed to upload payload for droplet");
+  });
+  test("an upload to a denied address is refused and nothing is sent; one over its size limit fails", async () => {
+    const before = http.uploads.length;
+    const refused = await uploadStep(
+      up({ from: "/tmp/out.bin", to: `http://127.0.0.1:${http.port}/v3/kv/put` }),
+      ctx(),
+      deps(),
+    );
+    expect(refused?.message).toMatch(/^Upload refused by the egress policy: address 127.0.0.1/);
+    const big = await uploadStep(up({ from: "/tmp/out.bin", to: http.url("/up/5") }), ctx(), {
+      ...deps(),
+      uploadMaxBytes: 3,
+    });
+    expect(big?.message).toBe("the file is larger than the 3 bytes an upload may send");
+    expect(http.uploads.length).toBe(before);
   });
   test("a file that is not there fails", async () => {
     expect((await uploadStep(up({ from: "/tmp/none", to: http.url("/up/4") }), ctx(), deps()))?.message).toBe(

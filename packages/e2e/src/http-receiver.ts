@@ -47,9 +47,9 @@ export class HttpReceiver {
     return this;
   }
 
-  /** URL as the host (the BBS, a cell) sees it. */
+  /** URL as the BBS, a cell and a container see it: the docker0 gateway (the egress policy denies loopback). */
   url(path = "/"): string {
-    return `http://127.0.0.1:${this.port}${path}`;
+    return `http://172.17.0.1:${this.port}${path}`;
   }
 
   close(): Promise<void> {

@@ -162,6 +162,18 @@ export const tlsSettings = {
   }),
 };
 
+/** The egress policy's operator lists (docs/security.md), for services that make requests on a user's behalf. */
+export const egressSettings = {
+  egressDenyCidrs: setting("list", "CIDRs that callbacks, downloads and uploads may never reach (checked first).", {
+    default: [],
+  }),
+  egressAllowCidrs: setting(
+    "list",
+    "CIDRs allowed although a default-denied range (loopback, link-local, unspecified, multicast) holds them.",
+    { default: [] },
+  ),
+};
+
 /** The TLS files of a configuration: all three, or none (plaintext). Throws naming the missing ones. */
 export function tlsFilesOf(config: {
   tlsCaFile?: string;

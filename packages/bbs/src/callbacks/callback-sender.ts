@@ -1,4 +1,4 @@
-import { taskLogger, type Logger } from "@diego/kit";
+import { EgressDenied, egressRequest, EgressPolicy, taskLogger, type Logger } from "@diego/kit";
 import { toJson } from "@bufbuild/protobuf";
 import { backoffDelay, int64AsIntegers, isTerminal, redactTask } from "@diego/models";
 import { TaskSchema, type Task } from "@diego/proto";
@@ -21,7 +21,8 @@ export interface CallbackSenderOptions {
   timeoutMs: number;
   logger: Logger;
   metrics?: BbsMetrics;
-  fetch?: typeof fetch;
+  /** Where callbacks may go (docs/security.md); default: the default policy. */
+  egress?: EgressPolicy;
 }
 
 const ATTEMPTS = 3;
@@ -34,12 +35,14 @@ const RETRY_BACKOFF = { initialMs: 250, maxMs: 2_000 };
  * connection failure is tried again after a short jittered backoff, 3 attempts in all; any other
  * answer deletes the task.
  * When every attempt fails the task stays RESOLVING, and convergence returns it to COMPLETED after
- * kick_task_duration and submits it again.
+ * kick_task_duration and submits it again. Every POST goes through the egress policy; one it refuses is
+ * not delivered (no redirect is followed), and the task shows no more than that.
  */
 export class CallbackSender {
   private readonly limit: LimitFunction;
   private readonly queued = new Set<string>();
   private stopped = false;
+  private defaultEgress?: EgressPolicy;
 
   constructor(private readonly options: CallbackSenderOptions) {
     this.limit = pLimit(options.workers);
@@ -81,21 +84,25 @@ export class CallbackSender {
     const log = taskLogger(logger, task);
     const url = task.completionCallbackUrl;
     const body = callbackBody(task);
-    const doFetch = this.options.fetch ?? fetch;
+    const egress = this.options.egress ?? (this.defaultEgress ??= new EgressPolicy());
     for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
       if (attempt > 1) await new Promise((r) => setTimeout(r, backoffDelay(attempt - 1, RETRY_BACKOFF)));
       if (this.stopped) return;
       let status: number;
       try {
-        const res = await doFetch(url, {
+        const res = await egressRequest(egress, url, {
           method: "POST",
           headers: { "content-type": "application/json" },
           body,
-          signal: AbortSignal.timeout(this.options.timeoutMs),
+          timeoutMs: this.options.timeoutMs,
         });
         status = res.status;
-        await res.body?.cancel().catch(() => undefined);
+        res.body.destroy();
       } catch (err) {
+        if (err instanceof EgressDenied) {
+          log.warn({ url, reason: err.message }, "callback refused by the egress policy; not delivered");
+          break;
+        }
         log.warn({ attempt, url, err: describe(err) }, "callback attempt failed");
         continue;
       }

@@ -1,4 +1,4 @@
-import { taskLogger, type Logger } from "@diego/kit";
+import { egressViolations, EgressPolicy, taskLogger, type Logger } from "@diego/kit";
 import {
   DiegoError,
   failedPrecondition,
@@ -33,6 +33,8 @@ export interface TaskControllerOptions {
   /** Unix nanoseconds. */
   now: () => bigint;
   maxTaskRetries: number;
+  /** Refuses at DesireTask a URL whose host is an address the policy denies; default: the default policy. */
+  egress?: EgressPolicy;
 }
 
 /** Transitions convergence makes. */
@@ -44,12 +46,18 @@ export type ConvergenceTransition = "expire" | "cellLost" | "demote" | "expireCo
  * stop, metrics). Handlers only translate requests and responses.
  */
 export class TaskController {
-  constructor(private readonly o: TaskControllerOptions) {}
+  private readonly egress: EgressPolicy;
+
+  constructor(private readonly o: TaskControllerOptions) {
+    this.egress = o.egress ?? new EgressPolicy();
+  }
 
   // ---- the client API (TaskService) ----
 
   async desire(request: TaskCreateRequest, actor: Actor = "client"): Promise<Task> {
     validateTaskCreateRequest(request);
+    const refused = egressViolations(request, this.egress);
+    if (refused.length) throw invalidArgument(refused);
     const { outcome } = await this.apply(request.taskGuid, "desire", actor, { request });
     const task = (outcome as Extract<Outcome, { kind: "put" }>).task;
     this.info(task, "task desired");

@@ -31,10 +31,11 @@ export async function callbackReceiver(answer: (path: string, n: number) => numb
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  // The docker0 gateway: the egress policy denies loopback, as it does for every callback.
+  await new Promise<void>((resolve) => server.listen(0, "172.17.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    url: (path: string) => `http://127.0.0.1:${port}${path}`,
+    url: (path: string) => `http://172.17.0.1:${port}${path}`,
     received,
     count: (path: string) => counts.get(path) ?? 0,
     stop: () =>

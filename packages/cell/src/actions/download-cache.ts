@@ -2,8 +2,9 @@ import { createHash, randomUUID } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Readable } from "node:stream";
+import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { egressRequest, EgressPolicy } from "@diego/kit";
 import pLimit, { type LimitFunction } from "p-limit";
 
 export interface FetchOptions {
@@ -12,6 +13,24 @@ export interface FetchOptions {
   checksumAlgorithm?: string;
   checksumValue?: string;
   signal?: AbortSignal;
+  /** The task downloading: one task holds at most `perTask` of the pool's slots. */
+  owner?: string;
+}
+
+/** What one download may take (docs/security.md). */
+export interface DownloadLimits {
+  /** Where downloads may go; default: the default policy. */
+  egress?: EgressPolicy;
+  /** Bytes one download may have; default 1 GiB. */
+  maxBytes?: number;
+  /** The whole download, redirects included; default 10 minutes. */
+  timeoutMs?: number;
+  /** A download that receives nothing for this long fails; default 30 s. */
+  idleTimeoutMs?: number;
+  /** Slots of the pool one task may hold at once; default half the pool (at least 1). */
+  perTask?: number;
+  /** Redirects followed, each within the egress policy; default 3. */
+  maxRedirects?: number;
 }
 
 export interface Fetched {
@@ -38,13 +57,24 @@ export class DownloadCache {
   private readonly inUse = new Map<string, number>();
   private readonly tmpDir: string;
   private readonly entriesDir: string;
+  private readonly owners = new Map<string, { limit: LimitFunction; users: number }>();
+  private readonly limits: Required<DownloadLimits>;
 
   constructor(
     dir: string,
     private readonly maxBytes: number,
     maxConcurrent = 5,
+    limits: DownloadLimits = {},
   ) {
     this.limit = pLimit(maxConcurrent);
+    this.limits = {
+      egress: limits.egress ?? new EgressPolicy(),
+      maxBytes: limits.maxBytes ?? 1024 ** 3,
+      timeoutMs: limits.timeoutMs ?? 600_000,
+      idleTimeoutMs: limits.idleTimeoutMs ?? 30_000,
+      perTask: limits.perTask ?? Math.max(1, Math.floor(maxConcurrent / 2)),
+      maxRedirects: limits.maxRedirects ?? 3,
+    };
     this.tmpDir = join(dir, "tmp");
     this.entriesDir = join(dir, "entries");
   }
@@ -56,7 +86,17 @@ export class DownloadCache {
   }
 
   fetch(url: string, options: FetchOptions = {}): Promise<Fetched> {
-    return this.limit(() => this.fetchNow(url, options));
+    if (!options.owner) return this.limit(() => this.fetchNow(url, options));
+    const owner = options.owner;
+    let o = this.owners.get(owner);
+    if (!o) this.owners.set(owner, (o = { limit: pLimit(this.limits.perTask), users: 0 }));
+    o.users++;
+    const held = o;
+    return held
+      .limit(() => this.limit(() => this.fetchNow(url, options)))
+      .finally(() => {
+        if (--held.users === 0) this.owners.delete(owner);
+      });
   }
 
   private async fetchNow(url: string, options: FetchOptions): Promise<Fetched> {
@@ -68,21 +108,33 @@ export class DownloadCache {
       if (meta.etag) headers["if-none-match"] = meta.etag;
       if (meta.lastModified) headers["if-modified-since"] = meta.lastModified;
     }
-    const res = await fetch(url, { headers, signal: options.signal });
+    const { egress, maxBytes, timeoutMs, idleTimeoutMs, maxRedirects } = this.limits;
+    const res = await egressRequest(egress, url, {
+      headers,
+      signal: options.signal,
+      timeoutMs,
+      idleTimeoutMs,
+      maxRedirects,
+    });
     if (res.status === 304 && entry && meta) {
-      await res.body?.cancel();
+      res.body.destroy();
       const file = join(entry, "data");
       await verifyChecksum(file, options);
       await utimes(entry, new Date(), new Date()).catch(() => undefined);
       return this.hold(key!, file, meta.size);
     }
-    if (!res.ok || !res.body) {
-      await res.body?.cancel();
+    if (res.status < 200 || res.status >= 300) {
+      res.body.destroy();
       throw new Error(`GET ${url}: HTTP ${res.status}`);
+    }
+    const declared = Number(res.headers["content-length"] ?? 0);
+    if (declared > maxBytes) {
+      res.body.destroy();
+      throw new Error(`GET ${url}: ${declared} bytes, more than the ${maxBytes} a download may have`);
     }
     const tmp = join(this.tmpDir, randomUUID());
     try {
-      await pipeline(Readable.fromWeb(res.body as never), createWriteStream(tmp), { signal: options.signal });
+      await pipeline(res.body, capped(maxBytes, url), createWriteStream(tmp), { signal: options.signal });
       await verifyChecksum(tmp, options);
     } catch (err) {
       await rm(tmp, { force: true });
@@ -98,8 +150,8 @@ export class DownloadCache {
     const newMeta: Meta = {
       url,
       size,
-      etag: res.headers.get("etag") ?? undefined,
-      lastModified: res.headers.get("last-modified") ?? undefined,
+      etag: header(res.headers.etag),
+      lastModified: header(res.headers["last-modified"]),
     };
     await writeFile(join(entry, "meta.json"), JSON.stringify(newMeta));
     const held = this.hold(key!, join(entry, "data"), size);
@@ -147,6 +199,22 @@ export class DownloadCache {
       total += (await readMeta(join(this.entriesDir, key)))?.size ?? 0;
     return total;
   }
+}
+
+function header(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Passes bytes through until more than `max` came, then fails naming the limit. */
+export function capped(max: number, what: string): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      seen += chunk.length;
+      if (seen > max) done(new Error(`${what}: more than the ${max} bytes allowed`));
+      else done(null, chunk);
+    },
+  });
 }
 
 async function readMeta(entry: string): Promise<Meta | undefined> {

@@ -1,3 +1,4 @@
+import { EgressDenied } from "@diego/kit";
 import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
 import { posix } from "node:path";
@@ -14,6 +15,8 @@ export interface DownloadStepDeps {
   runtime: ContainerRuntime;
   containerId: string;
   cache: DownloadCache;
+  /** The task guid: its downloads share the pool by the cache's per-task rule. */
+  owner?: string;
 }
 
 /**
@@ -31,10 +34,13 @@ export async function downloadStep(d: DownloadAction, ctx: StepContext, deps: Do
       checksumAlgorithm: d.checksumAlgorithm || undefined,
       checksumValue: d.checksumValue || undefined,
       signal: ctx.signal,
+      owner: deps.owner,
     });
   } catch (err) {
     if (ctx.signal.aborted) return cancelledError();
     ctx.log("stderr", truncateReason(`Downloading failed: ${(err as Error).message}`), source);
+    if (err instanceof EgressDenied)
+      return new StepError(truncateReason(`Downloading refused by the egress policy: ${err.message}`), true);
     return new StepError(d.artifact ? `Downloading ${d.artifact} failed` : "Downloading failed", true);
   }
   try {

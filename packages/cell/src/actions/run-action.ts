@@ -10,6 +10,7 @@ import { StepError, type StepRunner } from "./step.js";
 import { timeoutStep } from "./timeout-step.js";
 import { tryStep } from "./try-step.js";
 import { uploadStep } from "./upload-step.js";
+import type { EgressPolicy } from "@diego/kit";
 import type { ContainerRuntime } from "../runtime/container-runtime.js";
 
 export interface ActionDeps {
@@ -17,6 +18,11 @@ export interface ActionDeps {
   containerId: string;
   cache: DownloadCache;
   gracefulShutdownMs: number;
+  /** The task guid (downloads share the pool per task). */
+  owner?: string;
+  /** Where uploads may go, and how big one may be (docs/security.md). */
+  egress?: EgressPolicy;
+  uploadMaxBytes?: number;
   /** Component-log hook for errors that are not the task's to see (try, upload attempts). */
   note?: (message: string) => void;
 }

@@ -1,7 +1,7 @@
 import { DiegoError, FailureReason, isTerminal } from "@diego/models";
 import { TaskState, type Task, type TaskLifecycleService } from "@diego/proto";
 import type { cellv1 } from "@diego/proto";
-import { taskLogger, type Logger, type ServiceClient } from "@diego/kit";
+import { taskLogger, type EgressPolicy, type Logger, type ServiceClient } from "@diego/kit";
 import { actionRunner } from "../actions/run-action.js";
 import { firstFile } from "../runtime/tar-files.js";
 import type { DownloadCache } from "../actions/download-cache.js";
@@ -30,6 +30,10 @@ export interface RunnerLimits {
   gracefulShutdownMs: number;
   /** A reservation whose claim keeps failing is dropped after this long. */
   reservedExpirationMs: number;
+  /** Where uploads may go (downloads: the cache's policy); default: the default policy. */
+  egress?: EgressPolicy;
+  /** Bytes one upload may send. */
+  uploadMaxBytes?: number;
 }
 
 export interface RunnerEnv {
@@ -209,6 +213,9 @@ export class TaskRunner {
       containerId: this.containerId,
       cache: this.env.cache,
       gracefulShutdownMs: this.env.limits.gracefulShutdownMs,
+      owner: task.taskGuid,
+      egress: this.env.limits.egress,
+      uploadMaxBytes: this.env.limits.uploadMaxBytes,
       note: (message) => this.log.info(message),
     });
     const err = task.action ? await run(task.action, ctx) : undefined;

@@ -1,3 +1,7 @@
+import type { Hash } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { extract } from "tar-stream";
 
 /** The first regular file of a tar stream: its name and up to maxBytes of its content (and whether more followed). */
@@ -34,6 +38,54 @@ export async function firstFile(
       });
     });
     ex.on("finish", () => resolve(found));
+    ex.on("error", reject);
+    tar.on("error", reject);
+    tar.pipe(ex);
+  });
+}
+
+/**
+ * Streams the first regular file of a tar stream into `file` (never held in memory whole), failing
+ * once more than `maxBytes` came; returns its size and the digests given, or undefined when the
+ * archive holds no regular file.
+ */
+export async function firstFileTo(
+  tar: NodeJS.ReadableStream,
+  file: string,
+  maxBytes: number,
+  digests: Record<string, Hash>,
+): Promise<number | undefined> {
+  const ex = extract();
+  let size: number | undefined;
+  return new Promise((resolve, reject) => {
+    ex.on("entry", (header, stream, next) => {
+      if (size !== undefined || header.type !== "file") {
+        stream.on("end", next);
+        stream.resume();
+        return;
+      }
+      let seen = 0;
+      const count = new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          seen += chunk.length;
+          if (seen > maxBytes)
+            return done(new Error(`the file is larger than the ${maxBytes} bytes an upload may send`));
+          for (const h of Object.values(digests)) h.update(chunk);
+          done(null, chunk);
+        },
+      });
+      pipeline(stream, count, createWriteStream(file)).then(
+        () => {
+          size = seen;
+          next();
+        },
+        (err: unknown) => {
+          ex.destroy(err as Error);
+          reject(err);
+        },
+      );
+    });
+    ex.on("finish", () => resolve(size));
     ex.on("error", reject);
     tar.on("error", reject);
     tar.pipe(ex);

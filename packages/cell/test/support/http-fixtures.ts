@@ -14,6 +14,8 @@ export class HttpFixture {
   readonly files = new Map<string, { body: Buffer; etag: string }>();
   readonly uploads: Upload[] = [];
   readonly gets: Array<{ path: string; status: number }> = [];
+  /** path → Location: GETs of these answer 302. */
+  readonly redirects = new Map<string, string>();
   /** Status codes the next uploads answer with (then 200). */
   uploadStatuses: number[] = [];
   private server!: Server;
@@ -32,6 +34,11 @@ export class HttpFixture {
           res.writeHead(status).end();
         });
         return;
+      }
+      const location = f.redirects.get(path);
+      if (location) {
+        f.gets.push({ path, status: 302 });
+        return res.writeHead(302, { location }).end();
       }
       const file = f.files.get(path);
       if (!file) {
@@ -55,9 +62,9 @@ export class HttpFixture {
     this.files.set(path, { body: b, etag: `"${createHash("md5").update(b).digest("hex")}"` });
   }
 
-  /** URL as the cell sees it. */
+  /** URL as the cell sees it: the docker0 gateway, since the egress policy denies loopback. */
   url(path: string): string {
-    return `http://127.0.0.1:${this.port}${path}`;
+    return `http://172.17.0.1:${this.port}${path}`;
   }
 
   /** URL as a container on the default bridge sees it. */

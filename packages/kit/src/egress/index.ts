@@ -1,0 +1,3 @@
+export * from "./egress-policy.js";
+export * from "./egress-request.js";
+export * from "./task-urls.js";
