@@ -37,7 +37,7 @@ test("cancel of a running task: COMPLETED with the reason, container gone", asyn
 });
 
 test("a completion callback gets the whole task as JSON, 503 is retried, then the task is deleted", async () => {
-  const receiver = await new HttpReceiver((_req, i) => ({ status: i === 0 ? 503 : 200 })).listen("127.0.0.1");
+  const receiver = await new HttpReceiver((_req, i) => ({ status: i === 0 ? 503 : 200 })).listen();
   try {
     const guid = uniqueGuid("callback");
     await cluster.tasks.desireTask(fixtureTask("hello.json", guid, { completion_callback_url: receiver.url("/done") }));
