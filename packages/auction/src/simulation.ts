@@ -1,4 +1,5 @@
 import { admit, demand, DRAINING_REASON } from "@diego/models";
+import type { cellv1 } from "@diego/proto";
 import { schedule } from "./schedule.js";
 import type { CellSnapshot, Resources, ScheduleOptions, ScheduleResult, TaskRequest } from "./types.js";
 
@@ -25,17 +26,8 @@ export interface SimulatedCellConfig {
   total: Resources;
 }
 
-/** A task a simulated cell holds; shaped like diego.cell.v1.TaskWork. */
-export interface SimulatedTask {
-  taskGuid: string;
-  domain: string;
-  rootFs: string;
-  stack: string;
-  placementTags: string[];
-  memoryMb: number;
-  diskMb: number;
-  maxPids: number;
-}
+/** A task a simulated cell holds: a diego.cell.v1.TaskWork. */
+export type SimulatedTask = Omit<cellv1.TaskWork, "$typeName" | "$unknown">;
 
 /** A cell state shaped like diego.cell.v1.CellState (usable as its init). */
 export interface SimulatedCellState extends CellSnapshot {
@@ -155,6 +147,7 @@ function toSimulatedTask(task: TaskRequest & { domain?: string; maxPids?: number
     memoryMb: task.memoryMb,
     diskMb: task.diskMb,
     maxPids: task.maxPids ?? 0,
+    privileged: !!task.privileged,
   };
 }
 
