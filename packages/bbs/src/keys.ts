@@ -1,6 +1,7 @@
 /**
  * The BBS's etcd key layout under one prefix (default `/diego`; tests use a unique prefix each):
  *   <prefix>/tasks/<task_guid>   Task protobuf bytes
+ *   <prefix>/logtails/<task_guid> the last output of a completed task (JSON LogLines), removed with it
  *   <prefix>/cells/<cell_id>     cell presence JSON, under a lease
  *   <prefix>/locks/<key>         LockService record JSON, under a lease
  *   <prefix>/leader              instance id of the BBS that runs convergence, under a lease
@@ -11,6 +12,7 @@ export class Keys {
   readonly cells: string;
   readonly locks: string;
   readonly leader: string;
+  readonly logTails: string;
 
   constructor(prefix: string) {
     const root = prefix.replace(/\/+$/, "");
@@ -20,10 +22,15 @@ export class Keys {
     this.cells = `${root}/cells/`;
     this.locks = `${root}/locks/`;
     this.leader = `${root}/leader`;
+    this.logTails = `${root}/logtails/`;
   }
 
   task(guid: string): string {
     return this.tasks + guid;
+  }
+
+  logTail(guid: string): string {
+    return this.logTails + guid;
   }
 
   cell(cellId: string): string {

@@ -30,6 +30,9 @@ import { Keys } from "./keys.js";
 import { EtcdLeaderElection } from "./leader/etcd-leader-election.js";
 import { StaticLeadership, type Leadership } from "./leader/leadership.js";
 import { EtcdLockStore } from "./locks/etcd-lock-store.js";
+import { EtcdLogTailStore } from "./log-tails/etcd-log-tail-store.js";
+import type { LogTailStore } from "./log-tails/log-tail-store.js";
+import { MemoryLogTailStore } from "./log-tails/memory-log-tail-store.js";
 import type { LockStore } from "./locks/lock-store.js";
 import { MemoryLockStore } from "./locks/memory-lock-store.js";
 import { BbsMetrics, txnObserver } from "./metrics/bbs-metrics.js";
@@ -90,12 +93,14 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
     const metrics = new BbsMetrics(serviceMetrics.registry, () => taskStore?.countByState() ?? new Map());
     let presence: PresenceStore;
     let locks: LockStore;
+    let logTails: LogTailStore;
     let leadership: Leadership;
     let etcdConnection: EtcdConnection | undefined;
     if (config.store === "memory") {
       taskStore = new MemoryTaskStore();
       presence = new MemoryPresenceStore();
       locks = new MemoryLockStore();
+      logTails = new MemoryLogTailStore();
       leadership = new StaticLeadership(instanceId);
     } else {
       const etcd = new EtcdConnection({
@@ -124,6 +129,7 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
       });
       presence = new EtcdPresenceStore(etcd, leases, keys, logger);
       locks = new EtcdLockStore(etcd, leases, keys);
+      logTails = new EtcdLogTailStore(etcd, keys);
       leadership = new EtcdLeaderElection({
         etcd,
         key: keys.leader,
@@ -152,6 +158,7 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
     const controller = new TaskController({
       store,
       presence,
+      logTails,
       auction,
       // The sender needs the controller's transitions; it exists before any task can complete.
       callbacks: { submit: (task) => sender.submit(task) },

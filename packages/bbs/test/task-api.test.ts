@@ -3,7 +3,9 @@ import { DiegoError } from "@diego/models";
 import {
   CellRegistryService,
   CellService,
+  FailureKind,
   LockService,
+  LogLine_Stream,
   TaskLifecycleService,
   TaskService,
   TaskState,
@@ -323,6 +325,46 @@ describe("TaskLogs", () => {
     await reading;
     expect(lines).toEqual(["hello from the cell"]);
     expect(cell.logRequests).toContainEqual({ taskGuid: g, follow: true });
+  });
+});
+
+describe("outcome and kept output", () => {
+  test("CompleteTask stores exit status, kind, usage and times; TaskLogs serves the kept tail once the cell is gone", async () => {
+    const g = await desired();
+    await running(g, "cell-gone");
+    await c.lifecycle.completeTask({
+      taskGuid: g,
+      cellId: "cell-gone",
+      failed: true,
+      failureReason: "DEMO: Exited with status 3",
+      exitStatus: 3,
+      usage: { peakMemoryBytes: 4096n, cpuTimeNs: 1000n },
+      logTail: [
+        { timestamp: 1n, source: "DEMO", stream: LogLine_Stream.STDOUT, message: "out" },
+        { timestamp: 2n, source: "DEMO", stream: LogLine_Stream.STDERR, message: "err" },
+      ],
+    });
+    const task = await c.tasks.getTask({ taskGuid: g });
+    expect(task).toMatchObject({ exitStatus: 3, failureKind: FailureKind.EXITED, usage: { peakMemoryBytes: 4096n } });
+    expect(task.createdAt <= task.claimedAt && task.claimedAt <= task.startedAt).toBe(true);
+    expect(task.startedAt <= task.completedAt && task.completedAt > 0n).toBe(true);
+    const lines = [];
+    for await (const line of c.tasks.taskLogs({ taskGuid: g })) lines.push([line.stream, line.message, line.timestamp]);
+    expect(lines).toEqual([
+      [LogLine_Stream.STDOUT, "out", 1n],
+      [LogLine_Stream.STDERR, "err", 2n],
+    ]);
+    await c.tasks.resolvingTask({ taskGuid: g });
+    await c.tasks.deleteTask({ taskGuid: g });
+    expect(await bbs.controller.logTail(g)).toBeUndefined();
+  });
+
+  test("a task cancelled by the client is CANCELLED with no exit status", async () => {
+    const g = await desired();
+    await running(g);
+    await c.tasks.cancelTask({ taskGuid: g });
+    const task = await c.tasks.getTask({ taskGuid: g });
+    expect([task.failureKind, task.exitStatus]).toEqual([FailureKind.CANCELLED, undefined]);
   });
 });
 

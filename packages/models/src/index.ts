@@ -9,3 +9,5 @@ export * from "./task-json.js";
 export * from "./placement-views.js";
 export * from "./admit.js";
 export * from "./backoff.js";
+export * from "./failure-kinds.js";
+export * from "./log-tail.js";

@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
-import { TaskSchema, TaskState, type Task, type TaskCreateRequest } from "@diego/proto";
+import { FailureKind, TaskSchema, TaskState, type Task, type TaskCreateRequest, type TaskUsage } from "@diego/proto";
 import { DiegoError, failedPrecondition } from "./errors.js";
+import { resolveFailureKind } from "./failure-kinds.js";
 import { FailureReason, truncateReason } from "./failure-reasons.js";
 
 /**
@@ -16,7 +17,7 @@ export interface TransitionArgs {
   desire: { request: TaskCreateRequest };
   start: { cellId: string };
   running: { cellId: string };
-  complete: { cellId: string; failed: boolean; failureReason: string; result: string };
+  complete: { cellId: string; failed: boolean; failureReason: string; result: string } & Partial<TaskOutcome>;
   /** `permanent`: no live cell can ever run the task (the scheduler's verdict): fail it now, without retries. */
   reject: { reason: string; cellId: string; maxRetries: number; permanent?: boolean };
   fail: { reason: string };
@@ -30,6 +31,13 @@ export interface TransitionArgs {
 }
 
 export type TransitionName = keyof TransitionArgs;
+
+/** What the cell measured of a completed task (docs/outcomes.md); the kind is derived from the text when unset. */
+export interface TaskOutcome {
+  exitStatus: number | undefined;
+  failureKind: FailureKind;
+  usage: TaskUsage | undefined;
+}
 
 /** What a transition does: write the new task, remove it, or leave it as it is (an idempotent repeat). */
 export type Outcome = { kind: "put"; task: Task } | { kind: "delete" } | { kind: "unchanged"; task: Task };
@@ -65,7 +73,7 @@ export const TRANSITIONS: { [N in TransitionName]: Rule<N> } = {
     from: [PENDING],
     to: CLAIMED,
     by: ["cell"],
-    apply: (task, { cellId }, now) => put(next(task!, now, { state: CLAIMED, cellId })),
+    apply: (task, { cellId }, now) => put(next(task!, now, { state: CLAIMED, cellId, claimedAt: now })),
     repeat: { from: [CLAIMED, RUNNING], same: onSameCell },
   },
   running: {
@@ -74,7 +82,7 @@ export const TRANSITIONS: { [N in TransitionName]: Rule<N> } = {
     by: ["cell"],
     apply: (task, { cellId }, now) => {
       mustBeOnCell(task!, cellId);
-      return put(next(task!, now, { state: RUNNING }));
+      return put(next(task!, now, { state: RUNNING, startedAt: now }));
     },
     repeat: { from: [RUNNING], same: onSameCell },
   },
@@ -82,9 +90,9 @@ export const TRANSITIONS: { [N in TransitionName]: Rule<N> } = {
     from: [CLAIMED, RUNNING],
     to: COMPLETED,
     by: ["cell"],
-    apply: (task, { cellId, failed, failureReason, result }, now) => {
+    apply: (task, { cellId, failed, failureReason, result, ...outcome }, now) => {
       mustBeOnCell(task!, cellId);
-      return put(completed(task!, now, failed, failed ? failureReason : "", result));
+      return put(completed(task!, now, failed, failed ? failureReason : "", result, outcome));
     },
   },
   reject: {
@@ -97,7 +105,7 @@ export const TRANSITIONS: { [N in TransitionName]: Rule<N> } = {
       const rejection = { rejectionCount: t.rejectionCount + 1, rejectionReason: truncateReason(reason) };
       if (permanent || t.rejectionCount >= maxRetries)
         return put(completed({ ...t, ...rejection }, now, true, reason, ""));
-      return put(next(t, now, { ...rejection, state: PENDING, cellId: "" }));
+      return put(next(t, now, { ...rejection, state: PENDING, cellId: "", claimedAt: 0n }));
     },
   },
   fail: {
@@ -110,19 +118,24 @@ export const TRANSITIONS: { [N in TransitionName]: Rule<N> } = {
     from: [PENDING, CLAIMED, RUNNING],
     to: COMPLETED,
     by: ["client"],
-    apply: (task, _args, now) => put(completed(task!, now, true, FailureReason.cancelled, "")),
+    apply: (task, _args, now) =>
+      put(completed(task!, now, true, FailureReason.cancelled, "", { failureKind: FailureKind.CANCELLED })),
   },
   expire: {
     from: [PENDING],
     to: COMPLETED,
     by: ["converger"],
-    apply: (task, _args, now) => put(completed(task!, now, true, FailureReason.notStartedWithinTimeLimit, "")),
+    apply: (task, _args, now) =>
+      put(
+        completed(task!, now, true, FailureReason.notStartedWithinTimeLimit, "", { failureKind: FailureKind.EXPIRED }),
+      ),
   },
   cellLost: {
     from: [CLAIMED, RUNNING],
     to: COMPLETED,
     by: ["converger"],
-    apply: (task, _args, now) => put(completed(task!, now, true, FailureReason.cellDisappeared, "")),
+    apply: (task, _args, now) =>
+      put(completed(task!, now, true, FailureReason.cellDisappeared, "", { failureKind: FailureKind.CELL_LOST })),
   },
   resolve: {
     from: [COMPLETED],
@@ -199,13 +212,25 @@ function next(task: Task, now: bigint, fields: Partial<Omit<Task, "$typeName">>)
   return { ...task, ...fields, updatedAt: now };
 }
 
-function completed(task: Task, now: bigint, failed: boolean, failureReason: string, result: string): Task {
+/** COMPLETED with its outcome: the kind given (the cell's) or the one the text maps to; completed_at set. */
+function completed(
+  task: Task,
+  now: bigint,
+  failed: boolean,
+  failureReason: string,
+  result: string,
+  outcome: Partial<TaskOutcome> = {},
+): Task {
   return next(task, now, {
     state: COMPLETED,
     failed,
     failureReason: failed ? truncateReason(failureReason) : "",
     result,
     firstCompletedAt: task.firstCompletedAt || now,
+    completedAt: now,
+    exitStatus: outcome.exitStatus,
+    failureKind: resolveFailureKind(failed, failureReason, outcome.failureKind),
+    usage: outcome.usage,
   });
 }
 

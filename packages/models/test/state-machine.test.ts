@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { TaskCreateRequestSchema, TaskState } from "@diego/proto";
+import { FailureKind, TaskCreateRequestSchema, TaskState } from "@diego/proto";
 import { DiegoError } from "../src/errors.js";
 import {
   TRANSITIONS,
@@ -218,5 +218,60 @@ describe("fields set", () => {
     if (resolving.kind !== "put") throw new Error("expected put");
     const demoted = transition("demote", "converger", resolving.task, {}, LATER);
     expect(demoted).toMatchObject({ task: { state: TaskState.COMPLETED, firstCompletedAt: NOW, updatedAt: LATER } });
+  });
+});
+
+describe("outcome", () => {
+  const put = (o: ReturnType<typeof transition>) => {
+    if (o.kind !== "put") throw new Error(`expected put, got ${o.kind}`);
+    return o.task;
+  };
+  const at = (n: number) => NOW + BigInt(n) * 1_000_000_000n;
+
+  test("claimed_at, started_at and completed_at are set by their transitions, in order", () => {
+    const pending = put(transition("desire", "client", undefined, { request }, at(0)));
+    const claimed = put(transition("start", "cell", pending, { cellId: CELL }, at(1)));
+    const running = put(transition("running", "cell", claimed, { cellId: CELL }, at(2)));
+    const done = put(
+      transition(
+        "complete",
+        "cell",
+        running,
+        {
+          cellId: CELL,
+          failed: true,
+          failureReason: "DEMO: Exited with status 3",
+          result: "",
+          exitStatus: 3,
+          usage: { $typeName: "diego.bbs.v1.TaskUsage", peakMemoryBytes: 1024n, cpuTimeNs: 5n },
+        },
+        at(3),
+      ),
+    );
+    expect([done.createdAt, done.claimedAt, done.startedAt, done.completedAt]).toEqual([at(0), at(1), at(2), at(3)]);
+    expect(done.exitStatus).toBe(3);
+    expect(FailureKind[done.failureKind]).toBe("EXITED");
+    expect(done.usage?.peakMemoryBytes).toBe(1024n);
+  });
+
+  test.each<[TransitionName, StateOrAbsent, string]>([
+    ["cancel", TaskState.RUNNING, "CANCELLED"],
+    ["expire", TaskState.PENDING, "EXPIRED"],
+    ["cellLost", TaskState.RUNNING, "CELL_LOST"],
+  ])("the BBS's own failure %s has its kind and no exit status", (name, from, kind) => {
+    const done = put(transition(name, TRANSITIONS[name].by[0], taskIn(from), ARGS[name] as never, LATER));
+    expect(FailureKind[done.failureKind]).toBe(kind);
+    expect(done.exitStatus).toBeUndefined();
+    expect(done.completedAt).toBe(LATER);
+  });
+
+  test("rejected out of retries: NOT_PLACEABLE from the text; a success has no kind", () => {
+    const t = { ...taskIn(TaskState.PENDING)!, rejectionCount: 3 };
+    const done = put(
+      transition("reject", "auctioneer", t, { ...ARGS.reject, reason: "insufficient resources: memory" }, LATER),
+    );
+    expect(FailureKind[done.failureKind]).toBe("NOT_PLACEABLE");
+    const ok = put(transition("complete", "cell", taskIn(TaskState.RUNNING), ARGS.complete, LATER));
+    expect(ok.failureKind).toBe(FailureKind.FAILURE_KIND_UNSPECIFIED);
   });
 });

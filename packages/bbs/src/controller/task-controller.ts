@@ -3,6 +3,8 @@ import {
   DiegoError,
   failedPrecondition,
   invalidArgument,
+  logTailOf,
+  MAX_LOG_TAIL_BYTES,
   redactTask,
   taskWork,
   taskNotFound,
@@ -10,14 +12,16 @@ import {
   validateTaskCreateRequest,
   type Actor,
   type Outcome,
+  type TaskOutcome,
   type TransitionArgs,
   type TransitionName,
 } from "@diego/models";
-import { cellv1, TaskState, type Task, type TaskCreateRequest } from "@diego/proto";
+import { cellv1, TaskState, type LogLine, type Task, type TaskCreateRequest } from "@diego/proto";
 import type { TaskWork } from "../auctioneer-client/auction-requester.js";
 import type { CallbackTransitions } from "../callbacks/callback-sender.js";
 import type { PresenceStore } from "../cells/presence-store.js";
 import type { GrpcClients } from "../grpc-clients.js";
+import type { LogTailStore } from "../log-tails/log-tail-store.js";
 import type { BbsMetrics } from "../metrics/bbs-metrics.js";
 import { decodeTask, encodeTask } from "../store/task-entry.js";
 import type { ApplyResult, TaskFilter, TaskStore } from "../store/task-store.js";
@@ -25,6 +29,8 @@ import type { ApplyResult, TaskFilter, TaskStore } from "../store/task-store.js"
 export interface TaskControllerOptions {
   store: TaskStore;
   presence: PresenceStore;
+  /** Where completed tasks' last output is kept, removed with the task. */
+  logTails: LogTailStore;
   auction: { enqueue(works: TaskWork[]): void };
   callbacks: { submit(task: Task): void };
   clients: GrpcClients;
@@ -135,12 +141,36 @@ export class TaskController {
     failureReason: string,
     result: string,
     actor: Actor = "cell",
+    outcome: Partial<TaskOutcome> & { logTail?: readonly LogLine[] } = {},
   ): Promise<void> {
     requireFields({ task_guid: guid, cell_id: cellId });
-    const { outcome } = await this.apply(guid, "complete", actor, { cellId, failed, failureReason, result });
-    const task = putTask(outcome);
+    const { logTail, ...measured } = outcome;
+    const applied = await this.apply(guid, "complete", actor, { cellId, failed, failureReason, result, ...measured });
+    const task = putTask(applied.outcome);
     this.info(task, "task completed", { failed, failureReason: task.failureReason });
+    if (logTail?.length) {
+      // Kept before the callback goes out, so whoever reacts to the completion can read it.
+      await this.o.logTails
+        .put(guid, logTailOf(logTail, MAX_LOG_TAIL_BYTES))
+        .catch((err: unknown) => taskLogger(this.o.logger, task).warn({ err }, "cannot keep the task's last output"));
+    }
     this.completed(task);
+  }
+
+  /** The last output kept of a completed task (undefined when none was kept). */
+  logTail(guid: string): Promise<LogLine[] | undefined> {
+    return this.o.logTails.get(guid);
+  }
+
+  /** Removes the log tails whose task is gone (a BBS that stopped between the two deletes); convergence. */
+  async pruneLogTails(): Promise<number> {
+    let pruned = 0;
+    for (const guid of await this.o.logTails.guids()) {
+      if (await this.o.store.get(guid)) continue;
+      await this.o.logTails.delete(guid);
+      pruned++;
+    }
+    return pruned;
   }
 
   /** Back to PENDING and straight to the auctioneer again, or COMPLETED failed after max_task_retries. */
@@ -245,11 +275,17 @@ export class TaskController {
   ): Promise<ApplyResult> {
     const now = this.o.now();
     try {
-      return await this.o.store.apply(guid, (current) => {
+      const applied = await this.o.store.apply(guid, (current) => {
         if (onCell !== undefined && current !== undefined && current.cellId !== onCell)
           throw failedPrecondition(`task ${JSON.stringify(guid)} is no longer on cell ${JSON.stringify(onCell)}`);
         return transition(name, actor, current, args, now);
       });
+      if (applied.outcome.kind === "delete") {
+        await this.o.logTails
+          .delete(guid)
+          .catch((err: unknown) => this.o.logger.warn({ err, taskGuid: guid }, "cannot remove the task's kept output"));
+      }
+      return applied;
     } catch (err) {
       if (DiegoError.is(err, "NOT_FOUND")) throw taskNotFound(guid);
       throw err;

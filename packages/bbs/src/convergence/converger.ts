@@ -122,6 +122,7 @@ export class Converger {
     ]);
     applied += await controller.auctionAgain(plan.auction);
     for (const guid of plan.callbacks) if (await controller.callbackAgain(guid)) applied++;
+    await controller.pruneLogTails().catch((err: unknown) => logger.warn({ err }, "convergence: log tails not pruned"));
 
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     metrics?.convergenceRuns.inc();

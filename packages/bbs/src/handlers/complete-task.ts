@@ -12,6 +12,7 @@ export const completeTask =
       req.failureReason,
       req.result,
       callerActor(ctx, "cell"),
+      { exitStatus: req.exitStatus, failureKind: req.failureKind, usage: req.usage, logTail: req.logTail },
     );
     return {};
   };

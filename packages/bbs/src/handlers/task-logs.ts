@@ -1,19 +1,27 @@
 import { DiegoError, invalidArgument, isFinished, taskNotFound } from "@diego/models";
-import { cellv1, type Task } from "@diego/proto";
+import { cellv1, type LogLine, type Task } from "@diego/proto";
 import type { TaskStore } from "../store/task-store.js";
 import type { HandlerDeps, TaskServiceImpl } from "./deps.js";
 
 /**
  * The task's container output, forwarded from the cell that has (or had) it, found through that
  * cell's presence. With follow, a task not yet on a cell is waited for until one claims it, and the
- * cell streams until the task completes.
+ * cell streams until the task completes. A finished task whose cell no longer has its output (gone,
+ * restarted, past its retention) is answered with the last output the BBS kept (docs/outcomes.md).
  */
-export const taskLogs = ({ store, presence, clients }: HandlerDeps): TaskServiceImpl["taskLogs"] =>
+export const taskLogs = ({ store, presence, clients, controller }: HandlerDeps): TaskServiceImpl["taskLogs"] =>
   async function* (req, ctx) {
     const guid = req.taskGuid;
     if (!guid) throw invalidArgument([{ field: "task_guid", message: "is required" }]);
     let task = await store.get(guid);
     if (!task) throw taskNotFound(guid);
+    if (isFinished(task.state)) {
+      const tail = await controller.logTail(guid);
+      if (tail) {
+        yield* fromCellOr(tail, task.cellId ? await presence.get(task.cellId) : undefined, clients, guid, ctx.signal);
+        return;
+      }
+    }
     if (!task.cellId) {
       if (!req.follow || isFinished(task.state)) return;
       task = await waitForCell(store, guid, ctx.signal);
@@ -29,6 +37,31 @@ export const taskLogs = ({ store, presence, clients }: HandlerDeps): TaskService
     const client = clients.get(cellv1.CellRepService, cell.address);
     yield* client.taskLogs({ taskGuid: guid, follow: req.follow }, { signal: ctx.signal });
   };
+
+/** The cell's full output while it still has it; else (cell gone, or it answers no line) the kept tail. */
+async function* fromCellOr(
+  tail: LogLine[],
+  cell: { address?: string } | undefined,
+  clients: HandlerDeps["clients"],
+  guid: string,
+  signal: AbortSignal,
+): AsyncGenerator<LogLine> {
+  if (cell?.address) {
+    let sent = 0;
+    try {
+      for await (const line of clients
+        .get(cellv1.CellRepService, cell.address)
+        .taskLogs({ taskGuid: guid }, { signal })) {
+        sent++;
+        yield line;
+      }
+    } catch (err) {
+      if (sent > 0) throw err;
+    }
+    if (sent > 0) return;
+  }
+  yield* tail;
+}
 
 /** Resolves with the task once a cell has it, or once it finished or went without one (undefined if removed). */
 function waitForCell(store: TaskStore, guid: string, signal: AbortSignal): Promise<Task | undefined> {
