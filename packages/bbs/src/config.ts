@@ -41,6 +41,17 @@ export const bbsSettings = {
   }),
   ...tlsSettings,
   ...egressSettings,
+  encryptionKeys: setting(
+    "map",
+    "Keys that encrypt image_password and secret_env at rest, as ID=PASSPHRASE, comma-separated; without one an etcd BBS refuses tasks with secrets.",
+    { default: {}, secret: true },
+  ),
+  activeKeyId: setting("string", "The id of the encryption key that new writes use (the others still read).", {
+    optional: true,
+  }),
+  rewriteTasks: setting("boolean", "At start, rewrite every stored task that carries secrets under the active key.", {
+    default: false,
+  }),
   logLevel: setting("string", "log level (trace, debug, info, warn, error)", { default: "info" }),
   convergeRepeatInterval: setting("duration", "time between convergence passes", { default: 30_000, check: positive }),
   kickTaskDuration: setting(

@@ -37,6 +37,7 @@ import type { LockStore } from "./locks/lock-store.js";
 import { MemoryLockStore } from "./locks/memory-lock-store.js";
 import { BbsMetrics, txnObserver } from "./metrics/bbs-metrics.js";
 import { EtcdTaskStore } from "./store/etcd-task-store.js";
+import { TaskSealer } from "./store/task-sealer.js";
 import { MemoryTaskStore } from "./store/memory-task-store.js";
 import type { TaskStore } from "./store/task-store.js";
 
@@ -92,6 +93,7 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
     let taskStore: TaskStore | undefined;
     const metrics = new BbsMetrics(serviceMetrics.registry, () => taskStore?.countByState() ?? new Map());
     let presence: PresenceStore;
+    let sealer: TaskSealer | undefined;
     let locks: LockStore;
     let logTails: LogTailStore;
     let leadership: Leadership;
@@ -116,6 +118,7 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
       await etcd.start();
       etcdConnection = etcd;
       const keys = new Keys(config.etcdPrefix);
+      sealer = sealerOf(config);
       const leases = new Leases(etcd);
       taskStore = new EtcdTaskStore({
         etcd,
@@ -126,6 +129,7 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
         maxInFlight: config.writeConcurrency,
         observeTxn: txnObserver(metrics),
         onPruned: () => metrics.convergencePruned.inc(),
+        sealer,
       });
       presence = new EtcdPresenceStore(etcd, leases, keys, logger);
       locks = new EtcdLockStore(etcd, leases, keys);
@@ -142,6 +146,7 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
     const store: TaskStore = taskStore;
     await store.start();
     stoppers.push(() => store.stop());
+    if (config.rewriteTasks && sealer) await rewriteSecrets(store, sealer, logger);
 
     const egress = await bbsEgressPolicy(config);
     const clients = new GrpcClients({ tls, defaultTimeoutMs: config.communicationTimeout });
@@ -168,6 +173,7 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
       now: nowNanos,
       maxTaskRetries: config.maxTaskRetries,
       egress,
+      canStoreSecrets: config.store === "memory" || sealer !== undefined,
     });
     const sender = new CallbackSender({
       transitions: controller.callbackTransitions,
@@ -325,6 +331,36 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
     await stop();
     throw err;
   }
+}
+
+/** The encryption at rest of the configuration, or undefined without keys. */
+function sealerOf(config: BbsConfig): TaskSealer | undefined {
+  const ids = Object.keys(config.encryptionKeys);
+  if (ids.length === 0) return undefined;
+  const active = config.activeKeyId ?? (ids.length === 1 ? ids[0]! : "");
+  if (!active) throw new Error("--encryption-keys holds several keys: --active-key-id must name the one that writes");
+  return new TaskSealer(config.encryptionKeys, active);
+}
+
+/** Rewrites every stored task that carries secrets, so that each is sealed under the active key. */
+async function rewriteSecrets(store: TaskStore, sealer: TaskSealer, logger: Logger): Promise<void> {
+  let rewritten = 0;
+  for (const task of await store.list({})) {
+    if (!task.imagePassword && task.secretEnv.length === 0) continue;
+    try {
+      await store.apply(task.taskGuid, (current) => (current ? { kind: "put", task: current } : { kind: "delete" }));
+      rewritten++;
+    } catch (err) {
+      logger.warn(
+        { taskGuid: task.taskGuid, err: (err as Error).message },
+        "could not rewrite a task under the active key",
+      );
+    }
+  }
+  logger.info(
+    { rewritten, activeKeyId: sealer.activeKeyId },
+    "tasks with secrets rewritten under the active encryption key",
+  );
 }
 
 /** The operator's egress lists, and the addresses of the BBS's own etcd endpoints, always denied. */

@@ -36,6 +36,7 @@ beforeAll(async () => {
       listenAddress: "127.0.0.1:0",
       statusAddress: "127.0.0.1:0",
       callbackTimeout: 500,
+      encryptionKeys: { test: "callbacks" },
       // Convergence runs often here, but a failed callback is re-sent only after kick_task_duration.
       convergeRepeatInterval: 300,
       kickTaskDuration: 3_000,

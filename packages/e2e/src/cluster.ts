@@ -86,6 +86,9 @@ export class Cluster {
         this.bbsAddress,
         "--status-address",
         this.bbsStatusAddress,
+        // The local cluster makes a key for itself: image_password and secret_env are sealed in etcd.
+        "--encryption-keys",
+        `e2e=${this.etcdPrefix.slice(1)}-key`,
         "--etcd-endpoints",
         etcd,
         "--etcd-prefix",

@@ -1,9 +1,9 @@
 import { toJson } from "@bufbuild/protobuf";
 import { TaskSchema, type Task } from "@diego/proto";
 
-/** The task as anyone but its cell may see it: image_password is never returned. */
+/** The task as anyone but its cell may see it: image_password and secret_env are never returned. */
 export function redactTask(task: Task): Task {
-  return task.imagePassword ? { ...task, imagePassword: "" } : task;
+  return task.imagePassword || task.secretEnv.length ? { ...task, imagePassword: "", secretEnv: [] } : task;
 }
 
 const INT64_MARK = "\u0000int64:";

@@ -39,6 +39,8 @@ export interface TaskControllerOptions {
   /** Unix nanoseconds. */
   now: () => bigint;
   maxTaskRetries: number;
+  /** False when tasks with secrets cannot be stored (etcd without an encryption key): DesireTask refuses them. */
+  canStoreSecrets?: boolean;
   /** Refuses at DesireTask a URL whose host is an address the policy denies; default: the default policy. */
   egress?: EgressPolicy;
 }
@@ -62,6 +64,10 @@ export class TaskController {
 
   async desire(request: TaskCreateRequest, actor: Actor = "client"): Promise<Task> {
     validateTaskCreateRequest(request);
+    if (this.o.canStoreSecrets === false && (request.imagePassword || request.secretEnv.length))
+      throw failedPrecondition(
+        "this BBS has no encryption key (--encryption-keys, --active-key-id), so it refuses to store image_password or secret_env",
+      );
     const refused = egressViolations(request, this.egress);
     if (refused.length) throw invalidArgument(refused);
     const { outcome } = await this.apply(request.taskGuid, "desire", actor, { request });

@@ -8,6 +8,7 @@ import { IndexedTaskStore } from "./indexed-task-store.js";
 import { LazyTaskChange } from "./task-change.js";
 import { entryFromBytes, type TaskEntry } from "./task-entry.js";
 import { TaskIndex } from "./task-index.js";
+import type { TaskSealer } from "./task-sealer.js";
 import type { ApplyResult, Mutation, TaskStore } from "./task-store.js";
 
 export interface EtcdTaskStoreOptions extends Pick<
@@ -19,6 +20,8 @@ export interface EtcdTaskStoreOptions extends Pick<
   logger: Logger;
   /** Tasks read per range request when loading. */
   pageSize?: number;
+  /** Encryption at rest of tasks that carry secrets; without it they are stored as they are. */
+  sealer?: TaskSealer;
   /** Called for each stored value that is not a readable Task (it is deleted). */
   onPruned?: () => void;
 }
@@ -47,6 +50,7 @@ export class EtcdTaskStore extends IndexedTaskStore implements TaskStore {
       index: this.index,
       keyOf: (guid) => options.keys.task(guid),
       readable: (kv) => this.readable(kv),
+      seal: options.sealer && ((bytes, secret) => options.sealer!.seal(bytes, secret)),
     });
   }
 
@@ -159,9 +163,9 @@ export class EtcdTaskStore extends IndexedTaskStore implements TaskStore {
     for (const ev of res.events) {
       const guid = ev.kv.key.subarray(this.prefixBytes).toString();
       const revision = Number(ev.kv.mod_revision);
-      const prev = ev.prev_kv?.value;
+      const prev = ev.prev_kv?.value && this.openedOrUndefined(ev.prev_kv.value);
       if (ev.type === "Put") {
-        const value = ev.kv.value;
+        const value = this.openedOrUndefined(ev.kv.value);
         // Our own writes are in the index already; only newer values of other writers are decoded.
         if (revision > this.index.revisionOf(guid)) {
           const entry = this.readable(ev.kv);
@@ -186,9 +190,25 @@ export class EtcdTaskStore extends IndexedTaskStore implements TaskStore {
    * The entry of a stored value, or undefined when it is not a Task (written by something else, or
    * damaged): such a value is logged and deleted (Diego prunes unreadable records), never a crash.
    */
+  /** The Task bytes of a stored value: opened when sealed (throws when its key is not configured). */
+  private opened(value: Buffer): Buffer {
+    const v = Buffer.from(value);
+    if (v[0] !== 0) return v;
+    if (!this.options.sealer) throw new Error("task is sealed, and no encryption key is configured");
+    return Buffer.from(this.options.sealer.open(v));
+  }
+
+  private openedOrUndefined(value: Buffer): Buffer | undefined {
+    try {
+      return this.opened(value);
+    } catch {
+      return undefined;
+    }
+  }
+
   private readable(kv: IKeyValue): TaskEntry | undefined {
     try {
-      return entryFromBytes(Buffer.from(kv.value), Number(kv.mod_revision));
+      return entryFromBytes(this.opened(kv.value), Number(kv.mod_revision));
     } catch (err) {
       const key = kv.key.toString();
       this.options.logger.error({ key, err: (err as Error).message }, "unreadable task in etcd; deleting it");

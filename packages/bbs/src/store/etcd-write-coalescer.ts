@@ -14,6 +14,8 @@ export interface EtcdWriteCoalescerOptions {
   index: TaskIndex;
   /** The etcd key of a task. */
   keyOf: (guid: string) => string;
+  /** The value stored for a task's bytes (sealed when it carries secrets); default: the bytes. */
+  seal?: (bytes: Uint8Array, secret: boolean) => Uint8Array;
   /** The entry of a stored value, or undefined when it is not a readable Task. */
   readable: (kv: IKeyValue) => TaskEntry | undefined;
   logger: Logger;
@@ -48,6 +50,8 @@ interface Evaluated {
   result?: ApplyResult;
   error?: unknown;
   bytes?: Uint8Array;
+  /** What goes to etcd: the bytes, sealed when the task carries secrets. */
+  stored?: Uint8Array;
 }
 
 /**
@@ -148,9 +152,12 @@ export class EtcdWriteCoalescer {
         const outcome = op.mutate(before);
         if (outcome.kind === "put") {
           const bytes = encodeTask(outcome.task);
-          checkStoredTaskSize(op.guid, bytes, this.maxTaskBytes);
+          const secret = outcome.task.imagePassword !== "" || outcome.task.secretEnv.length > 0;
+          const stored = this.o.seal ? this.o.seal(bytes, secret) : bytes;
+          checkStoredTaskSize(op.guid, stored, this.maxTaskBytes);
           ev.bytes = bytes;
-          bytesInBatch += bytes.length;
+          ev.stored = stored;
+          bytesInBatch += stored.length;
         }
         ev.result = { before, outcome };
       } catch (err) {
@@ -172,7 +179,7 @@ export class EtcdWriteCoalescer {
         success.push({
           request_put: {
             key: op.key,
-            value: Buffer.from(ev.bytes!.buffer, ev.bytes!.byteOffset, ev.bytes!.byteLength),
+            value: Buffer.from(ev.stored!.buffer, ev.stored!.byteOffset, ev.stored!.byteLength),
           },
         });
       else if (ev.result?.outcome.kind === "delete") success.push({ request_delete_range: { key: op.key } });

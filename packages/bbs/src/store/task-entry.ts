@@ -15,7 +15,7 @@ export interface TaskEntry {
   readonly updatedAtMs: number;
   readonly firstCompletedAtMs: number;
   readonly hasCallback: boolean;
-  /** The stored bytes carry image_password (they must be redacted before leaving the BBS). */
+  /** The stored bytes carry image_password or secret_env (they must be redacted before leaving the BBS). */
   readonly hasImagePassword: boolean;
   /** etcd mod_revision of the stored value (the memory store counts its own). */
   readonly revision: number;
@@ -40,7 +40,7 @@ export function entryOf(task: Task, bytes: Uint8Array, revision: number): TaskEn
     updatedAtMs: nanosToMs(task.updatedAt),
     firstCompletedAtMs: nanosToMs(task.firstCompletedAt),
     hasCallback: task.completionCallbackUrl !== "",
-    hasImagePassword: task.imagePassword !== "",
+    hasImagePassword: task.imagePassword !== "" || task.secretEnv.length > 0,
     revision,
     bytes,
   };

@@ -244,7 +244,8 @@ export class TaskRunner {
       name: containerName(this.env.cellId, task.taskGuid),
       image,
       labels: containerLabels(this.env.cellId, task.taskGuid),
-      env: task.env.map((e) => `${e.name}=${e.value}`),
+      // secret_env is given to every process like env (after it); it never appears in a log.
+      env: [...task.env, ...task.secretEnv].map((e) => `${e.name}=${e.value}`),
       memoryMb: task.memoryMb,
       diskMb: limits.diskQuota ? task.diskMb : 0,
       cpuShares: cpuShares(task.cpuWeight),
