@@ -92,7 +92,7 @@ test("a desired task appears at once and moves through its states live; its page
       if (state) seen.add(state);
       return state === "COMPLETED";
     },
-    60_000,
+    150_000,
     100,
   );
   expect(await page.evaluate("window.notReloaded")).toBe(true);
@@ -120,7 +120,7 @@ test("a desired task appears at once and moves through its states live; its page
   await page.goto(`${url}#/cells`);
   await page.waitForSelector(`[data-cell="${cellIds[1]}"]`);
   await page.screenshot({ path: join(shots, "cells.png"), fullPage: true });
-}, 120_000);
+}, 240_000);
 
 test("a running task is cancelled from its page, and the page follows it to COMPLETED", async () => {
   const guid = uniqueGuid("console-cancel");

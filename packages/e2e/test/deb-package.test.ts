@@ -68,7 +68,7 @@ test("the installed unit verifies, and its ExecStart runs a cell that completes 
     },
     90_000,
   );
-  expect((await fetch(`http://${status}/readyz`)).ok).toBe(true);
+  await eventually("the packaged cell to be ready", async () => (await fetch(`http://${status}/readyz`)).ok, 60_000);
 
   const guid = uniqueGuid("deb");
   await cluster.tasks.desireTask(fixtureTask("hello.json", guid));

@@ -65,7 +65,8 @@ test.each([
   expect(task).toMatchObject({ failed: true, failureReason: reason });
   // Generous for a loaded machine; Diego would take ~1.5 minutes (4 convergence passes).
   expect(Date.now() - started).toBeLessThan(30_000);
-  expect(task.rejectionCount).toBeGreaterThanOrEqual(3);
+  // A permanent refusal (no live cell can ever run it) ends in one round (docs/contract.md).
+  expect(task.rejectionCount).toBeGreaterThanOrEqual(1);
   await cleanup([guid]);
 });
 
