@@ -335,8 +335,9 @@ describe("watch, logs, cells", () => {
       expect(await watching).toBe(0);
       const lines = f.stdout().trimEnd().split("\n");
       if (json) {
-        const events = lines.map((l) => JSON.parse(l));
-        expect(Object.keys(events.find((e) => !("live" in e)))).toContain("created");
+        // Every stream opens with the live marker; the task's events follow.
+        const events = lines.map((l) => JSON.parse(l)).filter((e) => !("live" in e));
+        expect(Object.keys(events[0])).toContain("created");
         expect(events[0].created.task).toMatchObject({ task_guid: g, state: "PENDING" });
         expect(typeof events[0].created.task.created_at).toBe("number");
         expect(events[1].changed.after).toMatchObject({ state: "CLAIMED", cell_id: "cell-1" });
