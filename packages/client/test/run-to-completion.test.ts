@@ -1,6 +1,7 @@
 import { createServer, type Server } from "node:http";
 import { TaskState, type Task } from "@diego/proto";
 import { DiegoClient } from "../src/diego-client.js";
+import { DOCKER_GATEWAY } from "@diego/testing";
 import { TestBbs } from "../src/testing/index.js";
 
 let bbs: TestBbs;
@@ -163,7 +164,7 @@ test("a BBS that goes away and comes back is waited for; one that stays away end
   }
 });
 
-/** An HTTP server that answers every completion callback with 200 and keeps the task guids it got. */
+/** An HTTP server on the docker0 gateway (the egress policy denies loopback) that answers every completion callback with 200 and keeps the task guids it got. */
 async function callbackReceiver(): Promise<{ url: string; received: string[]; close: () => Promise<void> }> {
   const received: string[] = [];
   const server: Server = createServer((req, res) => {
@@ -174,10 +175,10 @@ async function callbackReceiver(): Promise<{ url: string; received: string[]; cl
       res.end();
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(0, DOCKER_GATEWAY, resolve));
   const { port } = server.address() as { port: number };
   return {
-    url: `http://127.0.0.1:${port}/done`,
+    url: `http://${DOCKER_GATEWAY}:${port}/done`,
     received,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };

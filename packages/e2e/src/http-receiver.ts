@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
+import { DOCKER_GATEWAY } from "@diego/testing";
 
 export interface ReceivedRequest {
   method: string;
@@ -49,7 +50,7 @@ export class HttpReceiver {
 
   /** URL as the BBS, a cell and a container see it: the docker0 gateway (the egress policy denies loopback). */
   url(path = "/"): string {
-    return `http://172.17.0.1:${this.port}${path}`;
+    return `http://${DOCKER_GATEWAY}:${this.port}${path}`;
   }
 
   close(): Promise<void> {

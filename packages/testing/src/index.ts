@@ -2,3 +2,4 @@ export { InProcessCluster, type ClusterCell, type ClusterCellOptions, type Trans
 export { EtcdServer } from "./etcd-server.js";
 export { eventually } from "./eventually.js";
 export { freePort } from "./free-port.js";
+export { DOCKER_GATEWAY } from "./gateway.js";

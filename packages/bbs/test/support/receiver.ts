@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { DOCKER_GATEWAY } from "@diego/testing";
 
 export interface Received {
   path: string;
@@ -32,10 +33,10 @@ export async function callbackReceiver(answer: (path: string, n: number) => numb
     });
   });
   // The docker0 gateway: the egress policy denies loopback, as it does for every callback.
-  await new Promise<void>((resolve) => server.listen(0, "172.17.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(0, DOCKER_GATEWAY, resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    url: (path: string) => `http://172.17.0.1:${port}${path}`,
+    url: (path: string) => `http://${DOCKER_GATEWAY}:${port}${path}`,
     received,
     count: (path: string) => counts.get(path) ?? 0,
     stop: () =>

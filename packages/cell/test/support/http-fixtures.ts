@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { createGzip } from "node:zlib";
 import { pack } from "tar-stream";
+import { DOCKER_GATEWAY } from "@diego/testing";
 
 export interface Upload {
   path: string;
@@ -64,12 +65,12 @@ export class HttpFixture {
 
   /** URL as the cell sees it: the docker0 gateway, since the egress policy denies loopback. */
   url(path: string): string {
-    return `http://172.17.0.1:${this.port}${path}`;
+    return `http://${DOCKER_GATEWAY}:${this.port}${path}`;
   }
 
   /** URL as a container on the default bridge sees it. */
   containerUrl(path: string): string {
-    return `http://172.17.0.1:${this.port}${path}`;
+    return `http://${DOCKER_GATEWAY}:${this.port}${path}`;
   }
 
   close(): Promise<void> {
