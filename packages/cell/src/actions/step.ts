@@ -13,6 +13,8 @@ export class StepError extends Error {
     readonly emittable: boolean,
     /** The step stopped because it was cancelled; never part of an aggregate message. */
     readonly cancelled = false,
+    /** The exit status of the run action whose failure this is (Task.exit_status); composites pass it on. */
+    readonly exitStatus?: number,
   ) {
     super(message);
   }

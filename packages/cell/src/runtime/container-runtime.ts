@@ -81,6 +81,12 @@ export type RuntimeEvent = {
   action: "create" | "start" | "die" | "destroy" | "oom";
 };
 
+/** Resource usage of one container, as TaskUsage reports it. */
+export interface ContainerUsage {
+  peakMemoryBytes: bigint;
+  cpuTimeNs: bigint;
+}
+
 export interface ContainerRuntime {
   /** True when the image is present locally. */
   hasImage(image: string): Promise<boolean>;
@@ -97,6 +103,11 @@ export interface ContainerRuntime {
   getArchive(id: string, path: string): Promise<NodeJS.ReadableStream>;
   /** Kills and removes the container; no error when it is already gone. */
   remove(id: string): Promise<void>;
+  /**
+   * What the container's processes used so far: peak memory and CPU time (the container's cgroup), or
+   * undefined when the engine cannot tell (the container is gone).
+   */
+  usage(id: string): Promise<ContainerUsage | undefined>;
   /** Containers (running or not) carrying every label given. */
   list(labels: Record<string, string>): Promise<ContainerInfo[]>;
   /** Calls back on container events of containers carrying the labels; returns an unsubscribe. */

@@ -4,6 +4,7 @@ import Docker from "dockerode";
 import {
   HELPER_BUSYBOX,
   type ContainerInfo,
+  type ContainerUsage,
   type ContainerRuntime,
   type ContainerSpec,
   type ContainerStatus,
@@ -204,6 +205,10 @@ export class DockerRuntime implements ContainerRuntime {
       if (code === 409 && /already in progress/.test(String((err as Error).message))) return;
       throw err;
     }
+  }
+
+  async usage(_id: string): Promise<ContainerUsage | undefined> {
+    return undefined; // measured in the run-step work of this round
   }
 
   async list(labels: Record<string, string>): Promise<ContainerInfo[]> {

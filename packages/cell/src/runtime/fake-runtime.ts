@@ -5,6 +5,7 @@ import { DiegoError } from "@diego/models";
 import { extract, pack } from "tar-stream";
 import type {
   ContainerInfo,
+  ContainerUsage,
   ContainerRuntime,
   ContainerSpec,
   ContainerStatus,
@@ -199,6 +200,10 @@ export class FakeRuntime implements ContainerRuntime {
     this.containers.delete(id);
     this.emit(id, "die", c);
     this.emit(id, "destroy", c);
+  }
+
+  async usage(_id: string): Promise<ContainerUsage | undefined> {
+    return undefined; // measured in the run-step work of this round
   }
 
   async list(labels: Record<string, string>): Promise<ContainerInfo[]> {
