@@ -267,7 +267,15 @@ describe("scripts/dev supervision", () => {
     // Both come back: the etcd member rejoins and a living BBS leads.
     await eventually("the killed services to be started again", () => {
       const p = cluster!.pids();
-      return p[etcdLeader.name] !== etcdLeader.pid && p[bbsLeader.name] !== bbsLeader.pid;
+      const back = (name: string, old: number) => p[name] !== undefined && p[name] !== old && alive(p[name]);
+      return back(etcdLeader.name, etcdLeader.pid) && back(bbsLeader.name, bbsLeader.pid);
+    });
+    expect(cluster.log).toContain(`${etcdLeader.name} (pid ${etcdLeader.pid}) exited`);
+    expect(cluster.log).toContain(`${bbsLeader.name} (pid ${bbsLeader.pid}) exited`);
+    // A living BBS leads once the dead leader's lease has run out.
+    await eventually("a living BBS to lead", async () => {
+      const l = (await cluster!.leaders())["BBS leader"];
+      return l !== undefined && l.pid !== bbsLeader.pid && alive(l.pid);
     });
     await eventually("the etcd member to be healthy again", () =>
       ready(`http://127.0.0.1:${cluster!.port(2477 + 2 * Number(etcdLeader.name.slice(-1)))}/health`),
