@@ -36,11 +36,7 @@ export async function homeOf(runtime: ContainerRuntime, id: string, user: string
  */
 export async function homeDirFor(runtime: ContainerRuntime, id: string, user: string): Promise<string> {
   const home = await homeOf(runtime, id, user);
-  const exists = await helper(runtime, id, ["test", "-d", home]).then(
-    () => true,
-    () => false,
-  );
-  if (!exists) {
+  if (!(await runtime.isDirectory(id, home))) {
     await helper(runtime, id, ["mkdir", "-p", home]);
     if (user && user !== "root") await helper(runtime, id, ["chown", user, home]);
   }

@@ -111,6 +111,8 @@ export interface ContainerRuntime {
   putArchive(id: string, dir: string, tar: Buffer | NodeJS.ReadableStream): Promise<void>;
   /** A tar archive of `path` in the container; rejects with NOT_FOUND when it does not exist. */
   getArchive(id: string, path: string): Promise<NodeJS.ReadableStream>;
+  /** Whether `path` is a directory in the container (a stat, no process). */
+  isDirectory(id: string, path: string): Promise<boolean>;
   /** Kills and removes the container; no error when it is already gone. */
   remove(id: string): Promise<void>;
   /**

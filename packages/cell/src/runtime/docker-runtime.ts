@@ -209,6 +209,22 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
+  async isDirectory(id: string, path: string): Promise<boolean> {
+    let res: { headers?: Record<string, string | string[] | undefined>; resume?: () => void };
+    try {
+      res = (await this.docker.getContainer(id).infoArchive({ path })) as typeof res;
+    } catch (err) {
+      if (statusCode(err) === 404) return false;
+      throw err;
+    }
+    res.resume?.();
+    const header = res.headers?.["x-docker-container-path-stat"];
+    if (typeof header !== "string") return false;
+    const stat = JSON.parse(Buffer.from(header, "base64").toString("utf8")) as { mode?: number };
+    // Go's os.FileMode: the directory bit is the top one.
+    return ((stat.mode ?? 0) & 0x80000000) !== 0;
+  }
+
   async remove(id: string): Promise<void> {
     try {
       await this.docker.getContainer(id).remove({ force: true, v: true });

@@ -208,6 +208,11 @@ export class FakeRuntime implements ContainerRuntime {
     return Readable.from(p2) as unknown as NodeJS.ReadableStream;
   }
 
+  async isDirectory(id: string, path: string): Promise<boolean> {
+    await this.delay();
+    return this.get(id).dirs.has(normalize(path));
+  }
+
   async remove(id: string): Promise<void> {
     await this.delay();
     const c = this.containers.get(id);

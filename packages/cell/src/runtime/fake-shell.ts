@@ -16,7 +16,7 @@ export interface ShellHooks {
 
 /**
  * The fake runtime's tiny shell: `sh -c` scripts of `;`/`&&` separated commands among echo, printf, cat,
- * sleep, exit, test -d/-f/-e, pwd, true, false, mkdir -p, trap "" TERM, with $NAME expansion and `>file` / `>&2` redirects;
+ * sleep, exit, pwd, true, false, mkdir -p, trap "" TERM, with $NAME expansion and `>file` / `>&2` redirects;
  * `fake-oom` exits 137 as if the memory limit struck.
  */
 export class FakeShell {
@@ -97,13 +97,6 @@ export class FakeShell {
         return 0;
       case "exit":
         return Number(rest[0] ?? 0);
-      case "test": {
-        const [flag, p] = rest;
-        const path = this.path(p ?? "");
-        const dir = this.c.dirs.has(path);
-        const file = this.c.files.has(path);
-        return (flag === "-d" ? dir : flag === "-f" ? file : dir || file) ? 0 : 1;
-      }
       case "pwd":
         out(Buffer.from(`${this.cwd}\n`));
         return 0;

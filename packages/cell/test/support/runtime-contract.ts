@@ -163,6 +163,14 @@ export function runtimeContract(name: string, make: () => ContainerRuntime): voi
       });
     });
 
+    test("isDirectory: true for a directory, false for a file or nothing", async () => {
+      const id = await started();
+      await rt.putArchive(id, "/tmp", await tarOf({ "plain.txt": "x" }));
+      expect(await rt.isDirectory(id, "/tmp")).toBe(true);
+      expect(await rt.isDirectory(id, "/tmp/plain.txt")).toBe(false);
+      expect(await rt.isDirectory(id, "/no/such/place")).toBe(false);
+    });
+
     test("the helper busybox can make directories", async () => {
       const id = await started();
       const h = await rt.exec(
