@@ -34,6 +34,8 @@ export interface RunnerLimits {
   egress?: EgressPolicy;
   /** Bytes one upload may send. */
   uploadMaxBytes?: number;
+  /** The cell's address, every process's CF_INSTANCE_IP. */
+  instanceIp?: string;
 }
 
 export interface RunnerEnv {
@@ -216,6 +218,7 @@ export class TaskRunner {
       owner: task.taskGuid,
       egress: this.env.limits.egress,
       uploadMaxBytes: this.env.limits.uploadMaxBytes,
+      instanceIp: this.env.limits.instanceIp,
       note: (message) => this.log.info(message),
     });
     const err = task.action ? await run(task.action, ctx) : undefined;
