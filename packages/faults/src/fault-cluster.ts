@@ -126,7 +126,7 @@ export class FaultCluster {
         "--status-address",
         statusAddress,
         "--bbs-address",
-        this.bbsAddresses.join(","),
+        this.rotatedBbsAddresses(i),
         "--lock-ttl",
         ms(lockTtlMs),
         "--lock-retry-interval",
@@ -143,6 +143,17 @@ export class FaultCluster {
 
     for (const id of this.options.cellIds) await this.addCell(id);
     await Promise.all(this.options.cellIds.map((id) => this.waitCellListed(id)));
+  }
+
+  /**
+   * Every BBS address, starting at a different one for each client: a client talks to the first
+   * that answers, so the cells and auctioneers spread over the instances and a fault of any one of
+   * them hits some of its clients.
+   */
+  private rotatedBbsAddresses(index: number): string {
+    const n = this.bbsAddresses.length;
+    const start = index % n;
+    return [...this.bbsAddresses.slice(start), ...this.bbsAddresses.slice(0, start)].join(",");
   }
 
   private spawn(
@@ -172,7 +183,7 @@ export class FaultCluster {
       "--status-address",
       statusAddress,
       "--bbs-address",
-      this.bbsAddresses.join(","),
+      this.rotatedBbsAddresses(this.cells.size),
       "--heartbeat-ttl",
       ms(this.timings.presenceTtlMs),
       "--reconcile-interval",

@@ -41,7 +41,7 @@ export class HostNetwork {
     const routes = (await run("ip", ["-4", "route"])).stdout;
     let third = 0;
     for (let attempt = 0; attempt < 50; attempt++) {
-      const candidate = 100 + randomBytes(1)[0]! % 150;
+      const candidate = 100 + (randomBytes(1)[0]! % 150);
       if (!routes.includes(`10.213.${candidate}.`)) {
         third = candidate;
         break;

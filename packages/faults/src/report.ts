@@ -12,9 +12,16 @@ export interface FaultRow {
   recoverySeconds: number | null;
   /** Why each lost task is lost, and any error of the case itself. */
   notes: string[];
+  /** How long each phase of the case took, in seconds (boot, fault, recovery, teardown). */
+  phaseSeconds?: Record<string, number>;
 }
 
-export function rowOf(fault: string, summary: CaseSummary, recoverySeconds: number | null, notes: string[] = []): FaultRow {
+export function rowOf(
+  fault: string,
+  summary: CaseSummary,
+  recoverySeconds: number | null,
+  notes: string[] = [],
+): FaultRow {
   const whys = summary.verdicts
     .filter((v) => v.verdict === "lost" || v.ranTwice)
     .map((v) => `${v.guid}: ${v.ranTwice ? "ran twice" : ""}${v.ranTwice && v.why ? "; " : ""}${v.why}`);

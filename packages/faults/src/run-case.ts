@@ -5,7 +5,7 @@ import { EffectCounter } from "./effects.js";
 import { FaultCluster, type Timings } from "./fault-cluster.js";
 import { HostNetwork } from "./host-network.js";
 import { judgeCase, type JudgedTask } from "./judge.js";
-import { rowOf, type FaultRow } from "./report.js";
+import { passed, rowOf, type FaultRow } from "./report.js";
 import { expectedResult, readRecord, readRecords, submit } from "./workload.js";
 
 /** What a case starts before its fault. */
@@ -70,6 +70,13 @@ export async function runCase(fault: FaultCase, timings: Timings): Promise<CaseR
   let network: HostNetwork | undefined;
   let cluster: FaultCluster | undefined;
   const guids: string[] = [];
+  const phaseSeconds: Record<string, number> = {};
+  let phaseStart = Date.now();
+  const phase = (name: string) => {
+    phaseSeconds[name] = (Date.now() - phaseStart) / 1000;
+    phaseStart = Date.now();
+  };
+  let row: FaultRow | undefined;
   try {
     if (fault.setup.etcd === "own") etcd.push(await EtcdServer.start());
     if (fault.setup.etcd === "three") etcd.push(...(await EtcdServer.startCluster(3)));
@@ -87,6 +94,7 @@ export async function runCase(fault: FaultCase, timings: Timings): Promise<CaseR
       network,
       timings,
     });
+    phase("boot");
     const c = cluster;
     const ctx: CaseContext = {
       cluster: c,
@@ -102,6 +110,7 @@ export async function runCase(fault: FaultCase, timings: Timings): Promise<CaseR
       },
     };
     const outcome = await fault.run(ctx);
+    phase("fault");
     const recoverySeconds = await recover(c, counter, guids, outcome.endedAt);
     const records = await readRecords(c, guids);
     const judged: JudgedTask[] = guids.map((guid) => ({
@@ -111,21 +120,24 @@ export async function runCase(fault: FaultCase, timings: Timings): Promise<CaseR
       record: records.get(guid),
     }));
     const summary = judgeCase(judged, { disappearedCells: new Set(outcome.disappearedCells) });
-    const row = rowOf(fault.name, summary, recoverySeconds, outcome.notes);
-    const ok = row.lost === 0 && row.twice === 0 && recoverySeconds !== null;
-    return { row, logs: ok ? "" : c.logs() };
+    phase("recovery");
+    row = rowOf(fault.name, summary, recoverySeconds, outcome.notes);
+    return { row, logs: passed(row) ? "" : c.logs() };
   } catch (err) {
-    const row = rowOf(fault.name, judgeCase([], { disappearedCells: new Set() }), null, [
+    row = rowOf(fault.name, judgeCase([], { disappearedCells: new Set() }), null, [
       `the case did not run to the end: ${(err as Error).message}`,
     ]);
     row.tasks = guids.length;
     return { row, logs: cluster?.logs() ?? "" };
   } finally {
+    phaseStart = Date.now();
     await cluster?.stop().catch(() => undefined);
     await removeContainers(guids);
     await network?.destroy();
     for (const e of etcd) await e.remove().catch(() => undefined);
     await counter.close();
+    phase("teardown");
+    if (row) row.phaseSeconds = phaseSeconds;
   }
 }
 

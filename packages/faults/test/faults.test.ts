@@ -27,21 +27,17 @@ afterAll(() => {
 if (!cases.length) test.skip("no fault case selected", () => undefined);
 
 for (const fault of cases) {
-  test(
-    `${fault.name}: no task runs twice, none is lost, the system recovers`,
-    async () => {
-      const { row, logs } = await runCase(fault, DEFAULT_TIMINGS);
-      rows.push(row);
-      if (logs) {
-        const dir = join(outDir, "faults-logs");
-        mkdirSync(dir, { recursive: true });
-        writeFileSync(join(dir, `${fault.name.replace(/[^a-z0-9]+/gi, "-").toLowerCase()}.log`), logs);
-      }
-      expect({ passed: passed(row), row }).toEqual({
-        passed: true,
-        row: expect.objectContaining({ twice: 0, lost: 0, recoverySeconds: expect.any(Number) }),
-      });
-    },
-    420_000,
-  );
+  test(`${fault.name}: no task runs twice, none is lost, the system recovers`, async () => {
+    const { row, logs } = await runCase(fault, DEFAULT_TIMINGS);
+    rows.push(row);
+    if (logs) {
+      const dir = join(outDir, "faults-logs");
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, `${fault.name.replace(/[^a-z0-9]+/gi, "-").toLowerCase()}.log`), logs);
+    }
+    expect({ passed: passed(row), row }).toEqual({
+      passed: true,
+      row: expect.objectContaining({ twice: 0, lost: 0, recoverySeconds: expect.any(Number) }),
+    });
+  }, 420_000);
 }
