@@ -60,6 +60,8 @@ export interface CaseSummary {
   failedTrue: number;
   twice: number;
   lost: number;
+  /** Failed for a true reason although the receiver saw the action run to the end (its outcome was dropped). */
+  finishedThenFailed: number;
   verdicts: TaskVerdict[];
 }
 
@@ -100,6 +102,7 @@ export function judgeCase(tasks: readonly JudgedTask[], truth: Truth): CaseSumma
     failedTrue: verdicts.filter((v) => v.verdict === "failed-true").length,
     twice: verdicts.filter((v) => v.ranTwice).length,
     lost: verdicts.filter((v) => v.verdict === "lost").length,
+    finishedThenFailed: verdicts.filter((v, i) => v.verdict === "failed-true" && tasks[i]!.effects.dones > 0).length,
     verdicts,
   };
 }

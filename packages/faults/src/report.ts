@@ -6,6 +6,8 @@ export interface FaultRow {
   tasks: number;
   completed: number;
   failedTrue: number;
+  /** Of those, how many had run to the end (the receiver saw `done`): outcomes dropped for a true reason. */
+  finishedThenFailed: number;
   twice: number;
   lost: number;
   /** Seconds from the end of the fault until every task was final and a new task had completed; null: never. */
@@ -30,6 +32,7 @@ export function rowOf(
     tasks: summary.tasks,
     completed: summary.completed,
     failedTrue: summary.failedTrue,
+    finishedThenFailed: summary.finishedThenFailed,
     twice: summary.twice,
     lost: summary.lost,
     recoverySeconds,
@@ -42,7 +45,17 @@ export function passed(row: FaultRow): boolean {
   return row.twice === 0 && row.lost === 0 && row.recoverySeconds !== null && row.tasks > 0;
 }
 
-const COLUMNS = ["fault", "tasks", "completed", "failed (true)", "twice", "lost", "recovery s", "ok"];
+const COLUMNS = [
+  "fault",
+  "tasks",
+  "completed",
+  "failed (true)",
+  "of which finished",
+  "twice",
+  "lost",
+  "recovery s",
+  "ok",
+];
 
 /** The table as fixed-width text, one row per case. */
 export function formatTable(rows: readonly FaultRow[]): string {
@@ -51,6 +64,7 @@ export function formatTable(rows: readonly FaultRow[]): string {
     String(r.tasks),
     String(r.completed),
     String(r.failedTrue),
+    String(r.finishedThenFailed),
     String(r.twice),
     String(r.lost),
     r.recoverySeconds === null ? "-" : r.recoverySeconds.toFixed(1),

@@ -138,7 +138,12 @@ test("a case counts its tasks, the twice, the lost and the true failures", () =>
     ],
     { disappearedCells: gone },
   );
-  expect(summary).toMatchObject({ tasks: 5, completed: 2, failedTrue: 1, twice: 1, lost: 2 });
+  expect(summary).toMatchObject({ tasks: 5, completed: 2, failedTrue: 1, finishedThenFailed: 0, twice: 1, lost: 2 });
+  const dropped = judgeCase(
+    [task(failed("cell disappeared before completion"), once), task(failed("task container does not exist"), started)],
+    { disappearedCells: gone },
+  );
+  expect(dropped).toMatchObject({ failedTrue: 2, finishedThenFailed: 1, lost: 0 });
 });
 
 test("the row passes only with nothing twice, nothing lost, and a recovery time", () => {
@@ -159,7 +164,9 @@ test("the table has a header, a rule and one line per case", () => {
   ];
   const lines = formatTable(rows).split("\n");
   expect(lines).toHaveLength(4);
-  expect(lines[0]).toMatch(/^fault\s+tasks\s+completed\s+failed \(true\)\s+twice\s+lost\s+recovery s\s+ok$/);
-  expect(lines[2]).toMatch(/^cell SIGKILL\s+1\s+1\s+0\s+0\s+0\s+3\.0\s+yes$/);
-  expect(lines[3]).toMatch(/^etcd\s+1\s+0\s+0\s+0\s+1\s+-\s+NO$/);
+  expect(lines[0]).toMatch(
+    /^fault\s+tasks\s+completed\s+failed \(true\)\s+of which finished\s+twice\s+lost\s+recovery s\s+ok$/,
+  );
+  expect(lines[2]).toMatch(/^cell SIGKILL\s+1\s+1\s+0\s+0\s+0\s+0\s+3\.0\s+yes$/);
+  expect(lines[3]).toMatch(/^etcd\s+1\s+0\s+0\s+0\s+0\s+1\s+-\s+NO$/);
 });
