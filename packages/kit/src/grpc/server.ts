@@ -185,17 +185,16 @@ export class GrpcServer {
         this.authorize(path, call.request, context);
         for await (const item of handler(call.request, context)) {
           if (signal.aborted) break;
-          if (!call.write(create(method.output, item as never))) {
-            await new Promise<void>((resolve) => {
-              const done = () => {
-                call.off("drain", done);
-                signal.removeEventListener("abort", done);
-                resolve();
-              };
-              call.on("drain", done);
-              signal.addEventListener("abort", done);
-            });
-          }
+          // One message in flight per stream: the next is written once grpc-js has handed this one on, so
+          // a reader that does not read holds one message of the server's memory, not a stream buffer's worth.
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              signal.removeEventListener("abort", done);
+              resolve();
+            };
+            signal.addEventListener("abort", done);
+            call.write(create(method.output, item as never), done);
+          });
         }
       };
       run().then(

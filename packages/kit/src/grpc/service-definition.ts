@@ -38,7 +38,8 @@ export function grpcMethodDefinition(service: DescService, method: DescMethod): 
     responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
     requestSerialize: serializer(method.input),
     requestDeserialize: deserializer(method.input),
-    responseSerialize: serializer(method.output),
+    responseSerialize:
+      method.methodKind === "server_streaming" ? sharedSerializer(method.output) : serializer(method.output),
     responseDeserialize: deserializer(method.output),
     originalName: method.name,
   };
@@ -50,6 +51,21 @@ export function methodPath(service: DescService, method: DescMethod): string {
 
 function serializer(schema: DescMessage) {
   return (message: unknown) => Buffer.from(toBinary(schema, message as never));
+}
+
+/**
+ * A response serializer that encodes one message object once, however many streams send it: an event
+ * fanned out to every WatchTasks subscriber is the same object, so its bytes are shared (grpc-js still
+ * frames a copy per stream, which the server's one-write-in-flight rule bounds).
+ */
+function sharedSerializer(schema: DescMessage) {
+  const encoded = new WeakMap<object, Buffer>();
+  return (message: unknown) => {
+    const key = message as object;
+    let bytes = encoded.get(key);
+    if (!bytes) encoded.set(key, (bytes = Buffer.from(toBinary(schema, message as never))));
+    return bytes;
+  };
 }
 
 function deserializer(schema: DescMessage) {
