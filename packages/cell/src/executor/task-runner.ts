@@ -12,6 +12,9 @@ import type { CellMetrics } from "../metrics.js";
 import type { ContainerRuntime, ContainerSpec } from "../runtime/container-runtime.js";
 import { ensureImage } from "./image-resolver.js";
 import { cellLabels, containerLabels, containerName } from "./labels.js";
+import type { OutcomeJournal } from "./outcome-journal.js";
+import { tailOf, type JournalLogLine, type OutcomeRecord } from "./outcome-record.js";
+import type { OutcomeReporter } from "./outcome-reporter.js";
 
 export type LifecycleClient = ServiceClient<(typeof TaskLifecycleService)["method"]>;
 
@@ -34,6 +37,10 @@ export interface RunnerLimits {
   egress?: EgressPolicy;
   /** Bytes one upload may send. */
   uploadMaxBytes?: number;
+  /** Bytes of output per stream sent with the outcome (CompleteTaskRequest.log_tail); default 16 KiB. */
+  logTailBytes?: number;
+  /** Deadline of a container-engine call made while settling a task (usage); default 10 s. */
+  engineCallTimeoutMs?: number;
 }
 
 export interface RunnerEnv {
@@ -47,6 +54,10 @@ export interface RunnerEnv {
   limits: RunnerLimits;
   metrics: CellMetrics;
   logger: Logger;
+  /** Where the outcome is kept, before the container goes, until the BBS has it. */
+  journal: OutcomeJournal;
+  /** Reports journaled outcomes until the BBS accepts or refuses them for good. */
+  reporter: OutcomeReporter;
   /** Why the claimed task (as the BBS has it) must not run here, or undefined: see claimedTaskRefusal. */
   refuseClaimed(work: cellv1.TaskWork, task: Task): string | undefined;
   /** Removes a container (through the cell, which marks it as its own doing). */
@@ -56,7 +67,7 @@ export interface RunnerEnv {
 }
 
 type Outcome =
-  | { kind: "complete"; failed: boolean; reason: string; result: string }
+  | { kind: "complete"; failed: boolean; reason: string; result: string; exitStatus?: number }
   | { kind: "reject"; reason: string }
   | { kind: "none" };
 
@@ -140,7 +151,7 @@ export class TaskRunner {
     const refusal = this.env.refuseClaimed(this.work, task);
     if (refusal) {
       this.log.warn({ reason: refusal }, "the claimed task differs from the work this cell admitted; rejecting it");
-      await this.report({ kind: "reject", reason: refusal });
+      await this.settle({ kind: "reject", reason: refusal });
       return this.finish();
     }
     this.task = task;
@@ -166,12 +177,7 @@ export class TaskRunner {
       outcome = { kind: "complete", failed: true, reason: FailureReason.cellDisappeared, result: "" };
     }
     this.env.logs.end(task.taskGuid);
-    await this.report(outcome);
-    if (this.containerId) {
-      await this.env
-        .removeContainer(this.containerId)
-        .catch((err) => this.log.error({ err }, "cannot remove container; reconcile will"));
-    }
+    await this.settle(outcome);
     this.finish();
   }
 
@@ -235,7 +241,7 @@ export class TaskRunner {
         }
       }
     }
-    return { kind: "complete", failed, reason, result };
+    return { kind: "complete", failed, reason, result, exitStatus: err?.exitStatus };
   }
 
   private spec(task: Task, image: string): ContainerSpec {
@@ -284,36 +290,65 @@ export class TaskRunner {
     return file.data.toString("utf8").replace(/\uFFFD$/, "");
   }
 
-  private async report(outcome: Outcome): Promise<void> {
+  /**
+   * Keeps the outcome: measured and journaled (fsynced) while the container still exists, then the
+   * container goes and the reporter owns the outcome until the BBS has it (docs/reliability.md, "The
+   * cell keeps every outcome"). With no outcome (cancelled, gone) only the container goes.
+   */
+  private async settle(outcome: Outcome): Promise<void> {
     const guid = this.work.taskGuid;
-    const cellId = this.env.cellId;
-    if (outcome.kind === "none") return;
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      try {
-        if (outcome.kind === "complete") {
-          await this.env.lifecycle.completeTask({
-            taskGuid: guid,
-            cellId,
-            failed: outcome.failed,
-            failureReason: outcome.reason,
-            result: outcome.result,
-          });
-          (outcome.failed ? this.env.metrics.tasksFailed : this.env.metrics.tasksSucceeded).inc();
-          this.log.info({ failed: outcome.failed, failureReason: outcome.reason }, "task completed");
-        } else {
-          await this.env.lifecycle.rejectTask({ taskGuid: guid, cellId, rejectionReason: outcome.reason });
-          this.log.info({ reason: outcome.reason }, "task rejected");
-        }
-        return;
-      } catch (err) {
-        if (isTerminal(err)) {
-          this.log.info({ reason: (err as Error).message }, "BBS refused the report");
-          return;
-        }
-        this.log.warn({ err, attempt }, "cannot report the task to the BBS");
-        await new Promise((r) => setTimeout(r, 500 * attempt));
-      }
+    let record: OutcomeRecord | undefined;
+    if (outcome.kind === "complete") {
+      record = {
+        version: 1,
+        kind: "complete",
+        taskGuid: guid,
+        failed: outcome.failed,
+        failureReason: outcome.reason,
+        failureKind: 0,
+        result: outcome.result,
+        exitStatus: outcome.exitStatus,
+        usage: await this.usage(),
+        logTail: await this.logTail(),
+        recordedAt: Date.now(),
+      };
+    } else if (outcome.kind === "reject") {
+      record = { version: 1, kind: "reject", taskGuid: guid, reason: outcome.reason, recordedAt: Date.now() };
     }
+    try {
+      if (record) await this.env.journal.write(record);
+      else await this.env.journal.delete(guid);
+    } catch (err) {
+      // Reported from memory still; only a restart of the cell before the BBS has it would lose it.
+      this.log.error({ err }, "cannot journal the task's outcome");
+    }
+    if (this.containerId) {
+      await this.env
+        .removeContainer(this.containerId)
+        .catch((err) => this.log.error({ err }, "cannot remove container; reconcile will"));
+    }
+    if (record) this.env.reporter.submit(record);
+  }
+
+  private async usage(): Promise<CompleteRecordUsage | undefined> {
+    if (!this.containerId) return undefined;
+    try {
+      const u = await withDeadline(
+        this.env.runtime.usage(this.containerId),
+        this.env.limits.engineCallTimeoutMs ?? 10_000,
+        "container usage",
+      );
+      return u && { peakMemoryBytes: u.peakMemoryBytes.toString(), cpuTimeNs: u.cpuTimeNs.toString() };
+    } catch (err) {
+      this.log.info({ reason: (err as Error).message }, "cannot measure the container's usage");
+      return undefined;
+    }
+  }
+
+  private async logTail(): Promise<JournalLogLine[]> {
+    const lines = [];
+    for await (const line of this.env.logs.read(this.work.taskGuid, false)) lines.push(line);
+    return tailOf(lines, this.env.limits.logTailBytes ?? DEFAULT_LOG_TAIL_BYTES);
   }
 
   private finish(): void {
@@ -325,6 +360,19 @@ export class TaskRunner {
     this.env.onDone(this);
     this.resolveDone();
   }
+}
+
+type CompleteRecordUsage = NonNullable<Extract<OutcomeRecord, { kind: "complete" }>["usage"]>;
+
+export const DEFAULT_LOG_TAIL_BYTES = 16 * 1024;
+
+/** Rejects with `<what> took longer than <ms> ms` when the promise has not settled by then. */
+export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
 /** cpu_weight → Docker CPU shares: 1024 × w / 100, at least 2; 0 keeps the engine default. */
