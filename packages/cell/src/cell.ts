@@ -9,7 +9,13 @@ import { claimedTaskRefusal } from "./executor/claimed-task-refusal.js";
 import type { OutcomeJournal } from "./executor/outcome-journal.js";
 import { isOutcome, type JournalRecord } from "./executor/outcome-record.js";
 import type { OutcomeReporter } from "./executor/outcome-reporter.js";
-import { TaskRunner, type LifecycleClient, type RunnerLimits, type StopReason } from "./executor/task-runner.js";
+import {
+  TaskRunner,
+  type LifecycleClient,
+  type RunnerEnv,
+  type RunnerLimits,
+  type StopReason,
+} from "./executor/task-runner.js";
 import type { TaskLogStore } from "./logs/task-log-store.js";
 import type { CellMetrics } from "./metrics.js";
 import type { ContainerRuntime } from "./runtime/container-runtime.js";
@@ -137,13 +143,22 @@ export class Cell {
   async recover(records: readonly JournalRecord[]): Promise<void> {
     for (const record of records) {
       if (isOutcome(record)) this.reporter.submit(record);
-      else await this.parts.journal.delete(record.taskGuid);
+      else this.register(TaskRunner.resume(record, this.runnerEnv()));
     }
   }
 
   private newRunner(work: cellv1.TaskWork): TaskRunner {
+    return this.register(new TaskRunner(work, this.runnerEnv()));
+  }
+
+  private register(runner: TaskRunner): TaskRunner {
+    this.runners.set(runner.work.taskGuid, runner);
+    return runner;
+  }
+
+  private runnerEnv(): RunnerEnv {
     const p = this.parts;
-    const runner = new TaskRunner(work, {
+    return {
       cellId: p.identity.cellId,
       runtime: p.runtime,
       lifecycle: p.lifecycle,
@@ -162,9 +177,7 @@ export class Cell {
         if (this.runners.get(r.work.taskGuid) === r) this.runners.delete(r.work.taskGuid);
         if (this.runners.size === 0) for (const w of this.idle) w();
       },
-    });
-    this.runners.set(work.taskGuid, runner);
-    return runner;
+    };
   }
 
   /** Container ids the cell is removing itself (their die/destroy events need no reconcile). */

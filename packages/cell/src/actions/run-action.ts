@@ -6,7 +6,7 @@ import { emitProgressStep } from "./emit-progress-step.js";
 import { parallelStep } from "./parallel-step.js";
 import { runStep } from "./run-step.js";
 import { serialStep } from "./serial-step.js";
-import { StepError, type StepRunner } from "./step.js";
+import { StepError, type StepContext, type StepResult, type StepRunner } from "./step.js";
 import { timeoutStep } from "./timeout-step.js";
 import { tryStep } from "./try-step.js";
 import { uploadStep } from "./upload-step.js";
@@ -25,11 +25,15 @@ export interface ActionDeps {
   uploadMaxBytes?: number;
   /** Component-log hook for errors that are not the task's to see (try, upload attempts). */
   note?: (message: string) => void;
+  /** Wraps every step, composites' children included (the executor records and replays progress with it). */
+  around?: (action: Action, ctx: StepContext, step: StepRunner) => Promise<StepResult>;
 }
 
 /** The step runner of one task's container: each action type to its step, composites recursing. */
 export function actionRunner(deps: ActionDeps): StepRunner {
-  const run: StepRunner = async (action: Action, ctx) => {
+  const around = deps.around;
+  const run: StepRunner = around ? (action, ctx) => around(action, ctx, step) : (action, ctx) => step(action, ctx);
+  const step: StepRunner = async (action: Action, ctx) => {
     const a = action.action;
     switch (a.case) {
       case "run":

@@ -1,19 +1,28 @@
-import { DiegoError, FailureReason, isTerminal } from "@diego/models";
-import { TaskState, type Task, type TaskLifecycleService } from "@diego/proto";
-import type { cellv1 } from "@diego/proto";
+import { clone, create, fromJson, toJson, type JsonObject } from "@bufbuild/protobuf";
+import { DiegoError, FailureReason, isTerminal, taskWork } from "@diego/models";
+import {
+  FailureKind,
+  TaskSchema,
+  TaskState,
+  cellv1,
+  type Action,
+  type Task,
+  type TaskLifecycleService,
+} from "@diego/proto";
 import { taskLogger, type EgressPolicy, type Logger, type ServiceClient } from "@diego/kit";
 import { actionRunner } from "../actions/run-action.js";
 import { firstFile } from "../runtime/tar-files.js";
 import type { DownloadCache } from "../actions/download-cache.js";
-import type { StepContext } from "../actions/step.js";
+import type { StepContext, StepResult, StepRunner } from "../actions/step.js";
 import type { CapacityLedger } from "../capacity/capacity-ledger.js";
 import type { TaskLogStore } from "../logs/task-log-store.js";
 import type { CellMetrics } from "../metrics.js";
-import type { ContainerRuntime, ContainerSpec } from "../runtime/container-runtime.js";
+import type { ContainerRuntime, ContainerSpec, ExecIo, ExecSpec, ProcessHandle } from "../runtime/container-runtime.js";
+import { cursorAtLeaf, pathsOf, recoveryOf, replayRole } from "./follow-plan.js";
 import { ensureImage } from "./image-resolver.js";
 import { cellLabels, containerLabels, containerName } from "./labels.js";
 import type { OutcomeJournal } from "./outcome-journal.js";
-import { tailOf, type JournalLogLine, type OutcomeRecord } from "./outcome-record.js";
+import { tailOf, type Cursor, type JournalLogLine, type OutcomeRecord, type RunningRecord } from "./outcome-record.js";
 import type { OutcomeReporter } from "./outcome-reporter.js";
 
 export type LifecycleClient = ServiceClient<(typeof TaskLifecycleService)["method"]>;
@@ -67,7 +76,14 @@ export interface RunnerEnv {
 }
 
 type Outcome =
-  | { kind: "complete"; failed: boolean; reason: string; result: string; exitStatus?: number }
+  | {
+      kind: "complete";
+      failed: boolean;
+      reason: string;
+      result: string;
+      exitStatus?: number;
+      failureKind?: FailureKind;
+    }
   | { kind: "reject"; reason: string }
   | { kind: "none" };
 
@@ -83,6 +99,9 @@ export class TaskRunner {
   private readonly abort = new AbortController();
   private stopReason?: StopReason;
   private reservedSince = 0;
+  /** The cursor last journaled (writes of the same one are skipped). */
+  private journaled?: Cursor;
+  private taskJson?: JsonObject;
   private finished = false;
   private resolveDone!: () => void;
   /** Resolves when the runner has released its reservation. */
@@ -158,13 +177,63 @@ export class TaskRunner {
     await this.execute(task);
   }
 
-  private async execute(task: Task): Promise<void> {
-    this.phase = "starting";
-    this.env.metrics.tasksStarted.inc();
+  /**
+   * After a restart of the cell: follows a task its earlier run left running (see follow-plan.ts), or
+   * fails it with the reason when that cannot be done; either way its outcome is kept and reported.
+   */
+  static resume(record: RunningRecord, env: RunnerEnv): TaskRunner {
+    const task = fromJson(TaskSchema, record.task as JsonObject);
+    const runner = new TaskRunner(create(cellv1.TaskWorkSchema, taskWork(task)), env);
+    runner.task = task;
+    runner.containerId = record.containerId;
+    runner.phase = "running";
+    runner.journaled = record.cursor;
+    const reserved = env.ledger.reserve(runner.work);
+    if (!reserved.admitted)
+      runner.log.warn({ reason: reserved.reason }, "the resumed task does not fit the ledger; following it anyway");
+    void runner.execute(task, () => runner.resumeContainer(task, record));
+    return runner;
+  }
+
+  private async resumeContainer(task: Task, record: RunningRecord): Promise<Outcome> {
+    const exists = await this.containerExists().catch(() => true);
+    const recovery = recoveryOf(record.cursor, exists);
+    if (recovery.kind === "fail") {
+      this.log.warn(
+        { reason: recovery.reason || FailureReason.containerMissing },
+        "cannot follow the task after the restart",
+      );
+      if (recovery.containerLost)
+        return { kind: "complete", failed: true, reason: FailureReason.containerMissing, result: "" };
+      return {
+        kind: "complete",
+        failed: true,
+        reason: recovery.reason,
+        result: "",
+        failureKind: FailureKind.CELL_LOST,
+      };
+    }
+    let handle: ProcessHandle | undefined;
+    if (recovery.target) {
+      handle = await this.env.runtime.reattach(record.containerId, recovery.target.processId);
+      if (!handle) {
+        this.log.warn("the engine no longer knows the task's process");
+        return { kind: "complete", failed: true, reason: FailureReason.containerMissing, result: "" };
+      }
+    }
+    this.log.info({ at: record.cursor.at }, "cell restarted: following the task");
+    return this.runTree(task, recovery.target && { path: recovery.target.path, handle: handle! });
+  }
+
+  private async execute(task: Task, produce: () => Promise<Outcome> = () => this.runContainer(task)): Promise<void> {
+    if (this.phase !== "running") {
+      this.phase = "starting";
+      this.env.metrics.tasksStarted.inc();
+    }
     this.env.logs.open(task.taskGuid, task.logGuid);
     let outcome: Outcome;
     try {
-      outcome = await this.runContainer(task);
+      outcome = await produce();
     } catch (err) {
       this.log.error({ err }, "task failed unexpectedly");
       outcome = { kind: "complete", failed: true, reason: (err as Error).message, result: "" };
@@ -200,6 +269,17 @@ export class TaskRunner {
       return { kind: "reject", reason: `failed to create container: ${(err as Error).message}` };
     }
     if (signal.aborted) return { kind: "reject", reason: "cell stopped before the task started" };
+    await this.journalRunning({ at: "setup" });
+    return this.runTree(task);
+  }
+
+  /**
+   * Runs the action tree in the container; with `followed`, the tree of a task an earlier run of the cell
+   * left running: the steps before the followed process are done, the process is the one given, the
+   * steps after it run as usual. Before each leaf step the cursor is journaled (follow-plan.ts).
+   */
+  private async runTree(task: Task, followed?: { path: number[]; handle: ProcessHandle }): Promise<Outcome> {
+    const signal = this.abort.signal;
     this.phase = "running";
     const running = this.env.lifecycle.runningTask({ taskGuid: task.taskGuid, cellId: this.env.cellId }).then(
       () => undefined,
@@ -214,9 +294,41 @@ export class TaskRunner {
       logSource: defaultSource,
       log: (stream, message, source) => this.env.logs.append(task.taskGuid, { stream, message, source }),
     };
+    const root = task.action;
+    const paths = root ? pathsOf(root) : new Map<Action, number[]>();
+    let handOut = followed?.handle;
+    let recordNext: number[] | undefined;
+    const exec = async (id: string, spec: ExecSpec, io: ExecIo): Promise<ProcessHandle> => {
+      if (handOut) {
+        const h = handOut;
+        handOut = undefined;
+        return h;
+      }
+      const h = await this.env.runtime.exec(id, spec, io);
+      if (recordNext) {
+        const path = recordNext;
+        recordNext = undefined;
+        await this.journalRunning({ at: "process", path, processId: h.id });
+      }
+      return h;
+    };
+    const runtime = withExec(this.env.runtime, exec);
+    const around = async (action: Action, ctx: StepContext, step: StepRunner): Promise<StepResult> => {
+      const path = paths.get(action);
+      if (!root || !path) return step(action, ctx);
+      const role = replayRole(path, followed?.path);
+      if (role === "done") return undefined;
+      if (role === "ahead" && isLeaf(action)) {
+        const cursor = cursorAtLeaf(root, path);
+        await this.journalRunning(cursor);
+        if (cursor.at === "starting-process") recordNext = path;
+      }
+      return step(action, ctx);
+    };
     const run = actionRunner({
-      runtime: this.env.runtime,
-      containerId: this.containerId,
+      around,
+      runtime,
+      containerId: this.containerId!,
       cache: this.env.cache,
       gracefulShutdownMs: this.env.limits.gracefulShutdownMs,
       owner: task.taskGuid,
@@ -305,7 +417,7 @@ export class TaskRunner {
         taskGuid: guid,
         failed: outcome.failed,
         failureReason: outcome.reason,
-        failureKind: 0,
+        failureKind: outcome.failureKind ?? 0,
         result: outcome.result,
         exitStatus: outcome.exitStatus,
         usage: await this.usage(),
@@ -328,6 +440,27 @@ export class TaskRunner {
         .catch((err) => this.log.error({ err }, "cannot remove container; reconcile will"));
     }
     if (record) this.env.reporter.submit(record);
+  }
+
+  /** Journals where the running task is, for a restarted cell to follow it (only when it changed). */
+  private async journalRunning(cursor: Cursor): Promise<void> {
+    if (!this.task || !this.containerId) return;
+    if (this.journaled && JSON.stringify(this.journaled) === JSON.stringify(cursor)) return;
+    this.journaled = cursor;
+    this.taskJson ??= withoutSecrets(this.task);
+    try {
+      await this.env.journal.write({
+        version: 1,
+        kind: "running",
+        taskGuid: this.work.taskGuid,
+        containerId: this.containerId,
+        task: this.taskJson,
+        cursor,
+        recordedAt: Date.now(),
+      });
+    } catch (err) {
+      this.log.error({ err }, "cannot journal the running task; a restarted cell could not follow it");
+    }
   }
 
   private async usage(): Promise<CompleteRecordUsage | undefined> {
@@ -360,6 +493,33 @@ export class TaskRunner {
     this.env.onDone(this);
     this.resolveDone();
   }
+}
+
+/** The task as JSON for the journal, without what must not rest on disk: secret_env, image credentials, env. */
+function withoutSecrets(task: Task): JsonObject {
+  const copy = clone(TaskSchema, task);
+  copy.secretEnv = [];
+  copy.env = [];
+  copy.imageUsername = "";
+  copy.imagePassword = "";
+  return toJson(TaskSchema, copy) as JsonObject;
+}
+
+/** Steps that do work themselves (the others only arrange their children). */
+function isLeaf(action: Action): boolean {
+  const kind = action.action.case;
+  return kind === "run" || kind === "download" || kind === "upload";
+}
+
+/** The runtime with its exec replaced (every other call goes to the runtime itself). */
+function withExec(runtime: ContainerRuntime, exec: ContainerRuntime["exec"]): ContainerRuntime {
+  return new Proxy(runtime, {
+    get(target, prop, receiver) {
+      if (prop === "exec") return exec;
+      const value: unknown = Reflect.get(target, prop, receiver);
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
 
 type CompleteRecordUsage = NonNullable<Extract<OutcomeRecord, { kind: "complete" }>["usage"]>;

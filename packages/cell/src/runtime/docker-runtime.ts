@@ -150,20 +150,27 @@ export class DockerRuntime implements ContainerRuntime {
       return { exitCode, outOfMemory };
     })();
     exited.catch(() => undefined);
-    return {
-      exited,
-      signal: async (sig) => {
-        const info = await exec.inspect().catch(() => undefined);
-        if (!info?.Running || !info.Pid) return;
-        for (const pid of await processTree(info.Pid)) {
-          try {
-            process.kill(pid, sig);
-          } catch {
-            // already gone
-          }
-        }
-      },
-    };
+    return { id: exec.id, exited, signal: (sig) => signalExec(exec, sig) };
+  }
+
+  async reattach(id: string, processId: string): Promise<ProcessHandle | undefined> {
+    const exec = this.docker.getExec(processId);
+    const first = await exec.inspect().catch(() => undefined);
+    if (!first || !id.startsWith(first.ContainerID ?? "-")) return undefined;
+    const exited = (async (): Promise<ExecResult> => {
+      let info = first;
+      // No stream tells when a process the cell did not start ends: ask, at most every second.
+      for (let wait = 50; info.Running; wait = Math.min(1_000, wait * 2)) {
+        await sleep(wait);
+        const next = await exec.inspect().catch(() => undefined);
+        if (!next) return { exitCode: -1, outOfMemory: false }; // the container went with it
+        info = next;
+      }
+      const exitCode = info.ExitCode ?? -1;
+      return { exitCode, outOfMemory: exitCode === 137 && (await this.oomKilled(id)) };
+    })();
+    exited.catch(() => undefined);
+    return { id: processId, exited, signal: (sig) => signalExec(exec, sig) };
   }
 
   private async oomKilled(id: string): Promise<boolean> {
@@ -265,6 +272,19 @@ export class DockerRuntime implements ContainerRuntime {
       stopped = true;
       stream?.destroy?.();
     };
+  }
+}
+
+/** Signals an exec's process and every process it started (through the host's /proc). */
+async function signalExec(exec: Docker.Exec, sig: "SIGTERM" | "SIGKILL"): Promise<void> {
+  const info = await exec.inspect().catch(() => undefined);
+  if (!info?.Running || !info.Pid) return;
+  for (const pid of await processTree(info.Pid)) {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      // already gone
+    }
   }
 }
 
