@@ -2,7 +2,7 @@
 // inside a parallel action), restart the cell: it fails the task with that reason and removes the
 // container: no stray container remains. (Tasks it can follow: restart-follow.test.ts.)
 import { spawn, type ChildProcess } from "node:child_process";
-import { rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { FailureKind, TaskState } from "@diego/proto";
@@ -59,6 +59,16 @@ test("after a crash and a restart the cell reconciles its old containers", async
       },
     });
     await cluster.waitFor(`${cellId}-task`, (t) => t?.state === TaskState.RUNNING, 60_000);
+    // Once the step has begun (its cursor journaled): before that a restarted cell runs the tree afresh.
+    await eventually(
+      "the step's cursor journaled",
+      async () =>
+        (await readFile(join(workDir, "journal", `${cellId}-task.json`), "utf8").catch(() => "")).includes(
+          "unresumable",
+        ),
+      30_000,
+      100,
+    );
     child.kill("SIGKILL");
     await new Promise((r) => child!.once("exit", r));
     expect((await runtime.list(cellLabels(cellId))).length).toBe(1);
