@@ -207,6 +207,7 @@ export class FakeRuntime implements ContainerRuntime {
     const c = this.containers.get(id);
     if (!c) return;
     for (const p of c.processes) p.signal("SIGKILL");
+    for (const [pid, h] of this.handles) if (h.containerId === id) this.handles.delete(pid);
     c.status = "gone";
     this.containers.delete(id);
     this.emit(id, "die", c);
