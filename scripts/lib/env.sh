@@ -20,7 +20,8 @@ ensure_packages() {
   local missing=()
   command -v dockerd >/dev/null || missing+=(docker.io)
   command -v etcd >/dev/null || missing+=(etcd-server)
-  [[ -x /bin/busybox ]] && /bin/busybox --list 2>/dev/null | grep -qx httpd || missing+=(busybox-static)
+  # (grep reads the whole list: with pipefail, grep -q closing the pipe early would fail busybox.)
+  [[ -x /bin/busybox ]] && /bin/busybox --list 2>/dev/null | grep -x httpd >/dev/null || missing+=(busybox-static)
   command -v mkfs.btrfs >/dev/null || missing+=(btrfs-progs)
   command -v openssl >/dev/null || missing+=(openssl)
   command -v curl >/dev/null || missing+=(curl)
@@ -62,14 +63,27 @@ ensure_node_deps() {
   (cd "$DIEGO_ROOT" && pnpm install --frozen-lockfile --reporter=silent) || die "pnpm install failed"
 }
 
-docker_up() { docker info >/dev/null 2>&1; }
+# Whether a Docker engine answers (with a deadline: a busy engine must not hang the caller).
+docker_up() { timeout 20 docker info >/dev/null 2>&1; }
+
+# The pid file of the dockerd that ensure_docker starts.
+DIEGO_DOCKERD_PIDFILE=/var/run/diego-dockerd.pid
 
 # Uses the Docker engine that answers, else starts one whose data root is a btrfs file system (a loop
 # file), so that the storage driver enforces disk quotas (disk_mb). Falls back to the default driver
-# when a loop device cannot be had.
+# when a loop device cannot be had. A dockerd that runs but does not answer yet is waited for, never
+# replaced, and never counted as started here: stop_docker stops only the dockerd this call started.
 ensure_docker() {
   if docker_up; then
     log "using the running Docker engine ($(docker info --format '{{.Driver}}') storage driver)"
+    ensure_btrfs_quotas
+    return
+  fi
+  local running
+  running=$(running_dockerd)
+  if [[ -n $running ]]; then
+    log "dockerd (pid $running) runs but does not answer yet; waiting for it"
+    wait_docker_up 120 || die "the running dockerd (pid $running) does not answer"
     ensure_btrfs_quotas
     return
   fi
@@ -81,18 +95,31 @@ ensure_docker() {
     log "warning: no btrfs data root; disk_mb will not be enforced"
     args=(--data-root "$DIEGO_STATE/docker-plain")
   fi
-  local pidfile=/var/run/diego-dockerd.pid
-  if [[ -f $pidfile ]] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then as_root rm -f "$pidfile"; fi
+  local pidfile=$DIEGO_DOCKERD_PIDFILE pid
+  as_root rm -f "$pidfile"
   log "starting dockerd (${args[*]})"
-  as_root bash -c "nohup dockerd ${args[*]} --pidfile $pidfile >>'$DIEGO_STATE/dockerd.log' 2>&1 &"
+  pid=$(as_root bash -c "nohup dockerd ${args[*]} --pidfile $pidfile >>'$DIEGO_STATE/dockerd.log' 2>&1 </dev/null & echo \$!")
+  wait_docker_up 120 && kill -0 "$pid" 2>/dev/null ||
+    { tail -20 "$DIEGO_STATE/dockerd.log" >&2; die "dockerd did not start; see $DIEGO_STATE/dockerd.log"; }
+  DIEGO_STARTED_DOCKERD=$pid
+  ensure_btrfs_quotas
+}
+
+# The pid of a dockerd process that runs on this host (any), or nothing.
+running_dockerd() {
+  local pid
+  pid=$(cat "$DIEGO_DOCKERD_PIDFILE" 2>/dev/null)
+  if [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == dockerd ]]; then echo "$pid"; return; fi
+  pgrep -x dockerd | head -1
+}
+
+wait_docker_up() { # seconds
   local i
-  for i in $(seq 1 120); do
-    docker_up && break
+  for ((i = 0; i < $1 * 2; i++)); do
+    docker_up && return 0
     sleep 0.5
   done
-  docker_up || { tail -20 "$DIEGO_STATE/dockerd.log" >&2; die "dockerd did not start; see $DIEGO_STATE/dockerd.log"; }
-  DIEGO_STARTED_DOCKERD=$(cat "$pidfile")
-  ensure_btrfs_quotas
+  return 1
 }
 
 # On btrfs, Docker enforces --storage-opt size through qgroups, which count nothing until quotas are
@@ -114,17 +141,20 @@ mount_btrfs() {
   as_root mount -o loop "$file" "$root" 2>/dev/null
 }
 
-# Stops the dockerd that ensure_docker started (and only that one).
+# Stops the dockerd that ensure_docker started in this shell (and only that one; nothing when the
+# engine already ran).
 stop_docker() {
   [[ -n $DIEGO_STARTED_DOCKERD ]] || return 0
-  log "stopping dockerd"
-  as_root kill -TERM "$DIEGO_STARTED_DOCKERD" 2>/dev/null || true
+  local pid=$DIEGO_STARTED_DOCKERD
+  DIEGO_STARTED_DOCKERD=""
+  [[ $(cat "/proc/$pid/comm" 2>/dev/null) == dockerd ]] || return 0
+  log "stopping dockerd (pid $pid, started by this command)"
+  as_root kill -TERM "$pid" 2>/dev/null || true
   local i
   for i in $(seq 1 60); do
-    kill -0 "$DIEGO_STARTED_DOCKERD" 2>/dev/null || break
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.5
   done
-  DIEGO_STARTED_DOCKERD=""
 }
 
 # The local image diego/busybox: busybox-static with every applet, and root, nobody and vcap users.
@@ -134,15 +164,25 @@ ensure_image() {
   "$DIEGO_ROOT/deploy/image/busybox-image.sh" "$DIEGO_IMAGE"
 }
 
+# Sets DIEGO_ETCD_ARGS to the etcd command line of one member NAME with data dir DATA, listening on
+# 127.0.0.1:CLIENT (clients) and 127.0.0.1:PEER (peers), in the cluster CLUSTER
+# (name=http://127.0.0.1:peer,…; default itself alone). The same command restarts a member: etcd
+# ignores the --initial-* flags once DATA holds data.
+etcd_member_args() { # NAME DATA CLIENT PEER [CLUSTER]
+  local name=$1 data=$2 port=$3 peer=$4 cluster=${5:-$1=http://127.0.0.1:$4}
+  DIEGO_ETCD_ARGS=(etcd --name "$name" --data-dir "$data"
+    --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port"
+    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer"
+    --initial-cluster "$cluster" --initial-cluster-token diego-dev
+    --auto-compaction-mode periodic --auto-compaction-retention 1h)
+}
+
 # Starts etcd on 127.0.0.1:<client port> with its own data dir; sets DIEGO_ETCD_PID.
 start_etcd() {
   local data=$1 port=$2 peer=$3 logfile=$4
   mkdir -p "$data"
-  etcd --name diego-dev --data-dir "$data" \
-    --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
-    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
-    --initial-cluster "diego-dev=http://127.0.0.1:$peer" \
-    --auto-compaction-mode periodic --auto-compaction-retention 1h >>"$logfile" 2>&1 &
+  etcd_member_args diego-dev "$data" "$port" "$peer"
+  "${DIEGO_ETCD_ARGS[@]}" >>"$logfile" 2>&1 &
   DIEGO_ETCD_PID=$!
   local i
   for i in $(seq 1 100); do

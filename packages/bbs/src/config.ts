@@ -52,6 +52,16 @@ export const bbsSettings = {
   rewriteTasks: setting("boolean", "At start, rewrite every stored task that carries secrets under the active key.", {
     default: false,
   }),
+  clientDomains: setting(
+    "map",
+    "Limit client identities to domains, as CLIENT=DOMAIN|DOMAIN, comma-separated (they desire, read, watch and cancel only there); a client not named is not limited.",
+    { default: {} },
+  ),
+  privilegedClients: setting(
+    "list",
+    "The only client identities that may desire privileged tasks, comma-separated; unset: any client (the cells still decide with --allow-privileged).",
+    { optional: true },
+  ),
   logLevel: setting("string", "log level (trace, debug, info, warn, error)", { default: "info" }),
   convergeRepeatInterval: setting("duration", "time between convergence passes", { default: 30_000, check: positive }),
   kickTaskDuration: setting(

@@ -26,6 +26,7 @@ import { EventHub } from "./events/event-hub.js";
 import { GrpcClients } from "./grpc-clients.js";
 import { ConsoleServer } from "@diego/console";
 import { addBbsServices, clientApi } from "./handlers/index.js";
+import { clientScopesFrom } from "./handlers/client-scope.js";
 import { Keys } from "./keys.js";
 import { EtcdLeaderElection } from "./leader/etcd-leader-election.js";
 import { StaticLeadership, type Leadership } from "./leader/leadership.js";
@@ -201,7 +202,8 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
       observe: serviceMetrics.observeGrpc,
       maxReceiveBytes: config.grpcMaxReceiveBytes,
     });
-    const handlerDeps = { controller, store, hub, presence, locks, clients, logger };
+    const scopes = clientScopesFrom(config);
+    const handlerDeps = { controller, store, hub, presence, locks, clients, logger, scopes };
     const api = clientApi(handlerDeps);
     addBbsServices(server, handlerDeps, api);
     const port = await server.listen(config.listenAddress);

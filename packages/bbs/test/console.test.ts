@@ -83,6 +83,28 @@ test("the overview and the tasks list, newest first and paged, never with secret
   expect((await get("/api/tasks/nope-404")).status).toBe(404);
 });
 
+test("the event stream is live first, then sends every change of a task as it happens", async () => {
+  const abort = new AbortController();
+  const res = await fetch(new URL("/api/events", base), { signal: abort.signal });
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  const until = async (what: RegExp) => {
+    while (!what.test(text)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`the stream ended before ${what}`);
+      text += decoder.decode(value);
+    }
+  };
+  await until(/event: live/);
+  const guid = uniqueGuid("events");
+  await tasks.desireTask(fixtureTask("hello.json", guid));
+  await tasks.cancelTask({ taskGuid: guid });
+  await until(new RegExp(`event: task\ndata: \\{"kind":"created","task":\\{"task_guid":"${guid}"`));
+  await until(new RegExp(`"kind":"changed","task":\\{"task_guid":"${guid}".*"state":"COMPLETED"`));
+  abort.abort();
+});
+
 test("the console is read-only unless the BBS allows cancelling, and a cancel must come from its page", async () => {
   const guid = uniqueGuid("readonly");
   await tasks.desireTask(fixtureTask("hello.json", guid));

@@ -1,5 +1,5 @@
 import { statfs } from "node:fs/promises";
-import { hostname, totalmem, tmpdir } from "node:os";
+import { hostname, networkInterfaces, totalmem, tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   createClient,
@@ -14,6 +14,7 @@ import {
 } from "@diego/kit";
 import { CellRegistryService, TaskLifecycleService, TaskService, cellv1 } from "@diego/proto";
 import { DownloadCache } from "./actions/download-cache.js";
+import { cellIp } from "./actions/instance-env.js";
 import { Cell } from "./cell.js";
 import type { CellConfig } from "./config.js";
 import { OutcomeJournal } from "./executor/outcome-journal.js";
@@ -150,6 +151,7 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
       egress,
       uploadMaxBytes: config.uploadMaxMb * 1024 * 1024,
       logTailBytes: config.logTailBytes,
+      instanceIp: cellIp(config.advertiseAddress ?? config.listenAddress, networkInterfaces()),
     },
     journal,
     reporter: (metrics) =>

@@ -2,14 +2,25 @@
 import { create } from "@bufbuild/protobuf";
 import { ActionSchema, type Action, type EmitProgressAction } from "@diego/proto";
 import { codependentStep } from "../src/actions/codependent-step.js";
+import { runTree } from "../src/actions/run-action.js";
 import { emitProgressStep } from "../src/actions/emit-progress-step.js";
 import { parallelStep } from "../src/actions/parallel-step.js";
 import { serialStep } from "../src/actions/serial-step.js";
-import { cancelledError, StepError, type StepContext, type StepResult, type StepRunner } from "../src/actions/step.js";
+import {
+  aggregate,
+  cancelledError,
+  StepError,
+  type StepContext,
+  type StepResult,
+  type StepRunner,
+} from "../src/actions/step.js";
 import { timeoutStep } from "../src/actions/timeout-step.js";
 import { tryStep } from "../src/actions/try-step.js";
 
-/** A leaf named by its run path: "ok", "fail:<msg>", "hidden:<msg>" (not emittable), "wait:<ms>" (cancellable), "hang" (until cancelled). */
+/**
+ * A leaf named by its run path: "ok", "fail:<msg>", "hidden:<msg>" (not emittable), "wait:<ms>" (cancellable),
+ * "hang" (until cancelled), "exit:<n>" or "exit:<n>/<ms>" (a run exiting n, after ms; cancellable).
+ */
 const leaf = (path: string): Action => create(ActionSchema, { action: { case: "run", value: { path } } });
 
 interface Recorded {
@@ -26,7 +37,8 @@ function scripted(): { run: StepRunner; rec: Recorded; ctx: (signal?: AbortSigna
     rec.started.push(path);
     const colon = path.indexOf(":");
     const [kind, arg] = colon < 0 ? [path, ""] : [path.slice(0, colon), path.slice(colon + 1)];
-    const waitMs = kind === "wait" ? Number(arg) : kind === "hang" ? 1e9 : 0;
+    const [status, after] = kind === "exit" ? arg.split("/").map(Number) : [0, 0];
+    const waitMs = kind === "wait" ? Number(arg) : kind === "hang" ? 1e9 : kind === "exit" ? after || 0 : 0;
     if (waitMs) {
       const cancelled = await new Promise<boolean>((resolve) => {
         const t = setTimeout(() => resolve(false), waitMs);
@@ -44,6 +56,10 @@ function scripted(): { run: StepRunner; rec: Recorded; ctx: (signal?: AbortSigna
     rec.finished.push(path);
     if (kind === "fail") return new StepError(arg, true);
     if (kind === "hidden") return new StepError(arg, false);
+    if (kind === "exit") {
+      ctx.onExit?.(status);
+      if (status !== 0) return new StepError(`${ctx.logSource}: Exited with status ${status}`, true, false, status);
+    }
     return undefined;
   };
   const ctx = (signal = new AbortController().signal): StepContext => ({
@@ -197,5 +213,77 @@ describe("emit_progress", () => {
     const spy: StepRunner = async (_a, c) => (seen.push(c.logSource), undefined);
     await emitProgressStep(ep(leaf("ok"), { logSource: "SUB" }), ctx(), spy);
     expect(seen).toEqual(["SUB"]);
+  });
+});
+
+describe("exit status: composites pass on the one of the run that decided the outcome", () => {
+  test("serial: the failing run's", async () => {
+    const { run, ctx } = scripted();
+    const err = await serialStep([leaf("exit:0"), leaf("exit:3"), leaf("exit:4")], ctx(), run);
+    expect(err).toMatchObject({ message: "TASK: Exited with status 3", exitStatus: 3 });
+  });
+  test("parallel: the first failure in action order that carries one", async () => {
+    const { run, ctx } = scripted();
+    const err = await parallelStep([leaf("fail:no run"), leaf("exit:5/30"), leaf("exit:2")], ctx(), run);
+    expect(err).toMatchObject({
+      message: "no run; TASK: Exited with status 5; TASK: Exited with status 2",
+      exitStatus: 5,
+    });
+    expect(aggregate([new StepError("x", true), cancelledError()])?.exitStatus).toBeUndefined();
+  });
+  test("codependent: the child that exited first, 0 when it succeeded", async () => {
+    const { run, ctx } = scripted();
+    expect(await codependentStep([leaf("hang"), leaf("exit:0/10")], ctx(), run)).toMatchObject({
+      message: "Codependent step exited",
+      exitStatus: 0,
+    });
+    expect(await codependentStep([leaf("exit:7/5000"), leaf("exit:2/10")], ctx(), run)).toMatchObject({
+      message: "TASK: Exited with status 2",
+      exitStatus: 2,
+    });
+    expect((await codependentStep([leaf("hang"), leaf("fail:boom")], ctx(), run))?.exitStatus).toBeUndefined();
+  });
+  test("timeout: the action's when it ends in time or its shown error; none for a process it stopped", async () => {
+    const { run, ctx } = scripted();
+    expect((await timeoutStep(leaf("exit:3"), 1000, ctx(), run))?.exitStatus).toBe(3);
+    expect(await timeoutStep(leaf("exit:3/5000"), 20, ctx(), run)).toMatchObject({
+      message: "exceeded 20ms timeout",
+      exitStatus: undefined,
+    });
+    const failsWhenStopped: StepRunner = (_a, c) =>
+      new Promise((r) =>
+        c.signal.addEventListener("abort", () => r(new StepError("sh: Exited with status 1", true, false, 1))),
+      );
+    expect((await timeoutStep(leaf("x"), 20, ctx(), failsWhenStopped))?.exitStatus).toBe(1);
+  });
+  test("emit_progress passes it through; try succeeds", async () => {
+    const { run, ctx } = scripted();
+    const ep = {
+      action: leaf("exit:6"),
+      startMessage: "",
+      successMessage: "",
+      failureMessagePrefix: "p",
+      logSource: "",
+    };
+    expect((await emitProgressStep(ep as EmitProgressAction, ctx(), run))?.exitStatus).toBe(6);
+    expect(await tryStep(leaf("exit:6"), ctx(), run)).toBeUndefined();
+  });
+  test("runTree: the failure's on failure; on success 0 when a run exited cleanly, else none", async () => {
+    const { run, ctx } = scripted();
+    const serial = (...paths: string[]): Action =>
+      create(ActionSchema, {
+        action: { case: "serial", value: { actions: paths.map(leaf) } },
+      });
+    const tree: StepRunner = (a, c) =>
+      a.action.case === "serial"
+        ? serialStep(a.action.value.actions, c, tree)
+        : a.action.case === "try" && a.action.value.action
+          ? tryStep(a.action.value.action, c, tree)
+          : run(a, c);
+    expect(await runTree(tree, serial("exit:0", "exit:4"), ctx())).toMatchObject({ exitStatus: 4 });
+    expect(await runTree(tree, serial("ok", "exit:0", "ok"), ctx())).toEqual({ exitStatus: 0 });
+    expect(await runTree(tree, serial("ok"), ctx())).toEqual({ exitStatus: undefined });
+    const swallowed = create(ActionSchema, { action: { case: "try", value: { action: leaf("exit:9") } } });
+    expect(await runTree(tree, swallowed, ctx())).toEqual({ exitStatus: undefined });
   });
 });

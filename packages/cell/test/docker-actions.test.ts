@@ -82,6 +82,16 @@ describe("run", () => {
     expect(v.result).toBe("vcap\n");
   });
 
+  test("a non-root user without dir works in its home; CF_INSTANCE_* name the cell and the container", async () => {
+    const t = await runTask({
+      action: sh('echo x > thingy; echo "$(pwd)|$(cat thingy)|$CF_INSTANCE_IP|$CF_INSTANCE_PORTS" > /tmp/r', {
+        user: "vcap",
+      }),
+      resultFile: "/tmp/r",
+    });
+    expect(t).toMatchObject({ failed: false, result: "/home/vcap|x|127.0.0.1|[]\n" });
+  });
+
   test("nofile sets RLIMIT_NOFILE", async () => {
     const t = await runTask({
       action: sh("ulimit -n > /tmp/r", { resourceLimits: { nofile: 321n } }),

@@ -360,7 +360,8 @@ export class ConsoleServer {
     try {
       for await (const init of this.backend.tasks.watchTasks(request, ctx)) {
         if (signal.aborted) break;
-        const e = create(TaskEventSchema, init).event;
+        // The hub encodes each event once for every gRPC stream (the oneof travels as encoded bytes): read it back.
+        const e = fromBinary(TaskEventSchema, toBinary(TaskEventSchema, create(TaskEventSchema, init))).event;
         if (e.case === "live") sse(res, "live", "{}");
         const task =
           e.case === "changed"

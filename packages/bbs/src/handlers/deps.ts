@@ -6,6 +6,7 @@ import type { EventHub } from "../events/event-hub.js";
 import type { GrpcClients } from "../grpc-clients.js";
 import type { LockStore } from "../locks/lock-store.js";
 import type { TaskStore } from "../store/task-store.js";
+import type { ClientScopes } from "./client-scope.js";
 
 /** What the RPC handlers use; each handler file is one RPC. */
 export interface HandlerDeps {
@@ -16,6 +17,8 @@ export interface HandlerDeps {
   locks: LockStore;
   clients: GrpcClients;
   logger: Logger;
+  /** What the operator limits client identities to (none: only the authorization table applies). */
+  scopes?: ClientScopes;
 }
 
 export type TaskServiceImpl = ServiceImpl<(typeof TaskService)["method"]>;

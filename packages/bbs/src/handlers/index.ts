@@ -12,6 +12,7 @@ import { heartbeat } from "./heartbeat.js";
 import { listCells } from "./list-cells.js";
 import { listTasks } from "./list-tasks.js";
 import { lock } from "./lock.js";
+import { scopedTaskApi } from "./scoped-client-api.js";
 import { rejectTask } from "./reject-task.js";
 import { release } from "./release.js";
 import { resolvingTask } from "./resolving-task.js";
@@ -24,17 +25,18 @@ export type { HandlerDeps } from "./deps.js";
 
 /** The client API's handlers (served over gRPC, and called in-process by the console). */
 export function clientApi(deps: HandlerDeps): { tasks: TaskServiceImpl; cells: CellServiceImpl } {
+  const tasks: TaskServiceImpl = {
+    desireTask: desireTask(deps),
+    getTask: getTask(deps),
+    listTasks: listTasks(deps),
+    cancelTask: cancelTask(deps),
+    resolvingTask: resolvingTask(deps),
+    deleteTask: deleteTask(deps),
+    watchTasks: watchTasks(deps),
+    taskLogs: taskLogs(deps),
+  };
   return {
-    tasks: {
-      desireTask: desireTask(deps),
-      getTask: getTask(deps),
-      listTasks: listTasks(deps),
-      cancelTask: cancelTask(deps),
-      resolvingTask: resolvingTask(deps),
-      deleteTask: deleteTask(deps),
-      watchTasks: watchTasks(deps),
-      taskLogs: taskLogs(deps),
-    },
+    tasks: deps.scopes ? scopedTaskApi(tasks, deps.scopes, deps.controller) : tasks,
     cells: { listCells: listCells(deps) },
   };
 }

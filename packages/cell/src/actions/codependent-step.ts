@@ -6,7 +6,8 @@ export const CODEPENDENT_EXITED = "Codependent step exited";
 /**
  * Starts every action at once; the first to exit, for any reason, stops the others. Its exit counts as
  * an error (`Codependent step exited` when it succeeded), so a codependent action always fails once
- * any child ends (docs/contract.md, actions): it is meant for "run until one dies".
+ * any child ends (docs/contract.md, actions): it is meant for "run until one dies". The exit status is
+ * that of the first child's deciding run (0 when it succeeded).
  */
 export async function codependentStep(
   actions: readonly Action[],
@@ -15,17 +16,24 @@ export async function codependentStep(
 ): Promise<StepResult> {
   const { controller, dispose } = childController(ctx.signal);
   let first = true;
+  let decided: number | undefined;
   const results = await Promise.all(
     actions.map(async (a) => {
-      const err = await run(a, { ...ctx, signal: controller.signal });
+      let exit: number | undefined;
+      const onExit = (status: number) => {
+        exit = status;
+        ctx.onExit?.(status);
+      };
+      const err = await run(a, { ...ctx, signal: controller.signal, onExit });
       if (first) {
         first = false;
         controller.abort("codependent");
-        return err ?? (ctx.signal.aborted ? undefined : new StepError(CODEPENDENT_EXITED, false));
+        decided = err ? err.exitStatus : exit;
+        return err ?? (ctx.signal.aborted ? undefined : new StepError(CODEPENDENT_EXITED, false, false, exit));
       }
       return err;
     }),
   );
   dispose();
-  return aggregate(results);
+  return aggregate(results, decided);
 }

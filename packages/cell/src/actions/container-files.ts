@@ -30,6 +30,19 @@ export async function homeOf(runtime: ContainerRuntime, id: string, user: string
   return name === "root" ? "/root" : "/";
 }
 
+/**
+ * The directory a run action without `dir` starts in: its user's home, made (owned by the user) when the
+ * image lacks it, as Garden does.
+ */
+export async function homeDirFor(runtime: ContainerRuntime, id: string, user: string): Promise<string> {
+  const home = await homeOf(runtime, id, user);
+  if (!(await runtime.isDirectory(id, home))) {
+    await helper(runtime, id, ["mkdir", "-p", home]);
+    if (user && user !== "root") await helper(runtime, id, ["chown", user, home]);
+  }
+  return home;
+}
+
 export function resolveIn(home: string, path: string): string {
   return posix.isAbsolute(path) ? path : posix.join(home, path);
 }

@@ -24,7 +24,7 @@ export interface DownloadStepDeps {
  * extracts a tar or tgz archive at `to`, or places any other file at `to`, owned by `user`.
  */
 export async function downloadStep(d: DownloadAction, ctx: StepContext, deps: DownloadStepDeps): Promise<StepResult> {
-  const source = ctx.logSource;
+  const source = d.logSource || ctx.logSource;
   if (ctx.signal.aborted) return cancelledError();
   if (d.artifact) ctx.log("stdout", `Downloading ${d.artifact}...`, source);
   let fetched;

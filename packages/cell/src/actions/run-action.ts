@@ -6,12 +6,14 @@ import { emitProgressStep } from "./emit-progress-step.js";
 import { parallelStep } from "./parallel-step.js";
 import { runStep } from "./run-step.js";
 import { serialStep } from "./serial-step.js";
-import { StepError, type StepContext, type StepResult, type StepRunner } from "./step.js";
+import { StepError, withSource, type StepContext, type StepResult, type StepRunner } from "./step.js";
 import { timeoutStep } from "./timeout-step.js";
 import { tryStep } from "./try-step.js";
 import { uploadStep } from "./upload-step.js";
 import type { EgressPolicy } from "@diego/kit";
 import type { ContainerRuntime } from "../runtime/container-runtime.js";
+import { homeDirFor } from "./container-files.js";
+import { instanceVariables } from "./instance-env.js";
 
 export interface ActionDeps {
   runtime: ContainerRuntime;
@@ -25,40 +27,91 @@ export interface ActionDeps {
   uploadMaxBytes?: number;
   /** Component-log hook for errors that are not the task's to see (try, upload attempts). */
   note?: (message: string) => void;
+  /** The cell's address, every process's CF_INSTANCE_IP. */
+  instanceIp?: string;
   /** Wraps every step, composites' children included (the executor records and replays progress with it). */
   around?: (action: Action, ctx: StepContext, step: StepRunner) => Promise<StepResult>;
 }
 
-/** The step runner of one task's container: each action type to its step, composites recursing. */
+/**
+ * The step runner of one task's container: each action type to its step, composites recursing; timeout,
+ * try, parallel, codependent (and emit_progress) give their subtree their log_source when set; serial's is
+ * ignored, as in Diego. Each user's home directory and the CF_INSTANCE_* env are looked up once per runner.
+ */
 export function actionRunner(deps: ActionDeps): StepRunner {
+  const homes = new Map<string, Promise<string>>();
+  const workDir = (user: string): Promise<string> => {
+    let home = homes.get(user);
+    if (!home) {
+      home = homeDirFor(deps.runtime, deps.containerId, user);
+      home.catch(() => homes.delete(user));
+      homes.set(user, home);
+    }
+    return home;
+  };
+  let env: Promise<string[]> | undefined;
+  const instanceEnv = (): Promise<string[]> => {
+    env ??= deps.runtime.address(deps.containerId).then((ip) => instanceVariables(deps.instanceIp ?? "", ip));
+    env.catch(() => (env = undefined));
+    return env;
+  };
+  const runDeps = { ...deps, workDir, instanceEnv };
   const around = deps.around;
   const run: StepRunner = around ? (action, ctx) => around(action, ctx, step) : (action, ctx) => step(action, ctx);
   const step: StepRunner = async (action: Action, ctx) => {
     const a = action.action;
     switch (a.case) {
       case "run":
-        return runStep(a.value, ctx, deps);
+        return runStep(a.value, ctx, runDeps);
       case "download":
         return downloadStep(a.value, ctx, deps);
       case "upload":
         return uploadStep(a.value, ctx, { ...deps, onAttemptFailed: deps.note });
       case "timeout":
         if (!a.value.action) return new StepError("timeout action has no action", false);
-        return timeoutStep(a.value.action, Number(a.value.timeoutMs), ctx, run);
+        return timeoutStep(a.value.action, Number(a.value.timeoutMs), withSource(ctx, a.value.logSource), run);
       case "emitProgress":
         return emitProgressStep(a.value, ctx, run);
-      case "try":
+      case "try": {
         if (!a.value.action) return undefined;
-        return tryStep(a.value.action, ctx, run, (err) => deps.note?.(`try swallowed: ${err.message}`));
+        const inner = withSource(ctx, a.value.logSource);
+        return tryStep(a.value.action, inner, run, (err) =>
+          deps.note?.(`try (${inner.logSource}) swallowed: ${err.message}`),
+        );
+      }
       case "serial":
         return serialStep(a.value.actions, ctx, run);
       case "parallel":
-        return parallelStep(a.value.actions, ctx, run);
+        return parallelStep(a.value.actions, withSource(ctx, a.value.logSource), run);
       case "codependent":
-        return codependentStep(a.value.actions, ctx, run);
+        return codependentStep(a.value.actions, withSource(ctx, a.value.logSource), run);
       default:
         return new StepError("invalid action type", false);
     }
   };
   return run;
+}
+
+/** What an action tree ended with: its error (none on success) and Task.exit_status. */
+export interface TreeOutcome {
+  error?: StepError;
+  exitStatus?: number;
+}
+
+/**
+ * Runs a whole action tree and says which exit status decided it: on failure, the root error's (each
+ * composite passes on its deciding run's, see docs/contract.md, actions); on success, 0 when some run
+ * action exited cleanly, else none (no run ran, or only failures a try swallowed).
+ */
+export async function runTree(run: StepRunner, action: Action, ctx: StepContext): Promise<TreeOutcome> {
+  let clean = false;
+  const error = await run(action, {
+    ...ctx,
+    onExit: (status) => {
+      if (status === 0) clean = true;
+      ctx.onExit?.(status);
+    },
+  });
+  if (error) return { error, exitStatus: error.exitStatus };
+  return { exitStatus: clean ? 0 : undefined };
 }

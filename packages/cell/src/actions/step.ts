@@ -29,6 +29,8 @@ export interface StepContext {
   logSource: string;
   /** Emits one line of task output. */
   log(stream: LogStream, line: string, source: string): void;
+  /** Told the exit status of every run action's process that exited by itself (not stopped by the step). */
+  onExit?(status: number): void;
 }
 
 /** Runs one action in a context; composites recurse through it, so they test without a container. */
@@ -42,9 +44,10 @@ export function cancelledError(): StepError {
 
 /**
  * Joins the errors of several children with `; `, leaving out cancellations (parallel, codependent).
- * All cancelled (or none): a cancellation, or success when there were no errors.
+ * All cancelled (or none): a cancellation, or success when there were no errors. The exit status is
+ * `exitStatus` when given, else that of the first shown error (in action order) that carries one.
  */
-export function aggregate(errors: StepResult[]): StepResult {
+export function aggregate(errors: StepResult[], exitStatus?: number): StepResult {
   const failed = errors.filter((e): e is StepError => e !== undefined);
   if (failed.length === 0) return undefined;
   const shown = failed.filter((e) => !e.cancelled);
@@ -52,7 +55,14 @@ export function aggregate(errors: StepResult[]): StepResult {
   return new StepError(
     shown.map((e) => e.message).join("; "),
     shown.every((e) => e.emittable),
+    false,
+    exitStatus ?? shown.find((e) => e.exitStatus !== undefined)?.exitStatus,
   );
+}
+
+/** A subtree's context under its own log_source, when it sets one (timeout, try, parallel, codependent, emit_progress). */
+export function withSource(ctx: StepContext, logSource: string): StepContext {
+  return logSource ? { ...ctx, logSource } : ctx;
 }
 
 /** An AbortController that also aborts when `parent` does. */

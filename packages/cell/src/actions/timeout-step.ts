@@ -4,7 +4,8 @@ import { childController, StepError, type StepContext, type StepResult, type Ste
 
 /**
  * Runs the action with a timer; on expiry it stops the action, waits for it to finish and fails with
- * `exceeded <duration> timeout` (plus `; <error>` when the action's own error can be shown).
+ * `exceeded <duration> timeout` (plus `; <error>` when the action's own error can be shown, whose exit
+ * status it then carries; a process the timeout stopped reports none).
  */
 export async function timeoutStep(
   action: Action,
@@ -22,8 +23,13 @@ export async function timeoutStep(
   clearTimeout(timer);
   dispose();
   if (timedOut && !ctx.signal.aborted) {
-    const tail = err && err.emittable && !err.cancelled ? `; ${err.message}` : "";
-    return new StepError(`${timeoutExceeded(timeoutMs)}${tail}`, true);
+    const shown = err && err.emittable && !err.cancelled ? err : undefined;
+    return new StepError(
+      `${timeoutExceeded(timeoutMs)}${shown ? `; ${shown.message}` : ""}`,
+      true,
+      false,
+      shown?.exitStatus,
+    );
   }
   return err;
 }

@@ -33,7 +33,7 @@ export interface UploadStepDeps {
  * as failure, a redirect is not followed.
  */
 export async function uploadStep(u: UploadAction, ctx: StepContext, deps: UploadStepDeps): Promise<StepResult> {
-  const source = ctx.logSource;
+  const source = u.logSource || ctx.logSource;
   const suffix = u.artifact ? ` for ${u.artifact}` : "";
   const fail = (message: string) => {
     if (u.artifact) ctx.log("stderr", `${message}${suffix}`, source);

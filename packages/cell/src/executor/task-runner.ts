@@ -10,7 +10,7 @@ import {
   type TaskLifecycleService,
 } from "@diego/proto";
 import { taskLogger, type EgressPolicy, type Logger, type ServiceClient } from "@diego/kit";
-import { actionRunner } from "../actions/run-action.js";
+import { actionRunner, runTree as runActionTree } from "../actions/run-action.js";
 import { firstFile } from "../runtime/tar-files.js";
 import type { DownloadCache } from "../actions/download-cache.js";
 import type { StepContext, StepResult, StepRunner } from "../actions/step.js";
@@ -50,6 +50,8 @@ export interface RunnerLimits {
   logTailBytes?: number;
   /** Deadline of a container-engine call made while settling a task (usage); default 10 s. */
   engineCallTimeoutMs?: number;
+  /** The cell's address, every process's CF_INSTANCE_IP. */
+  instanceIp?: string;
 }
 
 export interface RunnerEnv {
@@ -298,13 +300,13 @@ export class TaskRunner {
     const paths = root ? pathsOf(root) : new Map<Action, number[]>();
     let handOut = followed?.handle;
     let recordNext: number[] | undefined;
-    const exec = async (id: string, spec: ExecSpec, io: ExecIo): Promise<ProcessHandle> => {
+    const exec = async (id: string, spec: ExecSpec, io: ExecIo, stop?: AbortSignal): Promise<ProcessHandle> => {
       if (handOut) {
         const h = handOut;
         handOut = undefined;
         return h;
       }
-      const h = await this.env.runtime.exec(id, spec, io);
+      const h = await this.env.runtime.exec(id, spec, io, stop);
       if (recordNext) {
         const path = recordNext;
         recordNext = undefined;
@@ -334,9 +336,11 @@ export class TaskRunner {
       owner: task.taskGuid,
       egress: this.env.limits.egress,
       uploadMaxBytes: this.env.limits.uploadMaxBytes,
+      instanceIp: this.env.limits.instanceIp,
       note: (message) => this.log.info(message),
     });
-    const err = task.action ? await run(task.action, ctx) : undefined;
+    const tree = task.action ? await runActionTree(run, task.action, ctx) : {};
+    const err = tree.error;
     await running;
     let failed = err !== undefined;
     let reason = err?.message ?? "";
@@ -353,7 +357,7 @@ export class TaskRunner {
         }
       }
     }
-    return { kind: "complete", failed, reason, result, exitStatus: err?.exitStatus };
+    return { kind: "complete", failed, reason, result, exitStatus: tree.exitStatus };
   }
 
   private spec(task: Task, image: string): ContainerSpec {

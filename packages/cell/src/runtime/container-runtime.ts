@@ -42,6 +42,8 @@ export interface ExecSpec {
   argv: string[];
   /** NAME=value, layered over the container's env (later wins). */
   env: string[];
+  /** NAME=value under the container's env: the container's env and `env` override these (CF_INSTANCE_*). */
+  baseEnv?: string[];
   /** A user name (or uid) of the image; empty = root. */
   user: string;
   /** Working directory; empty = the user's home or /. */
@@ -67,7 +69,10 @@ export interface ProcessHandle {
   readonly id: string;
   /** Resolves when the process has exited and its output has been delivered. */
   readonly exited: Promise<ExecResult>;
-  /** Sends a signal to the process and the processes it started. */
+  /**
+   * Sends a signal to the process and the processes it started. A process that is starting gets it as
+   * soon as it runs; one that has exited gets nothing.
+   */
   signal(signal: "SIGTERM" | "SIGKILL"): Promise<void>;
 }
 
@@ -97,8 +102,13 @@ export interface ContainerRuntime {
   /** Creates (does not start) a container; returns its id. */
   create(spec: ContainerSpec): Promise<string>;
   start(id: string): Promise<void>;
-  /** Starts a process in a running container. */
-  exec(id: string, spec: ExecSpec, io: ExecIo): Promise<ProcessHandle>;
+  /**
+   * Starts a process in a running container. When `signal` is aborted before the process starts, it never
+   * starts: exec rejects with a CANCELLED DiegoError.
+   */
+  exec(id: string, spec: ExecSpec, io: ExecIo, signal?: AbortSignal): Promise<ProcessHandle>;
+  /** The container's IP address on its network; empty when it has none (network off). */
+  address(id: string): Promise<string>;
   /**
    * A process an earlier run of the cell started (by its ProcessHandle.id), to wait for and signal; its
    * output is not delivered. Undefined when the engine no longer knows it in that container.
@@ -108,6 +118,8 @@ export interface ContainerRuntime {
   putArchive(id: string, dir: string, tar: Buffer | NodeJS.ReadableStream): Promise<void>;
   /** A tar archive of `path` in the container; rejects with NOT_FOUND when it does not exist. */
   getArchive(id: string, path: string): Promise<NodeJS.ReadableStream>;
+  /** Whether `path` is a directory in the container (a stat, no process). */
+  isDirectory(id: string, path: string): Promise<boolean>;
   /** Kills and removes the container; no error when it is already gone. */
   remove(id: string): Promise<void>;
   /**

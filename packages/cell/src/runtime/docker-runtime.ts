@@ -16,9 +16,11 @@ import {
   type RuntimeEvent,
 } from "./container-runtime.js";
 import { engineMessage, statusCode } from "./docker-errors.js";
+import { cgroupUsage, usageFromStats, type EngineStats } from "./cgroup-usage.js";
+import { layerEnv } from "./env-layers.js";
 import { oomKillCount } from "./oom-kill-count.js";
 import { privilegedConfig, TASK_CAPABILITIES } from "./privileged-config.js";
-import { processTree } from "./process-tree.js";
+import { killProcessGroup } from "./process-tree.js";
 
 /** Where the helper directory (a static busybox) is mounted in every container. */
 export const HELPER_MOUNT = "/.diego";
@@ -106,15 +108,16 @@ export class DockerRuntime implements ContainerRuntime {
     await this.docker.getContainer(id).start();
   }
 
-  async exec(id: string, spec: ExecSpec, io: ExecIo): Promise<ProcessHandle> {
+  async exec(id: string, spec: ExecSpec, io: ExecIo, signal?: AbortSignal): Promise<ProcessHandle> {
     const argv =
       spec.nofile > 0
         ? [HELPER, "sh", "-c", 'ulimit -n "$0" && exec "$@"', String(spec.nofile), ...spec.argv]
         : spec.argv;
     const container = this.docker.getContainer(id);
+    const env = spec.baseEnv?.length ? layerEnv(spec.baseEnv, await this.containerEnv(id), spec.env) : spec.env;
     const exec = await container.exec({
       Cmd: argv,
-      Env: spec.env,
+      Env: env,
       User: spec.user || undefined,
       WorkingDir: spec.dir || undefined,
       AttachStdout: true,
@@ -123,6 +126,8 @@ export class DockerRuntime implements ContainerRuntime {
       Tty: false,
     });
     const oomBefore = await oomKillCount(id);
+    // The last moment a stop can keep the process from running at all.
+    if (signal?.aborted) throw new DiegoError("CANCELLED", "the process was stopped before it started");
     const stream = (await exec.start({ hijack: true, stdin: false })) as NodeJS.ReadableStream;
     const out = new PassThrough();
     const err = new PassThrough();
@@ -134,6 +139,7 @@ export class DockerRuntime implements ContainerRuntime {
       stream.once("close", resolve);
       stream.once("error", () => resolve());
     });
+    let settled = false;
     const exited = (async (): Promise<ExecResult> => {
       await ended;
       let info = await exec.inspect();
@@ -148,15 +154,26 @@ export class DockerRuntime implements ContainerRuntime {
         outOfMemory = after !== undefined && oomBefore !== undefined ? after > oomBefore : await this.oomKilled(id);
       }
       return { exitCode, outOfMemory };
-    })();
+    })().finally(() => (settled = true));
     exited.catch(() => undefined);
-    return { id: exec.id, exited, signal: (sig) => signalExec(exec, sig) };
+    let pid: number | undefined;
+    return {
+      id: exec.id,
+      exited,
+      signal: async (sig) => {
+        // Docker reports a fresh exec as running with pid 0 until its process is there: wait for the pid.
+        pid ??= await execPid(exec, () => settled);
+        if (pid === undefined || settled) return;
+        await killProcessGroup(pid, sig);
+      },
+    };
   }
 
   async reattach(id: string, processId: string): Promise<ProcessHandle | undefined> {
     const exec = this.docker.getExec(processId);
     const first = await exec.inspect().catch(() => undefined);
     if (!first || !id.startsWith(first.ContainerID ?? "-")) return undefined;
+    let settled = false;
     const exited = (async (): Promise<ExecResult> => {
       let info = first;
       // No stream tells when a process the cell did not start ends: ask, at most every second.
@@ -168,9 +185,29 @@ export class DockerRuntime implements ContainerRuntime {
       }
       const exitCode = info.ExitCode ?? -1;
       return { exitCode, outOfMemory: exitCode === 137 && (await this.oomKilled(id)) };
-    })();
+    })().finally(() => (settled = true));
     exited.catch(() => undefined);
-    return { id: processId, exited, signal: (sig) => signalExec(exec, sig) };
+    let pid: number | undefined;
+    return {
+      id: processId,
+      exited,
+      signal: async (sig) => {
+        pid ??= await execPid(exec, () => settled);
+        if (pid === undefined || settled) return;
+        await killProcessGroup(pid, sig);
+      },
+    };
+  }
+
+  /** The container's env as created (the image's, then the task's). */
+  private async containerEnv(id: string): Promise<string[]> {
+    const info = await this.docker.getContainer(id).inspect();
+    return info.Config?.Env ?? [];
+  }
+
+  async address(id: string): Promise<string> {
+    const info = await this.docker.getContainer(id).inspect();
+    return Object.values(info.NetworkSettings?.Networks ?? {}).find((n) => n.IPAddress)?.IPAddress ?? "";
   }
 
   private async oomKilled(id: string): Promise<boolean> {
@@ -203,6 +240,22 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
+  async isDirectory(id: string, path: string): Promise<boolean> {
+    let res: { headers?: Record<string, string | string[] | undefined>; resume?: () => void };
+    try {
+      res = (await this.docker.getContainer(id).infoArchive({ path })) as typeof res;
+    } catch (err) {
+      if (statusCode(err) === 404) return false;
+      throw err;
+    }
+    res.resume?.();
+    const header = res.headers?.["x-docker-container-path-stat"];
+    if (typeof header !== "string") return false;
+    const stat = JSON.parse(Buffer.from(header, "base64").toString("utf8")) as { mode?: number };
+    // Go's os.FileMode: the directory bit is the top one.
+    return ((stat.mode ?? 0) & 0x80000000) !== 0;
+  }
+
   async remove(id: string): Promise<void> {
     try {
       await this.docker.getContainer(id).remove({ force: true, v: true });
@@ -214,8 +267,29 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
-  async usage(_id: string): Promise<ContainerUsage | undefined> {
-    return undefined; // measured in the run-step work of this round
+  /**
+   * From the container's cgroup (found through its init process's /proc/<pid>/cgroup, else the default
+   * cgroupfs path), else from the engine's stats (one shot); undefined when the container is gone or stopped.
+   */
+  async usage(id: string): Promise<ContainerUsage | undefined> {
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await this.docker.getContainer(id).inspect();
+    } catch (err) {
+      if (statusCode(err) === 404) return undefined;
+      throw err;
+    }
+    if (!info.State?.Running) return undefined;
+    const measured = await cgroupUsage(info.Id, info.State.Pid);
+    if (measured) return measured;
+    const stats = (await this.docker
+      .getContainer(id)
+      .stats({ stream: false, "one-shot": true })
+      .catch((err: unknown) => {
+        if (statusCode(err) === 404) return undefined;
+        throw err;
+      })) as unknown as EngineStats | undefined;
+    return stats ? usageFromStats(stats) : undefined;
   }
 
   async list(labels: Record<string, string>): Promise<ContainerInfo[]> {
@@ -275,17 +349,19 @@ export class DockerRuntime implements ContainerRuntime {
   }
 }
 
-/** Signals an exec's process and every process it started (through the host's /proc). */
-async function signalExec(exec: Docker.Exec, sig: "SIGTERM" | "SIGKILL"): Promise<void> {
-  const info = await exec.inspect().catch(() => undefined);
-  if (!info?.Running || !info.Pid) return;
-  for (const pid of await processTree(info.Pid)) {
-    try {
-      process.kill(pid, sig);
-    } catch {
-      // already gone
-    }
+/**
+ * The host pid of an exec's process, polling its inspect (capped exponential backoff with jitter) until
+ * the engine has one; undefined once the exec has ended, or after `deadlineMs`.
+ */
+async function execPid(exec: Docker.Exec, ended: () => boolean, deadlineMs = 10_000): Promise<number | undefined> {
+  const until = Date.now() + deadlineMs;
+  for (let wait = 5; !ended() && Date.now() < until; wait = Math.min(wait * 2, 50)) {
+    const info = await exec.inspect().catch(() => undefined);
+    if (info?.Pid) return info.Pid;
+    if (info && !info.Running && info.ExitCode !== null && info.ExitCode !== undefined) return undefined;
+    await sleep(wait / 2 + Math.random() * (wait / 2));
   }
+  return undefined;
 }
 
 function labelFilters(labels: Record<string, string>): string[] {

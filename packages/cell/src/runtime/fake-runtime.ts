@@ -25,6 +25,11 @@ interface FakeContainer {
   files: Map<string, Buffer>;
   dirs: Set<string>;
   processes: Set<FakeProcess>;
+  /** The network address (empty without network). */
+  address: string;
+  /** Processes started, and the most that ran at once: what usage() reports from. */
+  started: number;
+  mostAtOnce: number;
 }
 
 interface FakeProcess {
@@ -40,7 +45,12 @@ export interface FakeRuntimeOptions {
   latencyMs?: number;
 }
 
-const BASE_DIRS = ["/", "/bin", "/etc", "/home", "/root", "/tmp", "/dev", "/proc", "/sys"];
+const BASE_DIRS = ["/", "/bin", "/etc", "/home", "/home/vcap", "/root", "/tmp", "/dev", "/proc", "/sys"];
+/** The users of diego/busybox: root and the non-root vcap (home /home/vcap). */
+const PASSWD = "root:x:0:0:root:/root:/bin/sh\nvcap:x:2000:2000:vcap:/home/vcap:/bin/sh\n";
+/** What usage() counts per process started (CPU) and per process running at once (memory). */
+export const FAKE_CPU_NS_PER_PROCESS = 1_000_000n;
+export const FAKE_MEMORY_BYTES_PER_PROCESS = 1024n * 1024n;
 
 /** An in-memory ContainerRuntime for tests. Processes run the tiny shell of fake-shell.ts. */
 export class FakeRuntime implements ContainerRuntime {
@@ -81,14 +91,18 @@ export class FakeRuntime implements ContainerRuntime {
     if ([...this.containers.values()].some((c) => c.spec.name === spec.name)) {
       throw new DiegoError("ALREADY_EXISTS", `Conflict. The container name "/${spec.name}" is already in use`);
     }
-    const id = `fake${String(this.nextId++).padStart(12, "0")}`;
+    const n = this.nextId++;
+    const id = `fake${String(n).padStart(12, "0")}`;
     this.containers.set(id, {
       id,
       spec,
       status: "created",
-      files: new Map(),
+      files: new Map([["/etc/passwd", Buffer.from(PASSWD)]]),
       dirs: new Set(BASE_DIRS),
       processes: new Set(),
+      address: spec.network ? `10.254.${(n >> 8) & 255}.${n & 255}` : "",
+      started: 0,
+      mostAtOnce: 0,
     });
     this.emit(id, "create");
     return id;
@@ -100,12 +114,13 @@ export class FakeRuntime implements ContainerRuntime {
     this.emit(id, "start");
   }
 
-  async exec(id: string, spec: ExecSpec, io: ExecIo): Promise<ProcessHandle> {
+  async exec(id: string, spec: ExecSpec, io: ExecIo, signal?: AbortSignal): Promise<ProcessHandle> {
     await this.delay();
     const c = this.get(id);
     if (c.status !== "running") throw new DiegoError("FAILED_PRECONDITION", `container ${id} is not running`);
+    if (signal?.aborted) throw new DiegoError("CANCELLED", "the process was stopped before it started");
     const env = new Map<string, string>();
-    for (const kv of [...c.spec.env, ...spec.env]) {
+    for (const kv of [...(spec.baseEnv ?? []), ...c.spec.env, ...spec.env]) {
       const eq = kv.indexOf("=");
       env.set(kv.slice(0, eq), kv.slice(eq + 1));
     }
@@ -120,7 +135,9 @@ export class FakeRuntime implements ContainerRuntime {
       },
     };
     c.processes.add(proc);
-    const shell = new FakeShell(c, env, io, {
+    c.started++;
+    c.mostAtOnce = Math.max(c.mostAtOnce, c.processes.size);
+    const shell = new FakeShell(c, env, io, spec.dir || "/", {
       sleep: (ms) =>
         new Promise<void>((resolve) => {
           if (killedBy) return resolve();
@@ -202,6 +219,11 @@ export class FakeRuntime implements ContainerRuntime {
     return Readable.from(p2) as unknown as NodeJS.ReadableStream;
   }
 
+  async isDirectory(id: string, path: string): Promise<boolean> {
+    await this.delay();
+    return this.get(id).dirs.has(normalize(path));
+  }
+
   async remove(id: string): Promise<void> {
     await this.delay();
     const c = this.containers.get(id);
@@ -214,8 +236,20 @@ export class FakeRuntime implements ContainerRuntime {
     this.emit(id, "destroy", c);
   }
 
-  async usage(_id: string): Promise<ContainerUsage | undefined> {
-    return undefined; // measured in the run-step work of this round
+  /** Deterministic: FAKE_CPU_NS_PER_PROCESS per process started, FAKE_MEMORY_BYTES_PER_PROCESS per process at once. */
+  async usage(id: string): Promise<ContainerUsage | undefined> {
+    await this.delay();
+    const c = this.containers.get(id);
+    if (!c || c.status !== "running") return undefined;
+    return {
+      peakMemoryBytes: FAKE_MEMORY_BYTES_PER_PROCESS * BigInt(c.mostAtOnce),
+      cpuTimeNs: FAKE_CPU_NS_PER_PROCESS * BigInt(c.started),
+    };
+  }
+
+  async address(id: string): Promise<string> {
+    await this.delay();
+    return this.get(id).address;
   }
 
   async list(labels: Record<string, string>): Promise<ContainerInfo[]> {

@@ -16,7 +16,7 @@ export interface ShellHooks {
 
 /**
  * The fake runtime's tiny shell: `sh -c` scripts of `;`/`&&` separated commands among echo, printf, cat,
- * sleep, exit, true, false, mkdir -p, trap "" TERM, with $NAME expansion and `>file` / `>&2` redirects;
+ * sleep, exit, pwd, true, false, mkdir -p, trap "" TERM, with $NAME expansion and `>file` / `>&2` redirects;
  * `fake-oom` exits 137 as if the memory limit struck.
  */
 export class FakeShell {
@@ -24,8 +24,14 @@ export class FakeShell {
     private readonly c: ShellFiles,
     private readonly env: Map<string, string>,
     private readonly io: ExecIo,
+    /** The working directory: relative paths start here. */
+    private readonly cwd: string,
     private readonly hooks: ShellHooks,
   ) {}
+
+  private path(p: string): string {
+    return normalize(posix.isAbsolute(p) ? p : posix.join(this.cwd, p));
+  }
 
   async run(argv: string[]): Promise<ExecResult> {
     if (posix.basename(argv[0] ?? "") === "busybox" && argv[1] !== "sh") argv = argv.slice(1);
@@ -64,7 +70,7 @@ export class FakeShell {
       const w = words[i];
       if (w === ">&2" || w === "1>&2") out = (b) => this.io.stderr(b);
       else if (w === ">" || w.startsWith(">")) {
-        const file = normalize(w === ">" ? words[++i] : w.slice(1));
+        const file = this.path(w === ">" ? words[++i] : w.slice(1));
         this.c.files.set(file, Buffer.alloc(0));
         out = (b) => this.c.files.set(file, Buffer.concat([this.c.files.get(file) ?? Buffer.alloc(0), b]));
       } else args.push(w);
@@ -78,7 +84,7 @@ export class FakeShell {
         out(Buffer.from((rest[0] ?? "").replace(/\\n/g, "\n")));
         return 0;
       case "cat": {
-        const data = this.c.files.get(normalize(rest[0] ?? ""));
+        const data = this.c.files.get(this.path(rest[0] ?? ""));
         if (!data) {
           this.io.stderr(Buffer.from(`cat: can't open '${rest[0]}': No such file or directory\n`));
           return 1;
@@ -91,12 +97,15 @@ export class FakeShell {
         return 0;
       case "exit":
         return Number(rest[0] ?? 0);
+      case "pwd":
+        out(Buffer.from(`${this.cwd}\n`));
+        return 0;
       case "true":
         return 0;
       case "false":
         return 1;
       case "mkdir":
-        for (const d of rest.filter((r) => r !== "-p")) mkdirs(this.c, normalize(d));
+        for (const d of rest.filter((r) => r !== "-p")) mkdirs(this.c, this.path(d));
         return 0;
       case "trap":
         if (rest[rest.length - 1] === "TERM") this.hooks.ignoreTerm();

@@ -23,3 +23,20 @@ export async function processTree(root: number): Promise<number[]> {
   visit(root);
   return out;
 }
+
+/**
+ * Signals an exec's process and everything it started: its process group (the engine starts each exec
+ * as a session leader, so children forked meanwhile are in it) and its descendants by /proc (for those
+ * that left the group and whose parents still live). The group goes first: a walk of /proc takes a while.
+ */
+export async function killProcessGroup(pid: number, signal: NodeJS.Signals): Promise<void> {
+  const kill = (target: number) => {
+    try {
+      process.kill(target, signal);
+    } catch {
+      // already gone
+    }
+  };
+  kill(-pid);
+  for (const target of await processTree(pid)) kill(target);
+}

@@ -108,6 +108,48 @@ export function runtimeContract(name: string, make: () => ContainerRuntime): voi
       expect((await h.exited).exitCode).toBe(137);
     });
 
+    test("a process stopped before it starts never runs; one signalled the instant it starts stops", async () => {
+      const id = await started();
+      const io = { stdout: () => {}, stderr: () => {} };
+      const stopped = new AbortController();
+      stopped.abort();
+      const never = { argv: ["/bin/sh", "-c", "echo x > /tmp/never"], env: [], user: "", dir: "", nofile: 0 };
+      await expect(rt.exec(id, never, io, stopped.signal)).rejects.toMatchObject({ code: "CANCELLED" });
+      const began = Date.now();
+      const h = await rt.exec(
+        id,
+        { argv: ["/bin/sh", "-c", "sleep 1; echo x > /tmp/late"], env: [], user: "", dir: "", nofile: 0 },
+        io,
+      );
+      await h.signal("SIGTERM");
+      expect((await h.exited).exitCode).toBe(143);
+      expect(Date.now() - began).toBeLessThan(5000);
+      await new Promise((r) => setTimeout(r, 1500));
+      await expect(rt.getArchive(id, "/tmp/late")).rejects.toMatchObject({ code: "NOT_FOUND" });
+      await expect(rt.getArchive(id, "/tmp/never")).rejects.toMatchObject({ code: "NOT_FOUND" });
+    });
+
+    test("baseEnv goes under the container's env and the process's", async () => {
+      const id = await started();
+      const r = await run(rt, id, 'echo "$A $B $C $D"', { env: ["D=exec"], baseEnv: ["A=base", "C=base", "D=base"] });
+      expect(r.stdout).toBe("from-container b base exec\n");
+    });
+
+    test("address: the container's IP on its network, empty without one", async () => {
+      expect(await rt.address(await started())).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+      expect(await rt.address(await started({ network: false }))).toBe("");
+    });
+
+    test("usage: peak memory and CPU time of a running container; undefined once it is gone", async () => {
+      const id = await started();
+      await run(rt, id, "true");
+      const u = await rt.usage(id);
+      expect(u?.peakMemoryBytes).toBeGreaterThan(0n);
+      expect(u?.cpuTimeNs).toBeGreaterThan(0n);
+      await rt.remove(id);
+      expect(await rt.usage(id)).toBeUndefined();
+    });
+
     test("files go in with putArchive and come out with getArchive", async () => {
       const id = await started();
       await rt.putArchive(id, "/tmp", await tarOf({ "hello.txt": "hi there" }));
@@ -119,6 +161,14 @@ export function runtimeContract(name: string, make: () => ContainerRuntime): voi
       await expect(rt.putArchive(id, "/no/such/dir", await tarOf({ x: "y" }))).rejects.toMatchObject({
         code: "NOT_FOUND",
       });
+    });
+
+    test("isDirectory: true for a directory, false for a file or nothing", async () => {
+      const id = await started();
+      await rt.putArchive(id, "/tmp", await tarOf({ "plain.txt": "x" }));
+      expect(await rt.isDirectory(id, "/tmp")).toBe(true);
+      expect(await rt.isDirectory(id, "/tmp/plain.txt")).toBe(false);
+      expect(await rt.isDirectory(id, "/no/such/place")).toBe(false);
     });
 
     test("the helper busybox can make directories", async () => {
