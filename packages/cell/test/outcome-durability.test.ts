@@ -75,6 +75,9 @@ async function scenario(restartCellDuringOutage: boolean): Promise<void> {
         failureReason: "",
         result: `result-${i}`,
       });
+      // Measured before the container went: the exit status and what the processes used.
+      expect(t.exitStatus).toBe(0);
+      expect(t.usage?.peakMemoryBytes).toBeGreaterThan(0n);
       // The last output came with the outcome, stdout and stderr apart (the restarted cell kept it only on disk).
       const lines = [];
       for await (const l of bbs.tasks.taskLogs({ taskGuid: g, follow: false })) lines.push(l);
