@@ -6,7 +6,16 @@ import type { Logger, ServiceClient } from "@diego/kit";
 import type { DownloadCache } from "./actions/download-cache.js";
 import { CapacityLedger, type Capacity } from "./capacity/capacity-ledger.js";
 import { claimedTaskRefusal } from "./executor/claimed-task-refusal.js";
-import { TaskRunner, type LifecycleClient, type RunnerLimits, type StopReason } from "./executor/task-runner.js";
+import type { OutcomeJournal } from "./executor/outcome-journal.js";
+import { isOutcome, type JournalRecord } from "./executor/outcome-record.js";
+import type { OutcomeReporter } from "./executor/outcome-reporter.js";
+import {
+  TaskRunner,
+  type LifecycleClient,
+  type RunnerEnv,
+  type RunnerLimits,
+  type StopReason,
+} from "./executor/task-runner.js";
 import type { TaskLogStore } from "./logs/task-log-store.js";
 import type { CellMetrics } from "./metrics.js";
 import type { ContainerRuntime } from "./runtime/container-runtime.js";
@@ -33,6 +42,10 @@ export interface CellParts {
   logs: TaskLogStore;
   cache: DownloadCache;
   limits: RunnerLimits;
+  /** Durable outcomes (and what a restarted cell needs to follow a running task). */
+  journal: OutcomeJournal;
+  /** Built with the cell's metrics: reports journaled outcomes to the BBS. */
+  reporter: (metrics: CellMetrics) => OutcomeReporter;
   metrics: (capacity: () => { total: Capacity; available: Capacity }) => CellMetrics;
   logger: Logger;
 }
@@ -44,12 +57,15 @@ export class Cell {
   readonly ledger: CapacityLedger;
   readonly runners = new Map<string, TaskRunner>();
   readonly metrics: CellMetrics;
+  /** Outcomes owed to the BBS (journaled) by tasks that no longer have a runner here. */
+  readonly reporter: OutcomeReporter;
   draining = false;
   private readonly idle = new Set<() => void>();
 
   constructor(readonly parts: CellParts) {
     this.ledger = new CapacityLedger(parts.total);
     this.metrics = parts.metrics(() => ({ total: this.ledger.total, available: this.ledger.available() }));
+    this.reporter = parts.reporter(this.metrics);
   }
 
   get id(): string {
@@ -120,9 +136,29 @@ export class Cell {
     return failed;
   }
 
+  /**
+   * At start, before any work: every outcome an earlier run of this cell journaled is reported again,
+   * and every task it left running is followed (or, where it cannot be, failed with the reason).
+   */
+  async recover(records: readonly JournalRecord[]): Promise<void> {
+    for (const record of records) {
+      if (isOutcome(record)) this.reporter.submit(record);
+      else this.register(TaskRunner.resume(record, this.runnerEnv()));
+    }
+  }
+
   private newRunner(work: cellv1.TaskWork): TaskRunner {
+    return this.register(new TaskRunner(work, this.runnerEnv()));
+  }
+
+  private register(runner: TaskRunner): TaskRunner {
+    this.runners.set(runner.work.taskGuid, runner);
+    return runner;
+  }
+
+  private runnerEnv(): RunnerEnv {
     const p = this.parts;
-    const runner = new TaskRunner(work, {
+    return {
       cellId: p.identity.cellId,
       runtime: p.runtime,
       lifecycle: p.lifecycle,
@@ -133,15 +169,15 @@ export class Cell {
       limits: p.limits,
       metrics: this.metrics,
       logger: p.logger,
+      journal: p.journal,
+      reporter: this.reporter,
       refuseClaimed: (reserved, task) => claimedTaskRefusal(reserved, task, this.offer()),
       removeContainer: (id) => this.removeContainer(id),
       onDone: (r) => {
         if (this.runners.get(r.work.taskGuid) === r) this.runners.delete(r.work.taskGuid);
         if (this.runners.size === 0) for (const w of this.idle) w();
       },
-    });
-    this.runners.set(work.taskGuid, runner);
-    return runner;
+    };
   }
 
   /** Container ids the cell is removing itself (their die/destroy events need no reconcile). */

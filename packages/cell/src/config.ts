@@ -69,8 +69,25 @@ export const cellSettings = {
   dockerSocket: setting("string", "Unix socket of the Docker engine.", { default: "/var/run/docker.sock" }),
   workDir: setting(
     "string",
-    "Directory for the download cache and the helper binary; default <tmp>/diego-cell-<cellId>.",
+    "Directory for the download cache, the helper binary and the outcome journal (keep it across restarts); default <tmp>/diego-cell-<cellId>.",
     { optional: true },
+  ),
+  logTailBytes: setting("integer", "Bytes of a task's last output per stream (stdout, stderr) sent with its outcome.", {
+    default: 16 * 1024,
+    check: z
+      .number()
+      .int()
+      .min(0)
+      .max(256 * 1024),
+  }),
+  reportTimeout: setting("duration", "Deadline of each CompleteTask / RejectTask call to the BBS.", {
+    default: 10_000,
+    check: z.number().min(100),
+  }),
+  reportRetryMax: setting(
+    "duration",
+    "Longest wait between two attempts to report an outcome (the waits grow from 200 ms, jittered); reports are retried until the BBS answers.",
+    { default: 5_000, check: z.number().min(200) },
   ),
   helperImage: setting("string", "Image whose /bin/busybox (static) is mounted into every container at /.diego.", {
     default: "diego/busybox:latest",

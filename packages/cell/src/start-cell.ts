@@ -17,6 +17,8 @@ import { DownloadCache } from "./actions/download-cache.js";
 import { cellIp } from "./actions/instance-env.js";
 import { Cell } from "./cell.js";
 import type { CellConfig } from "./config.js";
+import { OutcomeJournal } from "./executor/outcome-journal.js";
+import { OutcomeReporter } from "./executor/outcome-reporter.js";
 import { cancelTask } from "./handlers/cancel-task.js";
 import { perform } from "./handlers/perform.js";
 import { state } from "./handlers/state.js";
@@ -119,6 +121,10 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
   const tasks = createClient(TaskService, config.bbsAddress, bbsOptions);
   const registry = createClient(CellRegistryService, config.bbsAddress, bbsOptions);
   const serviceMetrics = new ServiceMetrics("cell");
+  const opened = await OutcomeJournal.open(join(workDir, "journal"));
+  for (const bad of opened.bad)
+    logger.error(bad, "a journal file cannot be read back; set aside as .bad (its task is left to reconcile)");
+  const journal = opened.journal;
 
   const cell = new Cell({
     identity: {
@@ -144,8 +150,20 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
       reservedExpirationMs: config.reservedExpiration,
       egress,
       uploadMaxBytes: config.uploadMaxMb * 1024 * 1024,
+      logTailBytes: config.logTailBytes,
       instanceIp: cellIp(config.advertiseAddress ?? config.listenAddress, networkInterfaces()),
     },
+    journal,
+    reporter: (metrics) =>
+      new OutcomeReporter({
+        cellId: config.cellId,
+        journal,
+        lifecycle,
+        callTimeoutMs: config.reportTimeout,
+        backoff: { initialMs: 200, maxMs: config.reportRetryMax },
+        metrics,
+        logger,
+      }),
     metrics: (capacity) => new CellMetrics(serviceMetrics.registry, config.cellId, capacity),
     logger,
   });
@@ -154,8 +172,10 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
     "cell capacity",
   );
 
+  // Before taking work: report the outcomes an earlier run of this cell kept, follow the tasks it left
+  // running, then repair whatever else it left behind.
+  await cell.recover(opened.records);
   const reconciler = new Reconciler({ cell, runtime, tasks, lifecycle, intervalMs: config.reconcileInterval, logger });
-  // Before taking work: repair whatever an earlier run of this cell left behind.
   await reconciler.sync();
 
   const server = new GrpcServer({ logger, tls, insecure: config.insecure, observe: serviceMetrics.observeGrpc });
@@ -196,6 +216,9 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
     logger.info("draining");
     await cell.drain(config.drainTimeout);
     reconciler.stop();
+    // Outcomes the BBS has not taken yet stay journaled for the next start.
+    await cell.reporter.flush(Math.min(5_000, config.drainTimeout));
+    cell.reporter.stop();
     await heartbeat.stop(config.cellId);
     await server.shutdown(2_000);
     await status.close();
@@ -206,6 +229,7 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
   const crash = async () => {
     stopped = true;
     reconciler.stop();
+    cell.reporter.stop();
     await heartbeat.stop("");
     server.setServing(false);
     await server.shutdown(0);

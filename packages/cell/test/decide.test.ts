@@ -23,6 +23,14 @@ const rows: Array<[CellSide, BbsSide, ReconcileAction, string]> = [
   ["finishing", "absent", "nothing", "the runner reports and cleans up itself"],
   ["finishing", "active", "nothing", "the runner reports and cleans up itself"],
   ["finishing", "finished", "nothing", "the runner reports and cleans up itself"],
+  ["reporting", "absent", "forget-outcome", "the task was deleted while its outcome waited: never report over it"],
+  [
+    "reporting",
+    "active",
+    "report-now",
+    "the BBS answers and waits for the outcome: report it without waiting out the backoff",
+  ],
+  ["reporting", "finished", "forget-outcome", "the BBS finished the task itself (e.g. cell lost): drop the outcome"],
   ["orphan", "absent", "remove-container", "a container nobody owns"],
   ["orphan", "active", "fail-orphan", "left by a crashed cell process: fail the task, remove the container"],
   ["orphan", "finished", "remove-container", "a finished task's leftover container"],
@@ -50,6 +58,9 @@ test("cell side from runner phase and container", () => {
   expect(cellSide("running", false)).toBe("lost");
   expect(cellSide("finishing", false)).toBe("finishing");
   expect(cellSide("done", true)).toBe("finishing");
+  expect(cellSide(undefined, false, true)).toBe("reporting");
+  expect(cellSide(undefined, true, true)).toBe("reporting");
+  expect(cellSide("running", true, true)).toBe("running");
 });
 
 test("BBS side from the task state", () => {

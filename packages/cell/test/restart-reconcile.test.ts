@@ -1,10 +1,11 @@
-// kill -9 a cell process (main.ts) while its task runs, restart the cell: it finds its old container,
-// fails the task it lost track of, and removes the container: no stray container remains.
+// kill -9 a cell process (main.ts) while its task runs a step it cannot follow after a restart (a run
+// inside a parallel action), restart the cell: it fails the task with that reason and removes the
+// container: no stray container remains. (Tasks it can follow: restart-follow.test.ts.)
 import { spawn, type ChildProcess } from "node:child_process";
-import { rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { TaskState } from "@diego/proto";
+import { FailureKind, TaskState } from "@diego/proto";
 import { cellLabels } from "../src/executor/labels.js";
 import { DockerRuntime } from "../src/runtime/docker-runtime.js";
 import { InProcessCluster as Cluster } from "@diego/testing";
@@ -50,9 +51,24 @@ test("after a crash and a restart the cell reconciles its old containers", async
       taskGuid: `${cellId}-task`,
       domain: "d",
       rootFs: "docker:///diego/busybox",
-      action: { action: { case: "run", value: { path: "/bin/sleep", args: ["120"] } } },
+      action: {
+        action: {
+          case: "parallel",
+          value: { actions: [{ action: { case: "run", value: { path: "/bin/sleep", args: ["120"] } } }] },
+        },
+      },
     });
     await cluster.waitFor(`${cellId}-task`, (t) => t?.state === TaskState.RUNNING, 60_000);
+    // Once the step has begun (its cursor journaled): before that a restarted cell runs the tree afresh.
+    await eventually(
+      "the step's cursor journaled",
+      async () =>
+        (await readFile(join(workDir, "journal", `${cellId}-task.json`), "utf8").catch(() => "")).includes(
+          "unresumable",
+        ),
+      30_000,
+      100,
+    );
     child.kill("SIGKILL");
     await new Promise((r) => child!.once("exit", r));
     expect((await runtime.list(cellLabels(cellId))).length).toBe(1);
@@ -60,7 +76,11 @@ test("after a crash and a restart the cell reconciles its old containers", async
     const h = await startHarness("docker", { workDir }, { cluster, cellId });
     try {
       const t = await cluster.completed(`${cellId}-task`);
-      expect(t).toMatchObject({ failed: true, failureReason: "cell disappeared before completion" });
+      expect(t).toMatchObject({
+        failed: true,
+        failureReason: "cell restarted while the task ran a run action inside a parallel action",
+        failureKind: FailureKind.CELL_LOST,
+      });
       await eventually(
         "old container removed",
         async () => ((await runtime.list(cellLabels(cellId))).length === 0 ? true : undefined),

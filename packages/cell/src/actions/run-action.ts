@@ -6,7 +6,7 @@ import { emitProgressStep } from "./emit-progress-step.js";
 import { parallelStep } from "./parallel-step.js";
 import { runStep } from "./run-step.js";
 import { serialStep } from "./serial-step.js";
-import { StepError, withSource, type StepContext, type StepRunner } from "./step.js";
+import { StepError, withSource, type StepContext, type StepResult, type StepRunner } from "./step.js";
 import { timeoutStep } from "./timeout-step.js";
 import { tryStep } from "./try-step.js";
 import { uploadStep } from "./upload-step.js";
@@ -29,6 +29,8 @@ export interface ActionDeps {
   note?: (message: string) => void;
   /** The cell's address, every process's CF_INSTANCE_IP. */
   instanceIp?: string;
+  /** Wraps every step, composites' children included (the executor records and replays progress with it). */
+  around?: (action: Action, ctx: StepContext, step: StepRunner) => Promise<StepResult>;
 }
 
 /**
@@ -54,7 +56,9 @@ export function actionRunner(deps: ActionDeps): StepRunner {
     return env;
   };
   const runDeps = { ...deps, workDir, instanceEnv };
-  const run: StepRunner = async (action: Action, ctx) => {
+  const around = deps.around;
+  const run: StepRunner = around ? (action, ctx) => around(action, ctx, step) : (action, ctx) => step(action, ctx);
+  const step: StepRunner = async (action: Action, ctx) => {
     const a = action.action;
     switch (a.case) {
       case "run":

@@ -1,17 +1,29 @@
-import { DiegoError, FailureReason, isTerminal } from "@diego/models";
-import { TaskState, type Task, type TaskLifecycleService } from "@diego/proto";
-import type { cellv1 } from "@diego/proto";
+import { clone, create, fromJson, toJson, type JsonObject } from "@bufbuild/protobuf";
+import { DiegoError, FailureReason, isTerminal, taskWork } from "@diego/models";
+import {
+  FailureKind,
+  TaskSchema,
+  TaskState,
+  cellv1,
+  type Action,
+  type Task,
+  type TaskLifecycleService,
+} from "@diego/proto";
 import { taskLogger, type EgressPolicy, type Logger, type ServiceClient } from "@diego/kit";
-import { actionRunner } from "../actions/run-action.js";
+import { actionRunner, runTree as runActionTree } from "../actions/run-action.js";
 import { firstFile } from "../runtime/tar-files.js";
 import type { DownloadCache } from "../actions/download-cache.js";
-import type { StepContext } from "../actions/step.js";
+import type { StepContext, StepResult, StepRunner } from "../actions/step.js";
 import type { CapacityLedger } from "../capacity/capacity-ledger.js";
 import type { TaskLogStore } from "../logs/task-log-store.js";
 import type { CellMetrics } from "../metrics.js";
-import type { ContainerRuntime, ContainerSpec } from "../runtime/container-runtime.js";
+import type { ContainerRuntime, ContainerSpec, ExecIo, ExecSpec, ProcessHandle } from "../runtime/container-runtime.js";
+import { cursorAtLeaf, pathsOf, recoveryOf, replayRole } from "./follow-plan.js";
 import { ensureImage } from "./image-resolver.js";
 import { cellLabels, containerLabels, containerName } from "./labels.js";
+import type { OutcomeJournal } from "./outcome-journal.js";
+import { tailOf, type Cursor, type JournalLogLine, type OutcomeRecord, type RunningRecord } from "./outcome-record.js";
+import type { OutcomeReporter } from "./outcome-reporter.js";
 
 export type LifecycleClient = ServiceClient<(typeof TaskLifecycleService)["method"]>;
 
@@ -34,6 +46,10 @@ export interface RunnerLimits {
   egress?: EgressPolicy;
   /** Bytes one upload may send. */
   uploadMaxBytes?: number;
+  /** Bytes of output per stream sent with the outcome (CompleteTaskRequest.log_tail); default 16 KiB. */
+  logTailBytes?: number;
+  /** Deadline of a container-engine call made while settling a task (usage); default 10 s. */
+  engineCallTimeoutMs?: number;
   /** The cell's address, every process's CF_INSTANCE_IP. */
   instanceIp?: string;
 }
@@ -49,6 +65,10 @@ export interface RunnerEnv {
   limits: RunnerLimits;
   metrics: CellMetrics;
   logger: Logger;
+  /** Where the outcome is kept, before the container goes, until the BBS has it. */
+  journal: OutcomeJournal;
+  /** Reports journaled outcomes until the BBS accepts or refuses them for good. */
+  reporter: OutcomeReporter;
   /** Why the claimed task (as the BBS has it) must not run here, or undefined: see claimedTaskRefusal. */
   refuseClaimed(work: cellv1.TaskWork, task: Task): string | undefined;
   /** Removes a container (through the cell, which marks it as its own doing). */
@@ -58,7 +78,14 @@ export interface RunnerEnv {
 }
 
 type Outcome =
-  | { kind: "complete"; failed: boolean; reason: string; result: string }
+  | {
+      kind: "complete";
+      failed: boolean;
+      reason: string;
+      result: string;
+      exitStatus?: number;
+      failureKind?: FailureKind;
+    }
   | { kind: "reject"; reason: string }
   | { kind: "none" };
 
@@ -74,6 +101,9 @@ export class TaskRunner {
   private readonly abort = new AbortController();
   private stopReason?: StopReason;
   private reservedSince = 0;
+  /** The cursor last journaled (writes of the same one are skipped). */
+  private journaled?: Cursor;
+  private taskJson?: JsonObject;
   private finished = false;
   private resolveDone!: () => void;
   /** Resolves when the runner has released its reservation. */
@@ -142,20 +172,70 @@ export class TaskRunner {
     const refusal = this.env.refuseClaimed(this.work, task);
     if (refusal) {
       this.log.warn({ reason: refusal }, "the claimed task differs from the work this cell admitted; rejecting it");
-      await this.report({ kind: "reject", reason: refusal });
+      await this.settle({ kind: "reject", reason: refusal });
       return this.finish();
     }
     this.task = task;
     await this.execute(task);
   }
 
-  private async execute(task: Task): Promise<void> {
-    this.phase = "starting";
-    this.env.metrics.tasksStarted.inc();
+  /**
+   * After a restart of the cell: follows a task its earlier run left running (see follow-plan.ts), or
+   * fails it with the reason when that cannot be done; either way its outcome is kept and reported.
+   */
+  static resume(record: RunningRecord, env: RunnerEnv): TaskRunner {
+    const task = fromJson(TaskSchema, record.task as JsonObject);
+    const runner = new TaskRunner(create(cellv1.TaskWorkSchema, taskWork(task)), env);
+    runner.task = task;
+    runner.containerId = record.containerId;
+    runner.phase = "running";
+    runner.journaled = record.cursor;
+    const reserved = env.ledger.reserve(runner.work);
+    if (!reserved.admitted)
+      runner.log.warn({ reason: reserved.reason }, "the resumed task does not fit the ledger; following it anyway");
+    void runner.execute(task, () => runner.resumeContainer(task, record));
+    return runner;
+  }
+
+  private async resumeContainer(task: Task, record: RunningRecord): Promise<Outcome> {
+    const exists = await this.containerExists().catch(() => true);
+    const recovery = recoveryOf(record.cursor, exists);
+    if (recovery.kind === "fail") {
+      this.log.warn(
+        { reason: recovery.reason || FailureReason.containerMissing },
+        "cannot follow the task after the restart",
+      );
+      if (recovery.containerLost)
+        return { kind: "complete", failed: true, reason: FailureReason.containerMissing, result: "" };
+      return {
+        kind: "complete",
+        failed: true,
+        reason: recovery.reason,
+        result: "",
+        failureKind: FailureKind.CELL_LOST,
+      };
+    }
+    let handle: ProcessHandle | undefined;
+    if (recovery.target) {
+      handle = await this.env.runtime.reattach(record.containerId, recovery.target.processId);
+      if (!handle) {
+        this.log.warn("the engine no longer knows the task's process");
+        return { kind: "complete", failed: true, reason: FailureReason.containerMissing, result: "" };
+      }
+    }
+    this.log.info({ at: record.cursor.at }, "cell restarted: following the task");
+    return this.runTree(task, recovery.target && { path: recovery.target.path, handle: handle! });
+  }
+
+  private async execute(task: Task, produce: () => Promise<Outcome> = () => this.runContainer(task)): Promise<void> {
+    if (this.phase !== "running") {
+      this.phase = "starting";
+      this.env.metrics.tasksStarted.inc();
+    }
     this.env.logs.open(task.taskGuid, task.logGuid);
     let outcome: Outcome;
     try {
-      outcome = await this.runContainer(task);
+      outcome = await produce();
     } catch (err) {
       this.log.error({ err }, "task failed unexpectedly");
       outcome = { kind: "complete", failed: true, reason: (err as Error).message, result: "" };
@@ -168,12 +248,7 @@ export class TaskRunner {
       outcome = { kind: "complete", failed: true, reason: FailureReason.cellDisappeared, result: "" };
     }
     this.env.logs.end(task.taskGuid);
-    await this.report(outcome);
-    if (this.containerId) {
-      await this.env
-        .removeContainer(this.containerId)
-        .catch((err) => this.log.error({ err }, "cannot remove container; reconcile will"));
-    }
+    await this.settle(outcome);
     this.finish();
   }
 
@@ -196,6 +271,17 @@ export class TaskRunner {
       return { kind: "reject", reason: `failed to create container: ${(err as Error).message}` };
     }
     if (signal.aborted) return { kind: "reject", reason: "cell stopped before the task started" };
+    await this.journalRunning({ at: "setup" });
+    return this.runTree(task);
+  }
+
+  /**
+   * Runs the action tree in the container; with `followed`, the tree of a task an earlier run of the cell
+   * left running: the steps before the followed process are done, the process is the one given, the
+   * steps after it run as usual. Before each leaf step the cursor is journaled (follow-plan.ts).
+   */
+  private async runTree(task: Task, followed?: { path: number[]; handle: ProcessHandle }): Promise<Outcome> {
+    const signal = this.abort.signal;
     this.phase = "running";
     const running = this.env.lifecycle.runningTask({ taskGuid: task.taskGuid, cellId: this.env.cellId }).then(
       () => undefined,
@@ -210,9 +296,41 @@ export class TaskRunner {
       logSource: defaultSource,
       log: (stream, message, source) => this.env.logs.append(task.taskGuid, { stream, message, source }),
     };
+    const root = task.action;
+    const paths = root ? pathsOf(root) : new Map<Action, number[]>();
+    let handOut = followed?.handle;
+    let recordNext: number[] | undefined;
+    const exec = async (id: string, spec: ExecSpec, io: ExecIo, stop?: AbortSignal): Promise<ProcessHandle> => {
+      if (handOut) {
+        const h = handOut;
+        handOut = undefined;
+        return h;
+      }
+      const h = await this.env.runtime.exec(id, spec, io, stop);
+      if (recordNext) {
+        const path = recordNext;
+        recordNext = undefined;
+        await this.journalRunning({ at: "process", path, processId: h.id });
+      }
+      return h;
+    };
+    const runtime = withExec(this.env.runtime, exec);
+    const around = async (action: Action, ctx: StepContext, step: StepRunner): Promise<StepResult> => {
+      const path = paths.get(action);
+      if (!root || !path) return step(action, ctx);
+      const role = replayRole(path, followed?.path);
+      if (role === "done") return undefined;
+      if (role === "ahead" && isLeaf(action)) {
+        const cursor = cursorAtLeaf(root, path);
+        await this.journalRunning(cursor);
+        if (cursor.at === "starting-process") recordNext = path;
+      }
+      return step(action, ctx);
+    };
     const run = actionRunner({
-      runtime: this.env.runtime,
-      containerId: this.containerId,
+      around,
+      runtime,
+      containerId: this.containerId!,
       cache: this.env.cache,
       gracefulShutdownMs: this.env.limits.gracefulShutdownMs,
       owner: task.taskGuid,
@@ -221,7 +339,8 @@ export class TaskRunner {
       instanceIp: this.env.limits.instanceIp,
       note: (message) => this.log.info(message),
     });
-    const err = task.action ? await run(task.action, ctx) : undefined;
+    const tree = task.action ? await runActionTree(run, task.action, ctx) : {};
+    const err = tree.error;
     await running;
     let failed = err !== undefined;
     let reason = err?.message ?? "";
@@ -238,7 +357,7 @@ export class TaskRunner {
         }
       }
     }
-    return { kind: "complete", failed, reason, result };
+    return { kind: "complete", failed, reason, result, exitStatus: tree.exitStatus };
   }
 
   private spec(task: Task, image: string): ContainerSpec {
@@ -287,36 +406,86 @@ export class TaskRunner {
     return file.data.toString("utf8").replace(/\uFFFD$/, "");
   }
 
-  private async report(outcome: Outcome): Promise<void> {
+  /**
+   * Keeps the outcome: measured and journaled (fsynced) while the container still exists, then the
+   * container goes and the reporter owns the outcome until the BBS has it (docs/reliability.md, "The
+   * cell keeps every outcome"). With no outcome (cancelled, gone) only the container goes.
+   */
+  private async settle(outcome: Outcome): Promise<void> {
     const guid = this.work.taskGuid;
-    const cellId = this.env.cellId;
-    if (outcome.kind === "none") return;
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      try {
-        if (outcome.kind === "complete") {
-          await this.env.lifecycle.completeTask({
-            taskGuid: guid,
-            cellId,
-            failed: outcome.failed,
-            failureReason: outcome.reason,
-            result: outcome.result,
-          });
-          (outcome.failed ? this.env.metrics.tasksFailed : this.env.metrics.tasksSucceeded).inc();
-          this.log.info({ failed: outcome.failed, failureReason: outcome.reason }, "task completed");
-        } else {
-          await this.env.lifecycle.rejectTask({ taskGuid: guid, cellId, rejectionReason: outcome.reason });
-          this.log.info({ reason: outcome.reason }, "task rejected");
-        }
-        return;
-      } catch (err) {
-        if (isTerminal(err)) {
-          this.log.info({ reason: (err as Error).message }, "BBS refused the report");
-          return;
-        }
-        this.log.warn({ err, attempt }, "cannot report the task to the BBS");
-        await new Promise((r) => setTimeout(r, 500 * attempt));
-      }
+    let record: OutcomeRecord | undefined;
+    if (outcome.kind === "complete") {
+      record = {
+        version: 1,
+        kind: "complete",
+        taskGuid: guid,
+        failed: outcome.failed,
+        failureReason: outcome.reason,
+        failureKind: outcome.failureKind ?? 0,
+        result: outcome.result,
+        exitStatus: outcome.exitStatus,
+        usage: await this.usage(),
+        logTail: await this.logTail(),
+        recordedAt: Date.now(),
+      };
+    } else if (outcome.kind === "reject") {
+      record = { version: 1, kind: "reject", taskGuid: guid, reason: outcome.reason, recordedAt: Date.now() };
     }
+    try {
+      if (record) await this.env.journal.write(record);
+      else await this.env.journal.delete(guid);
+    } catch (err) {
+      // Reported from memory still; only a restart of the cell before the BBS has it would lose it.
+      this.log.error({ err }, "cannot journal the task's outcome");
+    }
+    if (this.containerId) {
+      await this.env
+        .removeContainer(this.containerId)
+        .catch((err) => this.log.error({ err }, "cannot remove container; reconcile will"));
+    }
+    if (record) this.env.reporter.submit(record);
+  }
+
+  /** Journals where the running task is, for a restarted cell to follow it (only when it changed). */
+  private async journalRunning(cursor: Cursor): Promise<void> {
+    if (!this.task || !this.containerId) return;
+    if (this.journaled && JSON.stringify(this.journaled) === JSON.stringify(cursor)) return;
+    this.journaled = cursor;
+    this.taskJson ??= withoutSecrets(this.task);
+    try {
+      await this.env.journal.write({
+        version: 1,
+        kind: "running",
+        taskGuid: this.work.taskGuid,
+        containerId: this.containerId,
+        task: this.taskJson,
+        cursor,
+        recordedAt: Date.now(),
+      });
+    } catch (err) {
+      this.log.error({ err }, "cannot journal the running task; a restarted cell could not follow it");
+    }
+  }
+
+  private async usage(): Promise<CompleteRecordUsage | undefined> {
+    if (!this.containerId) return undefined;
+    try {
+      const u = await withDeadline(
+        this.env.runtime.usage(this.containerId),
+        this.env.limits.engineCallTimeoutMs ?? 10_000,
+        "container usage",
+      );
+      return u && { peakMemoryBytes: u.peakMemoryBytes.toString(), cpuTimeNs: u.cpuTimeNs.toString() };
+    } catch (err) {
+      this.log.info({ reason: (err as Error).message }, "cannot measure the container's usage");
+      return undefined;
+    }
+  }
+
+  private async logTail(): Promise<JournalLogLine[]> {
+    const lines = [];
+    for await (const line of this.env.logs.read(this.work.taskGuid, false)) lines.push(line);
+    return tailOf(lines, this.env.limits.logTailBytes ?? DEFAULT_LOG_TAIL_BYTES);
   }
 
   private finish(): void {
@@ -328,6 +497,46 @@ export class TaskRunner {
     this.env.onDone(this);
     this.resolveDone();
   }
+}
+
+/** The task as JSON for the journal, without what must not rest on disk: secret_env, image credentials, env. */
+function withoutSecrets(task: Task): JsonObject {
+  const copy = clone(TaskSchema, task);
+  copy.secretEnv = [];
+  copy.env = [];
+  copy.imageUsername = "";
+  copy.imagePassword = "";
+  return toJson(TaskSchema, copy) as JsonObject;
+}
+
+/** Steps that do work themselves (the others only arrange their children). */
+function isLeaf(action: Action): boolean {
+  const kind = action.action.case;
+  return kind === "run" || kind === "download" || kind === "upload";
+}
+
+/** The runtime with its exec replaced (every other call goes to the runtime itself). */
+function withExec(runtime: ContainerRuntime, exec: ContainerRuntime["exec"]): ContainerRuntime {
+  return new Proxy(runtime, {
+    get(target, prop, receiver) {
+      if (prop === "exec") return exec;
+      const value: unknown = Reflect.get(target, prop, receiver);
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+type CompleteRecordUsage = NonNullable<Extract<OutcomeRecord, { kind: "complete" }>["usage"]>;
+
+export const DEFAULT_LOG_TAIL_BYTES = 16 * 1024;
+
+/** Rejects with `<what> took longer than <ms> ms` when the promise has not settled by then. */
+export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
 /** cpu_weight → Docker CPU shares: 1024 × w / 100, at least 2; 0 keeps the engine default. */

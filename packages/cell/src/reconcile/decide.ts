@@ -17,6 +17,8 @@ export type CellSide =
   | "running"
   /** The runner is reporting the result and removing its container itself. */
   | "finishing"
+  /** No runner: the task's outcome is journaled and owed to the BBS (its reporter retries until the BBS answers). */
+  | "reporting"
   /** A container of this cell that no runner owns (left by a crash, or from before a restart). */
   | "orphan"
   /** The runner is past creating its container, but the container is gone. */
@@ -38,7 +40,11 @@ export type ReconcileAction =
   /** CompleteTask failed `cell disappeared before completion` for a task this cell lost track of, then remove the container. */
   | "fail-orphan"
   /** Remove a container nobody owns. */
-  | "remove-container";
+  | "remove-container"
+  /** The BBS answers and still waits for the outcome: report it now rather than at the end of the backoff. */
+  | "report-now"
+  /** The BBS has finished or deleted the task: drop the journaled outcome unreported, remove any container. */
+  | "forget-outcome";
 
 export const DECISIONS: Record<CellSide, Record<BbsSide, ReconcileAction>> = {
   none: { absent: "nothing", active: "complete-missing", finished: "nothing" },
@@ -47,6 +53,7 @@ export const DECISIONS: Record<CellSide, Record<BbsSide, ReconcileAction>> = {
   starting: { absent: "stop-runner", active: "nothing", finished: "stop-runner" },
   running: { absent: "stop-runner", active: "nothing", finished: "stop-runner" },
   finishing: { absent: "nothing", active: "nothing", finished: "nothing" },
+  reporting: { absent: "forget-outcome", active: "report-now", finished: "forget-outcome" },
   orphan: { absent: "remove-container", active: "fail-orphan", finished: "remove-container" },
   lost: { absent: "stop-runner", active: "stop-and-complete-missing", finished: "stop-runner" },
 };

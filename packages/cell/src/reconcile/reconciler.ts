@@ -93,6 +93,7 @@ export class Reconciler {
     // Order matters: runners, then containers, then tasks. A container seen here was created after
     // its claim won, so the task list fetched afterwards shows the claim unless the task has gone.
     const phases = new Map([...cell.runners].map(([guid, r]) => [guid, r.phase]));
+    const owed = new Set(cell.reporter.guids());
     const containers = new Map<string, ContainerInfo>();
     for (const c of await runtime.list(cellLabels(cell.id))) {
       const guid = c.labels[LABEL_TASK];
@@ -100,9 +101,9 @@ export class Reconciler {
     }
     const { tasks } = await this.o.tasks.listTasks({ cellId: cell.id });
     const byGuid = new Map(tasks.filter((t) => t.cellId === cell.id).map((t) => [t.taskGuid, t]));
-    const guids = new Set([...phases.keys(), ...containers.keys(), ...byGuid.keys()]);
+    const guids = new Set([...phases.keys(), ...owed, ...containers.keys(), ...byGuid.keys()]);
     for (const guid of guids) {
-      const side = cellSide(phases.get(guid), containers.has(guid));
+      const side = cellSide(phases.get(guid), containers.has(guid), owed.has(guid));
       const bbs = bbsSide(byGuid.get(guid));
       const action = decide(side, bbs);
       if (action === "nothing") continue;
@@ -139,6 +140,14 @@ export class Reconciler {
         if (runner) return;
         if (container) await cell.removeContainer(container.id);
         return;
+      case "report-now":
+        cell.reporter.kick(guid);
+        return;
+      case "forget-outcome":
+        if (runner) return;
+        await cell.reporter.forget(guid);
+        if (container) await cell.removeContainer(container.id);
+        return;
       case "nothing":
         return;
     }
@@ -165,9 +174,10 @@ export class Reconciler {
   }
 }
 
-export function cellSide(phase: string | undefined, hasContainer: boolean): CellSide {
+export function cellSide(phase: string | undefined, hasContainer: boolean, outcomeOwed = false): CellSide {
   switch (phase) {
     case undefined:
+      if (outcomeOwed) return "reporting";
       return hasContainer ? "orphan" : "none";
     case "reserved":
     case "claiming":

@@ -65,6 +65,8 @@ export interface ExecResult {
 
 /** A process started in a container. */
 export interface ProcessHandle {
+  /** The engine's id of the process (Docker: the exec id), to follow it again after a restart of the cell. */
+  readonly id: string;
   /** Resolves when the process has exited and its output has been delivered. */
   readonly exited: Promise<ExecResult>;
   /**
@@ -107,6 +109,11 @@ export interface ContainerRuntime {
   exec(id: string, spec: ExecSpec, io: ExecIo, signal?: AbortSignal): Promise<ProcessHandle>;
   /** The container's IP address on its network; empty when it has none (network off). */
   address(id: string): Promise<string>;
+  /**
+   * A process an earlier run of the cell started (by its ProcessHandle.id), to wait for and signal; its
+   * output is not delivered. Undefined when the engine no longer knows it in that container.
+   */
+  reattach(id: string, processId: string): Promise<ProcessHandle | undefined>;
   /** Extracts a tar archive into the container at `dir` (which must exist). */
   putArchive(id: string, dir: string, tar: Buffer | NodeJS.ReadableStream): Promise<void>;
   /** A tar archive of `path` in the container; rejects with NOT_FOUND when it does not exist. */

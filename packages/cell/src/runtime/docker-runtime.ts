@@ -158,9 +158,40 @@ export class DockerRuntime implements ContainerRuntime {
     exited.catch(() => undefined);
     let pid: number | undefined;
     return {
+      id: exec.id,
       exited,
       signal: async (sig) => {
         // Docker reports a fresh exec as running with pid 0 until its process is there: wait for the pid.
+        pid ??= await execPid(exec, () => settled);
+        if (pid === undefined || settled) return;
+        await killProcessGroup(pid, sig);
+      },
+    };
+  }
+
+  async reattach(id: string, processId: string): Promise<ProcessHandle | undefined> {
+    const exec = this.docker.getExec(processId);
+    const first = await exec.inspect().catch(() => undefined);
+    if (!first || !id.startsWith(first.ContainerID ?? "-")) return undefined;
+    let settled = false;
+    const exited = (async (): Promise<ExecResult> => {
+      let info = first;
+      // No stream tells when a process the cell did not start ends: ask, at most every second.
+      for (let wait = 50; info.Running; wait = Math.min(1_000, wait * 2)) {
+        await sleep(wait);
+        const next = await exec.inspect().catch(() => undefined);
+        if (!next) return { exitCode: -1, outOfMemory: false }; // the container went with it
+        info = next;
+      }
+      const exitCode = info.ExitCode ?? -1;
+      return { exitCode, outOfMemory: exitCode === 137 && (await this.oomKilled(id)) };
+    })().finally(() => (settled = true));
+    exited.catch(() => undefined);
+    let pid: number | undefined;
+    return {
+      id: processId,
+      exited,
+      signal: async (sig) => {
         pid ??= await execPid(exec, () => settled);
         if (pid === undefined || settled) return;
         await killProcessGroup(pid, sig);

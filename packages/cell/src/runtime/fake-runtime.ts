@@ -59,6 +59,8 @@ export class FakeRuntime implements ContainerRuntime {
   private readonly registry: Set<string>;
   private readonly events = new EventEmitter();
   private nextId = 1;
+  /** Every process by id, for reattach (a cell restarted on the same runtime). */
+  private readonly handles = new Map<string, { containerId: string; handle: ProcessHandle }>();
   /** Every image pull, for assertions. */
   readonly pulls: Array<{ image: string; auth?: RegistryAuth }> = [];
 
@@ -157,7 +159,16 @@ export class FakeRuntime implements ContainerRuntime {
       if (killedBy) return { exitCode: killedBy === "SIGKILL" ? 137 : 143, outOfMemory: false };
       return result;
     })();
-    return { exited, signal: async (sig) => proc.signal(sig) };
+    const handle: ProcessHandle = { id: `proc${this.nextId++}`, exited, signal: async (sig) => proc.signal(sig) };
+    this.handles.set(handle.id, { containerId: id, handle });
+    return handle;
+  }
+
+  async reattach(id: string, processId: string): Promise<ProcessHandle | undefined> {
+    await this.delay();
+    const found = this.handles.get(processId);
+    if (!found || found.containerId !== id || !this.containers.has(id)) return undefined;
+    return { ...found.handle };
   }
 
   async putArchive(id: string, dir: string, archive: Buffer | NodeJS.ReadableStream): Promise<void> {
@@ -218,6 +229,7 @@ export class FakeRuntime implements ContainerRuntime {
     const c = this.containers.get(id);
     if (!c) return;
     for (const p of c.processes) p.signal("SIGKILL");
+    for (const [pid, h] of this.handles) if (h.containerId === id) this.handles.delete(pid);
     c.status = "gone";
     this.containers.delete(id);
     this.emit(id, "die", c);

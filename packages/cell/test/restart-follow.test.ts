@@ -1,0 +1,166 @@
+// A cell restarted (kill -9 of main.ts) while its task runs picks the task up again: the process Docker
+// still runs is followed to its exit, the steps after it run, the result file is read and the outcome
+// reported (docs/reliability.md, "The cell keeps every outcome"). Real etcd behind the BBS, real Docker.
+import { readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { TaskState } from "@diego/proto";
+import { eventually } from "@diego/testing";
+import { cellLabels } from "../src/executor/labels.js";
+import { DockerRuntime } from "../src/runtime/docker-runtime.js";
+import { removeCellContainers, uniqueId } from "./support/harness.js";
+import { CellProcess, RestartableBbs } from "./support/restartable-bbs.js";
+
+/** Waits until the cell has journaled the exec id of a running process of the task. */
+async function processJournaled(workDir: string, guid: string): Promise<void> {
+  await eventually(
+    "the process journaled",
+    async () =>
+      (await readFile(join(workDir, "journal", `${guid}.json`), "utf8").catch(() => "")).includes('"processId"'),
+    30_000,
+    100,
+  );
+}
+
+const run = (script: string) => ({
+  action: { case: "run" as const, value: { path: "/bin/sh", args: ["-c", script] } },
+});
+
+test("a task running when the cell restarts is followed to the end with its result", async () => {
+  const bbs = await RestartableBbs.start();
+  const cellId = uniqueId("follow");
+  const workDir = join(tmpdir(), `diego-cell-test-${cellId}`);
+  const runtime = new DockerRuntime({ helperDir: join(workDir, "helper") });
+  const cell = new CellProcess(cellId, bbs.address, workDir);
+  const guid = `${cellId}-task`;
+  try {
+    cell.start();
+    await bbs.waitForCell(cellId);
+    await bbs.tasks.desireTask({
+      taskGuid: guid,
+      domain: "d",
+      rootFs: "docker:///diego/busybox",
+      resultFile: "/tmp/result",
+      action: {
+        action: {
+          case: "serial",
+          value: {
+            actions: [
+              // Quiet while the cell is away: Docker ends an exec that writes to a reader that went away.
+              run("echo started; sleep 8; printf first > /tmp/result"),
+              run("echo second; printf -- -second >> /tmp/result"),
+            ],
+          },
+        },
+      },
+    });
+    await bbs.waitForState(guid, TaskState.RUNNING);
+    await processJournaled(workDir, guid); // the first process runs
+    await cell.kill();
+    const [container] = await runtime.list(cellLabels(cellId));
+    expect(container?.status).toBe("running");
+
+    cell.start();
+    const t = await bbs.waitForState(guid, TaskState.COMPLETED, 120_000);
+    expect({ failed: t.failed, failureReason: t.failureReason, result: t.result }).toEqual({
+      failed: false,
+      failureReason: "",
+      result: "first-second",
+    });
+    await eventually(
+      "the container removed",
+      async () => (await runtime.list(cellLabels(cellId))).length === 0,
+      30_000,
+      200,
+    );
+  } finally {
+    await cell.stop();
+    await bbs.stop();
+    await removeCellContainers(runtime, cellId);
+    await rm(workDir, { recursive: true, force: true });
+  }
+}, 240_000);
+
+test("a failing followed process fails the task with its own exit status", async () => {
+  const bbs = await RestartableBbs.start();
+  const cellId = uniqueId("follow-fail");
+  const workDir = join(tmpdir(), `diego-cell-test-${cellId}`);
+  const runtime = new DockerRuntime({ helperDir: join(workDir, "helper") });
+  const cell = new CellProcess(cellId, bbs.address, workDir);
+  const guid = `${cellId}-task`;
+  try {
+    cell.start();
+    await bbs.waitForCell(cellId);
+    await bbs.tasks.desireTask({
+      taskGuid: guid,
+      domain: "d",
+      rootFs: "docker:///diego/busybox",
+      logSource: "APP",
+      action: run("sleep 6; exit 3"),
+    });
+    await bbs.waitForState(guid, TaskState.RUNNING);
+    await processJournaled(workDir, guid);
+    await cell.kill();
+    cell.start();
+    const t = await bbs.waitForState(guid, TaskState.COMPLETED, 120_000);
+    expect({ failed: t.failed, failureReason: t.failureReason }).toEqual({
+      failed: true,
+      failureReason: "APP: Exited with status 3",
+    });
+  } finally {
+    await cell.stop();
+    await bbs.stop();
+    await removeCellContainers(runtime, cellId);
+    await rm(workDir, { recursive: true, force: true });
+  }
+}, 240_000);
+
+test("a task the BBS finished while the cell was away is stopped, not reported over", async () => {
+  const bbs = await RestartableBbs.start();
+  const cellId = uniqueId("follow-gone");
+  const workDir = join(tmpdir(), `diego-cell-test-${cellId}`);
+  const runtime = new DockerRuntime({ helperDir: join(workDir, "helper") });
+  const cell = new CellProcess(cellId, bbs.address, workDir);
+  const guid = `${cellId}-task`;
+  try {
+    cell.start();
+    await bbs.waitForCell(cellId);
+    await bbs.tasks.desireTask({
+      taskGuid: guid,
+      domain: "d",
+      rootFs: "docker:///diego/busybox",
+      action: run("sleep 30; printf late > /tmp/result"),
+      resultFile: "/tmp/result",
+    });
+    await bbs.waitForState(guid, TaskState.RUNNING);
+    await processJournaled(workDir, guid);
+    await cell.kill();
+    await bbs.tasks.cancelTask({ taskGuid: guid }); // the cell is away: the BBS completes it alone
+    const cancelled = await bbs.waitForState(guid, TaskState.COMPLETED);
+    expect(cancelled.failureReason).toBe("task was cancelled");
+
+    cell.start();
+    await eventually(
+      "the container stopped and removed",
+      async () => (await runtime.list(cellLabels(cellId))).length === 0,
+      60_000,
+      200,
+    );
+    await eventually(
+      "the journal emptied",
+      async () => (await readdir(join(workDir, "journal"))).filter((f) => f.endsWith(".json")).length === 0,
+      30_000,
+      200,
+    );
+    const t = await bbs.get(guid);
+    expect({ failureReason: t?.failureReason, result: t?.result }).toEqual({
+      failureReason: "task was cancelled",
+      result: "",
+    });
+  } finally {
+    await cell.stop();
+    await bbs.stop();
+    await removeCellContainers(runtime, cellId);
+    await rm(workDir, { recursive: true, force: true });
+  }
+}, 240_000);
