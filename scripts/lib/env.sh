@@ -1,11 +1,14 @@
-# Shared by scripts/dev and scripts/test: installs what a fresh Debian 12 machine is missing and starts
-# the Docker engine when none runs. Source it; every function is idempotent.
+# Shared by scripts/dev, scripts/test, scripts/build-image, scripts/build-deb and scripts/stage-app:
+# installs what a fresh Debian 12 machine is missing and starts the Docker engine when none runs.
+# Source it; every function is idempotent. Sourcing it turns on `set -euo pipefail` in the caller (each
+# caller sets it too): every function here is written for it, a failure that is expected is handled
+# where it happens (`|| true` or `|| return`, with the reason).
 # shellcheck shell=bash
+set -euo pipefail
 
 DIEGO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DIEGO_STATE=${DIEGO_STATE:-/var/lib/diego}
 DIEGO_IMAGE=diego/busybox:latest
-DIEGO_PNPM_VERSION=12.4.2
 DIEGO_STARTED_DOCKERD=""
 
 log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
@@ -54,11 +57,27 @@ stage_node() {
   rm -rf "$tmp"
 }
 
+# pnpm_version: the pnpm version the workspace is verified with, from the root package.json's
+# packageManager field (pnpm@X.Y.Z, optionally +sha…: the one place it is written).
+pnpm_version() {
+  local field
+  field=$(node -p 'require(process.argv[1]).packageManager ?? ""' "$DIEGO_ROOT/package.json") ||
+    die "could not read $DIEGO_ROOT/package.json"
+  [[ $field =~ ^pnpm@([0-9]+\.[0-9]+\.[0-9]+)(\+.*)?$ ]] ||
+    die "package.json: packageManager must be pnpm@X.Y.Z (got '$field')"
+  echo "${BASH_REMATCH[1]}"
+}
+
+# Installs that pnpm when another (or none) is on the PATH; once installed, nothing here needs the network
+# but `pnpm install`, which reads the local store first.
 ensure_node_deps() {
   command -v node >/dev/null || die "Node.js 20 is required"
-  if ! command -v pnpm >/dev/null || [[ $(pnpm --version) != "$DIEGO_PNPM_VERSION" ]]; then
-    log "installing pnpm $DIEGO_PNPM_VERSION"
-    npm install -g --silent "pnpm@$DIEGO_PNPM_VERSION" >/dev/null
+  local version
+  version=$(pnpm_version)
+  # (No pnpm, or one that fails to run, both mean: install it.)
+  if [[ $(pnpm --version 2>/dev/null || true) != "$version" ]]; then
+    log "installing pnpm $version"
+    npm install -g --silent "pnpm@$version" >/dev/null || die "could not install pnpm $version with npm"
   fi
   (cd "$DIEGO_ROOT" && pnpm install --frozen-lockfile --reporter=silent) || die "pnpm install failed"
 }
@@ -108,9 +127,11 @@ ensure_docker() {
 # The pid of a dockerd process that runs on this host (any), or nothing.
 running_dockerd() {
   local pid
-  pid=$(cat "$DIEGO_DOCKERD_PIDFILE" 2>/dev/null)
-  if [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == dockerd ]]; then echo "$pid"; return; fi
-  pgrep -x dockerd | head -1
+  # (No pid file, or a stale one, is the usual case: then look for any dockerd.)
+  pid=$(cat "$DIEGO_DOCKERD_PIDFILE" 2>/dev/null || true)
+  if [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null || true) == dockerd ]]; then echo "$pid"; return; fi
+  # (pgrep fails when no dockerd runs: the answer is then nothing.)
+  pgrep -x dockerd | head -1 || true
 }
 
 wait_docker_up() { # seconds
@@ -147,7 +168,7 @@ stop_docker() {
   [[ -n $DIEGO_STARTED_DOCKERD ]] || return 0
   local pid=$DIEGO_STARTED_DOCKERD
   DIEGO_STARTED_DOCKERD=""
-  [[ $(cat "/proc/$pid/comm" 2>/dev/null) == dockerd ]] || return 0
+  [[ $(cat "/proc/$pid/comm" 2>/dev/null || true) == dockerd ]] || return 0
   log "stopping dockerd (pid $pid, started by this command)"
   as_root kill -TERM "$pid" 2>/dev/null || true
   local i
