@@ -186,31 +186,23 @@ ensure_image() {
 }
 
 # Sets DIEGO_ETCD_ARGS to the etcd command line of one member NAME with data dir DATA, listening on
-# 127.0.0.1:CLIENT (clients) and 127.0.0.1:PEER (peers), in the cluster CLUSTER
-# (name=http://127.0.0.1:peer,…; default itself alone). The same command restarts a member: etcd
-# ignores the --initial-* flags once DATA holds data.
-etcd_member_args() { # NAME DATA CLIENT PEER [CLUSTER]
-  local name=$1 data=$2 port=$3 peer=$4 cluster=${5:-$1=http://127.0.0.1:$4}
+# 127.0.0.1:CLIENT (clients) and 127.0.0.1:PEER (peers), in the cluster CLUSTER (name=URL of its peer
+# port,…). With CERTS (a scripts/make-certs directory) clients and peers speak TLS and must show a
+# certificate of etcd's own CA (etcd-ca.crt: the BBS's etcd-client.crt, the members' etcd.crt), and
+# CLUSTER's URLs are https. The same command restarts a member: etcd ignores the --initial-* flags once
+# DATA holds data.
+etcd_member_args() { # NAME DATA CLIENT PEER CLUSTER [CERTS]
+  local name=$1 data=$2 port=$3 peer=$4 cluster=$5 certs=${6:-} scheme=http
+  local -a tls=()
+  if [[ -n $certs ]]; then
+    scheme=https
+    tls=(--client-cert-auth --trusted-ca-file "$certs/etcd-ca.crt" --cert-file "$certs/etcd.crt" --key-file "$certs/etcd.key"
+      --peer-client-cert-auth --peer-trusted-ca-file "$certs/etcd-ca.crt"
+      --peer-cert-file "$certs/etcd.crt" --peer-key-file "$certs/etcd.key")
+  fi
   DIEGO_ETCD_ARGS=(etcd --name "$name" --data-dir "$data"
-    --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port"
-    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer"
+    --listen-client-urls "$scheme://127.0.0.1:$port" --advertise-client-urls "$scheme://127.0.0.1:$port"
+    --listen-peer-urls "$scheme://127.0.0.1:$peer" --initial-advertise-peer-urls "$scheme://127.0.0.1:$peer"
     --initial-cluster "$cluster" --initial-cluster-token diego-dev
-    --auto-compaction-mode periodic --auto-compaction-retention 1h)
-}
-
-# Starts etcd on 127.0.0.1:<client port> with its own data dir; sets DIEGO_ETCD_PID.
-start_etcd() {
-  local data=$1 port=$2 peer=$3 logfile=$4
-  mkdir -p "$data"
-  etcd_member_args diego-dev "$data" "$port" "$peer"
-  "${DIEGO_ETCD_ARGS[@]}" >>"$logfile" 2>&1 &
-  DIEGO_ETCD_PID=$!
-  local i
-  for i in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
-    kill -0 "$DIEGO_ETCD_PID" 2>/dev/null || break
-    sleep 0.2
-  done
-  tail -20 "$logfile" >&2
-  die "etcd did not start on port $port (see $logfile)"
+    --auto-compaction-mode periodic --auto-compaction-retention 1h "${tls[@]}")
 }
