@@ -2,8 +2,11 @@
 // with their pids. Reads what scripts/dev writes in its state dir: `endpoints` (one "kind name
 // address" a line) and `pids/<name>`. Asks etcd itself: each member's /metrics says whether it leads;
 // the BBS leader is the instance id under <prefix>/leader and the active auctioneer's address is in
-// the lock record <prefix>/locks/auctioneer read through etcd's JSON gateway.
+// the lock record <prefix>/locks/auctioneer read through etcd's JSON gateway. An https etcd (scripts/dev
+// --tls) is asked with the BBS's etcd client certificate from <state dir>/certs.
 import { readFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 
 const PREFIX = "/diego";
@@ -37,12 +40,45 @@ const pidOf = (name) => {
   }
 };
 
-const fetchWithDeadline = (url, init = {}) => fetch(url, { ...init, signal: AbortSignal.timeout(DEADLINE_MS) });
+let etcdTls;
+/** The CA and client certificate an https etcd asks for (read once). */
+function etcdClientTls() {
+  etcdTls ??= Object.fromEntries(
+    [
+      ["ca", "etcd-ca.crt"],
+      ["cert", "etcd-client.crt"],
+      ["key", "etcd-client.key"],
+    ].map(([k, file]) => [k, readFileSync(join(dev, "certs", file))]),
+  );
+  return etcdTls;
+}
+
+/** One HTTP(S) request with a deadline: its status and body. */
+function fetchWithDeadline(url, { method = "GET", body } = {}) {
+  const https = url.startsWith("https:");
+  return new Promise((resolve, reject) => {
+    const req = (https ? httpsRequest : httpRequest)(
+      url,
+      { method, signal: AbortSignal.timeout(DEADLINE_MS), ...(https ? etcdClientTls() : {}) },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk) => (text += chunk));
+        res.on("end", () =>
+          resolve({ ok: res.statusCode >= 200 && res.statusCode < 300, status: res.statusCode, text }),
+        );
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
 
 async function isEtcdLeader(url) {
   try {
     const res = await fetchWithDeadline(`${url}/metrics`);
-    return /^etcd_server_is_leader 1$/m.test(await res.text());
+    return /^etcd_server_is_leader 1$/m.test(res.text);
   } catch {
     return false;
   }
@@ -58,7 +94,7 @@ async function etcdGet(key) {
         body: JSON.stringify({ key: Buffer.from(key).toString("base64") }),
       });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      const body = await res.json();
+      const body = JSON.parse(res.text);
       const kv = body.kvs?.[0];
       return kv ? Buffer.from(kv.value ?? "", "base64").toString() : undefined;
     } catch (err) {

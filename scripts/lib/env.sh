@@ -1,11 +1,14 @@
-# Shared by scripts/dev and scripts/test: installs what a fresh Debian 12 machine is missing and starts
-# the Docker engine when none runs. Source it; every function is idempotent.
+# Shared by scripts/dev, scripts/test, scripts/build-image, scripts/build-deb and scripts/stage-app:
+# installs what a fresh Debian 12 machine is missing and starts the Docker engine when none runs.
+# Source it; every function is idempotent. Sourcing it turns on `set -euo pipefail` in the caller (each
+# caller sets it too): every function here is written for it, a failure that is expected is handled
+# where it happens (`|| true` or `|| return`, with the reason).
 # shellcheck shell=bash
+set -euo pipefail
 
 DIEGO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DIEGO_STATE=${DIEGO_STATE:-/var/lib/diego}
 DIEGO_IMAGE=diego/busybox:latest
-DIEGO_PNPM_VERSION=12.4.2
 DIEGO_STARTED_DOCKERD=""
 
 log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
@@ -54,11 +57,27 @@ stage_node() {
   rm -rf "$tmp"
 }
 
+# pnpm_version: the pnpm version the workspace is verified with, from the root package.json's
+# packageManager field (pnpm@X.Y.Z, optionally +sha…: the one place it is written).
+pnpm_version() {
+  local field
+  field=$(node -p 'require(process.argv[1]).packageManager ?? ""' "$DIEGO_ROOT/package.json") ||
+    die "could not read $DIEGO_ROOT/package.json"
+  [[ $field =~ ^pnpm@([0-9]+\.[0-9]+\.[0-9]+)(\+.*)?$ ]] ||
+    die "package.json: packageManager must be pnpm@X.Y.Z (got '$field')"
+  echo "${BASH_REMATCH[1]}"
+}
+
+# Installs that pnpm when another (or none) is on the PATH; once installed, nothing here needs the network
+# but `pnpm install`, which reads the local store first.
 ensure_node_deps() {
   command -v node >/dev/null || die "Node.js 20 is required"
-  if ! command -v pnpm >/dev/null || [[ $(pnpm --version) != "$DIEGO_PNPM_VERSION" ]]; then
-    log "installing pnpm $DIEGO_PNPM_VERSION"
-    npm install -g --silent "pnpm@$DIEGO_PNPM_VERSION" >/dev/null
+  local version
+  version=$(pnpm_version)
+  # (No pnpm, or one that fails to run, both mean: install it.)
+  if [[ $(pnpm --version 2>/dev/null || true) != "$version" ]]; then
+    log "installing pnpm $version"
+    npm install -g --silent "pnpm@$version" >/dev/null || die "could not install pnpm $version with npm"
   fi
   (cd "$DIEGO_ROOT" && pnpm install --frozen-lockfile --reporter=silent) || die "pnpm install failed"
 }
@@ -108,9 +127,11 @@ ensure_docker() {
 # The pid of a dockerd process that runs on this host (any), or nothing.
 running_dockerd() {
   local pid
-  pid=$(cat "$DIEGO_DOCKERD_PIDFILE" 2>/dev/null)
-  if [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == dockerd ]]; then echo "$pid"; return; fi
-  pgrep -x dockerd | head -1
+  # (No pid file, or a stale one, is the usual case: then look for any dockerd.)
+  pid=$(cat "$DIEGO_DOCKERD_PIDFILE" 2>/dev/null || true)
+  if [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null || true) == dockerd ]]; then echo "$pid"; return; fi
+  # (pgrep fails when no dockerd runs: the answer is then nothing.)
+  pgrep -x dockerd | head -1 || true
 }
 
 wait_docker_up() { # seconds
@@ -147,7 +168,7 @@ stop_docker() {
   [[ -n $DIEGO_STARTED_DOCKERD ]] || return 0
   local pid=$DIEGO_STARTED_DOCKERD
   DIEGO_STARTED_DOCKERD=""
-  [[ $(cat "/proc/$pid/comm" 2>/dev/null) == dockerd ]] || return 0
+  [[ $(cat "/proc/$pid/comm" 2>/dev/null || true) == dockerd ]] || return 0
   log "stopping dockerd (pid $pid, started by this command)"
   as_root kill -TERM "$pid" 2>/dev/null || true
   local i
@@ -165,31 +186,23 @@ ensure_image() {
 }
 
 # Sets DIEGO_ETCD_ARGS to the etcd command line of one member NAME with data dir DATA, listening on
-# 127.0.0.1:CLIENT (clients) and 127.0.0.1:PEER (peers), in the cluster CLUSTER
-# (name=http://127.0.0.1:peer,…; default itself alone). The same command restarts a member: etcd
-# ignores the --initial-* flags once DATA holds data.
-etcd_member_args() { # NAME DATA CLIENT PEER [CLUSTER]
-  local name=$1 data=$2 port=$3 peer=$4 cluster=${5:-$1=http://127.0.0.1:$4}
+# 127.0.0.1:CLIENT (clients) and 127.0.0.1:PEER (peers), in the cluster CLUSTER (name=URL of its peer
+# port,…). With CERTS (a scripts/make-certs directory) clients and peers speak TLS and must show a
+# certificate of etcd's own CA (etcd-ca.crt: the BBS's etcd-client.crt, the members' etcd.crt), and
+# CLUSTER's URLs are https. The same command restarts a member: etcd ignores the --initial-* flags once
+# DATA holds data.
+etcd_member_args() { # NAME DATA CLIENT PEER CLUSTER [CERTS]
+  local name=$1 data=$2 port=$3 peer=$4 cluster=$5 certs=${6:-} scheme=http
+  local -a tls=()
+  if [[ -n $certs ]]; then
+    scheme=https
+    tls=(--client-cert-auth --trusted-ca-file "$certs/etcd-ca.crt" --cert-file "$certs/etcd.crt" --key-file "$certs/etcd.key"
+      --peer-client-cert-auth --peer-trusted-ca-file "$certs/etcd-ca.crt"
+      --peer-cert-file "$certs/etcd.crt" --peer-key-file "$certs/etcd.key")
+  fi
   DIEGO_ETCD_ARGS=(etcd --name "$name" --data-dir "$data"
-    --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port"
-    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer"
+    --listen-client-urls "$scheme://127.0.0.1:$port" --advertise-client-urls "$scheme://127.0.0.1:$port"
+    --listen-peer-urls "$scheme://127.0.0.1:$peer" --initial-advertise-peer-urls "$scheme://127.0.0.1:$peer"
     --initial-cluster "$cluster" --initial-cluster-token diego-dev
-    --auto-compaction-mode periodic --auto-compaction-retention 1h)
-}
-
-# Starts etcd on 127.0.0.1:<client port> with its own data dir; sets DIEGO_ETCD_PID.
-start_etcd() {
-  local data=$1 port=$2 peer=$3 logfile=$4
-  mkdir -p "$data"
-  etcd_member_args diego-dev "$data" "$port" "$peer"
-  "${DIEGO_ETCD_ARGS[@]}" >>"$logfile" 2>&1 &
-  DIEGO_ETCD_PID=$!
-  local i
-  for i in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
-    kill -0 "$DIEGO_ETCD_PID" 2>/dev/null || break
-    sleep 0.2
-  done
-  tail -20 "$logfile" >&2
-  die "etcd did not start on port $port (see $logfile)"
+    --auto-compaction-mode periodic --auto-compaction-retention 1h "${tls[@]}")
 }

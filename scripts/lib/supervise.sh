@@ -1,7 +1,9 @@
 # Supervision of the local cluster's processes (sourced by scripts/dev): each service runs as a child
 # of this shell; one that exits is reported with the last lines of its log and started again after a
 # capped, jittered backoff (1 s doubling to 30 s, back to 1 s once it has stayed up a minute), while
-# the others keep running. The current pid of each service is in SV_PID_DIR/<name>.
+# the others keep running. The current pid of each service is in SV_PID_DIR/<name>. Written for
+# `set -euo pipefail` (the caller's): a service that has exited or cannot be signalled is an expected
+# case, handled where it happens.
 # shellcheck shell=bash
 
 SV_MIN_DELAY_MS=1000
@@ -84,8 +86,9 @@ sv_poll() {
     fi
     [[ -n ${SV_PID[$name]:-} ]] || continue
     sv_running "$name" && continue
-    wait "${SV_PID[$name]}" 2>/dev/null
-    status=$?
+    # (wait returns the service's own status, which is what is reported.)
+    status=0
+    wait "${SV_PID[$name]}" 2>/dev/null || status=$?
     uptime=$(((now - SV_STARTED_MS[$name]) / 1000))
     SV_DELAY_MS[$name]=$(restart_delay "${SV_DELAY_MS[$name]}" "$uptime")
     wait_ms=$(jittered "${SV_DELAY_MS[$name]}")
@@ -114,10 +117,12 @@ sv_stop_all() {
       done
       if kill -0 "$pid" 2>/dev/null; then
         log "$name (pid $pid) did not stop within $SV_STOP_TIMEOUT_S s; killing it"
-        kill -KILL "$pid" 2>/dev/null
+        # (It may have exited in the meantime.)
+        kill -KILL "$pid" 2>/dev/null || true
       fi
     fi
-    wait "$pid" 2>/dev/null
+    # (A service stopped by a signal makes wait fail: expected here.)
+    wait "$pid" 2>/dev/null || true
     SV_PID[$name]=""
     [[ -z $SV_PID_DIR ]] || rm -f "$SV_PID_DIR/$name"
   done

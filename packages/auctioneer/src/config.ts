@@ -12,7 +12,7 @@ export const auctioneerSettings = {
     "host:port the BBS uses to reach this auctioneer, published in the `auctioneer` lock; default the listen address.",
     { optional: true },
   ),
-  bbsAddress: setting("string", "host:port of the BBS gRPC server.", { default: "127.0.0.1:8889" }),
+  bbsAddress: setting("string", "BBS gRPC host:port, or several comma-separated.", { default: "127.0.0.1:8889" }),
   lockTtl: setting(
     "duration",
     "TTL of the `auctioneer` lock; the holder refreshes it every third of it, a standby takes over within it.",

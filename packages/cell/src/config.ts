@@ -15,7 +15,7 @@ export const cellSettings = {
   statusAddress: setting("string", "host:port of the HTTP server for /metrics, /healthz, /readyz.", {
     default: "127.0.0.1:1900",
   }),
-  bbsAddress: setting("string", "host:port of the BBS gRPC server.", { default: "127.0.0.1:8889" }),
+  bbsAddress: setting("string", "BBS gRPC host:port, or several comma-separated.", { default: "127.0.0.1:8889" }),
   zone: setting("string", "Availability zone reported to the auctioneer.", { default: "" }),
   stacks: setting("list", "Stacks this cell offers (comma-separated).", { default: ["linux"] }),
   preloaded: setting("map", "preloaded:NAME root filesystems as NAME=local image, comma-separated.", {

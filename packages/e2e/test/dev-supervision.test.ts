@@ -1,5 +1,6 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { request } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,8 +8,9 @@ import { promisify } from "node:util";
 import { diego, eventually, REPO_ROOT, uniqueGuid } from "../src/index.js";
 
 // scripts/dev as a user runs it, on a state dir, ports and cell ids of its own (so that it clashes
-// neither with a user's cluster nor with other tests): it starts again what dies, and with --ha the
-// cluster outlives its etcd leader and its leading BBS.
+// neither with a user's cluster nor with other tests): it starts again what dies, with --ha the
+// cluster outlives its etcd leader and its leading BBS, and with --tls etcd admits only clients with a
+// certificate of its own CA.
 const run = promisify(execFile);
 
 /** The ports scripts/dev uses with DIEGO_DEV_PORT_OFFSET=0 (--ha, up to `cells` cells). */
@@ -167,6 +169,19 @@ class DevCluster {
   }
 }
 
+/** GET url over TLS trusting `ca`, showing `cert`/`key` when given: the status, or the error's message. */
+function httpsGet(url: string, tls: { ca: Buffer; cert?: Buffer; key?: Buffer }): Promise<number | string> {
+  return new Promise((resolve) => {
+    const req = request(url, { ...tls, signal: AbortSignal.timeout(10_000) }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode ?? 0));
+      res.on("error", (err) => resolve(err.message));
+    });
+    req.on("error", (err) => resolve(err.message));
+    req.end();
+  });
+}
+
 /** A copy of the hello fixture with a guid of its own. */
 function taskFile(dir: string): string {
   const guid = uniqueGuid("dev");
@@ -283,5 +298,42 @@ describe("scripts/dev supervision", () => {
     expect(await cluster.stop()).toBe(0);
     for (const p of cluster.seenPids) expect(alive(p)).toBe(false);
     expect(await dockerEngine()).toBe(engine);
+  }, 180_000);
+
+  test("--tls: etcd refuses a client without a certificate of its own CA, and the cluster still runs a task", async () => {
+    cluster = await DevCluster.start(["--tls"], 1);
+    const certs = join(cluster.dir, "certs");
+    const file = (name: string) => readFileSync(join(certs, name));
+    const health = `https://127.0.0.1:${cluster.port(2479)}/health`;
+    const ca = file("etcd-ca.crt");
+
+    // Only the BBS's etcd client certificate opens etcd: none, or one of the diego CA, is refused.
+    expect(await httpsGet(health, { ca, cert: file("etcd-client.crt"), key: file("etcd-client.key") })).toBe(200);
+    expect(await httpsGet(health, { ca })).toEqual(expect.any(String));
+    expect(await httpsGet(health, { ca, cert: file("client.crt"), key: file("client.key") })).toEqual(
+      expect.any(String),
+    );
+    // Nor does etcd answer plaintext.
+    expect(await ready(`http://127.0.0.1:${cluster.port(2479)}/health`)).toBe(false);
+
+    // --leaders asks etcd with the client certificate.
+    const leaders = await eventually("a BBS leader", async () => {
+      const l = await cluster!.leaders();
+      return l["etcd leader"] && l["BBS leader"] ? l : undefined;
+    });
+    expect(leaders["etcd leader"]!.name).toBe("etcd");
+
+    const cli = {
+      ...cluster.env,
+      DIEGO_BBS_ADDR: `127.0.0.1:${cluster.port(8889)}`,
+      DIEGO_TLS_CA_FILE: join(certs, "ca.crt"),
+      DIEGO_TLS_CERT_FILE: join(certs, "client.crt"),
+      DIEGO_TLS_KEY_FILE: join(certs, "client.key"),
+    };
+    const result = await diego(["run", taskFile(cluster.dir), "--wait"], cli);
+    expect(result).toMatchObject({ code: 0 });
+    expect(result.stdout).toContain("42");
+    expect(await cluster.stop()).toBe(0);
+    for (const p of cluster.seenPids) expect(alive(p)).toBe(false);
   }, 180_000);
 });
