@@ -61,9 +61,10 @@ const rssMiB = () => {
 
 test("random and mutated TaskCreateRequest bytes and JSON: never INTERNAL, nothing stored from what is refused", async () => {
   const valid = toBinary(TaskCreateRequestSchema, taskRequest({ taskGuid: "fuzz-base" }));
-  const fixture = JSON.parse(
-    readFileSync(new URL("../../e2e/fixtures/hello.json", import.meta.url), "utf8"),
-  ) as Record<string, JsonValue>;
+  const fixture = JSON.parse(readFileSync(new URL("../../e2e/fixtures/hello.json", import.meta.url), "utf8")) as Record<
+    string,
+    JsonValue
+  >;
   const mutated = fc
     .array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 })
     .map((flips) => {
