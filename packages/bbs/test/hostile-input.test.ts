@@ -29,6 +29,9 @@ beforeAll(async () => {
     "127.0.0.1:0",
     "--status-address",
     status,
+    // Every stream of this test comes from one host; let all 2,000 in (the default is 256 per caller).
+    "--max-watchers-per-caller",
+    "2000",
   ]);
   raw = new Client(bbs.address, credentials.createInsecure());
 }, 90_000);

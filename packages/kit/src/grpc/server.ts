@@ -17,7 +17,8 @@ import { authorize } from "../authz/authorize.js";
 import { identityOfCertificate, type Identity } from "../authz/identity.js";
 import { serverCredentials, type TlsFiles } from "./credentials.js";
 import { RequestDecodeFailure } from "./request-decode-failure.js";
-import { grpcServerServiceDefinition, methodPath } from "./service-definition.js";
+import { SendBudget } from "./send-budget.js";
+import { encodeOnce, grpcServerServiceDefinition, methodPath } from "./service-definition.js";
 import { toStatus } from "./status.js";
 import type { CallContext, GenServiceMethods, ServiceImpl } from "./types.js";
 
@@ -37,7 +38,12 @@ export interface GrpcServerOptions {
   insecure?: boolean;
   /** The largest request message taken, in bytes (default DEFAULT_MAX_RECEIVE_BYTES); larger is RESOURCE_EXHAUSTED. */
   maxReceiveBytes?: number;
+  /** Bytes all server streams may have written and not yet sent (default DEFAULT_SEND_BUDGET_BYTES; see SendBudget). */
+  sendBudgetBytes?: number;
 }
+
+/** The default send budget of a server's streams: 32 MiB (docs/limits.md). */
+export const DEFAULT_SEND_BUDGET_BYTES = 32 * 1024 * 1024;
 
 /** The default largest request message a server takes: 4 MiB, gRPC's own default (docs/limits.md). */
 export const DEFAULT_MAX_RECEIVE_BYTES = 4 * 1024 * 1024;
@@ -51,8 +57,10 @@ export class GrpcServer {
   private readonly health = new HealthImplementation({ "": "NOT_SERVING" });
   private readonly services: DescService[] = [];
   private boundPort = 0;
+  private readonly sendBudget: SendBudget;
 
   constructor(private readonly options: GrpcServerOptions) {
+    this.sendBudget = new SendBudget(options.sendBudgetBytes ?? DEFAULT_SEND_BUDGET_BYTES);
     this.server = new Server({
       "grpc.max_receive_message_length": options.maxReceiveBytes ?? DEFAULT_MAX_RECEIVE_BYTES,
     });
@@ -185,15 +193,20 @@ export class GrpcServer {
         this.authorize(path, call.request, context);
         for await (const item of handler(call.request, context)) {
           if (signal.aborted) break;
-          // One message in flight per stream: the next is written once grpc-js has handed this one on, so
-          // a reader that does not read holds one message of the server's memory, not a stream buffer's worth.
+          // One message in flight per stream (the next is written once grpc-js has handed this one on), and
+          // all streams within the server's send budget: a reader that does not read holds one message, and
+          // a fan-out to thousands of readers holds at most the budget at once.
+          const bytes = encodeOnce(method.output, create(method.output, item as never));
+          const release = await this.sendBudget.acquire(bytes.length, signal);
+          if (signal.aborted) break;
           await new Promise<void>((resolve) => {
             const done = () => {
               signal.removeEventListener("abort", done);
+              release();
               resolve();
             };
             signal.addEventListener("abort", done);
-            call.write(create(method.output, item as never), done);
+            call.write(bytes, done);
           });
         }
       };

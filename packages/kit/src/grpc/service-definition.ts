@@ -39,7 +39,7 @@ export function grpcMethodDefinition(service: DescService, method: DescMethod): 
     requestSerialize: serializer(method.input),
     requestDeserialize: deserializer(method.input),
     responseSerialize:
-      method.methodKind === "server_streaming" ? sharedSerializer(method.output) : serializer(method.output),
+      method.methodKind === "server_streaming" ? streamSerializer(method.output) : serializer(method.output),
     responseDeserialize: deserializer(method.output),
     originalName: method.name,
   };
@@ -53,19 +53,21 @@ function serializer(schema: DescMessage) {
   return (message: unknown) => Buffer.from(toBinary(schema, message as never));
 }
 
+const encodedOnce = new WeakMap<object, Buffer>();
+
 /**
- * A response serializer that encodes one message object once, however many streams send it: an event
- * fanned out to every WatchTasks subscriber is the same object, so its bytes are shared (grpc-js still
- * frames a copy per stream, which the server's one-write-in-flight rule bounds).
+ * The bytes of a response message, encoded once per message object however many streams send it: an
+ * event fanned out to every WatchTasks subscriber is the same object, so its bytes are shared.
  */
-function sharedSerializer(schema: DescMessage) {
-  const encoded = new WeakMap<object, Buffer>();
-  return (message: unknown) => {
-    const key = message as object;
-    let bytes = encoded.get(key);
-    if (!bytes) encoded.set(key, (bytes = Buffer.from(toBinary(schema, message as never))));
-    return bytes;
-  };
+export function encodeOnce(schema: DescMessage, message: object): Buffer {
+  let bytes = encodedOnce.get(message);
+  if (!bytes) encodedOnce.set(message, (bytes = Buffer.from(toBinary(schema, message as never))));
+  return bytes;
+}
+
+/** A streamed response arrives encoded (encodeOnce) from the server's stream writer. */
+function streamSerializer(schema: DescMessage) {
+  return (message: unknown) => (Buffer.isBuffer(message) ? message : Buffer.from(toBinary(schema, message as never)));
 }
 
 function deserializer(schema: DescMessage) {
