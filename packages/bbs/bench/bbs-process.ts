@@ -10,6 +10,8 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 export interface BbsProcess {
   child: ChildProcess;
   address: string;
+  /** host:port of its /metrics. */
+  statusAddress: string;
 }
 
 /**
@@ -59,7 +61,18 @@ export async function spawnBbs(
     if (Date.now() > until) throw new Error("the BBS did not become ready");
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { child, address };
+  return { child, address, statusAddress: `127.0.0.1:${statusPort}` };
+}
+
+/** The BBS's etcd write transactions so far (its TaskStoreTxnTasks histogram): count and tasks in them. */
+export async function txnTotals(statusAddress: string): Promise<{ txns: number; tasks: number; seconds: number }> {
+  const text = await (await fetch(`http://${statusAddress}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, "m").exec(text)?.[1] ?? 0);
+  return {
+    txns: value("TaskStoreTxnTasks_count"),
+    tasks: value("TaskStoreTxnTasks_sum"),
+    seconds: value("TaskStoreTxnSeconds_sum"),
+  };
 }
 
 export async function stopBbs(child: ChildProcess): Promise<void> {

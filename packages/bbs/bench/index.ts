@@ -10,12 +10,13 @@
 //   BENCH_CLIENT_FLUSH_MS=20    how often a client sends its TaskBatch
 //   BENCH_PARTS=cas,store,echo,unary,batched,reads   what to run (default all)
 //   DIEGO_BENCH_ETCD=http://…   use this etcd instead of starting one
+//   BENCH_BBS_ARGS=…            BBS flags for the lifecycle runs (e.g. --write-concurrency 8)
 //   BENCH_BBS_NODE_ARGS=…       node flags for the BBS process (e.g. --cpu-prof --cpu-prof-dir=DIR)
 import type { ChildProcess } from "node:child_process";
 import { createLogger } from "@diego/kit";
 import { EtcdServer } from "@diego/testing";
 import { Etcd3 } from "etcd3";
-import { cpuMs, rssMib, spawnBbs, stopBbs } from "./bbs-process.js";
+import { cpuMs, rssMib, spawnBbs, stopBbs, txnTotals } from "./bbs-process.js";
 import { batchedLifecycles, dispatchingAuctioneer, unaryLifecycles, type Window } from "./lifecycles.js";
 import { rawGrpcRate } from "./raw-grpc.js";
 import { DOMAIN_SIZE, readLatencies, seed } from "./reads.js";
@@ -88,7 +89,12 @@ async function main() {
 
     if (PARTS.has("unary") || PARTS.has("batched")) {
       const prefix = `/bench-${Date.now()}`;
-      const bbs = await spawnBbs(etcdUrl, prefix, auctioneer.address, []);
+      const bbs = await spawnBbs(
+        etcdUrl,
+        prefix,
+        auctioneer.address,
+        (env.BENCH_BBS_ARGS ?? "").split(" ").filter(Boolean),
+      );
       children.push(bbs.child);
       const pid = bbs.child.pid!;
       const measured = () => {
@@ -125,6 +131,7 @@ async function main() {
             ` each at a time), 8 simulated cells (LifecycleBatch every ${CELL_FLUSH_MS} ms), tasks reaching the cells through the auctioneer:`,
         );
         const m = measured();
+        const txns0 = await txnTotals(bbs.statusAddress);
         const r = await batchedLifecycles(
           bbs.address,
           auctioneer,
@@ -132,6 +139,11 @@ async function main() {
           m.w,
         );
         const perLife = m.cpu() / Math.max(1, r.rate * SECONDS);
+        const txns1 = await txnTotals(bbs.statusAddress);
+        const txns = txns1.txns - txns0.txns;
+        console.log(
+          `  etcd write transactions: ${fmt(txns)}, ${fmt((txns1.tasks - txns0.tasks) / Math.max(1, txns), 1)} task writes each, ${fmt((1000 * (txns1.seconds - txns0.seconds)) / Math.max(1, txns))} ms each on average (warm-up and drain included)`,
+        );
         console.log(
           `  32 clients  ${fmt(r.rate)} lifecycles/s = ${fmt(r.rate * 6)} transitions/s in ${fmt(r.callsPerLifecycle, 3)} gRPC calls per lifecycle;` +
             ` BBS CPU ${fmt(perLife, 2)} ms per lifecycle (${fmt(m.cpu() / 10 / SECONDS)} % of one core)` +
