@@ -1,8 +1,18 @@
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
 import { transition } from "@diego/models";
-import { TaskEventSchema, type TaskCreateRequest, type TaskEvent } from "@diego/proto";
-import { EventHub, type Subscription } from "../src/events/event-hub.js";
+import {
+  EnvironmentVariableSchema,
+  TaskEventSchema,
+  TaskSchema,
+  TaskState,
+  type TaskCreateRequest,
+  type TaskEvent,
+} from "@diego/proto";
+import { encodeEvent, EventHub, type Subscription } from "../src/events/event-hub.js";
 import { MemoryTaskStore } from "../src/store/memory-task-store.js";
+import { LazyTaskChange } from "../src/store/task-change.js";
+import { bytesCarrySecrets, encodeTask } from "../src/store/task-entry.js";
+import type { TaskChange } from "../src/store/task-store.js";
 import { taskRequest } from "./support/tasks.js";
 
 const all = { domain: "", labels: {} };
@@ -134,4 +144,61 @@ test("one caller may hold only so many streams; closing one frees its place", ()
   a.close();
   expect(() => hub.subscribe(all, "me")).not.toThrow();
   hub.stop();
+});
+
+describe("events encoded from the stored bytes", () => {
+  const plain = create(TaskSchema, { taskGuid: "p", domain: "d", state: TaskState.RUNNING, labels: { a: "b" } });
+  const secret = create(TaskSchema, {
+    taskGuid: "s",
+    domain: "d",
+    imagePassword: "hunter2",
+    secretEnv: [{ name: "TOKEN", value: "x" }],
+  });
+  /** The same change without its stored bytes: the hub decodes, redacts and encodes its tasks. */
+  const decodedOnly = (c: LazyTaskChange): TaskChange => ({
+    kind: c.kind,
+    guid: c.guid,
+    domain: c.domain,
+    revision: c.revision,
+    before: () => c.before(),
+    after: () => c.after(),
+  });
+
+  test.each([
+    { what: "created", change: () => new LazyTaskChange("created", "p", 1, undefined, encodeTask(plain)) },
+    {
+      what: "changed",
+      change: () =>
+        new LazyTaskChange("changed", "p", 2, encodeTask(plain), encodeTask({ ...plain, state: TaskState.COMPLETED })),
+    },
+    { what: "removed", change: () => new LazyTaskChange("removed", "p", 3, encodeTask(plain), undefined) },
+    {
+      what: "changed with secrets",
+      change: () => new LazyTaskChange("changed", "s", 4, encodeTask(secret), encodeTask({ ...secret, result: "r" })),
+    },
+    {
+      what: "created with secrets",
+      change: () => new LazyTaskChange("created", "s", 5, undefined, encodeTask(secret)),
+    },
+  ])("$what: the same event as decoding and encoding the tasks, never with a secret", ({ change }) => {
+    const fast = toBinary(TaskEventSchema, encodeEvent(change(), "t"));
+    const slow = toBinary(TaskEventSchema, encodeEvent(decodedOnly(change()), "t"));
+    expect(Buffer.from(fast)).toEqual(Buffer.from(slow));
+    const event = fromBinary(TaskEventSchema, fast);
+    const text = JSON.stringify(toJson(TaskEventSchema, event));
+    expect(text).not.toContain("hunter2");
+    expect(text).not.toContain("TOKEN");
+  });
+
+  test.each([
+    { task: plain, secret: false },
+    { task: { ...plain, imagePassword: "pw" }, secret: true },
+    { task: { ...plain, secretEnv: [create(EnvironmentVariableSchema, { name: "A", value: "1" })] }, secret: true },
+  ])("bytesCarrySecrets is $secret", ({ task, secret }) => {
+    expect(bytesCarrySecrets(encodeTask(task))).toBe(secret);
+  });
+
+  test("bytes that do not parse count as carrying secrets", () => {
+    expect(bytesCarrySecrets(Uint8Array.of(0x0a, 0x7f))).toBe(true);
+  });
 });

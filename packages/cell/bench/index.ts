@@ -6,7 +6,8 @@
 //
 // The whole real path runs here: etcd (started by the benchmark), the BBS, the auctioneer and one
 // cell, in this process. The times of the transitions are the BBS's own (updated_at − created_at of
-// the changes seen on WatchTasks).
+// the changes seen on WatchTasks). The raw path creates its containers with the limits the cell gives
+// the same task (memory, CPU shares, pids, network, capabilities, init). Ends with one JSON line.
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +17,8 @@ import { EtcdServer, eventually } from "@diego/testing";
 import { createClient, createLogger } from "@diego/kit";
 import { CellService, TaskService, TaskState, type Task } from "@diego/proto";
 import Docker from "dockerode";
+import { cpuShares } from "../src/executor/task-runner.js";
+import { TASK_CAPABILITIES } from "../src/runtime/privileged-config.js";
 import { cellConfig, startCell } from "../src/index.js";
 
 const IMAGE = "diego/busybox:latest";
@@ -60,18 +63,16 @@ async function main() {
   );
   const cellId = `bench-cell-${process.pid}`;
   const workDir = join(tmpdir(), `diego-${cellId}`);
-  const stop = await startCell(
-    cellConfig({
-      cellId,
-      listenAddress: "127.0.0.1:0",
-      statusAddress: "127.0.0.1:0",
-      bbsAddress: bbs.address,
-      workDir,
-      memoryMb: 65536,
-      diskMb: 65536,
-    }),
-    { logger },
-  );
+  const config = cellConfig({
+    cellId,
+    listenAddress: "127.0.0.1:0",
+    statusAddress: "127.0.0.1:0",
+    bbsAddress: bbs.address,
+    workDir,
+    memoryMb: 65536,
+    diskMb: 65536,
+  });
+  const stop = await startCell(config, { logger });
   const cells = createClient(CellService, bbs.address);
   await eventually("the cell to register", async () =>
     (await cells.listCells({})).cells.some((c) => c.cellId === cellId),
@@ -95,13 +96,28 @@ async function main() {
   await new Promise((r) => setTimeout(r, 200));
 
   let n = 0;
+  const MEMORY_MB = 32;
+  const CPU_WEIGHT = 50;
   const task = () => ({
     taskGuid: `bench-${process.pid}-${n++}`,
     domain: "bench",
     rootFs: `docker:///diego/busybox`,
-    memoryMb: 32,
+    memoryMb: MEMORY_MB,
+    cpuWeight: CPU_WEIGHT,
     action: { action: { case: "run" as const, value: { path: "/bin/true" } } },
   });
+  // What the cell's Docker runtime sets for this task (packages/cell/src/runtime/docker-runtime.ts).
+  const rawLimits = {
+    Init: true,
+    Memory: MEMORY_MB * 1024 * 1024,
+    MemorySwap: MEMORY_MB * 1024 * 1024,
+    CpuShares: cpuShares(CPU_WEIGHT) || undefined,
+    PidsLimit: config.maxPids || undefined,
+    SecurityOpt: ["no-new-privileges"],
+    CapDrop: ["ALL"],
+    CapAdd: TASK_CAPABILITIES,
+    NetworkMode: config.network ? "bridge" : "none",
+  };
   const sinceDesire = (t: Task | undefined) => (t ? Number(t.updatedAt - t.createdAt) / 1e6 : NaN);
 
   async function oneTask(): Promise<{ running: number; completed: number }> {
@@ -125,7 +141,7 @@ async function main() {
     const c = await docker.createContainer({
       Image: IMAGE,
       Cmd: ["/bin/true"],
-      HostConfig: { Memory: 32 * 1024 * 1024, MemorySwap: 32 * 1024 * 1024 },
+      HostConfig: rawLimits,
     });
     await c.start();
     await c.wait();
@@ -169,6 +185,17 @@ async function main() {
     `  cell ${(THROUGHPUT_TASKS / cellSeconds).toFixed(2)} tasks/s   raw ${(THROUGHPUT_TASKS / rawSeconds).toFixed(2)} containers/s   ratio ${((rawSeconds / cellSeconds) * 100).toFixed(0)}% (target >= 90%)`,
   ];
   console.log(lines.join("\n"));
+  const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
+  const summary = JSON.stringify({
+    bench: "cell",
+    completed_p50_ms: round(p50(cellCompleted), 1),
+    raw_p50_ms: round(p50(raw), 1),
+    latency_ratio_p50: round(p50(cellCompleted) / p50(raw)),
+    throughput_ratio: round(rawSeconds / cellSeconds),
+    completed_p99_ms: round(p99(cellCompleted), 1),
+    raw_p99_ms: round(p99(raw), 1),
+    concurrency: CONCURRENCY,
+  });
 
   watching.abort();
   client.close();
@@ -178,6 +205,8 @@ async function main() {
   await bbs.stop();
   await etcd.remove();
   await rm(workDir, { recursive: true, force: true });
+  // Last, after everything stopped (their log lines come before it).
+  console.log(summary);
 }
 
 main().catch((err) => {

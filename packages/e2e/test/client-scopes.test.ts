@@ -63,6 +63,14 @@ test("a client limited to domains acts only there; other domains' tasks are not 
     await expect(ci.cancelTask({ taskGuid: theirs })).rejects.toMatchObject(notFound);
     await expect(ci.deleteTask({ taskGuid: theirs })).rejects.toMatchObject(notFound);
     expect((await cluster.tasks.getTask({ taskGuid: theirs })).domain).toBe("web");
+    await expect(
+      ci.taskBatch({
+        items: [
+          { call: { case: "desire", value: fixtureTask("hello.json", uniqueGuid("scope"), { domain: "builds" }) } },
+          { call: { case: "cancel", value: { taskGuid: theirs } } },
+        ],
+      }),
+    ).rejects.toMatchObject({ code: "NOT_FOUND", message: expect.stringContaining("items[1]:") });
     await expect(ci.cancelTask({ taskGuid: mine })).resolves.toBeDefined();
   } finally {
     ci.close();

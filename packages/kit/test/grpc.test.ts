@@ -24,6 +24,7 @@ const impl: ServiceImpl<(typeof TaskService)["method"]> = {
   cancelTask: unimplemented,
   resolvingTask: unimplemented,
   deleteTask: unimplemented,
+  taskBatch: unimplemented,
   watchTasks: async function* (req, ctx) {
     for (let i = 0; i < 1000 && !ctx.signal.aborted; i++) {
       yield { event: { case: "created", value: { task: { taskGuid: `t${i}`, domain: req.domain } } } };

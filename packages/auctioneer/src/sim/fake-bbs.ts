@@ -59,6 +59,7 @@ export class FakeBbs {
       startTask: unimplemented,
       runningTask: unimplemented,
       completeTask: unimplemented,
+      lifecycleBatch: unimplemented,
       rejectTask: (req) => {
         if (!req.rejectionReason) throw new DiegoError("INVALID_ARGUMENT", "rejection_reason: is required");
         const task = this.tasks.get(req.taskGuid);

@@ -16,7 +16,17 @@ import {
   type TransitionArgs,
   type TransitionName,
 } from "@diego/models";
-import { cellv1, TaskState, type LogLine, type Task, type TaskCreateRequest } from "@diego/proto";
+import {
+  cellv1,
+  TaskState,
+  type LifecycleBatchItem,
+  type LogLine,
+  type Task,
+  type TaskBatchItem,
+  type TaskCreateRequest,
+} from "@diego/proto";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { LifecycleBatchResultSchema, TaskBatchResultSchema } from "@diego/proto";
 import type { TaskWork } from "../auctioneer-client/auction-requester.js";
 import type { CallbackTransitions } from "../callbacks/callback-sender.js";
 import type { PresenceStore } from "../cells/presence-store.js";
@@ -25,6 +35,10 @@ import type { LogTailStore } from "../log-tails/log-tail-store.js";
 import type { BbsMetrics } from "../metrics/bbs-metrics.js";
 import { decodeTask, encodeTask } from "../store/task-entry.js";
 import type { ApplyResult, TaskFilter, TaskStore } from "../store/task-store.js";
+import { batchItemError, checkBatchSize, itemCellId } from "./batch.js";
+
+type TaskBatchResultInit = MessageInitShape<typeof TaskBatchResultSchema>;
+type LifecycleBatchResultInit = MessageInitShape<typeof LifecycleBatchResultSchema>;
 
 export interface TaskControllerOptions {
   store: TaskStore;
@@ -206,6 +220,104 @@ export class TaskController {
     this.info(task, "task rejected; auctioning it again", { rejections: task.rejectionCount, reason });
     this.o.auction.enqueue([taskWork(task)]);
     return { failed: false };
+  }
+
+  // ---- batches (TaskBatch, LifecycleBatch) ----
+
+  /**
+   * Several client calls in one: each item goes exactly the way its own RPC goes (same validation,
+   * same compare-and-swap, same side effects), independently of the others. Every item's write is
+   * queued before any is awaited, so items naming one task apply in their order and the store's write
+   * coalescer puts items of distinct tasks in shared etcd transactions.
+   */
+  async taskBatch(items: readonly TaskBatchItem[], actor: Actor = "client"): Promise<TaskBatchResultInit[]> {
+    checkBatchSize(items.length);
+    return Promise.all(items.map((item, i) => this.taskBatchItem(item, i, actor)));
+  }
+
+  /** Several transitions of one cell in one call; as taskBatch, for TaskLifecycleService. */
+  async lifecycleBatch(
+    cellId: string,
+    items: readonly LifecycleBatchItem[],
+    actor: Actor = "cell",
+  ): Promise<LifecycleBatchResultInit[]> {
+    requireFields({ cell_id: cellId });
+    checkBatchSize(items.length);
+    return Promise.all(items.map((item, i) => this.lifecycleBatchItem(cellId, item, i, actor)));
+  }
+
+  private async taskBatchItem(item: TaskBatchItem, index: number, actor: Actor): Promise<TaskBatchResultInit> {
+    try {
+      const call = item.call;
+      switch (call.case) {
+        case "desire":
+          return { result: { case: "desire", value: { task: await this.desire(call.value, actor) } } };
+        case "cancel":
+          await this.cancel(call.value.taskGuid, actor);
+          return { result: { case: "cancel", value: {} } };
+        case "resolving":
+          await this.resolving(call.value.taskGuid, actor);
+          return { result: { case: "resolving", value: {} } };
+        case "delete":
+          await this.delete(call.value.taskGuid, actor);
+          return { result: { case: "delete", value: {} } };
+        default:
+          throw invalidArgument([
+            { field: `items[${index}].call`, message: "is required (desire, cancel, resolving or delete)" },
+          ]);
+      }
+    } catch (err) {
+      return { result: { case: "error", value: batchItemError(err) } };
+    }
+  }
+
+  private async lifecycleBatchItem(
+    batchCellId: string,
+    item: LifecycleBatchItem,
+    index: number,
+    actor: Actor,
+  ): Promise<LifecycleBatchResultInit> {
+    try {
+      const t = item.transition;
+      switch (t.case) {
+        case "start": {
+          const cellId = itemCellId(batchCellId, t.value.cellId, index);
+          return { result: { case: "start", value: await this.start(t.value.taskGuid, cellId, actor) } };
+        }
+        case "running":
+          await this.running(t.value.taskGuid, itemCellId(batchCellId, t.value.cellId, index), actor);
+          return { result: { case: "running", value: {} } };
+        case "complete": {
+          const c = t.value;
+          await this.complete(
+            c.taskGuid,
+            itemCellId(batchCellId, c.cellId, index),
+            c.failed,
+            c.failureReason,
+            c.result,
+            actor,
+            { exitStatus: c.exitStatus, failureKind: c.failureKind, usage: c.usage, logTail: c.logTail },
+          );
+          return { result: { case: "complete", value: {} } };
+        }
+        case "reject": {
+          const r = t.value;
+          const cellId = itemCellId(batchCellId, r.cellId, index);
+          return {
+            result: {
+              case: "reject",
+              value: await this.reject(r.taskGuid, r.rejectionReason, cellId, actor, r.permanent),
+            },
+          };
+        }
+        default:
+          throw invalidArgument([
+            { field: `items[${index}].transition`, message: "is required (start, running, complete or reject)" },
+          ]);
+      }
+    } catch (err) {
+      return { result: { case: "error", value: batchItemError(err) } };
+    }
   }
 
   // ---- the BBS itself: callbacks and convergence ----

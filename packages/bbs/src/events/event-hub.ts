@@ -284,6 +284,39 @@ const ONEOF_FIELD = { created: 1, changed: 2, removed: 3 } as const;
 
 /** The wire form of a change, encoded once; image_password never leaves the BBS in an event. */
 export function encodeEvent(change: TaskChange, resumeToken: string): TaskEvent {
+  const message = create(TaskEventSchema, { resumeToken });
+  const body = storedBody(change) ?? decodedBody(change);
+  message.$unknown = [{ no: ONEOF_FIELD[change.kind], wireType: WireType.LengthDelimited, data: lengthPrefixed(body) }];
+  return message;
+}
+
+/**
+ * The event's body straight from the stored task bytes, when the store has them and they carry no
+ * secret: TaskCreated, TaskChanged and TaskRemoved are only their tasks as length-delimited fields
+ * 1 (task, before) and 2 (after), so no task is decoded and encoded again.
+ */
+function storedBody(change: TaskChange): Uint8Array | undefined {
+  if (!change.publicBytes) return undefined;
+  if (change.kind === "created") {
+    const after = change.publicBytes("after");
+    return after && concat(field(1, after));
+  }
+  const before = change.publicBytes("before");
+  if (!before) return undefined;
+  if (change.kind === "removed") return concat(field(1, before));
+  const after = change.publicBytes("after");
+  return after && concat(field(1, before), field(2, after));
+}
+
+function field(no: number, bytes: Uint8Array): Uint8Array[] {
+  return [Uint8Array.of((no << 3) | WireType.LengthDelimited), lengthPrefixed(bytes)];
+}
+
+function concat(...parts: Uint8Array[][]): Uint8Array {
+  return Buffer.concat(parts.flat());
+}
+
+function decodedBody(change: TaskChange): Uint8Array {
   const task = (t: Task | undefined) => redactTask(t ?? create(TaskSchema, { taskGuid: change.guid }));
   let body: Uint8Array;
   switch (change.kind) {
@@ -300,9 +333,7 @@ export function encodeEvent(change: TaskChange, resumeToken: string): TaskEvent 
       body = toBinary(TaskRemovedSchema, create(TaskRemovedSchema, { task: task(change.before()) }));
       break;
   }
-  const message = create(TaskEventSchema, { resumeToken });
-  message.$unknown = [{ no: ONEOF_FIELD[change.kind], wireType: WireType.LengthDelimited, data: lengthPrefixed(body) }];
-  return message;
+  return body;
 }
 
 function lengthPrefixed(body: Uint8Array): Uint8Array {

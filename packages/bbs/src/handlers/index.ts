@@ -10,6 +10,7 @@ import { fetchLock } from "./fetch-lock.js";
 import { getTask } from "./get-task.js";
 import { heartbeat } from "./heartbeat.js";
 import { listCells } from "./list-cells.js";
+import { lifecycleBatch } from "./lifecycle-batch.js";
 import { listTasks } from "./list-tasks.js";
 import { lock } from "./lock.js";
 import { scopedTaskApi } from "./scoped-client-api.js";
@@ -18,6 +19,7 @@ import { release } from "./release.js";
 import { resolvingTask } from "./resolving-task.js";
 import { runningTask } from "./running-task.js";
 import { startTask } from "./start-task.js";
+import { taskBatch } from "./task-batch.js";
 import { taskLogs } from "./task-logs.js";
 import { watchTasks } from "./watch-tasks.js";
 
@@ -34,6 +36,7 @@ export function clientApi(deps: HandlerDeps): { tasks: TaskServiceImpl; cells: C
     deleteTask: deleteTask(deps),
     watchTasks: watchTasks(deps),
     taskLogs: taskLogs(deps),
+    taskBatch: taskBatch(deps),
   };
   return {
     tasks: deps.scopes ? scopedTaskApi(tasks, deps.scopes, deps.controller) : tasks,
@@ -51,6 +54,7 @@ export function addBbsServices(server: GrpcServer, deps: HandlerDeps, api = clie
       runningTask: runningTask(deps),
       completeTask: completeTask(deps),
       rejectTask: rejectTask(deps),
+      lifecycleBatch: lifecycleBatch(deps),
     })
     .add(CellRegistryService, { heartbeat: heartbeat(deps), deregister: deregister(deps) })
     .add(LockService, { lock: lock(deps), release: release(deps), fetchLock: fetchLock(deps) });

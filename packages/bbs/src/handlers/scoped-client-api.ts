@@ -1,4 +1,4 @@
-import { taskNotFound } from "@diego/models";
+import { DiegoError, taskNotFound } from "@diego/models";
 import type { CallContext } from "@diego/kit";
 import type { TaskController } from "../controller/task-controller.js";
 import { allowedDomains, checkDesire, checkDomainNamed, maySee, type ClientScopes } from "./client-scope.js";
@@ -38,6 +38,20 @@ export function scopedTaskApi(api: TaskServiceImpl, scopes: ClientScopes, contro
     cancelTask: async (req, ctx) => (await visible(req.taskGuid, ctx), api.cancelTask(req, ctx)),
     resolvingTask: async (req, ctx) => (await visible(req.taskGuid, ctx), api.resolvingTask(req, ctx)),
     deleteTask: async (req, ctx) => (await visible(req.taskGuid, ctx), api.deleteTask(req, ctx)),
+    // A batch is refused whole when one of its items is outside the caller's scope (nothing of it is done).
+    taskBatch: async (req, ctx) => {
+      for (const [i, item] of req.items.entries()) {
+        const call = item.call;
+        try {
+          if (call.case === "desire") checkDesire(scopes, ctx.identity, call.value);
+          else if (call.case) await visible(call.value.taskGuid, ctx);
+        } catch (err) {
+          if (!DiegoError.is(err)) throw err;
+          throw new DiegoError(err.code, `items[${i}]: ${err.message}`, err.violations);
+        }
+      }
+      return api.taskBatch(req, ctx);
+    },
     taskLogs: async function* (req, ctx) {
       await visible(req.taskGuid, ctx);
       yield* api.taskLogs(req, ctx);

@@ -1,5 +1,5 @@
 import type { Task } from "@diego/proto";
-import { decodeTask } from "./task-entry.js";
+import { bytesCarrySecrets, decodeTask } from "./task-entry.js";
 import type { TaskChange } from "./task-store.js";
 
 /** A TaskChange that decodes its tasks only when someone asks (most changes have no subscriber). */
@@ -28,5 +28,10 @@ export class LazyTaskChange implements TaskChange {
   after(): Task | undefined {
     if (!this.afterBytes) return undefined;
     return (this.decodedAfter ??= decodeTask(this.afterBytes));
+  }
+
+  publicBytes(side: "before" | "after"): Uint8Array | undefined {
+    const bytes = side === "before" ? this.beforeBytes : this.afterBytes;
+    return bytes && !bytesCarrySecrets(bytes) ? bytes : undefined;
   }
 }

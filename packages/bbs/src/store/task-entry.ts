@@ -1,4 +1,5 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { TaskSchema, type Task, type TaskState } from "@diego/proto";
 
 /**
@@ -52,4 +53,25 @@ export function entryFromBytes(bytes: Uint8Array, revision: number): TaskEntry {
 
 function nanosToMs(ns: bigint): number {
   return Number(ns / 1_000_000n);
+}
+
+const SECRET_FIELDS = new Set([TaskSchema.field.imagePassword.number, TaskSchema.field.secretEnv.number]);
+
+/**
+ * Whether a Task's protobuf bytes carry image_password or secret_env, by walking its top-level fields
+ * without decoding them (proto3 writes neither when empty). Bytes that do not parse count as carrying
+ * them, so that they take the decoding path, which reports the damage. Pure.
+ */
+export function bytesCarrySecrets(bytes: Uint8Array): boolean {
+  try {
+    const reader = new BinaryReader(bytes);
+    while (reader.pos < reader.len) {
+      const [no, wireType] = reader.tag();
+      if (SECRET_FIELDS.has(no)) return true;
+      reader.skip(wireType, no);
+    }
+    return false;
+  } catch {
+    return true;
+  }
 }

@@ -23,6 +23,12 @@ export interface TaskChange {
   before(): Task | undefined;
   /** The task after the change (created, changed). */
   after(): Task | undefined;
+  /**
+   * The stored protobuf bytes of the task before or after the change when they carry no secret
+   * (image_password, secret_env), so that they may leave the BBS as they are without decoding and
+   * encoding again; undefined when that side is absent or must be redacted.
+   */
+  publicBytes?(side: "before" | "after"): Uint8Array | undefined;
 }
 
 /** The store lost track of changes (e.g. the etcd watch fell behind a compaction) and re-read everything. */

@@ -30,6 +30,7 @@ export const AUTHORIZATION: AuthorizationTable = {
   "/diego.bbs.v1.TaskService/DeleteTask": client,
   "/diego.bbs.v1.TaskService/WatchTasks": client,
   "/diego.bbs.v1.TaskService/TaskLogs": client,
+  "/diego.bbs.v1.TaskService/TaskBatch": client,
   "/diego.bbs.v1.CellService/ListCells": { client: true, auctioneer: true },
   // The task lifecycle: a cell acts only on its own behalf; the auctioneer rejects what it cannot place.
   "/diego.bbs.v1.TaskLifecycleService/StartTask": { cell: { ownId: "cellId" } },
@@ -39,6 +40,8 @@ export const AUTHORIZATION: AuthorizationTable = {
     cell: { ownId: "cellId" },
     auctioneer: { field: "cellId", equals: "" },
   },
+  // Every item of a cell's batch acts for the batch's cell_id (an item naming another cell is refused).
+  "/diego.bbs.v1.TaskLifecycleService/LifecycleBatch": { cell: { ownId: "cellId" } },
   "/diego.bbs.v1.CellRegistryService/Heartbeat": { cell: { ownId: "cell.cellId" } },
   "/diego.bbs.v1.CellRegistryService/Deregister": { cell: { ownId: "cellId" } },
   // The auctioneer's lock is the only lock there is.

@@ -6,7 +6,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Task, TaskCreateRequestSchema, TaskSchema, TaskState } from "./task_pb.js";
+import type { Task, TaskCreateRequest, TaskCreateRequestSchema, TaskSchema, TaskState } from "./task_pb.js";
 import { file_diego_bbs_v1_task } from "./task_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file diego/bbs/v1/bbs.proto.
  */
 export const file_diego_bbs_v1_bbs: GenFile = /*@__PURE__*/
-  fileDesc("ChZkaWVnby9iYnMvdjEvYmJzLnByb3RvEgxkaWVnby5iYnMudjEiNgoSRGVzaXJlVGFza1Jlc3BvbnNlEiAKBHRhc2sYASABKAsyEi5kaWVnby5iYnMudjEuVGFzayIjCg5HZXRUYXNrUmVxdWVzdBIRCgl0YXNrX2d1aWQYASABKAki7QEKEExpc3RUYXNrc1JlcXVlc3QSDgoGZG9tYWluGAEgASgJEg8KB2NlbGxfaWQYAiABKAkSJgoFc3RhdGUYAyABKA4yFy5kaWVnby5iYnMudjEuVGFza1N0YXRlEjoKBmxhYmVscxgEIAMoCzIqLmRpZWdvLmJicy52MS5MaXN0VGFza3NSZXF1ZXN0LkxhYmVsc0VudHJ5EhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiTwoRTGlzdFRhc2tzUmVzcG9uc2USIQoFdGFza3MYASADKAsyEi5kaWVnby5iYnMudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJgoRQ2FuY2VsVGFza1JlcXVlc3QSEQoJdGFza19ndWlkGAEgASgJIhQKEkNhbmNlbFRhc2tSZXNwb25zZSIpChRSZXNvbHZpbmdUYXNrUmVxdWVzdBIRCgl0YXNrX2d1aWQYASABKAkiFwoVUmVzb2x2aW5nVGFza1Jlc3BvbnNlIiYKEURlbGV0ZVRhc2tSZXF1ZXN0EhEKCXRhc2tfZ3VpZBgBIAEoCSIUChJEZWxldGVUYXNrUmVzcG9uc2UipQEKEVdhdGNoVGFza3NSZXF1ZXN0Eg4KBmRvbWFpbhgBIAEoCRI7CgZsYWJlbHMYAiADKAsyKy5kaWVnby5iYnMudjEuV2F0Y2hUYXNrc1JlcXVlc3QuTGFiZWxzRW50cnkSFAoMcmVzdW1lX3Rva2VuGAMgASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi3QEKCVRhc2tFdmVudBIsCgdjcmVhdGVkGAEgASgLMhkuZGllZ28uYmJzLnYxLlRhc2tDcmVhdGVkSAASLAoHY2hhbmdlZBgCIAEoCzIZLmRpZWdvLmJicy52MS5UYXNrQ2hhbmdlZEgAEiwKB3JlbW92ZWQYAyABKAsyGS5kaWVnby5iYnMudjEuVGFza1JlbW92ZWRIABInCgRsaXZlGAQgASgLMhcuZGllZ28uYmJzLnYxLldhdGNoTGl2ZUgAEhQKDHJlc3VtZV90b2tlbhgFIAEoCUIHCgVldmVudCILCglXYXRjaExpdmUiLwoLVGFza0NyZWF0ZWQSIAoEdGFzaxgBIAEoCzISLmRpZWdvLmJicy52MS5UYXNrIlQKC1Rhc2tDaGFuZ2VkEiIKBmJlZm9yZRgBIAEoCzISLmRpZWdvLmJicy52MS5UYXNrEiEKBWFmdGVyGAIgASgLMhIuZGllZ28uYmJzLnYxLlRhc2siLwoLVGFza1JlbW92ZWQSIAoEdGFzaxgBIAEoCzISLmRpZWdvLmJicy52MS5UYXNrIjQKD1Rhc2tMb2dzUmVxdWVzdBIRCgl0YXNrX2d1aWQYASABKAkSDgoGZm9sbG93GAIgASgIIp8BCgdMb2dMaW5lEhEKCXRpbWVzdGFtcBgBIAEoAxIOCgZzb3VyY2UYAiABKAkSEAoIaW5zdGFuY2UYAyABKAkSLAoGc3RyZWFtGAQgASgOMhwuZGllZ28uYmJzLnYxLkxvZ0xpbmUuU3RyZWFtEg8KB21lc3NhZ2UYBSABKAkiIAoGU3RyZWFtEgoKBlNURE9VVBAAEgoKBlNUREVSUhABMvMECgtUYXNrU2VydmljZRJPCgpEZXNpcmVUYXNrEh8uZGllZ28uYmJzLnYxLlRhc2tDcmVhdGVSZXF1ZXN0GiAuZGllZ28uYmJzLnYxLkRlc2lyZVRhc2tSZXNwb25zZRI7CgdHZXRUYXNrEhwuZGllZ28uYmJzLnYxLkdldFRhc2tSZXF1ZXN0GhIuZGllZ28uYmJzLnYxLlRhc2sSTAoJTGlzdFRhc2tzEh4uZGllZ28uYmJzLnYxLkxpc3RUYXNrc1JlcXVlc3QaHy5kaWVnby5iYnMudjEuTGlzdFRhc2tzUmVzcG9uc2USTwoKQ2FuY2VsVGFzaxIfLmRpZWdvLmJicy52MS5DYW5jZWxUYXNrUmVxdWVzdBogLmRpZWdvLmJicy52MS5DYW5jZWxUYXNrUmVzcG9uc2USWAoNUmVzb2x2aW5nVGFzaxIiLmRpZWdvLmJicy52MS5SZXNvbHZpbmdUYXNrUmVxdWVzdBojLmRpZWdvLmJicy52MS5SZXNvbHZpbmdUYXNrUmVzcG9uc2USTwoKRGVsZXRlVGFzaxIfLmRpZWdvLmJicy52MS5EZWxldGVUYXNrUmVxdWVzdBogLmRpZWdvLmJicy52MS5EZWxldGVUYXNrUmVzcG9uc2USSAoKV2F0Y2hUYXNrcxIfLmRpZWdvLmJicy52MS5XYXRjaFRhc2tzUmVxdWVzdBoXLmRpZWdvLmJicy52MS5UYXNrRXZlbnQwARJCCghUYXNrTG9ncxIdLmRpZWdvLmJicy52MS5UYXNrTG9nc1JlcXVlc3QaFS5kaWVnby5iYnMudjEuTG9nTGluZTABYgZwcm90bzM", [file_diego_bbs_v1_task]);
+  fileDesc("ChZkaWVnby9iYnMvdjEvYmJzLnByb3RvEgxkaWVnby5iYnMudjEiNgoSRGVzaXJlVGFza1Jlc3BvbnNlEiAKBHRhc2sYASABKAsyEi5kaWVnby5iYnMudjEuVGFzayIjCg5HZXRUYXNrUmVxdWVzdBIRCgl0YXNrX2d1aWQYASABKAki7QEKEExpc3RUYXNrc1JlcXVlc3QSDgoGZG9tYWluGAEgASgJEg8KB2NlbGxfaWQYAiABKAkSJgoFc3RhdGUYAyABKA4yFy5kaWVnby5iYnMudjEuVGFza1N0YXRlEjoKBmxhYmVscxgEIAMoCzIqLmRpZWdvLmJicy52MS5MaXN0VGFza3NSZXF1ZXN0LkxhYmVsc0VudHJ5EhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiTwoRTGlzdFRhc2tzUmVzcG9uc2USIQoFdGFza3MYASADKAsyEi5kaWVnby5iYnMudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJgoRQ2FuY2VsVGFza1JlcXVlc3QSEQoJdGFza19ndWlkGAEgASgJIhQKEkNhbmNlbFRhc2tSZXNwb25zZSIpChRSZXNvbHZpbmdUYXNrUmVxdWVzdBIRCgl0YXNrX2d1aWQYASABKAkiFwoVUmVzb2x2aW5nVGFza1Jlc3BvbnNlIiYKEURlbGV0ZVRhc2tSZXF1ZXN0EhEKCXRhc2tfZ3VpZBgBIAEoCSIUChJEZWxldGVUYXNrUmVzcG9uc2UipQEKEVdhdGNoVGFza3NSZXF1ZXN0Eg4KBmRvbWFpbhgBIAEoCRI7CgZsYWJlbHMYAiADKAsyKy5kaWVnby5iYnMudjEuV2F0Y2hUYXNrc1JlcXVlc3QuTGFiZWxzRW50cnkSFAoMcmVzdW1lX3Rva2VuGAMgASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi3QEKCVRhc2tFdmVudBIsCgdjcmVhdGVkGAEgASgLMhkuZGllZ28uYmJzLnYxLlRhc2tDcmVhdGVkSAASLAoHY2hhbmdlZBgCIAEoCzIZLmRpZWdvLmJicy52MS5UYXNrQ2hhbmdlZEgAEiwKB3JlbW92ZWQYAyABKAsyGS5kaWVnby5iYnMudjEuVGFza1JlbW92ZWRIABInCgRsaXZlGAQgASgLMhcuZGllZ28uYmJzLnYxLldhdGNoTGl2ZUgAEhQKDHJlc3VtZV90b2tlbhgFIAEoCUIHCgVldmVudCILCglXYXRjaExpdmUiLwoLVGFza0NyZWF0ZWQSIAoEdGFzaxgBIAEoCzISLmRpZWdvLmJicy52MS5UYXNrIlQKC1Rhc2tDaGFuZ2VkEiIKBmJlZm9yZRgBIAEoCzISLmRpZWdvLmJicy52MS5UYXNrEiEKBWFmdGVyGAIgASgLMhIuZGllZ28uYmJzLnYxLlRhc2siLwoLVGFza1JlbW92ZWQSIAoEdGFzaxgBIAEoCzISLmRpZWdvLmJicy52MS5UYXNrIjQKD1Rhc2tMb2dzUmVxdWVzdBIRCgl0YXNrX2d1aWQYASABKAkSDgoGZm9sbG93GAIgASgIIp8BCgdMb2dMaW5lEhEKCXRpbWVzdGFtcBgBIAEoAxIOCgZzb3VyY2UYAiABKAkSEAoIaW5zdGFuY2UYAyABKAkSLAoGc3RyZWFtGAQgASgOMhwuZGllZ28uYmJzLnYxLkxvZ0xpbmUuU3RyZWFtEg8KB21lc3NhZ2UYBSABKAkiIAoGU3RyZWFtEgoKBlNURE9VVBAAEgoKBlNUREVSUhABIj4KEFRhc2tCYXRjaFJlcXVlc3QSKgoFaXRlbXMYASADKAsyGy5kaWVnby5iYnMudjEuVGFza0JhdGNoSXRlbSLpAQoNVGFza0JhdGNoSXRlbRIxCgZkZXNpcmUYASABKAsyHy5kaWVnby5iYnMudjEuVGFza0NyZWF0ZVJlcXVlc3RIABIxCgZjYW5jZWwYAiABKAsyHy5kaWVnby5iYnMudjEuQ2FuY2VsVGFza1JlcXVlc3RIABI3CglyZXNvbHZpbmcYAyABKAsyIi5kaWVnby5iYnMudjEuUmVzb2x2aW5nVGFza1JlcXVlc3RIABIxCgZkZWxldGUYBCABKAsyHy5kaWVnby5iYnMudjEuRGVsZXRlVGFza1JlcXVlc3RIAEIGCgRjYWxsIkMKEVRhc2tCYXRjaFJlc3BvbnNlEi4KB3Jlc3VsdHMYASADKAsyHS5kaWVnby5iYnMudjEuVGFza0JhdGNoUmVzdWx0IqACCg9UYXNrQmF0Y2hSZXN1bHQSMgoGZGVzaXJlGAEgASgLMiAuZGllZ28uYmJzLnYxLkRlc2lyZVRhc2tSZXNwb25zZUgAEjIKBmNhbmNlbBgCIAEoCzIgLmRpZWdvLmJicy52MS5DYW5jZWxUYXNrUmVzcG9uc2VIABI4CglyZXNvbHZpbmcYAyABKAsyIy5kaWVnby5iYnMudjEuUmVzb2x2aW5nVGFza1Jlc3BvbnNlSAASMgoGZGVsZXRlGAQgASgLMiAuZGllZ28uYmJzLnYxLkRlbGV0ZVRhc2tSZXNwb25zZUgAEi0KBWVycm9yGAUgASgLMhwuZGllZ28uYmJzLnYxLkJhdGNoSXRlbUVycm9ySABCCAoGcmVzdWx0ImEKDkJhdGNoSXRlbUVycm9yEgwKBGNvZGUYASABKAUSDwoHbWVzc2FnZRgCIAEoCRIwCgp2aW9sYXRpb25zGAMgAygLMhwuZGllZ28uYmJzLnYxLkZpZWxkVmlvbGF0aW9uIjAKDkZpZWxkVmlvbGF0aW9uEg0KBWZpZWxkGAEgASgJEg8KB21lc3NhZ2UYAiABKAkywQUKC1Rhc2tTZXJ2aWNlEk8KCkRlc2lyZVRhc2sSHy5kaWVnby5iYnMudjEuVGFza0NyZWF0ZVJlcXVlc3QaIC5kaWVnby5iYnMudjEuRGVzaXJlVGFza1Jlc3BvbnNlEjsKB0dldFRhc2sSHC5kaWVnby5iYnMudjEuR2V0VGFza1JlcXVlc3QaEi5kaWVnby5iYnMudjEuVGFzaxJMCglMaXN0VGFza3MSHi5kaWVnby5iYnMudjEuTGlzdFRhc2tzUmVxdWVzdBofLmRpZWdvLmJicy52MS5MaXN0VGFza3NSZXNwb25zZRJPCgpDYW5jZWxUYXNrEh8uZGllZ28uYmJzLnYxLkNhbmNlbFRhc2tSZXF1ZXN0GiAuZGllZ28uYmJzLnYxLkNhbmNlbFRhc2tSZXNwb25zZRJYCg1SZXNvbHZpbmdUYXNrEiIuZGllZ28uYmJzLnYxLlJlc29sdmluZ1Rhc2tSZXF1ZXN0GiMuZGllZ28uYmJzLnYxLlJlc29sdmluZ1Rhc2tSZXNwb25zZRJPCgpEZWxldGVUYXNrEh8uZGllZ28uYmJzLnYxLkRlbGV0ZVRhc2tSZXF1ZXN0GiAuZGllZ28uYmJzLnYxLkRlbGV0ZVRhc2tSZXNwb25zZRJICgpXYXRjaFRhc2tzEh8uZGllZ28uYmJzLnYxLldhdGNoVGFza3NSZXF1ZXN0GhcuZGllZ28uYmJzLnYxLlRhc2tFdmVudDABEkIKCFRhc2tMb2dzEh0uZGllZ28uYmJzLnYxLlRhc2tMb2dzUmVxdWVzdBoVLmRpZWdvLmJicy52MS5Mb2dMaW5lMAESTAoJVGFza0JhdGNoEh4uZGllZ28uYmJzLnYxLlRhc2tCYXRjaFJlcXVlc3QaHy5kaWVnby5iYnMudjEuVGFza0JhdGNoUmVzcG9uc2ViBnByb3RvMw", [file_diego_bbs_v1_task]);
 
 /**
  * @generated from message diego.bbs.v1.DesireTaskResponse
@@ -450,6 +450,191 @@ export const LogLine_StreamSchema: GenEnum<LogLine_Stream> = /*@__PURE__*/
   enumDesc(file_diego_bbs_v1_bbs, 17, 0);
 
 /**
+ * At most 1,000 items (docs/contract.md, batches).
+ *
+ * @generated from message diego.bbs.v1.TaskBatchRequest
+ */
+export type TaskBatchRequest = Message<"diego.bbs.v1.TaskBatchRequest"> & {
+  /**
+   * @generated from field: repeated diego.bbs.v1.TaskBatchItem items = 1;
+   */
+  items: TaskBatchItem[];
+};
+
+/**
+ * Describes the message diego.bbs.v1.TaskBatchRequest.
+ * Use `create(TaskBatchRequestSchema)` to create a new message.
+ */
+export const TaskBatchRequestSchema: GenMessage<TaskBatchRequest> = /*@__PURE__*/
+  messageDesc(file_diego_bbs_v1_bbs, 18);
+
+/**
+ * @generated from message diego.bbs.v1.TaskBatchItem
+ */
+export type TaskBatchItem = Message<"diego.bbs.v1.TaskBatchItem"> & {
+  /**
+   * @generated from oneof diego.bbs.v1.TaskBatchItem.call
+   */
+  call: {
+    /**
+     * @generated from field: diego.bbs.v1.TaskCreateRequest desire = 1;
+     */
+    value: TaskCreateRequest;
+    case: "desire";
+  } | {
+    /**
+     * @generated from field: diego.bbs.v1.CancelTaskRequest cancel = 2;
+     */
+    value: CancelTaskRequest;
+    case: "cancel";
+  } | {
+    /**
+     * @generated from field: diego.bbs.v1.ResolvingTaskRequest resolving = 3;
+     */
+    value: ResolvingTaskRequest;
+    case: "resolving";
+  } | {
+    /**
+     * @generated from field: diego.bbs.v1.DeleteTaskRequest delete = 4;
+     */
+    value: DeleteTaskRequest;
+    case: "delete";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message diego.bbs.v1.TaskBatchItem.
+ * Use `create(TaskBatchItemSchema)` to create a new message.
+ */
+export const TaskBatchItemSchema: GenMessage<TaskBatchItem> = /*@__PURE__*/
+  messageDesc(file_diego_bbs_v1_bbs, 19);
+
+/**
+ * One result per item, in the order of the items.
+ *
+ * @generated from message diego.bbs.v1.TaskBatchResponse
+ */
+export type TaskBatchResponse = Message<"diego.bbs.v1.TaskBatchResponse"> & {
+  /**
+   * @generated from field: repeated diego.bbs.v1.TaskBatchResult results = 1;
+   */
+  results: TaskBatchResult[];
+};
+
+/**
+ * Describes the message diego.bbs.v1.TaskBatchResponse.
+ * Use `create(TaskBatchResponseSchema)` to create a new message.
+ */
+export const TaskBatchResponseSchema: GenMessage<TaskBatchResponse> = /*@__PURE__*/
+  messageDesc(file_diego_bbs_v1_bbs, 20);
+
+/**
+ * @generated from message diego.bbs.v1.TaskBatchResult
+ */
+export type TaskBatchResult = Message<"diego.bbs.v1.TaskBatchResult"> & {
+  /**
+   * @generated from oneof diego.bbs.v1.TaskBatchResult.result
+   */
+  result: {
+    /**
+     * @generated from field: diego.bbs.v1.DesireTaskResponse desire = 1;
+     */
+    value: DesireTaskResponse;
+    case: "desire";
+  } | {
+    /**
+     * @generated from field: diego.bbs.v1.CancelTaskResponse cancel = 2;
+     */
+    value: CancelTaskResponse;
+    case: "cancel";
+  } | {
+    /**
+     * @generated from field: diego.bbs.v1.ResolvingTaskResponse resolving = 3;
+     */
+    value: ResolvingTaskResponse;
+    case: "resolving";
+  } | {
+    /**
+     * @generated from field: diego.bbs.v1.DeleteTaskResponse delete = 4;
+     */
+    value: DeleteTaskResponse;
+    case: "delete";
+  } | {
+    /**
+     * The item was refused (the others are not affected).
+     *
+     * @generated from field: diego.bbs.v1.BatchItemError error = 5;
+     */
+    value: BatchItemError;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message diego.bbs.v1.TaskBatchResult.
+ * Use `create(TaskBatchResultSchema)` to create a new message.
+ */
+export const TaskBatchResultSchema: GenMessage<TaskBatchResult> = /*@__PURE__*/
+  messageDesc(file_diego_bbs_v1_bbs, 21);
+
+/**
+ * Why one item of a batch was refused: what its own RPC would have failed with.
+ *
+ * @generated from message diego.bbs.v1.BatchItemError
+ */
+export type BatchItemError = Message<"diego.bbs.v1.BatchItemError"> & {
+  /**
+   * The gRPC status code (google.rpc.Code numbering).
+   *
+   * @generated from field: int32 code = 1;
+   */
+  code: number;
+
+  /**
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * For INVALID_ARGUMENT: every bad field of the item.
+   *
+   * @generated from field: repeated diego.bbs.v1.FieldViolation violations = 3;
+   */
+  violations: FieldViolation[];
+};
+
+/**
+ * Describes the message diego.bbs.v1.BatchItemError.
+ * Use `create(BatchItemErrorSchema)` to create a new message.
+ */
+export const BatchItemErrorSchema: GenMessage<BatchItemError> = /*@__PURE__*/
+  messageDesc(file_diego_bbs_v1_bbs, 22);
+
+/**
+ * @generated from message diego.bbs.v1.FieldViolation
+ */
+export type FieldViolation = Message<"diego.bbs.v1.FieldViolation"> & {
+  /**
+   * snake_case path of the field within the item.
+   *
+   * @generated from field: string field = 1;
+   */
+  field: string;
+
+  /**
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message diego.bbs.v1.FieldViolation.
+ * Use `create(FieldViolationSchema)` to create a new message.
+ */
+export const FieldViolationSchema: GenMessage<FieldViolation> = /*@__PURE__*/
+  messageDesc(file_diego_bbs_v1_bbs, 23);
+
+/**
  * @generated from service diego.bbs.v1.TaskService
  */
 export const TaskService: GenService<{
@@ -528,6 +713,17 @@ export const TaskService: GenService<{
     methodKind: "server_streaming";
     input: typeof TaskLogsRequestSchema;
     output: typeof LogLineSchema;
+  },
+  /**
+   * Several DesireTask, CancelTask, ResolvingTask and DeleteTask calls in one: each item is applied
+   * exactly as its own RPC would be and answered in order; items naming one task apply in their order.
+   *
+   * @generated from rpc diego.bbs.v1.TaskService.TaskBatch
+   */
+  taskBatch: {
+    methodKind: "unary";
+    input: typeof TaskBatchRequestSchema;
+    output: typeof TaskBatchResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_diego_bbs_v1_bbs, 0);

@@ -6,7 +6,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { LogLine } from "./bbs_pb.js";
+import type { BatchItemError, LogLine } from "./bbs_pb.js";
 import { file_diego_bbs_v1_bbs } from "./bbs_pb.js";
 import type { CellPresence } from "./cells_pb.js";
 import { file_diego_bbs_v1_cells } from "./cells_pb.js";
@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file diego/bbs/v1/internal.proto.
  */
 export const file_diego_bbs_v1_internal: GenFile = /*@__PURE__*/
-  fileDesc("ChtkaWVnby9iYnMvdjEvaW50ZXJuYWwucHJvdG8SDGRpZWdvLmJicy52MSI2ChBTdGFydFRhc2tSZXF1ZXN0EhEKCXRhc2tfZ3VpZBgBIAEoCRIPCgdjZWxsX2lkGAIgASgJIksKEVN0YXJ0VGFza1Jlc3BvbnNlEhQKDHNob3VsZF9zdGFydBgBIAEoCBIgCgR0YXNrGAIgASgLMhIuZGllZ28uYmJzLnYxLlRhc2siOAoSUnVubmluZ1Rhc2tSZXF1ZXN0EhEKCXRhc2tfZ3VpZBgBIAEoCRIPCgdjZWxsX2lkGAIgASgJIhUKE1J1bm5pbmdUYXNrUmVzcG9uc2UinQIKE0NvbXBsZXRlVGFza1JlcXVlc3QSEQoJdGFza19ndWlkGAEgASgJEg8KB2NlbGxfaWQYAiABKAkSDgoGZmFpbGVkGAMgASgIEhYKDmZhaWx1cmVfcmVhc29uGAQgASgJEg4KBnJlc3VsdBgFIAEoCRIYCgtleGl0X3N0YXR1cxgGIAEoBUgAiAEBEi8KDGZhaWx1cmVfa2luZBgHIAEoDjIZLmRpZWdvLmJicy52MS5GYWlsdXJlS2luZBImCgV1c2FnZRgIIAEoCzIXLmRpZWdvLmJicy52MS5UYXNrVXNhZ2USJwoIbG9nX3RhaWwYCSADKAsyFS5kaWVnby5iYnMudjEuTG9nTGluZUIOCgxfZXhpdF9zdGF0dXMiFgoUQ29tcGxldGVUYXNrUmVzcG9uc2UiZAoRUmVqZWN0VGFza1JlcXVlc3QSEQoJdGFza19ndWlkGAEgASgJEhgKEHJlamVjdGlvbl9yZWFzb24YAiABKAkSDwoHY2VsbF9pZBgDIAEoCRIRCglwZXJtYW5lbnQYBCABKAgiJAoSUmVqZWN0VGFza1Jlc3BvbnNlEg4KBmZhaWxlZBgBIAEoCCJMChBIZWFydGJlYXRSZXF1ZXN0EigKBGNlbGwYASABKAsyGi5kaWVnby5iYnMudjEuQ2VsbFByZXNlbmNlEg4KBnR0bF9tcxgCIAEoAyITChFIZWFydGJlYXRSZXNwb25zZSIkChFEZXJlZ2lzdGVyUmVxdWVzdBIPCgdjZWxsX2lkGAEgASgJIhQKEkRlcmVnaXN0ZXJSZXNwb25zZSJICgtMb2NrUmVxdWVzdBILCgNrZXkYASABKAkSDQoFb3duZXIYAiABKAkSDQoFdmFsdWUYAyABKAkSDgoGdHRsX21zGAQgASgDIg4KDExvY2tSZXNwb25zZSIsCg5SZWxlYXNlUmVxdWVzdBILCgNrZXkYASABKAkSDQoFb3duZXIYAiABKAkiEQoPUmVsZWFzZVJlc3BvbnNlIh8KEEZldGNoTG9ja1JlcXVlc3QSCwoDa2V5GAEgASgJIjEKEUZldGNoTG9ja1Jlc3BvbnNlEg0KBW93bmVyGAEgASgJEg0KBXZhbHVlGAIgASgJMuACChRUYXNrTGlmZWN5Y2xlU2VydmljZRJMCglTdGFydFRhc2sSHi5kaWVnby5iYnMudjEuU3RhcnRUYXNrUmVxdWVzdBofLmRpZWdvLmJicy52MS5TdGFydFRhc2tSZXNwb25zZRJSCgtSdW5uaW5nVGFzaxIgLmRpZWdvLmJicy52MS5SdW5uaW5nVGFza1JlcXVlc3QaIS5kaWVnby5iYnMudjEuUnVubmluZ1Rhc2tSZXNwb25zZRJVCgxDb21wbGV0ZVRhc2sSIS5kaWVnby5iYnMudjEuQ29tcGxldGVUYXNrUmVxdWVzdBoiLmRpZWdvLmJicy52MS5Db21wbGV0ZVRhc2tSZXNwb25zZRJPCgpSZWplY3RUYXNrEh8uZGllZ28uYmJzLnYxLlJlamVjdFRhc2tSZXF1ZXN0GiAuZGllZ28uYmJzLnYxLlJlamVjdFRhc2tSZXNwb25zZTK0AQoTQ2VsbFJlZ2lzdHJ5U2VydmljZRJMCglIZWFydGJlYXQSHi5kaWVnby5iYnMudjEuSGVhcnRiZWF0UmVxdWVzdBofLmRpZWdvLmJicy52MS5IZWFydGJlYXRSZXNwb25zZRJPCgpEZXJlZ2lzdGVyEh8uZGllZ28uYmJzLnYxLkRlcmVnaXN0ZXJSZXF1ZXN0GiAuZGllZ28uYmJzLnYxLkRlcmVnaXN0ZXJSZXNwb25zZTLiAQoLTG9ja1NlcnZpY2USPQoETG9jaxIZLmRpZWdvLmJicy52MS5Mb2NrUmVxdWVzdBoaLmRpZWdvLmJicy52MS5Mb2NrUmVzcG9uc2USRgoHUmVsZWFzZRIcLmRpZWdvLmJicy52MS5SZWxlYXNlUmVxdWVzdBodLmRpZWdvLmJicy52MS5SZWxlYXNlUmVzcG9uc2USTAoJRmV0Y2hMb2NrEh4uZGllZ28uYmJzLnYxLkZldGNoTG9ja1JlcXVlc3QaHy5kaWVnby5iYnMudjEuRmV0Y2hMb2NrUmVzcG9uc2ViBnByb3RvMw", [file_diego_bbs_v1_bbs, file_diego_bbs_v1_cells, file_diego_bbs_v1_task]);
+  fileDesc("ChtkaWVnby9iYnMvdjEvaW50ZXJuYWwucHJvdG8SDGRpZWdvLmJicy52MSI2ChBTdGFydFRhc2tSZXF1ZXN0EhEKCXRhc2tfZ3VpZBgBIAEoCRIPCgdjZWxsX2lkGAIgASgJIksKEVN0YXJ0VGFza1Jlc3BvbnNlEhQKDHNob3VsZF9zdGFydBgBIAEoCBIgCgR0YXNrGAIgASgLMhIuZGllZ28uYmJzLnYxLlRhc2siOAoSUnVubmluZ1Rhc2tSZXF1ZXN0EhEKCXRhc2tfZ3VpZBgBIAEoCRIPCgdjZWxsX2lkGAIgASgJIhUKE1J1bm5pbmdUYXNrUmVzcG9uc2UinQIKE0NvbXBsZXRlVGFza1JlcXVlc3QSEQoJdGFza19ndWlkGAEgASgJEg8KB2NlbGxfaWQYAiABKAkSDgoGZmFpbGVkGAMgASgIEhYKDmZhaWx1cmVfcmVhc29uGAQgASgJEg4KBnJlc3VsdBgFIAEoCRIYCgtleGl0X3N0YXR1cxgGIAEoBUgAiAEBEi8KDGZhaWx1cmVfa2luZBgHIAEoDjIZLmRpZWdvLmJicy52MS5GYWlsdXJlS2luZBImCgV1c2FnZRgIIAEoCzIXLmRpZWdvLmJicy52MS5UYXNrVXNhZ2USJwoIbG9nX3RhaWwYCSADKAsyFS5kaWVnby5iYnMudjEuTG9nTGluZUIOCgxfZXhpdF9zdGF0dXMiFgoUQ29tcGxldGVUYXNrUmVzcG9uc2UiZAoRUmVqZWN0VGFza1JlcXVlc3QSEQoJdGFza19ndWlkGAEgASgJEhgKEHJlamVjdGlvbl9yZWFzb24YAiABKAkSDwoHY2VsbF9pZBgDIAEoCRIRCglwZXJtYW5lbnQYBCABKAgiJAoSUmVqZWN0VGFza1Jlc3BvbnNlEg4KBmZhaWxlZBgBIAEoCCJZChVMaWZlY3ljbGVCYXRjaFJlcXVlc3QSDwoHY2VsbF9pZBgBIAEoCRIvCgVpdGVtcxgCIAMoCzIgLmRpZWdvLmJicy52MS5MaWZlY3ljbGVCYXRjaEl0ZW0i8gEKEkxpZmVjeWNsZUJhdGNoSXRlbRIvCgVzdGFydBgBIAEoCzIeLmRpZWdvLmJicy52MS5TdGFydFRhc2tSZXF1ZXN0SAASMwoHcnVubmluZxgCIAEoCzIgLmRpZWdvLmJicy52MS5SdW5uaW5nVGFza1JlcXVlc3RIABI1Cghjb21wbGV0ZRgDIAEoCzIhLmRpZWdvLmJicy52MS5Db21wbGV0ZVRhc2tSZXF1ZXN0SAASMQoGcmVqZWN0GAQgASgLMh8uZGllZ28uYmJzLnYxLlJlamVjdFRhc2tSZXF1ZXN0SABCDAoKdHJhbnNpdGlvbiJNChZMaWZlY3ljbGVCYXRjaFJlc3BvbnNlEjMKB3Jlc3VsdHMYASADKAsyIi5kaWVnby5iYnMudjEuTGlmZWN5Y2xlQmF0Y2hSZXN1bHQiowIKFExpZmVjeWNsZUJhdGNoUmVzdWx0EjAKBXN0YXJ0GAEgASgLMh8uZGllZ28uYmJzLnYxLlN0YXJ0VGFza1Jlc3BvbnNlSAASNAoHcnVubmluZxgCIAEoCzIhLmRpZWdvLmJicy52MS5SdW5uaW5nVGFza1Jlc3BvbnNlSAASNgoIY29tcGxldGUYAyABKAsyIi5kaWVnby5iYnMudjEuQ29tcGxldGVUYXNrUmVzcG9uc2VIABIyCgZyZWplY3QYBCABKAsyIC5kaWVnby5iYnMudjEuUmVqZWN0VGFza1Jlc3BvbnNlSAASLQoFZXJyb3IYBSABKAsyHC5kaWVnby5iYnMudjEuQmF0Y2hJdGVtRXJyb3JIAEIICgZyZXN1bHQiTAoQSGVhcnRiZWF0UmVxdWVzdBIoCgRjZWxsGAEgASgLMhouZGllZ28uYmJzLnYxLkNlbGxQcmVzZW5jZRIOCgZ0dGxfbXMYAiABKAMiEwoRSGVhcnRiZWF0UmVzcG9uc2UiJAoRRGVyZWdpc3RlclJlcXVlc3QSDwoHY2VsbF9pZBgBIAEoCSIUChJEZXJlZ2lzdGVyUmVzcG9uc2UiSAoLTG9ja1JlcXVlc3QSCwoDa2V5GAEgASgJEg0KBW93bmVyGAIgASgJEg0KBXZhbHVlGAMgASgJEg4KBnR0bF9tcxgEIAEoAyIOCgxMb2NrUmVzcG9uc2UiLAoOUmVsZWFzZVJlcXVlc3QSCwoDa2V5GAEgASgJEg0KBW93bmVyGAIgASgJIhEKD1JlbGVhc2VSZXNwb25zZSIfChBGZXRjaExvY2tSZXF1ZXN0EgsKA2tleRgBIAEoCSIxChFGZXRjaExvY2tSZXNwb25zZRINCgVvd25lchgBIAEoCRINCgV2YWx1ZRgCIAEoCTK9AwoUVGFza0xpZmVjeWNsZVNlcnZpY2USTAoJU3RhcnRUYXNrEh4uZGllZ28uYmJzLnYxLlN0YXJ0VGFza1JlcXVlc3QaHy5kaWVnby5iYnMudjEuU3RhcnRUYXNrUmVzcG9uc2USUgoLUnVubmluZ1Rhc2sSIC5kaWVnby5iYnMudjEuUnVubmluZ1Rhc2tSZXF1ZXN0GiEuZGllZ28uYmJzLnYxLlJ1bm5pbmdUYXNrUmVzcG9uc2USVQoMQ29tcGxldGVUYXNrEiEuZGllZ28uYmJzLnYxLkNvbXBsZXRlVGFza1JlcXVlc3QaIi5kaWVnby5iYnMudjEuQ29tcGxldGVUYXNrUmVzcG9uc2USTwoKUmVqZWN0VGFzaxIfLmRpZWdvLmJicy52MS5SZWplY3RUYXNrUmVxdWVzdBogLmRpZWdvLmJicy52MS5SZWplY3RUYXNrUmVzcG9uc2USWwoOTGlmZWN5Y2xlQmF0Y2gSIy5kaWVnby5iYnMudjEuTGlmZWN5Y2xlQmF0Y2hSZXF1ZXN0GiQuZGllZ28uYmJzLnYxLkxpZmVjeWNsZUJhdGNoUmVzcG9uc2UytAEKE0NlbGxSZWdpc3RyeVNlcnZpY2USTAoJSGVhcnRiZWF0Eh4uZGllZ28uYmJzLnYxLkhlYXJ0YmVhdFJlcXVlc3QaHy5kaWVnby5iYnMudjEuSGVhcnRiZWF0UmVzcG9uc2USTwoKRGVyZWdpc3RlchIfLmRpZWdvLmJicy52MS5EZXJlZ2lzdGVyUmVxdWVzdBogLmRpZWdvLmJicy52MS5EZXJlZ2lzdGVyUmVzcG9uc2Uy4gEKC0xvY2tTZXJ2aWNlEj0KBExvY2sSGS5kaWVnby5iYnMudjEuTG9ja1JlcXVlc3QaGi5kaWVnby5iYnMudjEuTG9ja1Jlc3BvbnNlEkYKB1JlbGVhc2USHC5kaWVnby5iYnMudjEuUmVsZWFzZVJlcXVlc3QaHS5kaWVnby5iYnMudjEuUmVsZWFzZVJlc3BvbnNlEkwKCUZldGNoTG9jaxIeLmRpZWdvLmJicy52MS5GZXRjaExvY2tSZXF1ZXN0Gh8uZGllZ28uYmJzLnYxLkZldGNoTG9ja1Jlc3BvbnNlYgZwcm90bzM", [file_diego_bbs_v1_bbs, file_diego_bbs_v1_cells, file_diego_bbs_v1_task]);
 
 /**
  * @generated from message diego.bbs.v1.StartTaskRequest
@@ -229,6 +229,141 @@ export const RejectTaskResponseSchema: GenMessage<RejectTaskResponse> = /*@__PUR
   messageDesc(file_diego_bbs_v1_internal, 7);
 
 /**
+ * At most 1,000 items (docs/contract.md, batches).
+ *
+ * @generated from message diego.bbs.v1.LifecycleBatchRequest
+ */
+export type LifecycleBatchRequest = Message<"diego.bbs.v1.LifecycleBatchRequest"> & {
+  /**
+   * The cell every item acts for; an item's own cell_id must be empty or this one.
+   *
+   * @generated from field: string cell_id = 1;
+   */
+  cellId: string;
+
+  /**
+   * @generated from field: repeated diego.bbs.v1.LifecycleBatchItem items = 2;
+   */
+  items: LifecycleBatchItem[];
+};
+
+/**
+ * Describes the message diego.bbs.v1.LifecycleBatchRequest.
+ * Use `create(LifecycleBatchRequestSchema)` to create a new message.
+ */
+export const LifecycleBatchRequestSchema: GenMessage<LifecycleBatchRequest> = /*@__PURE__*/
+  messageDesc(file_diego_bbs_v1_internal, 8);
+
+/**
+ * @generated from message diego.bbs.v1.LifecycleBatchItem
+ */
+export type LifecycleBatchItem = Message<"diego.bbs.v1.LifecycleBatchItem"> & {
+  /**
+   * @generated from oneof diego.bbs.v1.LifecycleBatchItem.transition
+   */
+  transition: {
+    /**
+     * @generated from field: diego.bbs.v1.StartTaskRequest start = 1;
+     */
+    value: StartTaskRequest;
+    case: "start";
+  } | {
+    /**
+     * @generated from field: diego.bbs.v1.RunningTaskRequest running = 2;
+     */
+    value: RunningTaskRequest;
+    case: "running";
+  } | {
+    /**
+     * @generated from field: diego.bbs.v1.CompleteTaskRequest complete = 3;
+     */
+    value: CompleteTaskRequest;
+    case: "complete";
+  } | {
+    /**
+     * @generated from field: diego.bbs.v1.RejectTaskRequest reject = 4;
+     */
+    value: RejectTaskRequest;
+    case: "reject";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message diego.bbs.v1.LifecycleBatchItem.
+ * Use `create(LifecycleBatchItemSchema)` to create a new message.
+ */
+export const LifecycleBatchItemSchema: GenMessage<LifecycleBatchItem> = /*@__PURE__*/
+  messageDesc(file_diego_bbs_v1_internal, 9);
+
+/**
+ * One result per item, in the order of the items.
+ *
+ * @generated from message diego.bbs.v1.LifecycleBatchResponse
+ */
+export type LifecycleBatchResponse = Message<"diego.bbs.v1.LifecycleBatchResponse"> & {
+  /**
+   * @generated from field: repeated diego.bbs.v1.LifecycleBatchResult results = 1;
+   */
+  results: LifecycleBatchResult[];
+};
+
+/**
+ * Describes the message diego.bbs.v1.LifecycleBatchResponse.
+ * Use `create(LifecycleBatchResponseSchema)` to create a new message.
+ */
+export const LifecycleBatchResponseSchema: GenMessage<LifecycleBatchResponse> = /*@__PURE__*/
+  messageDesc(file_diego_bbs_v1_internal, 10);
+
+/**
+ * @generated from message diego.bbs.v1.LifecycleBatchResult
+ */
+export type LifecycleBatchResult = Message<"diego.bbs.v1.LifecycleBatchResult"> & {
+  /**
+   * @generated from oneof diego.bbs.v1.LifecycleBatchResult.result
+   */
+  result: {
+    /**
+     * @generated from field: diego.bbs.v1.StartTaskResponse start = 1;
+     */
+    value: StartTaskResponse;
+    case: "start";
+  } | {
+    /**
+     * @generated from field: diego.bbs.v1.RunningTaskResponse running = 2;
+     */
+    value: RunningTaskResponse;
+    case: "running";
+  } | {
+    /**
+     * @generated from field: diego.bbs.v1.CompleteTaskResponse complete = 3;
+     */
+    value: CompleteTaskResponse;
+    case: "complete";
+  } | {
+    /**
+     * @generated from field: diego.bbs.v1.RejectTaskResponse reject = 4;
+     */
+    value: RejectTaskResponse;
+    case: "reject";
+  } | {
+    /**
+     * The item was refused (the others are not affected).
+     *
+     * @generated from field: diego.bbs.v1.BatchItemError error = 5;
+     */
+    value: BatchItemError;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message diego.bbs.v1.LifecycleBatchResult.
+ * Use `create(LifecycleBatchResultSchema)` to create a new message.
+ */
+export const LifecycleBatchResultSchema: GenMessage<LifecycleBatchResult> = /*@__PURE__*/
+  messageDesc(file_diego_bbs_v1_internal, 11);
+
+/**
  * @generated from message diego.bbs.v1.HeartbeatRequest
  */
 export type HeartbeatRequest = Message<"diego.bbs.v1.HeartbeatRequest"> & {
@@ -250,7 +385,7 @@ export type HeartbeatRequest = Message<"diego.bbs.v1.HeartbeatRequest"> & {
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_diego_bbs_v1_internal, 8);
+  messageDesc(file_diego_bbs_v1_internal, 12);
 
 /**
  * @generated from message diego.bbs.v1.HeartbeatResponse
@@ -263,7 +398,7 @@ export type HeartbeatResponse = Message<"diego.bbs.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_diego_bbs_v1_internal, 9);
+  messageDesc(file_diego_bbs_v1_internal, 13);
 
 /**
  * @generated from message diego.bbs.v1.DeregisterRequest
@@ -280,7 +415,7 @@ export type DeregisterRequest = Message<"diego.bbs.v1.DeregisterRequest"> & {
  * Use `create(DeregisterRequestSchema)` to create a new message.
  */
 export const DeregisterRequestSchema: GenMessage<DeregisterRequest> = /*@__PURE__*/
-  messageDesc(file_diego_bbs_v1_internal, 10);
+  messageDesc(file_diego_bbs_v1_internal, 14);
 
 /**
  * @generated from message diego.bbs.v1.DeregisterResponse
@@ -293,7 +428,7 @@ export type DeregisterResponse = Message<"diego.bbs.v1.DeregisterResponse"> & {
  * Use `create(DeregisterResponseSchema)` to create a new message.
  */
 export const DeregisterResponseSchema: GenMessage<DeregisterResponse> = /*@__PURE__*/
-  messageDesc(file_diego_bbs_v1_internal, 11);
+  messageDesc(file_diego_bbs_v1_internal, 15);
 
 /**
  * @generated from message diego.bbs.v1.LockRequest
@@ -327,7 +462,7 @@ export type LockRequest = Message<"diego.bbs.v1.LockRequest"> & {
  * Use `create(LockRequestSchema)` to create a new message.
  */
 export const LockRequestSchema: GenMessage<LockRequest> = /*@__PURE__*/
-  messageDesc(file_diego_bbs_v1_internal, 12);
+  messageDesc(file_diego_bbs_v1_internal, 16);
 
 /**
  * @generated from message diego.bbs.v1.LockResponse
@@ -340,7 +475,7 @@ export type LockResponse = Message<"diego.bbs.v1.LockResponse"> & {
  * Use `create(LockResponseSchema)` to create a new message.
  */
 export const LockResponseSchema: GenMessage<LockResponse> = /*@__PURE__*/
-  messageDesc(file_diego_bbs_v1_internal, 13);
+  messageDesc(file_diego_bbs_v1_internal, 17);
 
 /**
  * @generated from message diego.bbs.v1.ReleaseRequest
@@ -362,7 +497,7 @@ export type ReleaseRequest = Message<"diego.bbs.v1.ReleaseRequest"> & {
  * Use `create(ReleaseRequestSchema)` to create a new message.
  */
 export const ReleaseRequestSchema: GenMessage<ReleaseRequest> = /*@__PURE__*/
-  messageDesc(file_diego_bbs_v1_internal, 14);
+  messageDesc(file_diego_bbs_v1_internal, 18);
 
 /**
  * @generated from message diego.bbs.v1.ReleaseResponse
@@ -375,7 +510,7 @@ export type ReleaseResponse = Message<"diego.bbs.v1.ReleaseResponse"> & {
  * Use `create(ReleaseResponseSchema)` to create a new message.
  */
 export const ReleaseResponseSchema: GenMessage<ReleaseResponse> = /*@__PURE__*/
-  messageDesc(file_diego_bbs_v1_internal, 15);
+  messageDesc(file_diego_bbs_v1_internal, 19);
 
 /**
  * @generated from message diego.bbs.v1.FetchLockRequest
@@ -392,7 +527,7 @@ export type FetchLockRequest = Message<"diego.bbs.v1.FetchLockRequest"> & {
  * Use `create(FetchLockRequestSchema)` to create a new message.
  */
 export const FetchLockRequestSchema: GenMessage<FetchLockRequest> = /*@__PURE__*/
-  messageDesc(file_diego_bbs_v1_internal, 16);
+  messageDesc(file_diego_bbs_v1_internal, 20);
 
 /**
  * @generated from message diego.bbs.v1.FetchLockResponse
@@ -414,7 +549,7 @@ export type FetchLockResponse = Message<"diego.bbs.v1.FetchLockResponse"> & {
  * Use `create(FetchLockResponseSchema)` to create a new message.
  */
 export const FetchLockResponseSchema: GenMessage<FetchLockResponse> = /*@__PURE__*/
-  messageDesc(file_diego_bbs_v1_internal, 17);
+  messageDesc(file_diego_bbs_v1_internal, 21);
 
 /**
  * Transitions that cells and the auctioneer drive. Each is one compare-and-swap in etcd.
@@ -462,6 +597,18 @@ export const TaskLifecycleService: GenService<{
     methodKind: "unary";
     input: typeof RejectTaskRequestSchema;
     output: typeof RejectTaskResponseSchema;
+  },
+  /**
+   * Several StartTask, RunningTask, CompleteTask and RejectTask calls of one cell in one (a cell may
+   * send what it has every ~200 ms): each item is applied exactly as its own RPC would be and answered
+   * in order; items naming one task apply in their order.
+   *
+   * @generated from rpc diego.bbs.v1.TaskLifecycleService.LifecycleBatch
+   */
+  lifecycleBatch: {
+    methodKind: "unary";
+    input: typeof LifecycleBatchRequestSchema;
+    output: typeof LifecycleBatchResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_diego_bbs_v1_internal, 0);
