@@ -300,9 +300,7 @@ export class AuctionRunner {
         return false;
       }
     }
-    const waitingDue = this.tracked
-      .due(now)
-      .some((t) => t.attempts > 0 && t.refusals.length === 0);
+    const waitingDue = this.tracked.due(now).some((t) => t.attempts > 0 && t.refusals.length === 0);
     if (waitingDue) this.cache.markStaleOlderThan(now - this.options.retryIntervalMs);
     const due = this.cache.toFetch(now);
     if (due.length === 0) return true;
@@ -332,7 +330,8 @@ export class AuctionRunner {
       this.tracked.keep(k.taskGuid, k);
       const log = taskLogger(logger, { taskGuid: k.taskGuid, domain: domains.get(k.taskGuid) });
       if (k.refusal) log.info({ cellId: k.refusal.cellId, reason: k.refusal.reason }, "cell refused the task");
-      else if (k.cause === "capacity") log.debug({ retryInMs: k.retryAtMs - this.now() }, "task waits for free capacity");
+      else if (k.cause === "capacity")
+        log.debug({ retryInMs: k.retryAtMs - this.now() }, "task waits for free capacity");
     }
   }
 
@@ -398,5 +397,3 @@ function logResult(logger: Logger, result: ScheduleResult<TaskWork>, placed: num
     logger.debug({ cellId: p.cellId, tasks: p.tasks.map((t) => t.taskGuid) }, "work sent");
   logger.debug({ placed, failed: result.failures.length }, "placement");
 }
-
-

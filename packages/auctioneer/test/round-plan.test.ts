@@ -163,7 +163,11 @@ describe("planRound", () => {
 
   test("counts the tasks that wait only because no cell answered", () => {
     const p = plan({
-      failures: [failure("a", "unreachable", false), failure("b", "unreachable", false), failure("c", "insufficient", false)],
+      failures: [
+        failure("a", "unreachable", false),
+        failure("b", "unreachable", false),
+        failure("c", "insufficient", false),
+      ],
     });
     expect(p.unreachable).toBe(2);
   });

@@ -71,7 +71,10 @@ test("tasks no cell can ever run fail in one round, with the texts of docs/contr
 
 test("a task waiting for capacity stays pending without burning retries, and starts when capacity frees up", async () => {
   const small = { memoryMb: 1024 };
-  c = await cluster([["cell-1", small], ["cell-2", small]]);
+  c = await cluster([
+    ["cell-1", small],
+    ["cell-2", small],
+  ]);
   const a = await active(c);
   await c.desire("big-1", { memoryMb: 800 });
   await c.desire("big-2", { memoryMb: 800 });
