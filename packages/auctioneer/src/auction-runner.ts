@@ -1,13 +1,14 @@
 import { schedule, type ScheduleResult } from "@diego/auction";
 import { taskLogger, type Logger } from "@diego/kit";
-import { DiegoError, FailureReason, truncateReason } from "@diego/models";
-import type { CellPresence } from "@diego/proto";
+import { backoffDelay, DiegoError, FailureReason, truncateReason, type BackoffOptions } from "@diego/models";
 import pLimit from "p-limit";
 import { Batcher, type TaskWork } from "./batcher.js";
+import { CellCache } from "./cell-cache.js";
 import { fetchCellStates } from "./fetch-cell-states.js";
 import type { AuctioneerMetrics } from "./metrics.js";
 import type { BbsPort, CellsPort } from "./ports.js";
-import { TrackedTasks } from "./tracked-tasks.js";
+import { planRound, type PerformAnswer, type Rejection, type RoundPlan } from "./round-plan.js";
+import { TrackedTasks, type TrackedTask } from "./tracked-tasks.js";
 
 export interface AuctionRunnerOptions {
   bbs: BbsPort;
@@ -15,20 +16,20 @@ export interface AuctionRunnerOptions {
   logger: Logger;
   metrics?: AuctioneerMetrics;
   startingContainerWeight: number;
-  /** Tasks waiting for capacity are auctioned again this often. */
+  /** The first wait of a task kept for capacity or for cells to answer; doubled each round, jittered. */
   retryIntervalMs: number;
+  /** The cap of that wait. */
+  maxRetryIntervalMs: number;
+  /** How often ListCells runs (new and gone cells). */
+  cellListIntervalMs: number;
+  /** How often every cell's State is fetched again as a check of the cache. */
+  cellStateRefreshIntervalMs: number;
   waitingTaskExpiryMs: number;
   maxCellRefusals: number;
   maxConcurrentRequests: number;
-  /** Pause after ListCells fails. */
-  bbsRetryMs?: number;
   nowMs?: () => number;
-}
-
-/** A rejection to send: `permanent` when no live cell can ever run the task (the BBS fails it at once). */
-interface Rejection {
-  reason: string;
-  permanent: boolean;
+  /** Uniform in [0, 1), for the jitter of waits. */
+  random?: () => number;
 }
 
 /** What one auction did, for logs and tests. */
@@ -42,19 +43,16 @@ export interface AuctionReport {
 }
 
 /**
- * The auction loop of the active auctioneer (docs/architecture.md, place; with the differences below):
+ * The auction loop of the active auctioneer (docs/architecture.md, auctioneer; with the differences below).
+ * Each round:
  *
- * 1. waits for requests (or for the retry time of tasks that wait for capacity);
- * 2. lists the live cells from the BBS (on error: pause, keep the batch);
- * 3. fetches every cell's state in parallel with a deadline;
- * 4. takes the batch (requests that came meanwhile included) plus the tasks it holds, one per guid;
- * 5. schedules (pure), then sends each cell its work in one Perform;
- * 6. rejects at once, through the BBS, the tasks no live cell could ever run, marked permanent (the BBS
- *    fails them at once with the scheduler's text: one round);
- *    keeps the tasks that only wait for free capacity and auctions them again every retry interval,
- *    without burning their retries (Diego rejects those too, every round); what a cell refused at
- *    Perform is placed elsewhere next round (the refusing cells excluded), or rejected with the
- *    cell's reason when no other cell can take it or `maxCellRefusals` cells refused it.
+ * 1. waits for requests, or for the time the held tasks are due;
+ * 2. brings the cell cache up to date (`refreshCells`): the cells it doubts, not every cell every time;
+ * 3. takes the batch (requests that came meanwhile included) plus the held tasks that are due, one per guid;
+ * 4. schedules (pure) on the cached states, then sends each cell its work in one Perform;
+ * 5. decides with the pure `planRound` (round-plan.ts) and does what it says: reserves the accepted work in
+ *    the cache, fetches the refusing cells again, keeps tasks with their backoff, and rejects through the
+ *    BBS (permanent when no live cell can ever run the task: the BBS fails it at once).
  *
  * When no cell answers at all, nothing is rejected (`unable to communicate to compatible cells` is
  * only logged): a transient outage must not burn the tasks' retries.
@@ -64,6 +62,13 @@ export class AuctionRunner {
   private readonly tracked: TrackedTasks;
   private readonly limit: ReturnType<typeof pLimit>;
   private readonly now: () => number;
+  private readonly random: () => number;
+  private readonly backoff: BackoffOptions;
+  /** Every live cell's state as last fetched, adjusted by the work placed since. */
+  readonly cache = new CellCache();
+  private listFailures = 0;
+  private listRetryAt = -Infinity;
+  private wakePause?: () => void;
   private active = false;
   private stopped = false;
   private loop?: Promise<void>;
@@ -78,6 +83,8 @@ export class AuctionRunner {
     this.tracked = new TrackedTasks(options.waitingTaskExpiryMs);
     this.limit = pLimit(options.maxConcurrentRequests);
     this.now = options.nowMs ?? Date.now;
+    this.random = options.random ?? Math.random;
+    this.backoff = { initialMs: options.retryIntervalMs, maxMs: options.maxRetryIntervalMs };
   }
 
   /** Queues tasks for the next auction; returns how many tasks wait for it. */
@@ -103,6 +110,8 @@ export class AuctionRunner {
     if (this.active) return;
     this.active = true;
     this.generation++;
+    // A gap: whatever the cache held may be old; the first round fetches every cell.
+    this.cache.invalidate();
     this.batcher.wake();
   }
 
@@ -116,6 +125,8 @@ export class AuctionRunner {
     this.generation++;
     this.batcher.clear();
     this.tracked.clear();
+    this.cache.invalidate();
+    this.wakePause?.();
     this.retryAt = Infinity;
     this.options.metrics?.tasksWaiting.set(0);
     this.batcher.wake();
@@ -129,6 +140,7 @@ export class AuctionRunner {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.wakePause?.();
     this.batcher.wake();
     await this.loop;
     this.options.cells.close();
@@ -147,149 +159,200 @@ export class AuctionRunner {
         await this.round();
       } catch (err) {
         this.options.logger.error({ err }, "auction failed");
-        await sleep(this.options.bbsRetryMs ?? 1_000);
+        this.cache.invalidate();
+        await this.pause(this.options.retryIntervalMs);
       }
     }
   }
 
   /** One auction. */
   async round(): Promise<void> {
-    const { logger, metrics, bbs, cells } = this.options;
+    const { logger, metrics, cells } = this.options;
     const generation = this.generation;
     const started = performance.now();
-    let presences: CellPresence[];
-    try {
-      presences = await bbs.listCells();
-    } catch (err) {
-      logger.warn({ err: (err as Error).message }, "cannot list cells from the BBS; the auction waits");
-      this.retryAt = this.now() + (this.options.bbsRetryMs ?? 1_000);
-      await sleep(this.options.bbsRetryMs ?? 1_000);
-      return;
-    }
-    cells.retain(presences);
-    const fetchStarted = performance.now();
-    const states = await fetchCellStates(presences, cells, this.limit, logger, this.warnedCells);
-    metrics?.fetchStatesDuration.observe((performance.now() - fetchStarted) / 1000);
-    metrics?.failedCellStateRequests.inc(states.failed);
+    if (!(await this.refreshCells(generation))) return;
     if (generation !== this.generation) return;
 
     const now = this.now();
     this.tracked.merge(this.batcher.drain(), now);
     for (const guid of this.tracked.expire(now))
       logger.info({ taskGuid: guid }, "forgot a waiting task the BBS no longer asks about");
-    const batch = this.tracked.all();
-    if (batch.length === 0) return;
+    const batch = this.tracked.due(now);
+    if (batch.length === 0) {
+      this.retryAt = this.tracked.nextDueMs();
+      return;
+    }
 
+    const { answered, unreachable } = this.cache.snapshot();
     const scheduleStarted = performance.now();
     const result = schedule(
       batch.map((t) => t.task),
-      states.answered.map((a) => a.state),
+      answered,
       {
         startingContainerWeight: this.options.startingContainerWeight,
-        unreachableCells: states.unreachable,
+        unreachableCells: unreachable,
         excludedCells: this.tracked.exclusions(),
       },
     );
     metrics?.scheduleDuration.observe((performance.now() - scheduleStarted) / 1000);
 
-    const presenceOf = new Map(states.answered.map((a) => [a.presence.cellId, a.presence]));
-    const toReject = new Map<string, Rejection>();
-    let placed = 0;
-    let refused = 0;
+    const answers = new Map<string, PerformAnswer>();
     await Promise.all(
       result.placements.map((placement) =>
         this.limit(async () => {
-          const presence = presenceOf.get(placement.cellId)!;
+          const presence = this.cache.presence(placement.cellId)!;
           try {
-            const failed = await cells.perform(presence, placement.tasks);
-            const refusedGuids = new Map(failed.map((f) => [f.taskGuid, f.reason || "the cell refused the task"]));
-            for (const task of placement.tasks) {
-              const reason = refusedGuids.get(task.taskGuid);
-              if (reason === undefined) {
-                this.tracked.delete(task.taskGuid);
-                placed++;
-                continue;
-              }
-              refused++;
-              const count = this.tracked.refused(task.taskGuid, { cellId: placement.cellId, reason });
-              taskLogger(logger, { taskGuid: task.taskGuid, domain: task.domain, cellId: placement.cellId }).info(
-                { reason },
-                "cell refused the task",
-              );
-              if (count >= this.options.maxCellRefusals) toReject.set(task.taskGuid, { reason, permanent: false });
-            }
+            answers.set(placement.cellId, { refused: await cells.perform(presence, placement.tasks) });
           } catch (err) {
-            // The cell may or may not have taken the work. Count it as a refusal: the tasks go to another
-            // cell next auction. Should the cell have reserved them after all, only one cell's StartTask
-            // can win, so a task still runs at most once.
-            const reason = `cell ${placement.cellId} did not take the work: ${(err as Error).message}`;
+            // The cell may or may not have taken the work: counted as a refusal, the tasks go to another cell
+            // next round. Should the cell have reserved them after all, only one cell's StartTask can win, so a
+            // task still runs at most once.
+            answers.set(placement.cellId, { error: (err as Error).message });
             logger.warn(
               { cellId: placement.cellId, tasks: placement.tasks.length, err: (err as Error).message },
               "sending work to the cell failed; the tasks go to another cell",
             );
-            for (const task of placement.tasks) {
-              refused++;
-              if (
-                this.tracked.refused(task.taskGuid, { cellId: placement.cellId, reason }) >=
-                this.options.maxCellRefusals
-              )
-                toReject.set(task.taskGuid, { reason, permanent: false });
-            }
           }
         }),
       ),
     );
     if (generation !== this.generation) return;
-    metrics?.taskAuctionsStarted.inc(placed);
-    metrics?.cellRefusals.inc(refused);
 
-    let unreachable = 0;
-    for (const failure of result.failures) {
-      const held = this.tracked.get(failure.task.taskGuid);
-      const lastRefusal = held?.refusals[held.refusals.length - 1];
-      if (failure.permanent) toReject.set(failure.task.taskGuid, { reason: failure.reason, permanent: true });
-      else if (failure.cause === "unreachable") unreachable++;
-      else if (lastRefusal) toReject.set(failure.task.taskGuid, { reason: lastRefusal.reason, permanent: false });
-      else
-        taskLogger(logger, { taskGuid: failure.task.taskGuid, domain: failure.task.domain }).debug(
-          { reason: failure.reason },
-          "task waits for free capacity",
-        );
-    }
-    if (unreachable > 0 && now - this.lastUnreachableWarning > 10_000) {
+    const held = new Map(batch.map((t) => [t.task.taskGuid, { attempts: t.attempts, refusals: t.refusals }]));
+    const plan = planRound({
+      schedule: result,
+      held,
+      answers,
+      maxCellRefusals: this.options.maxCellRefusals,
+      backoff: this.backoff,
+      nowMs: this.now(),
+      random: this.random,
+    });
+    this.apply(plan, batch);
+    metrics?.taskAuctionsStarted.inc(plan.placed.reduce((n, p) => n + p.tasks.length, 0));
+    metrics?.cellRefusals.inc(plan.refused);
+    if (plan.unreachable > 0 && now - this.lastUnreachableWarning > 10_000) {
       this.lastUnreachableWarning = now;
       logger.warn(
-        { tasks: unreachable, cells: presences.length },
+        { tasks: plan.unreachable, cells: this.cache.size },
         `${FailureReason.unableToCommunicate}: the tasks wait (their retries are not used up)`,
       );
     }
 
-    const rejected = await this.reject(toReject, generation);
+    const rejected = await this.reject(plan.reject, generation);
     if (generation !== this.generation) return;
 
     const report: AuctionReport = {
       tasks: batch.length,
-      cells: states.answered.length,
-      placed,
+      cells: answered.length,
+      placed: plan.placed.reduce((n, p) => n + p.tasks.length, 0),
       rejected,
       waiting: this.tracked.size,
-      refused,
+      refused: plan.refused,
     };
     metrics?.tasksWaiting.set(this.tracked.size);
     metrics?.auctionDuration.observe((performance.now() - started) / 1000);
     logger.debug(report, "auction done");
-    // Refused work goes again at once (to other cells); tasks waiting for capacity after the retry interval.
-    this.retryAt =
-      this.tracked.size === 0 ? Infinity : refused > 0 ? this.now() : this.now() + this.options.retryIntervalMs;
+    this.retryAt = this.tracked.nextDueMs();
     for (const listener of this.roundListeners) listener(report);
-    logResult(logger, result, placed);
+    logResult(logger, result, report.placed);
   }
 
-  private async reject(toReject: Map<string, Rejection>, generation: number): Promise<number> {
+  /**
+   * Brings the cell cache up to date for a round: ListCells every `cellListIntervalMs` (all cells fetched
+   * again every `cellStateRefreshIntervalMs`, and after a gap), then State from the cells it doubts: new,
+   * moved, refused work, unreachable ones whose backoff passed, and, when tasks waiting for capacity are
+   * due, those not fetched for a retry interval. False when there is no picture of the cells to auction on.
+   */
+  private async refreshCells(generation: number): Promise<boolean> {
+    const { bbs, cells, logger, metrics } = this.options;
+    const now = this.now();
+    const full = now - this.cache.fullFetchAtMs >= this.options.cellStateRefreshIntervalMs;
+    if (full || now - this.cache.listedAtMs >= this.options.cellListIntervalMs) {
+      if (now >= this.listRetryAt) {
+        try {
+          const presences = await bbs.listCells();
+          if (generation !== this.generation) return false;
+          cells.retain(presences);
+          this.cache.setPresences(presences, this.now());
+          if (full || this.listFailures > 0) {
+            this.cache.markAllStale();
+            this.cache.fullFetchAtMs = this.now();
+          }
+          this.listFailures = 0;
+          this.listRetryAt = -Infinity;
+        } catch (err) {
+          this.listFailures++;
+          this.listRetryAt = this.now() + backoffDelay(this.listFailures, this.backoff, this.random);
+          logger.warn(
+            { err: (err as Error).message, cachedCells: this.cache.size },
+            this.cache.fullFetchAtMs === -Infinity
+              ? "cannot list cells from the BBS; the auction waits"
+              : "cannot list cells from the BBS; auctioning on the cached cells",
+          );
+          if (this.cache.fullFetchAtMs === -Infinity) {
+            await this.pause(this.listRetryAt - this.now());
+            return false;
+          }
+        }
+      } else if (this.cache.fullFetchAtMs === -Infinity) {
+        await this.pause(this.listRetryAt - this.now());
+        return false;
+      }
+    }
+    const waitingDue = this.tracked.due(now).some((t) => t.attempts > 0 && t.refusals.length === 0);
+    if (waitingDue) this.cache.markStaleOlderThan(now - this.options.retryIntervalMs);
+    const due = this.cache.toFetch(now);
+    if (due.length === 0) return true;
+    const fetchStarted = performance.now();
+    const fetched = await fetchCellStates(due, cells, this.limit, logger, this.warnedCells);
+    metrics?.fetchStatesDuration.observe((performance.now() - fetchStarted) / 1000);
+    metrics?.cellStateRequests.inc(due.length);
+    metrics?.failedCellStateRequests.inc(fetched.failed.length + fetched.otherId);
+    if (generation !== this.generation) return false;
+    const stored = this.now();
+    for (const { presence, state } of fetched.answered) this.cache.stored(presence.cellId, state, stored);
+    for (const presence of fetched.failed)
+      this.cache.failed(presence.cellId, (n) => stored + backoffDelay(n, this.backoff, this.random));
+    return true;
+  }
+
+  /** Applies a round's plan to the held tasks and the cell cache (the rejections are sent after). */
+  private apply(plan: RoundPlan, batch: readonly TrackedTask[]): void {
+    const { logger } = this.options;
+    for (const p of plan.placed) {
+      this.cache.reserve(p.cellId, p.tasks);
+      for (const t of p.tasks) this.tracked.delete(t.taskGuid);
+    }
+    for (const cellId of plan.refresh) this.cache.markStale(cellId);
+    const domains = new Map(batch.map((t) => [t.task.taskGuid, t.task.domain]));
+    for (const k of plan.keep) {
+      this.tracked.keep(k.taskGuid, k);
+      const log = taskLogger(logger, { taskGuid: k.taskGuid, domain: domains.get(k.taskGuid) });
+      if (k.refusal) log.info({ cellId: k.refusal.cellId, reason: k.refusal.reason }, "cell refused the task");
+      else if (k.cause === "capacity")
+        log.debug({ retryInMs: k.retryAtMs - this.now() }, "task waits for free capacity");
+    }
+  }
+
+  /** Waits `ms`, cut short by stop() or deactivate(). */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakePause = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, ms));
+      this.wakePause = done;
+    });
+  }
+
+  private async reject(rejections: readonly Rejection[], generation: number): Promise<number> {
     const { bbs, logger, metrics } = this.options;
     let rejected = 0;
     await Promise.all(
-      [...toReject].map(([taskGuid, { reason, permanent }]) =>
+      rejections.map(({ taskGuid, reason, permanent }) =>
         this.limit(async () => {
           if (generation !== this.generation) return;
           const held = this.tracked.get(taskGuid);
@@ -312,8 +375,14 @@ export class AuctionRunner {
               // No longer pending (cancelled, deleted, claimed): nothing to do.
               this.tracked.delete(taskGuid);
               log.info({ reason, err: (err as Error).message }, "rejecting the task was refused by the BBS; dropped");
-            } else
-              log.warn({ reason, err: (err as Error).message }, "rejecting the task failed; tried again next auction");
+            } else if (held) {
+              const attempts = held.attempts + 1;
+              this.tracked.keep(taskGuid, {
+                attempts,
+                retryAtMs: this.now() + backoffDelay(attempts, this.backoff, this.random),
+              });
+              log.warn({ reason, err: (err as Error).message }, "rejecting the task failed; tried again later");
+            }
           }
         }),
       ),
@@ -327,8 +396,4 @@ function logResult(logger: Logger, result: ScheduleResult<TaskWork>, placed: num
   for (const p of result.placements)
     logger.debug({ cellId: p.cellId, tasks: p.tasks.map((t) => t.taskGuid) }, "work sent");
   logger.debug({ placed, failed: result.failures.length }, "placement");
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

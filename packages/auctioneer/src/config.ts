@@ -36,10 +36,25 @@ export const auctioneerSettings = {
     "Score added per container a cell is still starting (Diego's starting_container_weight).",
     { default: 0.25, check: z.number().min(0) },
   ),
-  retryInterval: setting("duration", "Tasks that wait for free capacity are auctioned again this often.", {
-    default: 1_000,
+  retryInterval: setting(
+    "duration",
+    "First wait of a task kept for free capacity or for cells to answer; doubled each round (jittered) up to --max-retry-interval.",
+    { default: 1_000, check: z.number().min(10) },
+  ),
+  maxRetryInterval: setting("duration", "The longest wait between auctions of a task kept for capacity.", {
+    default: 8_000,
     check: z.number().min(10),
   }),
+  cellListInterval: setting(
+    "duration",
+    "How often an auction lists the live cells from the BBS (new cells are fetched, gone ones dropped).",
+    { default: 1_000, check: z.number().min(10) },
+  ),
+  cellStateRefreshInterval: setting(
+    "duration",
+    "How often an auction fetches every live cell's State again, as a check of the cell cache.",
+    { default: 30_000, check: z.number().min(100) },
+  ),
   waitingTaskExpiry: setting(
     "duration",
     "A waiting task the BBS has not sent again for this long is forgotten (the BBS re-sends pending tasks every convergence pass).",

@@ -8,3 +8,5 @@ export * from "./metrics.js";
 export * from "./ports.js";
 export * from "./grpc-ports.js";
 export * from "./fetch-cell-states.js";
+export * from "./round-plan.js";
+export * from "./cell-cache.js";

@@ -10,6 +10,7 @@ export class AuctioneerMetrics {
   readonly taskAuctionsFailed: Counter;
   readonly fetchStatesDuration: Histogram;
   readonly failedCellStateRequests: Counter;
+  readonly cellStateRequests: Counter;
   readonly auctionDuration: Histogram;
   readonly scheduleDuration: Histogram;
   readonly cellRefusals: Counter;
@@ -30,13 +31,18 @@ export class AuctioneerMetrics {
     });
     this.fetchStatesDuration = new Histogram({
       name: "AuctioneerFetchStatesDuration",
-      help: "Seconds to fetch the state of every live cell for one auction.",
+      help: "Seconds to fetch the states an auction needed (the cells the cache doubts).",
       buckets: SECONDS,
       registers,
     });
     this.failedCellStateRequests = new Counter({
       name: "AuctioneerFailedCellStateRequests",
       help: "Cell State calls that failed, timed out or answered for another cell id.",
+      registers,
+    });
+    this.cellStateRequests = new Counter({
+      name: "AuctioneerCellStateRequests",
+      help: "Cell State calls made (the cell cache asks only the cells it doubts).",
       registers,
     });
     this.auctionDuration = new Histogram({

@@ -11,6 +11,10 @@ export interface TrackedTask {
   requestedAt: number;
   /** Cells that refused it at Perform, oldest first. */
   refusals: Refusal[];
+  /** Rounds it was auctioned without being placed. */
+  attempts: number;
+  /** When it goes to auction again (ms); 0 for a new task. */
+  retryAtMs: number;
 }
 
 /**
@@ -40,7 +44,7 @@ export class TrackedTasks {
       if (known) {
         known.task = task;
         known.requestedAt = nowMs;
-      } else this.tasks.set(task.taskGuid, { task, requestedAt: nowMs, refusals: [] });
+      } else this.tasks.set(task.taskGuid, { task, requestedAt: nowMs, refusals: [], attempts: 0, retryAtMs: 0 });
     }
   }
 
@@ -58,6 +62,27 @@ export class TrackedTasks {
 
   all(): TrackedTask[] {
     return [...this.tasks.values()];
+  }
+
+  /** The tasks due for an auction at `nowMs`. */
+  due(nowMs: number): TrackedTask[] {
+    return this.all().filter((t) => t.retryAtMs <= nowMs);
+  }
+
+  /** When the next held task is due (Infinity when none is held). */
+  nextDueMs(): number {
+    let next = Infinity;
+    for (const t of this.tasks.values()) next = Math.min(next, t.retryAtMs);
+    return next;
+  }
+
+  /** Keeps a task for another round: its attempts, when it is due, and a refusal to record. */
+  keep(taskGuid: string, kept: { attempts: number; retryAtMs: number; refusal?: Refusal }): void {
+    const t = this.tasks.get(taskGuid);
+    if (!t) return;
+    t.attempts = kept.attempts;
+    t.retryAtMs = kept.retryAtMs;
+    if (kept.refusal) t.refusals.push(kept.refusal);
   }
 
   /** Records a cell's refusal; returns how many cells have refused the task so far. */

@@ -1,23 +1,17 @@
-import { SimulatedCell, type SimulatedCellConfig } from "@diego/auction";
+import { randomBytes } from "node:crypto";
+import { rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startBbs, type RunningBbs } from "@diego/bbs";
+import { cellConfig, FakeRuntime, startCell, type CellConfig, type RunningCell } from "@diego/cell";
+import { createClient, type ServiceClient } from "@diego/kit";
+import { DiegoError } from "@diego/models";
+import { CellService, cellv1, LockService, TaskLifecycleService, TaskService, type Task } from "@diego/proto";
+import { eventually, GrpcFaultProxy } from "@diego/testing";
 import { pino } from "pino";
 import { auctioneerConfig, startAuctioneer, type AuctioneerConfig, type AuctioneerHandle } from "../src/index.js";
-import { FakeBbs, SimulatedCellServers } from "../src/sim/index.js";
 
 export const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
-
-/** Polls until `check` is true; fails with `what` after the deadline (generous: the machine is slow and shared). */
-export async function waitFor(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -26,30 +20,62 @@ export const FAST: Partial<AuctioneerConfig> = {
   lockTtl: 1_500,
   lockRetryInterval: 100,
   retryInterval: 100,
+  maxRetryInterval: 400,
+  cellListInterval: 200,
   cellStateTimeout: 1_000,
   communicationTimeout: 3_000,
 };
 
+/** A real cell (fake runtime), reached by the auctioneer and the BBS through its own fault proxy. */
+export interface TestCell {
+  cellId: string;
+  running: RunningCell;
+  /** CellRepService in front of the cell: the address the cell advertises. */
+  proxy: GrpcFaultProxy;
+  workDir: string;
+}
+
 export interface Cluster {
-  bbs: FakeBbs;
-  cells: SimulatedCellServers;
+  bbs: RunningBbs;
+  /** The auctioneers reach the BBS through this (CellService, TaskLifecycleService, LockService). */
+  bbsProxy: GrpcFaultProxy;
+  tasks: ServiceClient<(typeof TaskService)["method"]>;
+  cells: Map<string, TestCell>;
   auctioneers: AuctioneerHandle[];
   startAuctioneer(over?: Partial<AuctioneerConfig>): Promise<AuctioneerHandle>;
-  addCells(configs: SimulatedCellConfig[]): Promise<void>;
+  addCell(cellId: string, over?: Partial<CellConfig>): Promise<TestCell>;
+  desire(guid: string, over?: Record<string, unknown>): Promise<void>;
+  get(guid: string): Promise<Task | undefined>;
+  /** Waits until the task satisfies `ok`; returns it. */
+  until(guid: string, what: string, ok: (t: Task | undefined) => boolean): Promise<Task | undefined>;
+  /** Cell id of each placed task among `guids` (claimed or further). */
+  placements(guids: readonly string[]): Promise<Map<string, string>>;
+  /** The address in the `auctioneer` lock, if someone holds it. */
+  activeAuctioneer(): Promise<string | undefined>;
   stop(): Promise<void>;
 }
 
-/** A fake BBS, simulated cells over gRPC that claim what they accept, and auctioneers started in-process. */
-export async function cluster(cellConfigs: SimulatedCellConfig[]): Promise<Cluster> {
-  const bbs = new FakeBbs({ logger });
-  await bbs.start();
-  const cells = new SimulatedCellServers({
-    logger,
-    onAccepted: (cellId, tasks) => tasks.forEach((t) => bbs.claim(t.taskGuid, cellId)),
-  });
+/** The real BBS (memory store), real cells on the fake runtime, and auctioneers started in-process. */
+export async function cluster(cells: [string, Partial<CellConfig>?][] = []): Promise<Cluster> {
+  const bbs = await startBbs(
+    {
+      store: "memory",
+      listenAddress: "127.0.0.1:0",
+      statusAddress: "127.0.0.1:0",
+      logLevel: "silent",
+      // Pending tasks go to the auctioneer again every pass.
+      convergeRepeatInterval: 1_000,
+    },
+    { logger },
+  );
+  const bbsProxy = await GrpcFaultProxy.start(bbs.address, [CellService, TaskLifecycleService, LockService]);
+  const tasks = createClient(TaskService, bbs.address);
+  const locks = createClient(LockService, bbs.address);
   const c: Cluster = {
     bbs,
-    cells,
+    bbsProxy,
+    tasks,
+    cells: new Map(),
     auctioneers: [],
     async startAuctioneer(over = {}) {
       const a = await startAuctioneer(
@@ -57,7 +83,7 @@ export async function cluster(cellConfigs: SimulatedCellConfig[]): Promise<Clust
           ...FAST,
           listenAddress: "127.0.0.1:0",
           statusAddress: "127.0.0.1:0",
-          bbsAddress: bbs.address,
+          bbsAddress: bbsProxy.address,
           ...over,
         }),
         { logger },
@@ -65,37 +91,88 @@ export async function cluster(cellConfigs: SimulatedCellConfig[]): Promise<Clust
       c.auctioneers.push(a);
       return a;
     },
-    async addCells(configs) {
-      await cells.add(configs.map((cfg) => new SimulatedCell(cfg)));
-      bbs.cells = cells.presences();
+    async addCell(cellId, over = {}) {
+      const proxy = await GrpcFaultProxy.start("127.0.0.1:1", [cellv1.CellRepService]);
+      const workDir = join(tmpdir(), `diego-auctioneer-test-${cellId}-${randomBytes(4).toString("hex")}`);
+      const running = await startCell(
+        cellConfig({
+          cellId,
+          listenAddress: "127.0.0.1:0",
+          statusAddress: "127.0.0.1:0",
+          advertiseAddress: proxy.address,
+          bbsAddress: bbs.address,
+          memoryMb: 4096,
+          diskMb: 8192,
+          workDir,
+          logLevel: "silent",
+          gracefulShutdownInterval: 500,
+          drainTimeout: 1_000,
+          ...over,
+        }),
+        { runtime: new FakeRuntime(), logger },
+      );
+      proxy.retarget(running.address);
+      const cell = { cellId, running, proxy, workDir };
+      c.cells.set(cellId, cell);
+      return cell;
+    },
+    async desire(guid, over = {}) {
+      await tasks.desireTask({
+        taskGuid: guid,
+        domain: "test",
+        rootFs: "docker:///diego/busybox",
+        memoryMb: 64,
+        diskMb: 64,
+        action: { action: { case: "run", value: { path: "/bin/sh", args: ["-c", "sleep 600"] } } },
+        ...over,
+      });
+    },
+    async get(guid) {
+      try {
+        return await tasks.getTask({ taskGuid: guid });
+      } catch (err) {
+        if (DiegoError.is(err, "NOT_FOUND")) return undefined;
+        throw err;
+      }
+    },
+    async until(guid, what, ok) {
+      let task: Task | undefined;
+      await eventually(`task ${guid}: ${what}`, async () => ok((task = await c.get(guid))), 30_000, 50);
+      return task;
+    },
+    async placements(guids) {
+      const out = new Map<string, string>();
+      for (const g of guids) {
+        const t = await c.get(g);
+        if (t?.cellId) out.set(g, t.cellId);
+      }
+      return out;
+    },
+    async activeAuctioneer() {
+      return (await locks.fetchLock({ key: "auctioneer" }).catch(() => undefined))?.value;
     },
     async stop() {
       await Promise.all(c.auctioneers.map((a) => a.stop()));
-      await cells.stop();
+      await Promise.all(
+        [...c.cells.values()].map(async (cell) => {
+          await cell.running.crash();
+          await cell.proxy.stop();
+          await rm(cell.workDir, { force: true, recursive: true });
+        }),
+      );
+      tasks.close();
+      locks.close();
+      await bbsProxy.stop();
       await bbs.stop();
     },
   };
-  await c.addCells(cellConfigs);
+  for (const [id, over] of cells) await c.addCell(id, over);
   return c;
 }
 
-export const cellConfig = (cellId: string, over: Partial<SimulatedCellConfig> = {}): SimulatedCellConfig => ({
-  cellId,
-  stacks: ["cflinuxfs4"],
-  rootfsProviders: [
-    { scheme: "docker", names: [] },
-    { scheme: "preloaded", names: ["busybox"] },
-  ],
-  total: { memoryMb: 4096, diskMb: 8192, containers: 100 },
-  ...over,
-});
-
-export const work = (taskGuid: string, over: Record<string, unknown> = {}) => ({
-  taskGuid,
-  domain: "test",
-  rootFs: "docker:///diego/busybox",
-  placementTags: [] as string[],
-  memoryMb: 64,
-  diskMb: 64,
-  ...over,
-});
+/** Starts an auctioneer and waits until it holds the lock. */
+export async function active(c: Cluster, over: Partial<AuctioneerConfig> = {}): Promise<AuctioneerHandle> {
+  const a = await c.startAuctioneer(over);
+  await eventually("the auctioneer to hold the lock", () => a.isActive(), 30_000, 50);
+  return a;
+}

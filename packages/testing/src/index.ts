@@ -3,3 +3,4 @@ export { EtcdServer } from "./etcd-server.js";
 export { eventually } from "./eventually.js";
 export { freePort } from "./free-port.js";
 export { DOCKER_GATEWAY } from "./gateway.js";
+export { GrpcFaultProxy, type Fault } from "./grpc-fault-proxy.js";

@@ -23,14 +23,15 @@ export interface CellBehaviour {
 export interface SimulatedCellServersOptions {
   logger: Logger;
   tls?: TlsFiles;
-  /** Called with the tasks a cell accepted at Perform (e.g. to claim them in a fake BBS). */
+  /** Called with the tasks a cell accepted at Perform (the bench times auctions with it). */
   onAccepted?: (cellId: string, tasks: cellv1.TaskWork[]) => void;
 }
 
 export type PresenceInit = MessageInitShape<typeof CellPresenceSchema>;
 
 /**
- * Serves simulated cells over real gRPC: one CellRepService server per cell, each on its own port
+ * The bench's load generator, not a cell: it serves simulated cells (a cell's capacity books, no containers)
+ * over real gRPC: one CellRepService server per cell, each on its own port
  * of 127.0.0.1, all in this process. (Not one server multiplexing many ids: the auctioneer reaches each
  * cell at its own address, as in a real fleet.)
  */

@@ -1,0 +1,170 @@
+// A gRPC proxy in front of a real server that fails or delays chosen calls, for fault injection in tests:
+// the real part answers everything else, byte for byte.
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import {
+  Client,
+  credentials,
+  Metadata,
+  Server,
+  ServerCredentials,
+  status,
+  type MethodDefinition,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type ServiceDefinition,
+  type UntypedHandleCall,
+} from "@grpc/grpc-js";
+import { methodPath } from "@diego/kit";
+
+/** A fault for one method (by its proto name, e.g. `ListCells`): fail with a status, and/or answer late. */
+export interface Fault {
+  /** Fail the call with this gRPC status code (e.g. `status.UNAVAILABLE`); unset: pass it on. */
+  code?: status;
+  message?: string;
+  /** Wait this long before passing the call on (or failing it). */
+  delayMs?: number;
+}
+
+const bytes = (b: Buffer) => b;
+
+/**
+ * Passes every unary and server-streaming call of the given services to `target` as bytes, with its deadline;
+ * the answer or error comes back as the server gave it. `fault(method, …)` makes chosen calls fail or wait;
+ * `calls` counts the calls per method. Plain text (no TLS). `retarget` points it at another server.
+ */
+export class GrpcFaultProxy {
+  /** Calls received, per method name. */
+  readonly calls = new Map<string, number>();
+  private readonly faults = new Map<string, Fault>();
+  private upstream: Client;
+  private stopped = false;
+
+  private constructor(
+    private readonly server: Server,
+    private target: string,
+    readonly address: string,
+  ) {
+    this.upstream = new Client(target, credentials.createInsecure());
+  }
+
+  /** Starts a proxy for `services` in front of `target` (host:port), on `listenAddress` (default a free port). */
+  static async start(
+    target: string,
+    services: readonly DescService[],
+    listenAddress = "127.0.0.1:0",
+  ): Promise<GrpcFaultProxy> {
+    const server = new Server();
+    let proxy: GrpcFaultProxy | undefined;
+    for (const service of services) {
+      const definition: Record<string, MethodDefinition<Buffer, Buffer>> = {};
+      const handlers: Record<string, UntypedHandleCall> = {};
+      for (const method of service.methods) {
+        const streaming = method.methodKind === "server_streaming";
+        if (method.methodKind !== "unary" && !streaming) continue;
+        definition[method.localName] = {
+          path: methodPath(service, method),
+          requestStream: false,
+          responseStream: streaming,
+          requestSerialize: bytes,
+          requestDeserialize: bytes,
+          responseSerialize: bytes,
+          responseDeserialize: bytes,
+        };
+        handlers[method.localName] = streaming
+          ? (call: ServerWritableStream<Buffer, Buffer>) => void proxy!.stream(service, method, call)
+          : (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) =>
+              void proxy!.unary(service, method, call, callback);
+      }
+      server.addService(definition as ServiceDefinition, handlers);
+    }
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(listenAddress, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    proxy = new GrpcFaultProxy(server, target, `${listenAddress.slice(0, listenAddress.lastIndexOf(":"))}:${port}`);
+    return proxy;
+  }
+
+  /** Sets (or with undefined clears) the fault of a method. */
+  fault(method: string, fault: Fault | undefined): void {
+    if (fault) this.faults.set(method, fault);
+    else this.faults.delete(method);
+  }
+
+  /** Clears every fault. */
+  heal(): void {
+    this.faults.clear();
+  }
+
+  count(method: string): number {
+    return this.calls.get(method) ?? 0;
+  }
+
+  /** Points the proxy at another server from the next call on. */
+  retarget(target: string): void {
+    if (target === this.target) return;
+    this.upstream.close();
+    this.target = target;
+    this.upstream = new Client(target, credentials.createInsecure());
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.server.forceShutdown();
+    this.upstream.close();
+  }
+
+  /** Applies the method's fault: returns the error to answer with, if any. */
+  private async before(method: DescMethod): Promise<{ code: status; details: string } | undefined> {
+    this.calls.set(method.name, this.count(method.name) + 1);
+    const fault = this.faults.get(method.name);
+    if (fault?.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+    if (this.stopped) return { code: status.UNAVAILABLE, details: "the proxy stopped" };
+    if (fault?.code === undefined) return undefined;
+    return { code: fault.code, details: fault.message ?? `fault injected on ${method.name}` };
+  }
+
+  private async unary(
+    service: DescService,
+    method: DescMethod,
+    call: ServerUnaryCall<Buffer, Buffer>,
+    callback: sendUnaryData<Buffer>,
+  ): Promise<void> {
+    const error = await this.before(method);
+    if (error) return callback(error, null);
+    const up = this.upstream.makeUnaryRequest(
+      methodPath(service, method),
+      bytes,
+      bytes,
+      call.request,
+      new Metadata(),
+      { deadline: call.getDeadline() },
+      (err, reply) => (err ? callback(err, null) : callback(null, reply)),
+    );
+    call.on("cancelled", () => up.cancel());
+  }
+
+  private async stream(service: DescService, method: DescMethod, call: ServerWritableStream<Buffer, Buffer>) {
+    const error = await this.before(method);
+    if (error) return call.emit("error", error);
+    const up = this.upstream.makeServerStreamRequest(
+      methodPath(service, method),
+      bytes,
+      bytes,
+      call.request,
+      new Metadata(),
+      { deadline: call.getDeadline() },
+    );
+    let ended = false;
+    up.on("data", (message: Buffer) => call.write(message));
+    up.on("error", (err) => {
+      if (!ended) call.emit("error", err);
+      ended = true;
+    });
+    up.on("end", () => {
+      if (!ended) call.end();
+      ended = true;
+    });
+    call.on("cancelled", () => up.cancel());
+  }
+}
