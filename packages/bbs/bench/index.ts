@@ -312,13 +312,13 @@ async function readLatencies(address: string) {
     get.push(await time(() => tasks.getTask({ taskGuid: guid })));
   }
   const list: number[] = [];
-  for (let i = 0; i < 10; i++) await tasks.listTasks({ domain: "domain-0" });
+  for (let i = 0; i < 10; i++) await tasks.listTasks({ domain: "domain-0", pageSize: DOMAIN_SIZE });
   for (let i = 0; i < 200; i++) {
     const domain = `domain-${Math.floor(Math.random() * (STORED / DOMAIN_SIZE))}`;
     list.push(
       await time(async () => {
-        const res = await tasks.listTasks({ domain });
-        if (res.tasks.length !== DOMAIN_SIZE)
+        const res = await tasks.listTasks({ domain, pageSize: DOMAIN_SIZE });
+        if (res.tasks.length !== DOMAIN_SIZE || res.nextPageToken)
           throw new Error(`ListTasks(${domain}) returned ${res.tasks.length} tasks`);
       }),
     );
