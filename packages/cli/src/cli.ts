@@ -3,16 +3,18 @@ import type { DiegoClient } from "@diego/client";
 import { ENV, clientOptionsFrom, connect, type GlobalOptions } from "./connection.js";
 import type { CommandContext } from "./context.js";
 import { describeError, unwrap } from "./errors.js";
-import { EXIT_CODES_HELP, ExitCode, exitCodeFor } from "./exit-codes.js";
+import { EXIT_CODES_HELP, ExitCode, RunExitCode, exitCodeFor, runExitCodeFor } from "./exit-codes.js";
+import { jsonSafe, terminalSafe } from "./format/escape.js";
 import type { CliIo } from "./io.js";
 import { cellsCommand } from "./commands/cells.js";
 import { desireCommand } from "./commands/desire.js";
 import { getCommand } from "./commands/get.js";
 import { lifecycleCommand } from "./commands/lifecycle.js";
-import { listCommand } from "./commands/list.js";
+import { listCommand, type ListOptions } from "./commands/list.js";
 import { logsCommand } from "./commands/logs.js";
 import { runCommand } from "./commands/run.js";
-import { watchCommand } from "./commands/watch.js";
+import { watchCommand, type WatchCommandOptions } from "./commands/watch.js";
+import { collect } from "./labels-option.js";
 
 const ENVIRONMENT_HELP = `Environment:
   ${ENV.bbsAddress}       BBS address host:port, or several comma-separated to fail over (default 127.0.0.1:8889); --bbs-address wins
@@ -25,7 +27,7 @@ const EXAMPLES_HELP = `Examples:
   diego run hello.json --logs          the same, with the task's output as it runs
   diego desire hello.json              submit a task and return
   cat hello.json | diego desire -      the task file from standard input
-  diego list --domain demo --state running
+  diego list --domain demo --state running --label team=red
   diego get hello-1 --json
   diego resolve hello-1 && diego delete hello-1
   diego watch --domain demo`;
@@ -39,6 +41,8 @@ export async function runCli(argv: string[], io: CliIo, now: () => number = Date
   let client: DiegoClient | undefined;
   let address = io.env[ENV.bbsAddress] || "127.0.0.1:8889";
   let tls = false;
+  /** The subcommand being run (`run` has exit codes of its own). */
+  let subcommand = "";
 
   const program = new Command("diego")
     .description("Command-line client of diego: submit, follow and manage tasks on the BBS.")
@@ -57,6 +61,9 @@ export async function runCli(argv: string[], io: CliIo, now: () => number = Date
     .addHelpText("after", `\n${ENVIRONMENT_HELP}\n\n${EXIT_CODES_HELP}\n\n${EXAMPLES_HELP}\n`)
     .showHelpAfterError("(run diego --help for usage)")
     .exitOverride()
+    .hook("preSubcommand", (_program, sub) => {
+      subcommand = sub.name();
+    })
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
 
   /** Wraps a command: builds its context from the global options, maps its errors to messages and exit codes. */
@@ -68,15 +75,20 @@ export async function runCli(argv: string[], io: CliIo, now: () => number = Date
       const options = clientOptionsFrom(globals, io.env);
       address = options.address!;
       tls = options.tls !== undefined;
+      const json = Boolean(globals.json);
+      // Everything printed passes through here: no control character from the server reaches the terminal.
+      const safe = (text: string) => terminalSafe(text, "\n\t");
       const ctx: CommandContext = {
         io,
-        json: Boolean(globals.json),
+        json,
         address,
         tls,
         now,
         client: () => (client ??= connect(options)),
-        out: (line) => io.stdout.write(`${line}\n`),
-        err: (text) => io.stderr.write(text),
+        out: (line) => io.stdout.write(`${json ? jsonSafe(line) : safe(line)}\n`),
+        write: (text) => io.stdout.write(safe(text)),
+        data: (text) => io.stdout.write(io.stdout.isTTY ? safe(text) : text),
+        err: (text) => io.stderr.write(safe(text)),
       };
       exitCode = await fn(ctx, ...(args.slice(0, -1) as A));
     };
@@ -90,7 +102,7 @@ export async function runCli(argv: string[], io: CliIo, now: () => number = Date
   program
     .command("run")
     .description(
-      "submit a task, follow it to completion, print its result, resolve and delete it (exit 1 if it failed)",
+      "submit a task, follow it to completion, print its result, resolve and delete it (exits with the task's exit status if it failed)",
     )
     .argument("<file>", "task file, or - for standard input")
     .option("--wait", "follow the task to completion (the default)", true)
@@ -116,7 +128,8 @@ export async function runCli(argv: string[], io: CliIo, now: () => number = Date
     .option("--domain <domain>", "only tasks of this domain")
     .option("--cell <cell-id>", "only tasks on this cell")
     .option("--state <state>", "only tasks in this state: pending, claimed, running, completed, resolving")
-    .action(action((ctx, opts: { domain?: string; cell?: string; state?: string }) => listCommand(ctx, opts)));
+    .option("--label <key=value>", "only tasks with this label (repeatable: every one must match)", collect)
+    .action(action((ctx, opts: ListOptions) => listCommand(ctx, opts)));
 
   for (const [verb, text] of [
     ["cancel", "cancel tasks that are pending, claimed or running (they complete as failed: task was cancelled)"],
@@ -132,9 +145,14 @@ export async function runCli(argv: string[], io: CliIo, now: () => number = Date
 
   program
     .command("watch")
-    .description("print every task event from now on, until Ctrl-C")
+    .description("print every task event from now on, until Ctrl-C; a cut stream is resumed")
     .option("--domain <domain>", "only events of this domain")
-    .action(action((ctx, opts: { domain?: string }) => watchCommand(ctx, opts)));
+    .option("--label <key=value>", "only events of tasks with this label (repeatable: every one must match)", collect)
+    .option(
+      "--unreachable-timeout <duration>",
+      "give up (exit 3) when the BBS stays unreachable this long (default 60s)",
+    )
+    .action(action((ctx, opts: WatchCommandOptions) => watchCommand(ctx, opts)));
 
   program
     .command("logs")
@@ -156,10 +174,12 @@ export async function runCli(argv: string[], io: CliIo, now: () => number = Date
     await program.parseAsync(argv, { from: "user" });
     return exitCode;
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+    const run = subcommand === "run";
+    if (err instanceof CommanderError)
+      return err.exitCode === 0 ? ExitCode.ok : run ? RunExitCode.usage : ExitCode.usage;
     const { context, error } = unwrap(err);
-    io.stderr.write(describeError(error, address, context, tls));
-    return exitCodeFor(error);
+    io.stderr.write(terminalSafe(describeError(error, address, context, tls), "\n"));
+    return run ? runExitCodeFor(error) : exitCodeFor(error);
   } finally {
     client?.close();
   }

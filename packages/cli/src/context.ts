@@ -12,8 +12,12 @@ export interface CommandContext {
   tls: boolean;
   client(): DiegoClient;
   now(): number;
-  /** Writes a line to stdout. */
+  /** Writes a line to stdout (a JSON line with --json); control characters are escaped. */
   out(line: string): void;
-  /** Writes text to stderr as it is. */
+  /** Writes text (a table, a task's fields) to stdout; control characters but newline and tab are escaped. */
+  write(text: string): void;
+  /** Writes a task's own output (its result) to stdout: escaped on a terminal, as it is into a pipe or file. */
+  data(text: string): void;
+  /** Writes text to stderr; control characters but newline and tab are escaped. */
   err(text: string): void;
 }

@@ -1,5 +1,6 @@
 import { TaskState, type Task } from "@diego/proto";
 import { formatDuration } from "@diego/models";
+import { terminalSafe } from "./format/escape.js";
 import { clip } from "./format/table.js";
 
 const SPINNER = ["|", "/", "-", "\\"];
@@ -10,7 +11,7 @@ export function progressText(task: Task, elapsedMs: number, tick: number): strin
   const where = task.cellId ? ` on ${task.cellId}` : "";
   const rejected = task.rejectionCount ? ` (rejected ${task.rejectionCount}x: ${task.rejectionReason})` : "";
   const seconds = formatDuration(Math.floor(elapsedMs / 100) * 100);
-  return `${SPINNER[tick % SPINNER.length]} ${task.taskGuid} ${state}${where} ${seconds}${rejected}`;
+  return terminalSafe(`${SPINNER[tick % SPINNER.length]} ${task.taskGuid} ${state}${where} ${seconds}${rejected}`);
 }
 
 /**

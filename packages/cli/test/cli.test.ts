@@ -42,7 +42,8 @@ describe("help and usage", () => {
     }
     expect(r.stdout).toContain("DIEGO_BBS_ADDR");
     expect(r.stdout).toContain("DIEGO_TLS_CA_FILE");
-    expect(r.stdout).toContain("Exit codes:");
+    expect(r.stdout).toContain("Exit codes (every command but run):");
+    expect(r.stdout).toContain("Exit codes of run");
   });
 
   test("a command's help shows its options and the global ones", async () => {
@@ -165,9 +166,9 @@ describe("get, list, cancel, resolve, delete", () => {
     const table = await run(["list", "--domain", domain]);
     expect(table.code).toBe(0);
     const lines = table.stdout.trimEnd().split("\n");
-    expect(lines[0]).toMatch(/^TASK GUID +DOMAIN +STATE +CELL +AGE +OUTCOME$/);
+    expect(lines[0]).toMatch(/^TASK GUID +DOMAIN +STATE +CELL +AGE +LABELS +OUTCOME$/);
     expect(lines.slice(1).map((l) => l.split(/\s+/)[0])).toEqual([a, b, c]);
-    expect(lines[3]).toMatch(/COMPLETED +cell-2 +\d+s +failed: DEMO: Exited with status 2$/);
+    expect(lines[3]).toMatch(/COMPLETED +cell-2 +\d+s +- +failed: DEMO: Exited with status 2$/);
 
     const guidsOf = async (args: string[]) =>
       (await run(["list", "--domain", domain, "--json", ...args])).stdout
@@ -230,11 +231,11 @@ describe("run", () => {
     expect(await bbs.has(g)).toBe(false);
   });
 
-  test("a failed task exits 1 with its failure reason on stderr", async () => {
+  test("a task whose run action exited non-zero: diego exits with its status, the reason on stderr", async () => {
     const g = guid();
-    plans.set(g, { cellId: "cell-2", failed: true, failureReason: "DEMO: Exited with status 3" });
+    plans.set(g, { cellId: "cell-2", failed: true, failureReason: "DEMO: Exited with status 3", exitStatus: 3 });
     const r = await run(["run", "-"], { stdin: taskFile(g) });
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(3);
     expect(r.stdout).toBe("");
     expect(r.stderr).toBe(`diego: task ${g} failed on cell-2: DEMO: Exited with status 3\n`);
     expect(await bbs.has(g)).toBe(false);
@@ -307,9 +308,9 @@ describe("run", () => {
     expect(await bbs.has(g)).toBe(true);
   });
 
-  test("--poll-interval must be a duration", async () => {
+  test("--poll-interval must be a duration (run's usage error: 121)", async () => {
     const r = await run(["run", "-", "--poll-interval", "soon"], { stdin: taskFile(guid()) });
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(121);
     expect(r.stderr).toContain("--poll-interval: must be a duration");
   });
 });
@@ -355,10 +356,10 @@ describe("watch, logs, cells", () => {
     }
   });
 
-  test("watch exits 3 when the BBS goes away", async () => {
+  test("watch exits 3 when the BBS stays away past --unreachable-timeout", async () => {
     const other = await TestBbs.start();
     const f = fakeIo({ env: { DIEGO_BBS_ADDR: other.address } });
-    const watching = runCli(["watch"], f.io);
+    const watching = runCli(["watch", "--unreachable-timeout", "1s"], f.io);
     await until(() => other.watchers > 0);
     await other.stop();
     expect(await watching).toBe(3);
@@ -478,5 +479,149 @@ describe("connection errors", () => {
     expect(files.stderr).toContain("cannot read TLS CA file /nope/ca.crt");
     expect((await run(["list", "--bbs-address", "nowhere"])).stderr).toContain("--bbs-address: must be host:port");
     expect((await run(["list", "--timeout", "soon"])).code).toBe(2);
+  });
+});
+
+describe("outcome, labels, paging, resume, escaping", () => {
+  test("run exits with the task's exit status, or 124 without one; its own errors are 122 and 123", async () => {
+    const exited = guid();
+    plans.set(exited, {
+      failed: true,
+      failureReason: "DEMO: Exited with status 7",
+      exitStatus: 7,
+      usage: { peakMemoryBytes: 5n * 1024n * 1024n, cpuTimeNs: 1_500_000_000n },
+    });
+    const r = await run(["run", "-", "--json"], { stdin: taskFile(exited) });
+    expect(r.code).toBe(7);
+    const outcome = JSON.parse(r.stdout);
+    expect(outcome).toMatchObject({
+      failed: true,
+      failure_kind: "EXITED",
+      exit_status: 7,
+      usage: { peak_memory_bytes: 5 * 1024 * 1024, cpu_time_ns: 1_500_000_000 },
+    });
+    for (const t of ["claimed_at", "started_at", "completed_at"]) expect(typeof outcome[t]).toBe("number");
+
+    const timedOut = guid();
+    plans.set(timedOut, { failed: true, failureReason: "exceeded 1s timeout" });
+    expect((await run(["run", "-"], { stdin: taskFile(timedOut) })).code).toBe(124);
+
+    const dup = guid();
+    await run(["desire", "-"], { stdin: taskFile(dup) });
+    expect((await run(["run", "-"], { stdin: taskFile(dup) })).code).toBe(123);
+    const away = await diego("127.0.0.1:1", ["run", "-"], { stdin: taskFile(guid()) });
+    expect(away.code).toBe(122);
+    expect((await run(["run"])).code).toBe(121);
+  });
+
+  test("get shows the outcome fields and the labels", async () => {
+    const g = guid();
+    await run(["desire", "-"], { stdin: taskFile(g, { labels: { team: "red", tier: "1" } }) });
+    await bbs.start(g, "cell-1");
+    await bbs.running(g, "cell-1");
+    await bbs.complete(g, {
+      failed: true,
+      failureReason: "DEMO: Exited with status 2",
+      exitStatus: 2,
+      usage: { peakMemoryBytes: 3n * 1024n * 1024n, cpuTimeNs: 250_000_000n },
+    });
+    const human = (await run(["get", g])).stdout;
+    expect(human).toMatch(/^labels: +team=red,tier=1$/m);
+    expect(human).toMatch(/^failure_kind: +EXITED$/m);
+    expect(human).toMatch(/^exit_status: +2$/m);
+    expect(human).toMatch(/^usage: +peak memory 3\.0 MiB, cpu 250ms$/m);
+    for (const t of ["claimed_at", "started_at", "completed_at"])
+      expect(human).toMatch(new RegExp(`^${t}: +\\d{4}-\\d\\d-\\d\\dT`, "m"));
+  });
+
+  test("list reads past the first page, selects on every --label and shows the labels", async () => {
+    const domain = `many-${guid()}`;
+    const { DiegoClient } = await import("@diego/client");
+    const client = new DiegoClient({ address: bbs.address });
+    try {
+      const count = 520; // more than one default page (500)
+      for (let i = 0; i < count; i++)
+        await client.desire({
+          taskGuid: `${domain}-${i}`,
+          domain,
+          rootFs: "docker:///diego/busybox",
+          action: { action: { case: "run", value: { path: "/bin/true" } } },
+          labels: { parity: i % 2 ? "odd" : "even", ...(i === 3 ? { special: "yes" } : {}) },
+        });
+      const all = (await run(["list", "--domain", domain, "--json"])).stdout.trimEnd().split("\n");
+      expect(new Set(all.map((l) => JSON.parse(l).task_guid)).size).toBe(count);
+      const odd = (await run(["list", "--domain", domain, "--label", "parity=odd", "--json"])).stdout
+        .trimEnd()
+        .split("\n");
+      expect(odd).toHaveLength(count / 2);
+      const table = await run(["list", "--domain", domain, "--label", "parity=odd", "--label", "special=yes"]);
+      expect(table.stdout.trimEnd().split("\n").slice(1)).toEqual([
+        expect.stringMatching(new RegExp(`^${domain}-3 .* parity=odd,special=yes$`)),
+      ]);
+      const bad = await run(["list", "--label", "nokey"]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('--label: must be key=value (got "nokey")');
+    } finally {
+      client.close();
+    }
+  });
+
+  test("watch --label resumes after its stream is cut: no event is missed or printed twice", async () => {
+    const proxy = await bbs.proxy();
+    const f = fakeIo({ env: { DIEGO_BBS_ADDR: proxy.address } });
+    const watching = runCli(["watch", "--label", "team=blue", "--json"], f.io);
+    await until(() => proxy.openWatches === 1);
+    const guids = [guid(), guid(), guid()];
+    await run(["desire", "-"], { stdin: taskFile(guids[0], { labels: { team: "blue" } }) });
+    await run(["desire", "-"], { stdin: taskFile(guid(), { labels: { team: "green" } }) });
+    await until(() => f.stdout().includes(guids[0]));
+    proxy.cutWatches();
+    await run(["desire", "-"], { stdin: taskFile(guids[1], { labels: { team: "blue" } }) });
+    await until(() => proxy.openWatches === 1);
+    proxy.cutWatches();
+    await run(["desire", "-"], { stdin: taskFile(guids[2], { labels: { team: "blue" } }) });
+    await until(() => f.stdout().includes(guids[2]));
+    f.interrupt();
+    expect(await watching).toBe(0);
+    const events = f
+      .stdout()
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(events[0]).toHaveProperty("live");
+    expect(events.slice(1).map((e) => e.created?.task?.task_guid)).toEqual(guids);
+    expect(f.stderr()).toContain("the event stream was cut");
+  });
+
+  test("control characters from the server never reach the terminal", async () => {
+    const g = guid();
+    const evil = "\u001b]0;pwned\u0007\u001b[2J\r";
+    plans.set(g, { failed: true, failureReason: `DEMO: ${evil}`, result: `42${evil}` });
+    const tty = await run(["run", "-"], { stdin: taskFile(g, { labels: { x: evil } }), tty: true });
+    // Into a pipe or a file, the task's result is its own data, byte for byte.
+    const p = guid();
+    plans.set(p, { result: `42${evil}` });
+    expect((await run(["run", "-"], { stdin: taskFile(p) })).stdout).toBe(`42${evil}\n`);
+    expect(tty.stderr).toContain("DEMO: \\e]0;pwned\\x07\\e[2J\\r");
+    // The task's own result: escaped on a terminal.
+    expect(tty.stdout).toContain("42\\e]0;pwned");
+    // eslint-disable-next-line no-control-regex -- the point of the check
+    const raw = /[\u0007\u001b\r]/;
+    expect(tty.stdout).not.toMatch(raw);
+    // Only the progress line's own erase sequence may be on stderr.
+    expect(tty.stderr.replaceAll("\r\u001b[K", "")).not.toMatch(raw);
+
+    const labelled = guid();
+    await run(["desire", "-"], { stdin: taskFile(labelled, { labels: { x: evil }, annotation: evil }) });
+    for (const args of [
+      ["get", labelled],
+      ["list", "--label", `x=${evil}`],
+      ["get", labelled, "--json"],
+    ]) {
+      const r = await run(args);
+      expect(r.code).toBe(0);
+      expect(r.stdout).not.toMatch(raw);
+      expect(r.stdout).toContain(labelled);
+    }
   });
 });

@@ -9,7 +9,9 @@ let bbs: TestBbs;
 beforeAll(async () => {
   bbs = await TestBbs.start();
   bbs.autoRun = (task) =>
-    task.annotation === "fail" ? { failed: true, failureReason: "DEMO: Exited with status 3" } : { result: "42" };
+    task.annotation === "fail"
+      ? { failed: true, failureReason: "DEMO: Exited with status 3", exitStatus: 3 }
+      : { result: "42" };
 });
 afterAll(() => bbs.stop());
 
@@ -42,13 +44,18 @@ test("scripts/diego --help lists the commands", async () => {
   expect(r.stderr).toBe("");
 }, 60_000);
 
-test("run exits 0 with the result, 1 with the failure reason, and a missing BBS is 3", async () => {
+test("run exits 0 with the result, with the task's exit status and its failure reason, and a missing BBS is 3 (122 for run)", async () => {
   const ok = await diego(["run", "-"], { stdin: task(`scripts-ok-${process.pid}`) });
   expect(ok).toMatchObject({ code: 0, stdout: "42\n", stderr: "" });
   const failed = await diego(["run", "-"], { stdin: task(`scripts-fail-${process.pid}`, "fail") });
-  expect(failed).toMatchObject({ code: 1, stdout: "" });
+  expect(failed).toMatchObject({ code: 3, stdout: "" });
   expect(failed.stderr).toBe(`diego: task scripts-fail-${process.pid} failed on cell-1: DEMO: Exited with status 3\n`);
   const away = await diego(["list"], { env: { DIEGO_BBS_ADDR: "127.0.0.1:1" } });
   expect(away.code).toBe(3);
   expect(away.stderr).toContain("cannot reach the BBS at 127.0.0.1:1");
+  const runAway = await diego(["run", "-"], {
+    stdin: task(`scripts-away-${process.pid}`),
+    env: { DIEGO_BBS_ADDR: "127.0.0.1:1" },
+  });
+  expect(runAway.code).toBe(122);
 }, 60_000);

@@ -7,11 +7,11 @@ import {
   type LogLine,
   type Task,
   type TaskCreateRequest,
-  type TaskEvent,
   type TaskState,
 } from "@diego/proto";
 import { createClient, type ServiceClient, type TlsFiles } from "@diego/kit";
 import { DiegoError } from "@diego/models";
+import { resumableWatch, type WatchFilter, type WatchItem, type WatchOptions } from "./resumable-watch.js";
 import { runToCompletion, type RunToCompletionOptions } from "./run-to-completion.js";
 import { parseTaskState, type TaskStateName } from "./task-state.js";
 
@@ -37,6 +37,19 @@ export interface TaskFilter {
   domain?: string;
   cellId?: string;
   state?: TaskState | TaskStateName;
+  /** Every pair must match the task's labels. */
+  labels?: Record<string, string>;
+}
+
+export interface ListOptions extends RequestOptions {
+  /** Tasks per page (each page is one call with its own deadline); default: the BBS's (500). */
+  pageSize?: number;
+}
+
+/** One ListTasks page; pass `nextPageToken` to `listPage` for the next one ("" on the last page). */
+export interface TaskPage {
+  tasks: Task[];
+  nextPageToken: string;
 }
 
 export interface RequestOptions {
@@ -84,17 +97,39 @@ export class DiegoClient {
     return this.call(() => this.tasks.getTask({ taskGuid }, options));
   }
 
-  async list(filter: TaskFilter = {}, options?: RequestOptions): Promise<Task[]> {
+  /** Every matching task, in guid order, read page by page. */
+  async list(filter: TaskFilter = {}, options?: ListOptions): Promise<Task[]> {
+    const out: Task[] = [];
+    for await (const task of this.listAll(filter, options)) out.push(task);
+    return out;
+  }
+
+  /** Every matching task, in guid order, a page at a time as the iteration goes (for lists too large to hold). */
+  async *listAll(filter: TaskFilter = {}, options?: ListOptions): AsyncGenerator<Task> {
+    let pageToken = "";
+    do {
+      const page = await this.listPage(filter, { ...options, pageToken });
+      yield* page.tasks;
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+  }
+
+  /** One page of matching tasks after `pageToken` ("" for the first). */
+  async listPage(filter: TaskFilter = {}, options: ListOptions & { pageToken?: string } = {}): Promise<TaskPage> {
     const state =
       filter.state === undefined
         ? undefined
         : typeof filter.state === "string"
           ? parseTaskState(filter.state)
           : filter.state;
+    const { pageSize, pageToken, ...callOptions } = options;
     const response = await this.call(() =>
-      this.tasks.listTasks({ domain: filter.domain, cellId: filter.cellId, state }, options),
+      this.tasks.listTasks(
+        { domain: filter.domain, cellId: filter.cellId, state, labels: filter.labels, pageSize, pageToken },
+        callOptions,
+      ),
     );
-    return response.tasks;
+    return { tasks: response.tasks, nextPageToken: response.nextPageToken };
   }
 
   /** PENDING, CLAIMED or RUNNING → COMPLETED, failed `task was cancelled`; FAILED_PRECONDITION once it is COMPLETED or RESOLVING. */
@@ -112,9 +147,27 @@ export class DiegoClient {
     await this.call(() => this.tasks.deleteTask({ taskGuid }, options));
   }
 
-  /** Every task change from now on (created / changed / removed), filtered by domain when given, until `signal` aborts. */
-  watch(filter: { domain?: string } = {}, options: { signal?: AbortSignal } = {}): AsyncIterable<TaskEvent> {
-    return this.stream(() => this.tasks.watchTasks({ domain: filter.domain }, options), options.signal);
+  /**
+   * Every task change from now on (created / changed / removed) matching the domain and labels, until
+   * `signal` aborts (CANCELLED). The live marker comes first, once. After a cut (BBS restart or
+   * failover, network, a watcher cut off for falling behind) it reconnects on its own and goes on
+   * after the last event's resume_token: nothing is missed or repeated. When the BBS no longer has
+   * those events (OUT_OF_RANGE) it watches afresh and yields a TaskResync (see `isResync`) holding
+   * the current tasks. `resume: false` ends the stream at the first cut instead.
+   */
+  watch(filter: WatchFilter = {}, options: WatchOptions = {}): AsyncGenerator<WatchItem> {
+    return resumableWatch(
+      {
+        open: (f, resumeToken, signal) =>
+          this.stream(
+            () => this.tasks.watchTasks({ domain: f.domain, labels: f.labels, resumeToken }, { signal }),
+            signal,
+          ),
+        list: (f, signal) => this.list(f, { signal }),
+      },
+      filter,
+      options,
+    );
   }
 
   /** The task's container output so far and, with `follow`, the lines that come until it completes. */

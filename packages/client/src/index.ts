@@ -2,10 +2,21 @@ export {
   DiegoClient,
   DEFAULT_BBS_ADDRESS,
   type DiegoClientOptions,
+  type ListOptions,
+  type TaskPage,
   type RequestOptions,
   type TaskCreateInit,
   type TaskFilter,
 } from "./diego-client.js";
+export {
+  decideAfterCut,
+  isResync,
+  type CutDecision,
+  type TaskResync,
+  type WatchFilter,
+  type WatchItem,
+  type WatchOptions,
+} from "./resumable-watch.js";
 export { runToCompletion, type RunToCompletionOptions, type TaskFollowApi } from "./run-to-completion.js";
 export { parseTaskFile, type ParseTaskFileOptions } from "./task-file.js";
 export { parseTaskState, taskStateName, TASK_STATE_NAMES, type TaskStateName } from "./task-state.js";

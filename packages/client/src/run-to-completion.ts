@@ -1,5 +1,6 @@
-import { TaskState, type Task, type TaskCreateRequest, type TaskEvent } from "@diego/proto";
+import { TaskState, type Task, type TaskCreateRequest } from "@diego/proto";
 import { DiegoError } from "@diego/models";
+import { isResync, type WatchFilter, type WatchItem, type WatchOptions } from "./resumable-watch.js";
 
 export interface RunToCompletionOptions {
   /** Called with the desired task, then whenever its state or cell changes. */
@@ -20,7 +21,7 @@ export interface RunToCompletionOptions {
 export interface TaskFollowApi {
   desire(request: TaskCreateRequest, options?: { signal?: AbortSignal }): Promise<Task>;
   get(taskGuid: string, options?: { signal?: AbortSignal }): Promise<Task>;
-  watch(filter: { domain?: string }, options: { signal?: AbortSignal }): AsyncIterable<TaskEvent>;
+  watch(filter: WatchFilter, options: WatchOptions): AsyncIterable<WatchItem>;
   resolve(taskGuid: string, options?: { signal?: AbortSignal }): Promise<void>;
   delete(taskGuid: string, options?: { signal?: AbortSignal }): Promise<void>;
 }
@@ -125,8 +126,15 @@ async function watchLoop(
 ) {
   while (!stop.aborted) {
     try {
-      for await (const event of client.watch({ domain: request.domain }, { signal: stop })) {
-        const { event: e } = event;
+      for await (const item of client.watch({ domain: request.domain }, { signal: stop })) {
+        if (isResync(item)) {
+          // Events may be missing: take the listed task (its absence is left to polling, which tells a
+          // task not desired yet from one deleted).
+          const listed = item.tasks.find((t) => t.taskGuid === request.taskGuid);
+          if (listed) tracker.offer(listed);
+          continue;
+        }
+        const { event: e } = item;
         if (e.case === "created" && e.value.task?.taskGuid === request.taskGuid) tracker.offer(e.value.task);
         else if (e.case === "changed" && e.value.after?.taskGuid === request.taskGuid) tracker.offer(e.value.after);
         else if (e.case === "removed" && e.value.task?.taskGuid === request.taskGuid) tracker.markRemoved(e.value.task);

@@ -1,6 +1,7 @@
 import { TaskState, type Task } from "@diego/proto";
 import { DiegoError } from "@diego/models";
 import { DiegoClient } from "../src/diego-client.js";
+import { isResync } from "../src/resumable-watch.js";
 import { TestBbs } from "../src/testing/index.js";
 
 let bbs: TestBbs;
@@ -67,6 +68,32 @@ test("list filters by domain, cell and state (by enum or by name)", async () => 
   });
 });
 
+test("list reads every page (any page size) and selects on labels; listPage and listAll page by hand and lazily", async () => {
+  const domain = `paged-${guid()}`;
+  const all: string[] = [];
+  for (let i = 0; i < 7; i++) {
+    const g = guid();
+    all.push(g);
+    await client.desire({ ...task(g, domain), labels: { parity: i % 2 ? "odd" : "even" } });
+  }
+  all.sort();
+  expect((await client.list({ domain }, { pageSize: 2 })).map((t) => t.taskGuid)).toEqual(all);
+  const odd = await client.list({ domain, labels: { parity: "odd" } }, { pageSize: 1 });
+  expect(odd).toHaveLength(3);
+  expect(odd.every((t) => t.labels.parity === "odd")).toBe(true);
+  const first = await client.listPage({ domain }, { pageSize: 3 });
+  expect(first.tasks.map((t) => t.taskGuid)).toEqual(all.slice(0, 3));
+  const second = await client.listPage({ domain }, { pageSize: 3, pageToken: first.nextPageToken });
+  expect(second.tasks.map((t) => t.taskGuid)).toEqual(all.slice(3, 6));
+  const lazily: string[] = [];
+  for await (const t of client.listAll({ domain }, { pageSize: 4 })) lazily.push(t.taskGuid);
+  expect(lazily).toEqual(all);
+  await expect(client.listPage({ domain }, { pageToken: "bogus" })).rejects.toMatchObject({
+    code: "INVALID_ARGUMENT",
+    violations: [{ field: "page_token" }],
+  });
+});
+
 test("cancel, resolve and delete walk a task out of the system", async () => {
   const g = guid();
   await client.desire(task(g));
@@ -89,6 +116,7 @@ test("watch streams created, changed and removed events of its domain until abor
   const seen: string[] = [];
   const watching = (async () => {
     for await (const ev of client.watch({ domain }, { signal: stop.signal })) {
+      if (isResync(ev)) continue;
       const e = ev.event;
       if (e.case === "created") seen.push(`created ${TaskState[e.value.task!.state]}`);
       if (e.case === "changed")

@@ -73,7 +73,7 @@ test("desire - reads the task from stdin", async () => {
   await diego(["cancel", guid], env);
 });
 
-test("run --wait prints the result and exits 0; a failing task exits non-zero with its reason", async () => {
+test("run --wait prints the result and exits 0; a failing task exits with its own exit status and its reason", async () => {
   const ok = await diego(["run", taskFile(uniqueGuid("run-ok")), "--wait"], env);
   expect(ok.code).toBe(0);
   expect(ok.stdout).toContain("42");
@@ -82,10 +82,13 @@ test("run --wait prints the result and exits 0; a failing task exits non-zero wi
       "run",
       taskFile(uniqueGuid("run-bad"), { action: { run: { path: "/bin/sh", args: ["-c", "exit 7"] } } }),
       "--wait",
+      "--json",
     ],
     env,
   );
-  expect(bad.code).toBe(1);
+  // Like docker run: the run action's exit status (124 when the cell reported none; docs/contract.md).
+  expect(bad.code).toBe(JSON.parse(bad.stdout).exit_status ?? 124);
+  expect(bad.code).not.toBe(0);
   expect(bad.stderr).toContain("DEMO: Exited with status 7");
 });
 

@@ -43,6 +43,12 @@ export const LIMITS = {
   lockValueBytes: 4096,
   /** Lists in a cell's presence (stacks, root_fs providers, placement tags). */
   presenceListItems: 64,
+  /** ListTasks page_size when none is given (0). */
+  listPageSizeDefault: 500,
+  /** The largest ListTasks page_size. */
+  listPageSizeMax: 5000,
+  /** Encoded tasks in one ListTasks page (a page always holds at least one task): well under gRPC's usual 4 MiB receive limit. */
+  listPageBytes: 2 * 1024 * 1024,
 } as const;
 
 /** C0, DEL and C1 control characters: never in identifiers or names (they spoof terminals and logs). */

@@ -7,7 +7,18 @@ export function redactTask(task: Task): Task {
 }
 
 const INT64_MARK = "\u0000int64:";
-const INT64_KEYS = new Set(["created_at", "updated_at", "first_completed_at", "timeout_ms", "timestamp"]);
+const INT64_KEYS = new Set([
+  "created_at",
+  "updated_at",
+  "first_completed_at",
+  "claimed_at",
+  "started_at",
+  "completed_at",
+  "timeout_ms",
+  "timestamp",
+  "peak_memory_bytes",
+  "cpu_time_ns",
+]);
 
 /**
  * A task as JSON text: snake_case names, `state` as its name, int64 fields as JSON integers (not the

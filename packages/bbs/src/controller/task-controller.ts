@@ -34,7 +34,7 @@ import type { GrpcClients } from "../grpc-clients.js";
 import type { LogTailStore } from "../log-tails/log-tail-store.js";
 import type { BbsMetrics } from "../metrics/bbs-metrics.js";
 import { decodeTask, encodeTask } from "../store/task-entry.js";
-import type { ApplyResult, TaskFilter, TaskStore } from "../store/task-store.js";
+import type { ApplyResult, PageRequest, TaskFilter, TaskStore } from "../store/task-store.js";
 import { batchItemError, checkBatchSize, itemCellId } from "./batch.js";
 
 type TaskBatchResultInit = MessageInitShape<typeof TaskBatchResultSchema>;
@@ -103,14 +103,17 @@ export class TaskController {
   }
 
   /**
-   * The matching tasks as protobuf bytes, straight from the store (only a task that carries
-   * image_password is decoded, redacted and encoded again): ListTasks sends these without
-   * decoding and re-encoding every task.
+   * One page of the matching tasks, in guid order, as protobuf bytes straight from the store (only a
+   * task that carries image_password or secret_env is decoded, redacted and encoded again): ListTasks
+   * sends these without decoding and re-encoding every task.
    */
-  listEncoded(filter: TaskFilter): Uint8Array[] {
-    return this.o.store
-      .select(filter)
-      .map((e) => (e.hasImagePassword ? encodeTask(redactTask(decodeTask(e.bytes))) : e.bytes));
+  listPageEncoded(filter: TaskFilter, page: PageRequest): { tasks: Uint8Array[]; lastGuid: string; more: boolean } {
+    const { entries, more } = this.o.store.page(filter, page);
+    return {
+      tasks: entries.map((e) => (e.hasImagePassword ? encodeTask(redactTask(decodeTask(e.bytes))) : e.bytes)),
+      lastGuid: entries.at(-1)?.guid ?? "",
+      more,
+    };
   }
 
   async cancel(guid: string, actor: Actor = "client"): Promise<void> {

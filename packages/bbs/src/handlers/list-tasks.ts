@@ -2,12 +2,19 @@ import { create } from "@bufbuild/protobuf";
 import { WireType } from "@bufbuild/protobuf/wire";
 import { ListTasksResponseSchema, type ListTasksResponse } from "@diego/proto";
 import type { HandlerDeps, TaskServiceImpl } from "./deps.js";
+import { formatPageToken, listQuery } from "./list-page.js";
 
-/** Filters by domain, cell_id and state; empty filters match all. */
+/**
+ * Filters by domain, cell_id, state and every labels pair (empty filters match all); one page in guid
+ * order, bounded by page_size and by bytes; next_page_token is empty on the last page.
+ */
 export const listTasks =
   ({ controller }: HandlerDeps): TaskServiceImpl["listTasks"] =>
-  (req) =>
-    encodedListResponse(controller.listEncoded({ domain: req.domain, cellId: req.cellId, state: req.state }));
+  (req) => {
+    const { filter, page } = listQuery(req);
+    const { tasks, lastGuid, more } = controller.listPageEncoded(filter, page);
+    return encodedListResponse(tasks, more ? formatPageToken(lastGuid) : "");
+  };
 
 /**
  * A ListTasksResponse whose `tasks` (field 1) are the stored Task bytes, carried as protobuf-es
@@ -15,8 +22,8 @@ export const listTasks =
  * decoded tasks would give (clients decode it as usual), without the BBS decoding and re-encoding
  * a thousand tasks per call.
  */
-export function encodedListResponse(tasks: Uint8Array[]): ListTasksResponse {
-  const message = create(ListTasksResponseSchema);
+export function encodedListResponse(tasks: Uint8Array[], nextPageToken = ""): ListTasksResponse {
+  const message = create(ListTasksResponseSchema, { nextPageToken });
   if (tasks.length === 0) return message;
   let size = 0;
   for (const t of tasks) size += 1 + varintSize(t.length) + t.length;

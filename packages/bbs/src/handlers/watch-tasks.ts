@@ -1,4 +1,5 @@
 import type { CallContext } from "@diego/kit";
+import { invalidArgument, labelsViolations, type FieldViolation } from "@diego/models";
 import type { HandlerDeps, TaskServiceImpl } from "./deps.js";
 
 /**
@@ -7,6 +8,9 @@ import type { HandlerDeps, TaskServiceImpl } from "./deps.js";
  */
 export const watchTasks = ({ hub }: HandlerDeps): TaskServiceImpl["watchTasks"] =>
   async function* (req, ctx) {
+    const violations: FieldViolation[] = [];
+    labelsViolations(req.labels, "labels", (field, message) => violations.push({ field, message }));
+    if (violations.length) throw invalidArgument(violations);
     const subscription = hub.subscribe({ domain: req.domain, labels: req.labels }, callerOf(ctx), req.resumeToken);
     const close = () => subscription.close();
     ctx.signal.addEventListener("abort", close, { once: true });

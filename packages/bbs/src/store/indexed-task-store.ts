@@ -1,7 +1,7 @@
 import type { Task, TaskState } from "@diego/proto";
 import { decodeTask, type TaskEntry } from "./task-entry.js";
 import { TaskIndex } from "./task-index.js";
-import type { TaskFilter, TaskStoreEvent } from "./task-store.js";
+import type { PageRequest, TaskFilter, TaskPage, TaskStoreEvent } from "./task-store.js";
 
 /**
  * What both task stores share: reads served from the in-memory index (the stored protobuf bytes plus
@@ -25,6 +25,10 @@ export abstract class IndexedTaskStore {
 
   select(filter: TaskFilter): TaskEntry[] {
     return this.index.select(filter);
+  }
+
+  page(filter: TaskFilter, page: PageRequest): TaskPage {
+    return this.index.page(filter, page);
   }
 
   entries(): Iterable<TaskEntry> {

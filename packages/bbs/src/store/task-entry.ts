@@ -18,6 +18,8 @@ export interface TaskEntry {
   readonly hasCallback: boolean;
   /** The stored bytes carry image_password or secret_env (they must be redacted before leaving the BBS). */
   readonly hasImagePassword: boolean;
+  /** The task's labels (ListTasks selects on them); one shared empty object when it has none. */
+  readonly labels: Readonly<Record<string, string>>;
   /** etcd mod_revision of the stored value (the memory store counts its own). */
   readonly revision: number;
   readonly bytes: Uint8Array;
@@ -31,6 +33,8 @@ export function decodeTask(bytes: Uint8Array): Task {
   return fromBinary(TaskSchema, bytes);
 }
 
+const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
+
 export function entryOf(task: Task, bytes: Uint8Array, revision: number): TaskEntry {
   return {
     guid: task.taskGuid,
@@ -42,6 +46,7 @@ export function entryOf(task: Task, bytes: Uint8Array, revision: number): TaskEn
     firstCompletedAtMs: nanosToMs(task.firstCompletedAt),
     hasCallback: task.completionCallbackUrl !== "",
     hasImagePassword: task.imagePassword !== "" || task.secretEnv.length > 0,
+    labels: Object.keys(task.labels).length ? task.labels : NO_LABELS,
     revision,
     bytes,
   };

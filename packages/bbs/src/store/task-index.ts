@@ -1,6 +1,7 @@
 import type { TaskState } from "@diego/proto";
 import type { TaskEntry } from "./task-entry.js";
-import type { TaskFilter } from "./task-store.js";
+import { SortedStrings } from "./sorted-strings.js";
+import type { PageRequest, TaskFilter, TaskPage } from "./task-store.js";
 
 /**
  * The in-memory view of every task, indexed by guid, domain, cell and state. Changes are applied by
@@ -13,6 +14,8 @@ export class TaskIndex {
   private readonly byDomain = new Map<string, Set<string>>();
   private readonly byCell = new Map<string, Set<string>>();
   private readonly byState = new Map<TaskState, Set<string>>();
+  /** Every guid in order, for pages. */
+  private readonly sorted = new SortedStrings();
   private readonly tombstones = new Map<string, number>();
 
   get size(): number {
@@ -35,6 +38,7 @@ export class TaskIndex {
     if (old) this.unindex(old);
     this.tombstones.delete(entry.guid);
     this.byGuid.set(entry.guid, entry);
+    if (!old) this.sorted.add(entry.guid);
     add(this.byDomain, entry.domain, entry.guid);
     add(this.byCell, entry.cellId, entry.guid);
     add(this.byState, entry.state, entry.guid);
@@ -48,6 +52,7 @@ export class TaskIndex {
     if (old) {
       this.unindex(old);
       this.byGuid.delete(guid);
+      this.sorted.delete(guid);
     }
     if (keepTombstone) this.tombstones.set(guid, revision);
     else this.tombstones.delete(guid);
@@ -65,6 +70,7 @@ export class TaskIndex {
     this.byDomain.clear();
     this.byCell.clear();
     this.byState.clear();
+    this.sorted.clear();
     this.tombstones.clear();
   }
 
@@ -74,25 +80,50 @@ export class TaskIndex {
 
   /** Entries matching every non-empty filter, walking the smallest index that applies. */
   select(filter: TaskFilter): TaskEntry[] {
-    const candidates: Set<string>[] = [];
-    if (filter.domain) candidates.push(this.byDomain.get(filter.domain) ?? new Set());
-    if (filter.cellId) candidates.push(this.byCell.get(filter.cellId) ?? new Set());
-    if (filter.state) candidates.push(this.byState.get(filter.state) ?? new Set());
+    const candidates = this.smallestCandidates(filter);
     const out: TaskEntry[] = [];
-    const matches = (e: TaskEntry) =>
-      (!filter.domain || e.domain === filter.domain) &&
-      (!filter.cellId || e.cellId === filter.cellId) &&
-      (!filter.state || e.state === filter.state);
-    if (candidates.length === 0) {
-      for (const e of this.byGuid.values()) out.push(e);
-      return out;
-    }
-    candidates.sort((a, b) => a.size - b.size);
-    for (const guid of candidates[0]) {
+    for (const guid of candidates ?? this.byGuid.keys()) {
       const e = this.byGuid.get(guid);
-      if (e && matches(e)) out.push(e);
+      if (e && matchesFilter(filter, e)) out.push(e);
     }
     return out;
+  }
+
+  /**
+   * One page in guid order after `page.after`. A filter that narrows to a small index set (a domain,
+   * a cell, a state holding under an eighth of the tasks) sorts just that set; otherwise the walk
+   * goes along every guid in order from the position, stopping once the page is full.
+   */
+  page(filter: TaskFilter, page: PageRequest): TaskPage {
+    const candidates = this.smallestCandidates(filter);
+    let ordered: Iterable<string>;
+    if (candidates && candidates.size * 8 < this.byGuid.size) {
+      const after = page.after;
+      ordered = [...candidates].filter((g) => g > after).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    } else {
+      ordered = this.sorted.after(page.after);
+    }
+    const entries: TaskEntry[] = [];
+    let bytes = 0;
+    for (const guid of ordered) {
+      const e = this.byGuid.get(guid);
+      if (!e || !matchesFilter(filter, e)) continue;
+      if (entries.length >= page.limit || (entries.length > 0 && bytes + e.bytes.length > page.maxBytes))
+        return { entries, more: true };
+      entries.push(e);
+      bytes += e.bytes.length;
+    }
+    return { entries, more: false };
+  }
+
+  /** The smallest of the index sets the filter names, or undefined when it names none. */
+  private smallestCandidates(filter: TaskFilter): Set<string> | undefined {
+    const sets: Set<string>[] = [];
+    if (filter.domain) sets.push(this.byDomain.get(filter.domain) ?? new Set());
+    if (filter.cellId) sets.push(this.byCell.get(filter.cellId) ?? new Set());
+    if (filter.state) sets.push(this.byState.get(filter.state) ?? new Set());
+    if (sets.length === 0) return undefined;
+    return sets.reduce((a, b) => (b.size < a.size ? b : a));
   }
 
   countByState(): Map<TaskState, number> {
@@ -119,4 +150,13 @@ function drop<K>(index: Map<K, Set<string>>, key: K, guid: string): void {
   if (!set) return;
   set.delete(guid);
   if (set.size === 0) index.delete(key);
+}
+
+/** Whether the entry passes every non-empty filter (labels: every pair must match). Pure. */
+export function matchesFilter(filter: TaskFilter, e: TaskEntry): boolean {
+  if (filter.domain && e.domain !== filter.domain) return false;
+  if (filter.cellId && e.cellId !== filter.cellId) return false;
+  if (filter.state && e.state !== filter.state) return false;
+  if (filter.labels) for (const k in filter.labels) if (e.labels[k] !== filter.labels[k]) return false;
+  return true;
 }

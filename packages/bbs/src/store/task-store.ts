@@ -7,6 +7,22 @@ export interface TaskFilter {
   domain?: string;
   cellId?: string;
   state?: TaskState;
+  /** Every pair must match the task's labels. */
+  labels?: Readonly<Record<string, string>>;
+}
+
+/** One ListTasks page: at most `limit` entries and `maxBytes` of them (but at least one), by guid after `after`. */
+export interface PageRequest {
+  /** The last guid of the previous page; "" for the first. */
+  after: string;
+  limit: number;
+  maxBytes: number;
+}
+
+export interface TaskPage {
+  entries: TaskEntry[];
+  /** More entries match after the last one. */
+  more: boolean;
 }
 
 /**
@@ -61,6 +77,8 @@ export interface TaskStore {
   list(filter: TaskFilter): Promise<Task[]>;
   /** The entries (stored bytes plus index fields) matching the filter, without decoding them. */
   select(filter: TaskFilter): TaskEntry[];
+  /** One page of the entries matching the filter, in guid order. */
+  page(filter: TaskFilter, page: PageRequest): TaskPage;
   /** Index fields of every task, without decoding them (convergence, metrics). */
   entries(): Iterable<TaskEntry>;
   /** Number of tasks in each state. */

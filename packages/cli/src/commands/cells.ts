@@ -8,6 +8,6 @@ export async function cellsCommand(ctx: CommandContext): Promise<number> {
   cells.sort((a, b) => a.cellId.localeCompare(b.cellId));
   if (ctx.json) for (const c of cells) ctx.out(cellJson(c));
   else if (cells.length === 0) ctx.err("no live cells\n");
-  else ctx.io.stdout.write(cellTable(cells));
+  else ctx.write(cellTable(cells));
   return 0;
 }

@@ -6,6 +6,6 @@ import { taskJson } from "../format/json-lines.js";
 export async function getCommand(ctx: CommandContext, taskGuid: string): Promise<number> {
   const task = await ctx.client().get(taskGuid);
   if (ctx.json) ctx.out(taskJson(task));
-  else ctx.io.stdout.write(taskDetail(task, ctx.now()));
+  else ctx.write(taskDetail(task, ctx.now()));
   return 0;
 }

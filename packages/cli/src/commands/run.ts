@@ -2,7 +2,7 @@ import { TaskState, type Task } from "@diego/proto";
 import { DiegoError, formatDuration, invalidArgument, parseDuration } from "@diego/models";
 import type { CommandContext } from "../context.js";
 import { describeError } from "../errors.js";
-import { ExitCode } from "../exit-codes.js";
+import { RunExitCode, runExitCodeOf } from "../exit-codes.js";
 import { logLineText } from "../format/task-view.js";
 import { logLineJson, taskJson } from "../format/json-lines.js";
 import { LogFollower } from "../log-follower.js";
@@ -23,8 +23,9 @@ export interface RunOptions {
 /**
  * `diego run <file.json|-> [--wait] [--logs] [--no-resolve]`: desires the task, shows a progress line
  * on a terminal, follows it to completion, prints its result (stdout) or its failure reason (stderr),
- * resolves and deletes it. Exit 0 when it succeeded, 1 when it failed. The first Ctrl-C cancels the
- * task, as soon as the BBS has it (exit 130 once it has stopped); a second stops waiting.
+ * resolves and deletes it. Exit 0 when it succeeded, its exit_status when its run action exited
+ * non-zero, 124 when it failed otherwise (RunExitCode). The first Ctrl-C cancels the task, as soon as
+ * the BBS has it (exit 130 once it has stopped); a second stops waiting.
  */
 export async function runCommand(ctx: CommandContext, file: string, opts: RunOptions): Promise<number> {
   if (!opts.wait) return desireCommand(ctx, file);
@@ -80,7 +81,7 @@ export async function runCommand(ctx: CommandContext, file: string, opts: RunOpt
     logs?.abort();
     if (stop.signal.aborted) {
       ctx.err(`diego: stopped waiting for task ${request.taskGuid} (see: diego get ${request.taskGuid})\n`);
-      return ExitCode.interrupted;
+      return RunExitCode.interrupted;
     }
     throw err;
   } finally {
@@ -90,14 +91,13 @@ export async function runCommand(ctx: CommandContext, file: string, opts: RunOpt
 
   const took = formatDuration(Math.max(0, ctx.now() - started));
   if (ctx.json) ctx.out(taskJson(task));
-  else if (task.result) ctx.io.stdout.write(task.result.endsWith("\n") ? task.result : `${task.result}\n`);
+  else if (task.result) ctx.data(task.result.endsWith("\n") ? task.result : `${task.result}\n`);
+  const code = runExitCodeOf(task, cancelRequested);
   if (task.failed) {
     ctx.err(`diego: task ${task.taskGuid} failed${task.cellId ? ` on ${task.cellId}` : ""}: ${task.failureReason}\n`);
-    return cancelRequested ? ExitCode.interrupted : ExitCode.taskFailed;
-  }
-  if (!ctx.json && ctx.io.stderr.isTTY)
+  } else if (!ctx.json && ctx.io.stderr.isTTY)
     ctx.err(`task ${task.taskGuid} succeeded${task.cellId ? ` on ${task.cellId}` : ""} in ${took}\n`);
-  return ExitCode.ok;
+  return code;
 }
 
 function parsePollInterval(text: string): number {

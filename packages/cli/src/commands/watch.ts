@@ -1,26 +1,66 @@
-import { DiegoError } from "@diego/models";
+import { isResync } from "@diego/client";
+import { DiegoError, invalidArgument, parseDuration } from "@diego/models";
 import type { CommandContext } from "../context.js";
 import { ExitCode } from "../exit-codes.js";
-import { eventLine } from "../format/task-view.js";
-import { eventJson } from "../format/json-lines.js";
+import { eventLine, listedLine } from "../format/task-view.js";
+import { eventJson, taskJson } from "../format/json-lines.js";
+import { parseLabelOptions } from "../labels-option.js";
 
-/** `diego watch [--domain D]`: every task event from now on, until Ctrl-C (exit 0) or the BBS ends the stream (exit 3). */
-export async function watchCommand(ctx: CommandContext, opts: { domain?: string }): Promise<number> {
+export interface WatchCommandOptions {
+  domain?: string;
+  label?: string[];
+  unreachableTimeout?: string;
+}
+
+/**
+ * `diego watch [--domain D] [--label k=v…]`: every task event from now on, until Ctrl-C (exit 0).
+ * A cut stream is resumed after its last event (a note on stderr); when the BBS no longer has the
+ * events to resume from, the tasks are listed again (`LISTED` lines; `{"resync":…}` then
+ * `{"listed":…}` with --json). Exit 3 once the BBS stays unreachable past --unreachable-timeout.
+ */
+export async function watchCommand(ctx: CommandContext, opts: WatchCommandOptions): Promise<number> {
+  const labels = parseLabelOptions(opts.label);
+  const unreachableTimeoutMs = opts.unreachableTimeout === undefined ? 60_000 : timeoutOf(opts.unreachableTimeout);
   const stop = new AbortController();
   const release = ctx.io.onInterrupt(() => stop.abort());
   try {
-    for await (const event of ctx.client().watch({ domain: opts.domain }, { signal: stop.signal })) {
-      if (event.event.case === "live" && !ctx.json) continue; // the stream is established; nothing to show
-      ctx.out(ctx.json ? eventJson(event) : eventLine(event, ctx.now()));
+    const items = ctx.client().watch(
+      { domain: opts.domain, labels },
+      {
+        signal: stop.signal,
+        unreachableTimeoutMs,
+        onReconnect: (attempt, err) => {
+          if (attempt === 1) ctx.err(`diego: the event stream was cut (${(err as Error).message}); resuming\n`);
+        },
+      },
+    );
+    for await (const item of items) {
+      if (isResync(item)) {
+        ctx.err(`diego: events may be missing (${item.reason}); listing the ${item.tasks.length} tasks again\n`);
+        if (ctx.json) ctx.out(JSON.stringify({ resync: { reason: item.reason } }));
+        for (const t of item.tasks) ctx.out(ctx.json ? `{"listed":{"task":${taskJson(t)}}}` : listedLine(t, ctx.now()));
+        continue;
+      }
+      if (item.event.case === "live" && !ctx.json) continue; // the stream is established; nothing to show
+      ctx.out(ctx.json ? eventJson(item) : eventLine(item, ctx.now()));
     }
-    if (stop.signal.aborted) return ExitCode.ok;
-    // The BBS ended the stream (shutdown, or this watcher fell too far behind): events may be missing from here on.
-    ctx.err(`diego: the BBS at ${ctx.address} closed the event stream\n`);
-    return ExitCode.unreachable;
+    return ExitCode.ok;
   } catch (err) {
-    if (stop.signal.aborted && DiegoError.is(err, "CANCELLED")) return 0;
+    if (stop.signal.aborted && DiegoError.is(err, "CANCELLED")) return ExitCode.ok;
     throw err;
   } finally {
     release();
   }
+}
+
+function timeoutOf(text: string): number {
+  try {
+    const ms = parseDuration(text);
+    if (ms > 0) return ms;
+  } catch {
+    // reported below
+  }
+  throw invalidArgument([
+    { field: "--unreachable-timeout", message: `must be a duration such as 10s or 5m (got ${JSON.stringify(text)})` },
+  ]);
 }

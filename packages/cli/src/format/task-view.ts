@@ -1,4 +1,5 @@
 import {
+  FailureKind,
   LogLine_Stream,
   TaskState,
   type Action,
@@ -38,6 +39,25 @@ export function outcome(task: Task): string {
   return task.rejectionCount ? `rejected ${task.rejectionCount}x: ${task.rejectionReason}` : "";
 }
 
+/** `a=1,b=2` (keys sorted), or "" when there are none. */
+export function labelsText(labels: Readonly<Record<string, string>>): string {
+  return Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${labels[k]}`)
+    .join(",");
+}
+
+export function failureKindName(kind: FailureKind): string {
+  return kind === FailureKind.FAILURE_KIND_UNSPECIFIED ? "" : (FailureKind[kind] ?? String(kind));
+}
+
+/** `peak 12.5 MiB, cpu 1.2s`, or "" when the cell measured nothing. */
+export function usageText(usage: Task["usage"]): string {
+  if (!usage || (!usage.peakMemoryBytes && !usage.cpuTimeNs)) return "";
+  const mib = Number(usage.peakMemoryBytes) / (1024 * 1024);
+  return `peak memory ${mib.toFixed(1)} MiB, cpu ${formatDuration(Number(usage.cpuTimeNs / 1_000_000n))}`;
+}
+
 export function taskTable(tasks: Task[], nowMs: number): string {
   const rows = tasks.map((t) => [
     t.taskGuid,
@@ -45,9 +65,10 @@ export function taskTable(tasks: Task[], nowMs: number): string {
     stateName(t.state),
     t.cellId || "-",
     age(t.createdAt, nowMs),
+    clip(labelsText(t.labels), 40) || "-",
     clip(outcome(t), 60),
   ]);
-  return renderTable(["TASK GUID", "DOMAIN", "STATE", "CELL", "AGE", "OUTCOME"], rows);
+  return renderTable(["TASK GUID", "DOMAIN", "STATE", "CELL", "AGE", "LABELS", "OUTCOME"], rows);
 }
 
 /** `diego get`: the fields a person looks at, one per line. */
@@ -66,6 +87,7 @@ export function taskDetail(task: Task, nowMs: number): string {
     ],
     ["env", task.env.map((e) => `${e.name}=${e.value}`).join(" ")],
     ["placement_tags", task.placementTags.join(", ")],
+    ["labels", labelsText(task.labels)],
     ["privileged", task.privileged ? "true" : ""],
     ["image_username", task.imageUsername],
     ["result_file", task.resultFile],
@@ -75,6 +97,9 @@ export function taskDetail(task: Task, nowMs: number): string {
     ["annotation", clip(task.annotation, 200)],
     ["created_at", `${isoTime(task.createdAt)} (${age(task.createdAt, nowMs)} ago)`],
     ["updated_at", `${isoTime(task.updatedAt)} (${age(task.updatedAt, nowMs)} ago)`],
+    ["claimed_at", task.claimedAt ? isoTime(task.claimedAt) : ""],
+    ["started_at", task.startedAt ? isoTime(task.startedAt) : ""],
+    ["completed_at", task.completedAt ? isoTime(task.completedAt) : ""],
     ["first_completed_at", task.firstCompletedAt ? isoTime(task.firstCompletedAt) : ""],
     ["rejections", task.rejectionCount ? `${task.rejectionCount} (last: ${task.rejectionReason})` : ""],
   ];
@@ -82,6 +107,9 @@ export function taskDetail(task: Task, nowMs: number): string {
     rows.push(
       ["failed", String(task.failed)],
       ["failure_reason", task.failureReason],
+      ["failure_kind", failureKindName(task.failureKind)],
+      ["exit_status", task.exitStatus === undefined ? "" : String(task.exitStatus)],
+      ["usage", usageText(task.usage)],
       ["result", clip(task.result, 500)],
     );
   }
@@ -130,6 +158,13 @@ function shellQuote(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : JSON.stringify(arg);
 }
 
+/** `watch`: after a resync, one line per task listed. */
+export function listedLine(task: Task, nowMs: number): string {
+  const time = new Date(nowMs).toISOString().slice(11, 23);
+  const cell = task.cellId ? `  cell=${task.cellId}` : "";
+  return `${time}  LISTED   ${task.taskGuid}  domain=${task.domain}  ${stateName(task.state)}${cell}`;
+}
+
 /** `watch`: one line per event. */
 export function eventLine(event: TaskEvent, nowMs: number): string {
   const time = new Date(nowMs).toISOString().slice(11, 23);
@@ -137,7 +172,8 @@ export function eventLine(event: TaskEvent, nowMs: number): string {
   switch (e.case) {
     case "created": {
       const t = e.value.task!;
-      return `${time}  CREATED  ${t.taskGuid}  domain=${t.domain}  ${stateName(t.state)}`;
+      const labels = labelsText(t.labels);
+      return `${time}  CREATED  ${t.taskGuid}  domain=${t.domain}  ${stateName(t.state)}${labels ? `  labels=${labels}` : ""}`;
     }
     case "changed": {
       const [b, a] = [e.value.before!, e.value.after!];

@@ -27,6 +27,7 @@ bbs.autoRun = (task) => ({
   result: task.annotation === "fail" ? "" : "42",
   failed: task.annotation === "fail",
   failureReason: "DEMO: Exited with status 1",
+  exitStatus: task.annotation === "fail" ? 1 : 0,
 });
 process.stdout.write(`BBS on ${bbs.address}\n`);
 process.on("SIGTERM", () => void bbs.stop().then(() => process.exit(0)));

@@ -2,6 +2,7 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import {
   Client,
   Metadata,
+  status,
   Server,
   type MethodDefinition,
   type sendUnaryData,
@@ -33,6 +34,8 @@ export class BbsProxy {
   dropEvents = false;
   /** Methods called through the proxy, in order (`DesireTask`, `GetTask`…). */
   readonly calls: string[] = [];
+  /** Open WatchTasks streams: cut() ends each as a broken connection would. */
+  private readonly watches = new Set<() => void>();
 
   private constructor(
     private readonly server: Server,
@@ -71,6 +74,18 @@ export class BbsProxy {
     );
     proxy = new BbsProxy(server, upstream, `${listen.slice(0, listen.lastIndexOf(":"))}:${port}`);
     return proxy;
+  }
+
+  /** Ends every open WatchTasks stream with UNAVAILABLE, as a dropped connection does; returns how many. */
+  cutWatches(): number {
+    const cuts = [...this.watches];
+    for (const cut of cuts) cut();
+    return cuts.length;
+  }
+
+  /** Open WatchTasks streams through the proxy. */
+  get openWatches(): number {
+    return this.watches.size;
   }
 
   async stop(): Promise<void> {
@@ -112,14 +127,27 @@ export class BbsProxy {
       if (!(events && this.dropEvents)) call.write(message);
     });
     let ended = false;
+    const cut = () => {
+      if (ended) return;
+      ended = true;
+      this.watches.delete(cut);
+      up.cancel();
+      call.emit("error", { code: status.UNAVAILABLE, details: "the proxy cut the stream" });
+    };
+    if (events) this.watches.add(cut);
     up.on("error", (err) => {
+      this.watches.delete(cut);
       if (!ended) call.emit("error", err);
       ended = true;
     });
     up.on("end", () => {
+      this.watches.delete(cut);
       if (!ended) call.end();
       ended = true;
     });
-    call.on("cancelled", () => up.cancel());
+    call.on("cancelled", () => {
+      this.watches.delete(cut);
+      up.cancel();
+    });
   }
 }

@@ -18,6 +18,9 @@ export type SimulatedCellSpec = Omit<MessageInitShape<typeof CellPresenceSchema>
   cellId: string;
 };
 
+/** How a simulated task ended, as its cell reports it with CompleteTask. */
+export type SimulatedOutcome = Pick<SimulatedRun, "failed" | "failureReason" | "result" | "exitStatus" | "usage">;
+
 /** How the simulated cell runs a task (see TestBbs.autoRun). */
 export interface SimulatedRun {
   /** The cell that runs it; default cell-1 (started on first use). */
@@ -27,6 +30,10 @@ export interface SimulatedRun {
   result?: string;
   failed?: boolean;
   failureReason?: string;
+  /** The run action's exit status, as a real cell reports it. */
+  exitStatus?: number;
+  /** What the task used, as a real cell measures it. */
+  usage?: { peakMemoryBytes: bigint; cpuTimeNs: bigint };
   /** Pause before each of the steps claim → running → logs → complete; default 20 ms. */
   stepMs?: number;
 }
@@ -213,10 +220,7 @@ export class SimulatedCell {
   }
 
   /** CompleteTask from this cell; the task's log stream ends here. */
-  async complete(
-    taskGuid: string,
-    outcome: { failed?: boolean; failureReason?: string; result?: string } = {},
-  ): Promise<void> {
+  async complete(taskGuid: string, outcome: SimulatedOutcome = {}): Promise<void> {
     try {
       await this.lifecycle.completeTask({
         taskGuid,
@@ -224,6 +228,8 @@ export class SimulatedCell {
         failed: outcome.failed ?? false,
         failureReason: outcome.failureReason ?? "",
         result: outcome.result ?? "",
+        exitStatus: outcome.exitStatus,
+        usage: outcome.usage,
       });
     } finally {
       this.outputs.get(taskGuid)?.end();

@@ -11,6 +11,7 @@ import {
   PresenceHeartbeat,
   SimulatedCell,
   type SimulatedCellSpec,
+  type SimulatedOutcome,
   type SimulatedRun,
 } from "./simulated-cell.js";
 
@@ -167,10 +168,7 @@ export class TestBbs {
   }
 
   /** CompleteTask from the cell that claimed the task; its log stream ends. */
-  async complete(
-    taskGuid: string,
-    outcome: { failed?: boolean; failureReason?: string; result?: string } = {},
-  ): Promise<void> {
+  async complete(taskGuid: string, outcome: SimulatedOutcome = {}): Promise<void> {
     await (await this.cellOf(taskGuid)).complete(taskGuid, outcome);
   }
 
