@@ -32,6 +32,10 @@ export function createClient<S extends GenServiceMethods>(
   const channelOptions: Record<string, string | number> = {
     "grpc.keepalive_time_ms": 30_000,
     "grpc.max_receive_message_length": 64 * 1024 * 1024,
+    // grpc-js backs reconnects off up to 120 s: after an outage of the other side a channel would stay
+    // down long after it is back (a cell's heartbeat past its TTL). Cap it at 2 s (docs/reliability.md).
+    "grpc.initial_reconnect_backoff_ms": 250,
+    "grpc.max_reconnect_backoff_ms": 2_000,
   };
   if (options.serverName) channelOptions["grpc.ssl_target_name_override"] = options.serverName;
   const client = new Client(address, channelCredentials(options.tls), channelOptions);
