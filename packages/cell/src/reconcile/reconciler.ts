@@ -99,7 +99,13 @@ export class Reconciler {
       const guid = c.labels[LABEL_TASK];
       if (guid) containers.set(guid, c);
     }
-    const { tasks } = await this.o.tasks.listTasks({ cellId: cell.id });
+    const tasks: Task[] = [];
+    let pageToken = "";
+    do {
+      const page = await this.o.tasks.listTasks({ cellId: cell.id, pageToken });
+      tasks.push(...page.tasks);
+      pageToken = page.nextPageToken;
+    } while (pageToken);
     const byGuid = new Map(tasks.filter((t) => t.cellId === cell.id).map((t) => [t.taskGuid, t]));
     const guids = new Set([...phases.keys(), ...owed, ...containers.keys(), ...byGuid.keys()]);
     for (const guid of guids) {
