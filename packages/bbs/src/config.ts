@@ -52,6 +52,26 @@ export const bbsSettings = {
   rewriteTasks: setting("boolean", "At start, rewrite every stored task that carries secrets under the active key.", {
     default: false,
   }),
+  defaultMemoryMb: setting(
+    "integer",
+    "memory_mb of a task that gives 0 (0: none, the cell's whole share, nothing reserved)",
+    {
+      default: 0,
+      check: z.number().int().min(0),
+    },
+  ),
+  maxMemoryMb: setting("integer", "largest memory_mb a task may ask for (0: only the system's limit)", {
+    default: 0,
+    check: z.number().int().min(0),
+  }),
+  defaultDiskMb: setting("integer", "disk_mb of a task that gives 0 (0: none)", {
+    default: 0,
+    check: z.number().int().min(0),
+  }),
+  maxDiskMb: setting("integer", "largest disk_mb a task may ask for (0: only the system's limit)", {
+    default: 0,
+    check: z.number().int().min(0),
+  }),
   clientDomains: setting(
     "map",
     "Limit client identities to domains, as CLIENT=DOMAIN|DOMAIN, comma-separated (they desire, read, watch and cancel only there); a client not named is not limited.",

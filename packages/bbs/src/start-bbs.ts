@@ -175,6 +175,12 @@ export async function startBbs(overrides: Partial<BbsConfig> = {}, options: Star
       maxTaskRetries: config.maxTaskRetries,
       egress,
       canStoreSecrets: config.store === "memory" || sealer !== undefined,
+      resources: {
+        defaultMemoryMb: config.defaultMemoryMb,
+        maxMemoryMb: config.maxMemoryMb,
+        defaultDiskMb: config.defaultDiskMb,
+        maxDiskMb: config.maxDiskMb,
+      },
     });
     const sender = new CallbackSender({
       transitions: controller.callbackTransitions,

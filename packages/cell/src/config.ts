@@ -116,6 +116,11 @@ export const cellSettings = {
     },
   ),
   uploadMaxMb: setting("integer", "Size one upload may send, MiB.", { default: 1024, check: z.number().int().min(1) }),
+  metricLabelKeys: setting(
+    "list",
+    "Task label keys that become labels (label_<key>) of the per-task counters, comma-separated; keep them few and low in values.",
+    { default: [] },
+  ),
   logLevel: setting("string", "trace, debug, info, warn or error.", { default: "info" }),
 };
 

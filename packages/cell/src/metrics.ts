@@ -3,25 +3,56 @@ import type { Capacity } from "./capacity/capacity-ledger.js";
 
 /**
  * The cell's metrics, named in Diego's style like the BBS's and the auctioneer's:
- *   CellTasksStarted / CellTasksSucceeded / CellTasksFailed {cell_id}  tasks this cell ran
- *     (the BBS counts the same as TasksStarted/Succeeded/Failed{cell_id} from its side)
+ *   CellTasksStarted / CellTasksSucceeded / CellTasksFailed {cell_id, label_<key>…}  tasks this cell ran
+ *     (the BBS counts the same as TasksStarted/Succeeded/Failed{cell_id} from its side); each task label
+ *     key the operator names (--metric-label-keys) is one more Prometheus label, `label_<key>` with the
+ *     task's value ("" when it has none), so that a task's labels show in the cell's per-task metrics
  *   ContainerCreationDuration {cell_id}  seconds to create and start a task's container
  *   CapacityTotalMemory / CapacityTotalDisk / CapacityTotalContainers, and
  *   CapacityRemainingMemory / CapacityRemainingDisk / CapacityRemainingContainers {cell_id}
  *     (the rep's names; reserved capacity, in MiB and containers)
  */
+/** A task label key as a Prometheus label name: `label_` and the key with every other character as `_`. */
+export function metricLabelName(key: string): string {
+  return `label_${key.replace(/[^A-Za-z0-9_]/g, "_")}`;
+}
+
+/** Counts of tasks, by the cell and the task labels the operator chose. */
+export class TaskCounter {
+  constructor(
+    private readonly counter: Counter,
+    private readonly cellId: string,
+    private readonly keys: readonly string[],
+  ) {}
+
+  inc(taskLabels: Record<string, string> = {}): void {
+    const labels: Record<string, string> = { cell_id: this.cellId };
+    for (const key of this.keys) labels[metricLabelName(key)] = taskLabels[key] ?? "";
+    this.counter.inc(labels);
+  }
+}
+
 export class CellMetrics {
-  readonly tasksStarted: Counter;
-  readonly tasksSucceeded: Counter;
-  readonly tasksFailed: Counter;
+  readonly tasksStarted: TaskCounter;
+  readonly tasksSucceeded: TaskCounter;
+  readonly tasksFailed: TaskCounter;
   readonly containerCreateSeconds: Histogram;
 
-  constructor(registry: Registry, cellId: string, capacity: () => { total: Capacity; available: Capacity }) {
+  constructor(
+    registry: Registry,
+    cellId: string,
+    capacity: () => { total: Capacity; available: Capacity },
+    /** Task label keys that become labels of the per-task counters. */
+    labelKeys: readonly string[] = [],
+  ) {
     const labels = { cell_id: cellId };
-    const counter = (name: string, help: string) => {
-      const c = new Counter({ name, help, labelNames: ["cell_id"], registers: [registry] });
-      return c.labels(labels) as unknown as Counter;
-    };
+    const keys = [...new Set(labelKeys)];
+    const counter = (name: string, help: string) =>
+      new TaskCounter(
+        new Counter({ name, help, labelNames: ["cell_id", ...keys.map(metricLabelName)], registers: [registry] }),
+        cellId,
+        keys,
+      );
     this.tasksStarted = counter("CellTasksStarted", "Tasks this cell claimed and started.");
     this.tasksSucceeded = counter("CellTasksSucceeded", "Tasks this cell completed successfully.");
     this.tasksFailed = counter("CellTasksFailed", "Tasks this cell completed as failed.");

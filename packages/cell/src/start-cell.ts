@@ -164,7 +164,7 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
         metrics,
         logger,
       }),
-    metrics: (capacity) => new CellMetrics(serviceMetrics.registry, config.cellId, capacity),
+    metrics: (capacity) => new CellMetrics(serviceMetrics.registry, config.cellId, capacity, config.metricLabelKeys),
     logger,
   });
   logger.info(

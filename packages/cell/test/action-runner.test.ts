@@ -92,9 +92,21 @@ describe("log_source", () => {
     expect(lines).toEqual(["Y: Exit status 4"]);
   });
 
-  test("serial's is ignored, as in Diego: the failing child names itself", async () => {
+  test("serial's names its subtree too (Diego ignores it); a child's own still wins", async () => {
     const tree = action({ action: { case: "serial", value: { logSource: "S", actions: [sh("exit 3")] } } });
-    expect((await runner()(tree, ctx()))?.message).toBe("TASK: Exited with status 3");
+    expect((await runner()(tree, ctx()))?.message).toBe("S: Exited with status 3");
+    const own = action({
+      action: {
+        case: "serial",
+        value: {
+          logSource: "S",
+          actions: [
+            action({ action: { case: "run", value: { path: "/bin/sh", args: ["-c", "exit 5"], logSource: "R" } } }),
+          ],
+        },
+      },
+    });
+    expect((await runner()(own, ctx()))?.message).toBe("R: Exited with status 5");
   });
 
   test("download and upload name their progress lines", async () => {

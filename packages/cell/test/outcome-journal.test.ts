@@ -23,6 +23,7 @@ const outcome = (guid: string, result: string): CompleteRecord => ({
   exitStatus: 0,
   usage: { peakMemoryBytes: "1048576", cpuTimeNs: "12345678901234567890" },
   logTail: [{ timestamp: "1700000000000000000", source: "APP", stream: "stderr", message: "oops" }],
+  labels: { team: "builds" },
   recordedAt: 1,
 });
 

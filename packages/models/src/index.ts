@@ -4,6 +4,7 @@ export * from "./failure-reasons.js";
 export * from "./root-fs.js";
 export * from "./validation.js";
 export * from "./limits.js";
+export * from "./resource-policy.js";
 export * from "./state-machine.js";
 export * from "./time.js";
 export * from "./task-json.js";

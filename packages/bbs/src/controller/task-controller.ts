@@ -1,10 +1,12 @@
 import { egressViolations, EgressPolicy, taskLogger, type Logger } from "@diego/kit";
 import {
+  applyResourcePolicy,
   DiegoError,
   failedPrecondition,
   invalidArgument,
   logTailOf,
   MAX_LOG_TAIL_BYTES,
+  NO_RESOURCE_POLICY,
   redactTask,
   taskWork,
   taskNotFound,
@@ -12,6 +14,7 @@ import {
   validateTaskCreateRequest,
   type Actor,
   type Outcome,
+  type ResourcePolicy,
   type TaskOutcome,
   type TransitionArgs,
   type TransitionName,
@@ -57,6 +60,8 @@ export interface TaskControllerOptions {
   canStoreSecrets?: boolean;
   /** Refuses at DesireTask a URL whose host is an address the policy denies; default: the default policy. */
   egress?: EgressPolicy;
+  /** The operator's default and maximum memory_mb and disk_mb of a task; default: none. */
+  resources?: ResourcePolicy;
 }
 
 /** Transitions convergence makes. */
@@ -83,7 +88,11 @@ export class TaskController {
         "this BBS has no encryption key (--encryption-keys, --active-key-id), so it refuses to store image_password or secret_env",
       );
     const refused = egressViolations(request, this.egress);
+    const sized = applyResourcePolicy(request, this.o.resources ?? NO_RESOURCE_POLICY);
+    refused.push(...sized.violations);
     if (refused.length) throw invalidArgument(refused);
+    if (sized.memoryMb !== request.memoryMb || sized.diskMb !== request.diskMb)
+      request = { ...request, memoryMb: sized.memoryMb, diskMb: sized.diskMb };
     const { outcome } = await this.apply(request.taskGuid, "desire", actor, { request });
     const task = (outcome as Extract<Outcome, { kind: "put" }>).task;
     this.info(task, "task desired");

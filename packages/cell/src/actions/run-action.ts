@@ -80,7 +80,8 @@ export function actionRunner(deps: ActionDeps): StepRunner {
         );
       }
       case "serial":
-        return serialStep(a.value.actions, ctx, run);
+        // Diego ignores a serial's log_source; here it names its subtree like every other composite's.
+        return serialStep(a.value.actions, withSource(ctx, a.value.logSource), run);
       case "parallel":
         return parallelStep(a.value.actions, withSource(ctx, a.value.logSource), run);
       case "codependent":

@@ -39,6 +39,8 @@ const completeRecord = z.object({
   exitStatus: z.number().int().optional(),
   usage: z.object({ peakMemoryBytes: bigintText, cpuTimeNs: bigintText }).optional(),
   logTail: z.array(logLine),
+  /** The task's labels, for the cell's per-task metrics when the outcome is accepted. */
+  labels: z.record(z.string(), z.string()).optional(),
   /** Unix ms when the cell recorded the outcome. */
   recordedAt: z.number(),
 });

@@ -150,7 +150,7 @@ export class OutcomeReporter {
 
   private accepted(record: OutcomeRecord, log: Logger): void {
     if (record.kind === "complete") {
-      (record.failed ? this.o.metrics.tasksFailed : this.o.metrics.tasksSucceeded).inc();
+      (record.failed ? this.o.metrics.tasksFailed : this.o.metrics.tasksSucceeded).inc(record.labels);
       log.info({ failed: record.failed, failureReason: record.failureReason }, "task completed");
     } else log.info({ reason: record.reason }, "task rejected");
   }

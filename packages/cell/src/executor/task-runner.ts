@@ -230,7 +230,7 @@ export class TaskRunner {
   private async execute(task: Task, produce: () => Promise<Outcome> = () => this.runContainer(task)): Promise<void> {
     if (this.phase !== "running") {
       this.phase = "starting";
-      this.env.metrics.tasksStarted.inc();
+      this.env.metrics.tasksStarted.inc(task.labels);
     }
     this.env.logs.open(task.taskGuid, task.logGuid);
     let outcome: Outcome;
@@ -426,6 +426,7 @@ export class TaskRunner {
         exitStatus: outcome.exitStatus,
         usage: await this.usage(),
         logTail: await this.logTail(),
+        labels: { ...this.task?.labels },
         recordedAt: Date.now(),
       };
     } else if (outcome.kind === "reject") {

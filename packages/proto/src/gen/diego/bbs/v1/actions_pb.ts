@@ -419,7 +419,7 @@ export type SerialAction = Message<"diego.bbs.v1.SerialAction"> & {
   actions: Action[];
 
   /**
-   * Accepted and stored; Diego ignores it and so does the cell: the failing child names itself (docs/outcomes.md).
+   * Names the actions in its log lines and failure texts (Diego ignores it; docs/diego-differences.md).
    *
    * @generated from field: string log_source = 2;
    */
