@@ -1,4 +1,4 @@
-import type { CallContext, Identity } from "@diego/kit";
+import type { Identity } from "@diego/kit";
 import { DiegoError } from "@diego/models";
 
 /**
@@ -75,6 +75,3 @@ export function maySee(scopes: ClientScopes, identity: Identity | undefined, dom
 function who(identity: Identity | undefined): string {
   return identity ? `client ${JSON.stringify(identity.id)}` : "this caller";
 }
-
-/** The caller's identity from a call's context. */
-export const identityOf = (ctx: Pick<CallContext, "identity"> | undefined): Identity | undefined => ctx?.identity;
