@@ -38,6 +38,22 @@ export interface GrpcFaultProxyOptions {
 
 const bytes = (b: Buffer) => b;
 
+/** What a call passed on is made of: its method's path, bytes both ways, its request as it came, its deadline. */
+function passOn(
+  service: DescService,
+  method: DescMethod,
+  call: ServerUnaryCall<Buffer, Buffer> | ServerWritableStream<Buffer, Buffer>,
+) {
+  return [
+    methodPath(service, method),
+    bytes,
+    bytes,
+    call.request,
+    new Metadata(),
+    { deadline: call.getDeadline() },
+  ] as const;
+}
+
 /**
  * Passes every unary and server-streaming call of the given services to `target` as bytes, with its deadline;
  * the answer or error comes back as the server gave it. `fault(method, …)` makes chosen calls fail or wait, or
@@ -160,14 +176,8 @@ export class GrpcFaultProxy {
   ): Promise<void> {
     const error = await this.before(method);
     if (error) return callback(error, null);
-    const up = this.upstream.makeUnaryRequest(
-      methodPath(service, method),
-      bytes,
-      bytes,
-      call.request,
-      new Metadata(),
-      { deadline: call.getDeadline() },
-      (err, reply) => (err ? callback(err, null) : callback(null, reply)),
+    const up = this.upstream.makeUnaryRequest(...passOn(service, method, call), (err, reply) =>
+      err ? callback(err, null) : callback(null, reply),
     );
     call.on("cancelled", () => up.cancel());
   }
@@ -175,14 +185,7 @@ export class GrpcFaultProxy {
   private async stream(service: DescService, method: DescMethod, call: ServerWritableStream<Buffer, Buffer>) {
     const error = await this.before(method);
     if (error) return call.emit("error", error);
-    const up = this.upstream.makeServerStreamRequest(
-      methodPath(service, method),
-      bytes,
-      bytes,
-      call.request,
-      new Metadata(),
-      { deadline: call.getDeadline() },
-    );
+    const up = this.upstream.makeServerStreamRequest(...passOn(service, method, call));
     let ended = false;
     const open = this.streams.get(method.name) ?? new Set<() => void>();
     this.streams.set(method.name, open);
