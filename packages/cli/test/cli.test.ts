@@ -385,7 +385,7 @@ describe("watch, logs, cells", () => {
     const g = guid();
     await run(["desire", "-"], { stdin: scriptFile(g, "echo one; echo two >&2; sleep 2; echo three") });
     let sofar = await run(["logs", g]);
-    while (sofar.code !== 0 || !sofar.stdout.includes("two")) sofar = await run(["logs", g]);
+    await until(async () => (sofar = await run(["logs", g])).stdout.includes("two"));
     expect(sofar.stdout).toMatch(/^\S+ \[DEMO\/0\] OUT one\n\S+ \[DEMO\/0\] ERR two\n/);
 
     const f = fakeIo({ env: { DIEGO_BBS_ADDR: bbs.address } });
