@@ -1,26 +1,8 @@
 import { compareLargestFirst, orderBatch, score, type CellSnapshot, type TaskRequest } from "../src/index.js";
+import { cellSnapshot, taskRequest } from "./support/fixtures.js";
 
-const task = (over: Partial<TaskRequest> = {}): TaskRequest => ({
-  taskGuid: "t",
-  rootFs: "docker:///diego/busybox",
-  placementTags: [],
-  memoryMb: 64,
-  diskMb: 64,
-  ...over,
-});
-
-const cell = (over: Partial<CellSnapshot> = {}): CellSnapshot => ({
-  cellId: "c",
-  stacks: [],
-  rootfsProviders: [{ scheme: "docker", names: [] }],
-  placementTags: [],
-  optionalPlacementTags: [],
-  total: { memoryMb: 1024, diskMb: 1024, containers: 10 },
-  available: { memoryMb: 1024, diskMb: 1024, containers: 10 },
-  tasks: [],
-  startingContainerCount: 0,
-  ...over,
-});
+const task = (over: Partial<TaskRequest> = {}): TaskRequest => taskRequest("t", over);
+const cell = (over: Partial<CellSnapshot> = {}): CellSnapshot => cellSnapshot("c", over);
 
 describe("score (Diego's formula)", () => {
   /** Diego's formula as written there. */

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { compatibility, demand, fits } from "@diego/models";
 import { cellLoad, orderBatch, schedule, score, type CellSnapshot, type TaskRequest } from "../src/index.js";
+import { cellSnapshot } from "./support/fixtures.js";
 
 /** The first state of each cell id, as the scheduler keeps it. */
 const firstById = (cells: CellSnapshot[]) =>
@@ -182,17 +183,12 @@ test("a permanent failure means no compatible cell's total could hold the task",
 test("equal tasks on equal cells never differ by more than one per cell", () => {
   fc.assert(
     fc.property(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 400 }), (n, m) => {
-      const cells: CellSnapshot[] = Array.from({ length: n }, (_, i) => ({
-        cellId: `c${String(i).padStart(3, "0")}`,
-        stacks: [],
-        rootfsProviders: [{ scheme: "docker", names: [] }],
-        placementTags: [],
-        optionalPlacementTags: [],
-        total: { memoryMb: 100_000, diskMb: 100_000, containers: 1000 },
-        available: { memoryMb: 100_000, diskMb: 100_000, containers: 1000 },
-        tasks: [],
-        startingContainerCount: 0,
-      }));
+      const cells: CellSnapshot[] = Array.from({ length: n }, (_, i) =>
+        cellSnapshot(`c${String(i).padStart(3, "0")}`, {
+          total: { memoryMb: 100_000, diskMb: 100_000, containers: 1000 },
+          available: { memoryMb: 100_000, diskMb: 100_000, containers: 1000 },
+        }),
+      );
       const tasks = Array.from({ length: m }, (_, i): TaskRequest => ({
         taskGuid: `t${i}`,
         rootFs: "docker:///x/y",

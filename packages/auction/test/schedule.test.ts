@@ -1,35 +1,16 @@
-import {
-  schedule,
-  type CellCapability,
-  type CellSnapshot,
-  type ScheduleResult,
-  type TaskRequest,
-} from "../src/index.js";
+import { schedule, type CellCapability, type CellSnapshot, type ScheduleResult } from "../src/index.js";
+import { cellSnapshot, taskRequest } from "./support/fixtures.js";
 
-const task = (taskGuid: string, over: Partial<TaskRequest> = {}): TaskRequest => ({
-  taskGuid,
-  rootFs: "docker:///diego/busybox",
-  placementTags: [],
-  memoryMb: 64,
-  diskMb: 64,
-  ...over,
-});
-
-const cell = (cellId: string, over: Partial<CellSnapshot> = {}): CellSnapshot => ({
-  cellId,
-  stacks: ["cflinuxfs4"],
-  rootfsProviders: [
-    { scheme: "docker", names: [] },
-    { scheme: "preloaded", names: ["busybox"] },
-  ],
-  placementTags: [],
-  optionalPlacementTags: [],
-  total: { memoryMb: 1024, diskMb: 1024, containers: 10 },
-  available: { memoryMb: 1024, diskMb: 1024, containers: 10 },
-  tasks: [],
-  startingContainerCount: 0,
-  ...over,
-});
+const task = taskRequest;
+const cell = (cellId: string, over: Partial<CellSnapshot> = {}): CellSnapshot =>
+  cellSnapshot(cellId, {
+    stacks: ["cflinuxfs4"],
+    rootfsProviders: [
+      { scheme: "docker", names: [] },
+      { scheme: "preloaded", names: ["busybox"] },
+    ],
+    ...over,
+  });
 
 const where = (r: ScheduleResult) =>
   Object.fromEntries(r.placements.flatMap((p) => p.tasks.map((t) => [t.taskGuid, p.cellId])));

@@ -1,5 +1,6 @@
 import { DEFAULT_BBS_ADDRESS, DiegoClient, type DiegoClientOptions } from "@diego/client";
-import { DiegoError, invalidArgument, parseDuration, type FieldViolation } from "@diego/models";
+import { DiegoError, invalidArgument, type FieldViolation } from "@diego/models";
+import { parseDurationOption } from "./duration-option.js";
 
 /** The global options every command shares (flags win over the environment). */
 export interface GlobalOptions {
@@ -48,13 +49,9 @@ export function clientOptionsFrom(opts: GlobalOptions, env: Record<string, strin
   let timeoutMs = 10_000;
   if (opts.timeout !== undefined) {
     try {
-      timeoutMs = parseDuration(opts.timeout);
-      if (timeoutMs <= 0) throw new RangeError("must be > 0");
-    } catch {
-      violations.push({
-        field: "--timeout",
-        message: `must be a duration such as 500ms, 10s, 1m (got ${JSON.stringify(opts.timeout)})`,
-      });
+      timeoutMs = parseDurationOption("--timeout", opts.timeout, "500ms, 10s, 1m");
+    } catch (err) {
+      violations.push(...(err as DiegoError).violations);
     }
   }
   if (violations.length) throw invalidArgument(violations);

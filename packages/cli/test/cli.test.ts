@@ -1,14 +1,15 @@
 import { TaskState } from "@diego/proto";
-import { TestBbs, type SimulatedRun } from "@diego/client/testing";
+import { InProcessCluster } from "@diego/client/testing";
 import { runCli } from "../src/cli.js";
 import { diego, fakeIo, until } from "./support/fake-io.js";
 
-let bbs: TestBbs;
+// Against the one in-process cluster: the real BBS and auctioneer, and two real cells on the fake runtime,
+// whose tiny shell runs each task's script. A task naming a cell's id as its placement tag runs there.
+let bbs: InProcessCluster;
 let n = 0;
 const guid = () => `cli-${process.pid}-${++n}`;
-/** How the simulated cell runs each task, by guid (unlisted tasks stay PENDING). */
-const plans = new Map<string, SimulatedRun>();
 
+/** The task file; by default it says hello and leaves 42 in its result file. */
 const taskFile = (taskGuid: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({
     task_guid: taskGuid,
@@ -24,9 +25,21 @@ const taskFile = (taskGuid: string, extra: Record<string, unknown> = {}) =>
     ...extra,
   });
 
+/** The task file of a task that runs `script` on the cell `cellId`. */
+const scriptFile = (taskGuid: string, script: string, cellId = "cell-1", extra: Record<string, unknown> = {}) =>
+  taskFile(taskGuid, {
+    action: { run: { path: "/bin/sh", args: ["-c", script] } },
+    placement_tags: [cellId],
+    ...extra,
+  });
+/** The task file of a task that runs until cancelled, on the cell `cellId`. */
+const endlessFile = (taskGuid: string, cellId = "cell-1", extra: Record<string, unknown> = {}) =>
+  scriptFile(taskGuid, "sleep 600", cellId, extra);
+const isRunning = (g: string) => bbs.waitFor(g, (t) => t?.state === TaskState.RUNNING);
+
 beforeAll(async () => {
-  bbs = await TestBbs.start();
-  bbs.autoRun = (task) => plans.get(task.taskGuid);
+  bbs = await InProcessCluster.start();
+  for (const cellId of ["cell-1", "cell-2"]) await bbs.startCell({ cellId, optionalPlacementTags: [cellId] });
 });
 
 afterAll(() => bbs.stop());
@@ -71,7 +84,7 @@ describe("desire", () => {
     const r = await run(["desire", "task.json"], { files: { "task.json": taskFile(g) } });
     expect(r).toMatchObject({ code: 0, stderr: "" });
     expect(r.stdout).toBe(`desired task ${g} in domain cli-test: PENDING\n`);
-    expect((await bbs.task(g))?.state).toBe(TaskState.PENDING);
+    expect(await bbs.get(g)).toMatchObject({ taskGuid: g, domain: "cli-test", memoryMb: 64 });
   });
 
   test("- reads the task from standard input; --json prints it as one JSON object", async () => {
@@ -103,7 +116,7 @@ describe("desire", () => {
     expect(r.stderr).toContain("diego: task file bad.json: invalid request:");
     expect(r.stderr).toContain("  memory_mb: expected number (int32)");
     expect(r.stderr).toContain("  colour: unknown field");
-    expect(await bbs.has(g)).toBe(false);
+    expect(await bbs.get(g)).toBeUndefined();
 
     const invalid = await run(["desire", "bad.json"], {
       files: { "bad.json": taskFile(g, { root_fs: "ftp://x", cpu_weight: 101 }) },
@@ -133,10 +146,8 @@ describe("desire", () => {
 describe("get, list, cancel, resolve, delete", () => {
   test("get shows the task; --json the whole task; a missing one is exit 4", async () => {
     const g = guid();
-    await run(["desire", "-"], { stdin: taskFile(g) });
-    await bbs.start(g, "cell-1");
-    await bbs.running(g, "cell-1");
-    await bbs.complete(g, { result: "42" });
+    await run(["desire", "-"], { stdin: taskFile(g, { placement_tags: ["cell-1"] }) });
+    await bbs.completed(g);
     const human = await run(["get", g]);
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(new RegExp(`^task_guid: +${g}$`, "m"));
@@ -157,11 +168,12 @@ describe("get, list, cancel, resolve, delete", () => {
   test("list prints a table, filters by domain, cell and state, and --json prints one task per line", async () => {
     const domain = `list-${guid()}`;
     const [a, b, c] = [guid(), guid(), guid()];
-    for (const g of [a, b, c]) await run(["desire", "-"], { stdin: taskFile(g, { domain }) });
-    await bbs.start(b, "cell-1");
-    await bbs.start(c, "cell-2");
-    await bbs.running(c, "cell-2");
-    await bbs.complete(c, { failed: true, failureReason: "DEMO: Exited with status 2" });
+    await run(["desire", "-"], { stdin: endlessFile(a, "cell-2", { domain }) });
+    await run(["desire", "-"], { stdin: endlessFile(b, "cell-1", { domain }) });
+    await run(["desire", "-"], { stdin: scriptFile(c, "exit 2", "cell-2", { domain }) });
+    await isRunning(a);
+    await isRunning(b);
+    await bbs.completed(c);
 
     const table = await run(["list", "--domain", domain]);
     expect(table.code).toBe(0);
@@ -178,8 +190,9 @@ describe("get, list, cancel, resolve, delete", () => {
         .map((l) => JSON.parse(l).task_guid);
     expect(await guidsOf([])).toEqual([a, b, c]);
     expect(await guidsOf(["--cell", "cell-1"])).toEqual([b]);
-    expect(await guidsOf(["--state", "pending"])).toEqual([a]);
+    expect(await guidsOf(["--state", "running"])).toEqual([a, b]);
     expect(await guidsOf(["--state", "COMPLETED"])).toEqual([c]);
+    expect((await run(["cancel", a, b])).code).toBe(0);
 
     const none = await run(["list", "--domain", `${domain}-empty`]);
     expect(none).toMatchObject({ code: 0, stdout: "", stderr: "no tasks\n" });
@@ -191,13 +204,14 @@ describe("get, list, cancel, resolve, delete", () => {
 
   test("cancel, resolve and delete take a task out, and refuse the wrong state with exit 5", async () => {
     const g = guid();
-    await run(["desire", "-"], { stdin: taskFile(g) });
+    await run(["desire", "-"], { stdin: endlessFile(g) });
+    await isRunning(g);
     const early = await run(["resolve", g]);
     expect(early.code).toBe(5);
-    expect(early.stderr).toBe(`diego: resolve ${g}: Cannot transition from PENDING to RESOLVING\n`);
+    expect(early.stderr).toBe(`diego: resolve ${g}: Cannot transition from RUNNING to RESOLVING\n`);
 
     expect(await run(["cancel", g])).toMatchObject({ code: 0, stdout: `cancelled task ${g}\n` });
-    expect(await bbs.task(g)).toMatchObject({
+    expect(await bbs.get(g)).toMatchObject({
       state: TaskState.COMPLETED,
       failed: true,
       failureReason: "task was cancelled",
@@ -208,13 +222,13 @@ describe("get, list, cancel, resolve, delete", () => {
       stdout: `{"task_guid":"${g}","status":"resolving"}\n`,
     });
     expect(await run(["delete", g])).toMatchObject({ code: 0, stdout: `deleted task ${g}\n` });
-    expect(await bbs.has(g)).toBe(false);
+    expect(await bbs.get(g)).toBeUndefined();
     expect((await run(["delete", g])).code).toBe(4);
   });
 
   test("several guids are handled one by one; the exit code is the first failure's", async () => {
     const [a, b] = [guid(), guid()];
-    for (const g of [a, b]) await run(["desire", "-"], { stdin: taskFile(g) });
+    for (const g of [a, b]) await run(["desire", "-"], { stdin: endlessFile(g) });
     const r = await run(["cancel", a, "no-such-task", b]);
     expect(r.code).toBe(4);
     expect(r.stdout).toBe(`cancelled task ${a}\ncancelled task ${b}\n`);
@@ -225,40 +239,39 @@ describe("get, list, cancel, resolve, delete", () => {
 describe("run", () => {
   test("--wait prints the result, exits 0 and leaves nothing behind", async () => {
     const g = guid();
-    plans.set(g, { result: "42", logs: ["hello"] });
     const r = await run(["run", "-", "--wait"], { stdin: taskFile(g) });
     expect(r).toMatchObject({ code: 0, stdout: "42\n", stderr: "" });
-    expect(await bbs.has(g)).toBe(false);
+    expect(await bbs.get(g)).toBeUndefined();
   });
 
   test("a task whose run action exited non-zero: diego exits with its status, the reason on stderr", async () => {
     const g = guid();
-    plans.set(g, { cellId: "cell-2", failed: true, failureReason: "DEMO: Exited with status 3", exitStatus: 3 });
-    const r = await run(["run", "-"], { stdin: taskFile(g) });
+    const r = await run(["run", "-"], { stdin: scriptFile(g, "exit 3", "cell-2") });
     expect(r.code).toBe(3);
     expect(r.stdout).toBe("");
     expect(r.stderr).toBe(`diego: task ${g} failed on cell-2: DEMO: Exited with status 3\n`);
-    expect(await bbs.has(g)).toBe(false);
+    expect(await bbs.get(g)).toBeUndefined();
   });
 
   test("--json prints the completed task as one JSON object", async () => {
     const g = guid();
-    plans.set(g, { result: "42" });
-    const r = await run(["run", "-", "--json"], { stdin: taskFile(g) });
+    const r = await run(["run", "-", "--json"], { stdin: taskFile(g, { placement_tags: ["cell-1"] }) });
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ task_guid: g, state: "COMPLETED", result: "42", cell_id: "cell-1" });
   });
 
   test("--logs prints the task's output as it runs, then the result", async () => {
     const g = guid();
-    plans.set(g, { result: "42", logs: ["hello", { message: "oops", stream: "STDERR" }] });
-    const r = await run(["run", "-", "--logs"], { stdin: taskFile(g) });
+    const r = await run(["run", "-", "--logs"], {
+      stdin: scriptFile(g, "echo hello; echo oops >&2; printf 42 > /tmp/result"),
+    });
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split("\n");
-    expect(lines).toHaveLength(3);
+    expect(lines).toHaveLength(4);
     expect(lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} \[DEMO\/0\] OUT hello$/);
     expect(lines[1]).toMatch(/\[DEMO\/0\] ERR oops$/);
-    expect(lines[2]).toBe("42");
+    expect(lines[2]).toMatch(/\[DEMO\/0\] OUT Exit status 0$/); // the cell's own last line, as Diego's
+    expect(lines[3]).toBe("42");
   });
 
   test("--no-wait only desires; --no-resolve leaves the completed task", async () => {
@@ -267,15 +280,15 @@ describe("run", () => {
     expect(r).toMatchObject({ code: 0, stdout: `desired task ${g} in domain cli-test: PENDING\n` });
 
     const kept = guid();
-    plans.set(kept, { result: "kept" });
-    expect((await run(["run", "-", "--no-resolve"], { stdin: taskFile(kept) })).code).toBe(0);
-    expect((await bbs.task(kept))?.state).toBe(TaskState.COMPLETED);
+    expect(
+      (await run(["run", "-", "--no-resolve"], { stdin: scriptFile(kept, "printf kept > /tmp/result") })).code,
+    ).toBe(0);
+    expect(await bbs.get(kept)).toMatchObject({ state: TaskState.COMPLETED, result: "kept" });
   });
 
   test("on a terminal a progress line shows the state while the task is pending or running", async () => {
     const g = guid();
-    plans.set(g, { result: "42", stepMs: 300 });
-    const r = await run(["run", "-"], { stdin: taskFile(g), tty: true });
+    const r = await run(["run", "-"], { stdin: scriptFile(g, "sleep 1; printf 42 > /tmp/result"), tty: true });
     expect(r.code).toBe(0);
     expect(r.stdout).toBe("42\n");
     expect(r.stderr).toContain(`${g} PENDING`);
@@ -285,27 +298,27 @@ describe("run", () => {
   });
 
   test("Ctrl-C cancels the task (exit 130); the cancelled task is cleaned up", async () => {
-    const g = guid(); // no plan: it stays PENDING until cancelled
-    const f = fakeIo({ env: { DIEGO_BBS_ADDR: bbs.address }, stdin: taskFile(g) });
+    const g = guid(); // it runs until cancelled
+    const f = fakeIo({ env: { DIEGO_BBS_ADDR: bbs.address }, stdin: endlessFile(g) });
     const running = runCli(["run", "-", "--poll-interval", "100ms"], f.io);
     await until(() => f.listening()); // even before the BBS has the task, Ctrl-C means: cancel it
     f.interrupt();
     expect(await running).toBe(130);
     expect(f.stderr()).toContain(`cancelling task ${g}`);
-    expect(f.stderr()).toContain(`task ${g} failed: task was cancelled`);
-    expect(await bbs.has(g)).toBe(false);
+    expect(f.stderr()).toMatch(new RegExp(`task ${g} failed( on cell-1)?: task was cancelled`));
+    expect(await bbs.get(g)).toBeUndefined();
   });
 
   test("a second Ctrl-C stops waiting (exit 130) and leaves the task in the BBS", async () => {
     const g = guid();
-    const f = fakeIo({ env: { DIEGO_BBS_ADDR: bbs.address }, stdin: taskFile(g) });
+    const f = fakeIo({ env: { DIEGO_BBS_ADDR: bbs.address }, stdin: endlessFile(g) });
     const running = runCli(["run", "-"], f.io);
-    await until(async () => (await bbs.has(g)) && f.listening());
+    await until(async () => (await bbs.get(g)) !== undefined && f.listening());
     f.interrupt();
     f.interrupt();
     expect(await running).toBe(130);
     expect(f.stderr()).toContain(`stopped waiting for task ${g} (see: diego get ${g})`);
-    expect(await bbs.has(g)).toBe(true);
+    expect(await bbs.get(g)).toBeDefined();
   });
 
   test("--poll-interval must be a duration (run's usage error: 121)", async () => {
@@ -326,12 +339,12 @@ describe("watch, logs, cells", () => {
       const watching = runCli(["watch", "--domain", domain, ...(json ? ["--json"] : [])], f.io);
       await until(() => bbs.watchers > 0);
       await run(["desire", "-"], { stdin: taskFile(guid(), { domain: "elsewhere" }) });
-      await run(["desire", "-"], { stdin: taskFile(g, { domain }) });
-      await bbs.start(g, "cell-1");
+      await run(["desire", "-"], { stdin: endlessFile(g, "cell-1", { domain }) });
+      await isRunning(g);
       await run(["cancel", g]);
       await run(["resolve", g]);
       await run(["delete", g]);
-      await until(() => f.stdout().trimEnd().split("\n").length >= 5);
+      await until(() => /REMOVED|"removed"/.test(f.stdout()));
       f.interrupt();
       expect(await watching).toBe(0);
       const lines = f.stdout().trimEnd().split("\n");
@@ -342,22 +355,24 @@ describe("watch, logs, cells", () => {
         expect(events[0].created.task).toMatchObject({ task_guid: g, state: "PENDING" });
         expect(typeof events[0].created.task.created_at).toBe("number");
         expect(events[1].changed.after).toMatchObject({ state: "CLAIMED", cell_id: "cell-1" });
-        expect(events[4].removed.task.task_guid).toBe(g);
+        expect(events[2].changed.after).toMatchObject({ state: "RUNNING", cell_id: "cell-1" });
+        expect(events[5].removed.task.task_guid).toBe(g);
         expect(f.stdout()).not.toContain("never-shown");
       } else {
         expect(lines[0]).toMatch(new RegExp(`CREATED  ${g}  domain=${domain}  PENDING$`));
         expect(lines[1]).toMatch(new RegExp(`CHANGED  ${g}  PENDING -> CLAIMED  cell=cell-1$`));
-        expect(lines[2]).toMatch(
-          new RegExp(`CHANGED  ${g}  CLAIMED -> COMPLETED  cell=cell-1  failed: task was cancelled$`),
+        expect(lines[2]).toMatch(new RegExp(`CHANGED  ${g}  CLAIMED -> RUNNING  cell=cell-1$`));
+        expect(lines[3]).toMatch(
+          new RegExp(`CHANGED  ${g}  RUNNING -> COMPLETED  cell=cell-1  failed: task was cancelled$`),
         );
-        expect(lines[3]).toMatch(/COMPLETED -> RESOLVING/);
-        expect(lines[4]).toMatch(new RegExp(`REMOVED  ${g}$`));
+        expect(lines[4]).toMatch(/COMPLETED -> RESOLVING/);
+        expect(lines[5]).toMatch(new RegExp(`REMOVED  ${g}$`));
       }
     }
   });
 
   test("watch exits 3 when the BBS stays away past --unreachable-timeout", async () => {
-    const other = await TestBbs.start();
+    const other = await InProcessCluster.start({ auctioneer: false });
     const f = fakeIo({ env: { DIEGO_BBS_ADDR: other.address } });
     const watching = runCli(["watch", "--unreachable-timeout", "1s"], f.io);
     await until(() => other.watchers > 0);
@@ -368,20 +383,13 @@ describe("watch, logs, cells", () => {
 
   test("logs prints the output so far; --follow until the task completes; --json log lines", async () => {
     const g = guid();
-    await run(["desire", "-"], { stdin: taskFile(g) });
-    await bbs.start(g);
-    await bbs.running(g);
-    bbs.log(g, "one");
-    bbs.log(g, "two", "STDERR");
-    const sofar = await run(["logs", g]);
-    expect(sofar.code).toBe(0);
-    expect(sofar.stdout).toMatch(/^\S+ \[DEMO\/0\] OUT one\n\S+ \[DEMO\/0\] ERR two\n$/);
+    await run(["desire", "-"], { stdin: scriptFile(g, "echo one; echo two >&2; sleep 2; echo three") });
+    let sofar = await run(["logs", g]);
+    await until(async () => (sofar = await run(["logs", g])).stdout.includes("two"));
+    expect(sofar.stdout).toMatch(/^\S+ \[DEMO\/0\] OUT one\n\S+ \[DEMO\/0\] ERR two\n/);
 
     const f = fakeIo({ env: { DIEGO_BBS_ADDR: bbs.address } });
     const following = runCli(["logs", g, "--follow", "--json"], f.io);
-    await until(() => f.stdout().split("\n").length > 2);
-    bbs.log(g, "three");
-    await bbs.complete(g, { result: "done" });
     expect(await following).toBe(0);
     const lines = f
       .stdout()
@@ -392,38 +400,48 @@ describe("watch, logs, cells", () => {
       ["one", "STDOUT"],
       ["two", "STDERR"],
       ["three", "STDOUT"],
+      ["Exit status 0", "STDOUT"],
     ]);
     expect(typeof lines[0].timestamp).toBe("number");
     expect((await run(["logs", "no-such-task"])).code).toBe(4);
   });
 
   test("cells lists the live cells with available/total capacity; --json one cell per line", async () => {
-    // A BBS of its own, where two cells that live elsewhere heartbeat these presences.
-    const listed = await TestBbs.start();
-    await listed.announceCell({
-      cellId: "cell-2",
-      address: "127.0.0.1:1801",
-      zone: "z1",
-      stacks: ["default"],
-      rootfsProviders: [{ scheme: "docker" }, { scheme: "preloaded", names: ["busybox"] }],
-      total: { memoryMb: 2048, diskMb: 4096, containers: 100 },
-      available: { memoryMb: 1024, diskMb: 4000, containers: 99 },
-    });
-    await listed.announceCell({
+    // A cluster of its own with two cells; cell-2 holds room for a task that runs until cancelled.
+    const listed = await InProcessCluster.start();
+    const one = await listed.startCell({
       cellId: "cell-1",
-      address: "127.0.0.1:1800",
       zone: "z1",
-      total: { memoryMb: 2048, diskMb: 4096, containers: 100 },
-      available: { memoryMb: 2048, diskMb: 4096, containers: 100 },
+      stacks: [],
+      memoryMb: 2048,
+      diskMb: 4096,
+      maxContainers: 100,
     });
+    const two = await listed.startCell({
+      cellId: "cell-2",
+      zone: "z1",
+      optionalPlacementTags: ["cell-2"],
+      memoryMb: 2048,
+      diskMb: 4096,
+      maxContainers: 100,
+    });
+    await diego(listed.address, ["desire", "-"], {
+      stdin: scriptFile("cells-busy", "sleep 600", "cell-2", { memory_mb: 1024, disk_mb: 96 }),
+    });
+    await listed.waitFor("cells-busy", (t) => t?.state === TaskState.RUNNING);
+    await until(async () => (await listed.presence("cell-2"))?.available?.memoryMb === 1024);
     const run = (args: string[]) => diego(listed.address, args);
     const r = await run(["cells"]);
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split("\n");
     expect(lines[0]).toMatch(/^CELL ID +ADDRESS +ZONE +MEMORY MB +DISK MB +CONTAINERS +STACKS +ROOTFS +TAGS$/);
-    expect(lines[1]).toMatch(/^cell-1 +127\.0\.0\.1:1800 +z1 +2048\/2048 +4096\/4096 +100\/100 +- +- +-$/);
+    expect(lines[1]).toMatch(
+      new RegExp(`^cell-1 +${one.running.address} +z1 +2048/2048 +4096/4096 +100/100 +- +docker,preloaded:busybox +-$`),
+    );
     expect(lines[2]).toMatch(
-      /^cell-2 +127\.0\.0\.1:1801 +z1 +1024\/2048 +4000\/4096 +99\/100 +default +docker,preloaded:busybox +-$/,
+      new RegExp(
+        `^cell-2 +${two.running.address} +z1 +1024/2048 +4000/4096 +99/100 +linux +docker,preloaded:busybox +cell-2\\?$`,
+      ),
     );
     const json = (await run(["cells", "--json"])).stdout
       .trimEnd()
@@ -485,26 +503,26 @@ describe("connection errors", () => {
 describe("outcome, labels, paging, resume, escaping", () => {
   test("run exits with the task's exit status, or 124 without one; its own errors are 122 and 123", async () => {
     const exited = guid();
-    plans.set(exited, {
-      failed: true,
-      failureReason: "DEMO: Exited with status 7",
-      exitStatus: 7,
-      usage: { peakMemoryBytes: 5n * 1024n * 1024n, cpuTimeNs: 1_500_000_000n },
-    });
-    const r = await run(["run", "-", "--json"], { stdin: taskFile(exited) });
+    const r = await run(["run", "-", "--json"], { stdin: scriptFile(exited, "exit 7") });
     expect(r.code).toBe(7);
     const outcome = JSON.parse(r.stdout);
+    // The fake runtime measures 1 MiB of memory and 1 ms of CPU per process (one here: sh).
     expect(outcome).toMatchObject({
       failed: true,
+      failure_reason: "DEMO: Exited with status 7",
       failure_kind: "EXITED",
       exit_status: 7,
-      usage: { peak_memory_bytes: 5 * 1024 * 1024, cpu_time_ns: 1_500_000_000 },
+      usage: { peak_memory_bytes: 1024 * 1024, cpu_time_ns: 1_000_000 },
     });
     for (const t of ["claimed_at", "started_at", "completed_at"]) expect(typeof outcome[t]).toBe("number");
 
     const timedOut = guid();
-    plans.set(timedOut, { failed: true, failureReason: "exceeded 1s timeout" });
-    expect((await run(["run", "-"], { stdin: taskFile(timedOut) })).code).toBe(124);
+    const slow = { run: { path: "/bin/sh", args: ["-c", "sleep 600"] } };
+    const t = await run(["run", "-"], {
+      stdin: taskFile(timedOut, { action: { timeout: { action: slow, timeout_ms: 1000 } } }),
+    });
+    expect(t.code).toBe(124);
+    expect(t.stderr).toContain("exceeded 1s timeout");
 
     const dup = guid();
     await run(["desire", "-"], { stdin: taskFile(dup) });
@@ -516,28 +534,24 @@ describe("outcome, labels, paging, resume, escaping", () => {
 
   test("get shows the outcome fields and the labels", async () => {
     const g = guid();
-    await run(["desire", "-"], { stdin: taskFile(g, { labels: { team: "red", tier: "1" } }) });
-    await bbs.start(g, "cell-1");
-    await bbs.running(g, "cell-1");
-    await bbs.complete(g, {
-      failed: true,
-      failureReason: "DEMO: Exited with status 2",
-      exitStatus: 2,
-      usage: { peakMemoryBytes: 3n * 1024n * 1024n, cpuTimeNs: 250_000_000n },
-    });
+    await run(["desire", "-"], { stdin: scriptFile(g, "exit 2", "cell-1", { labels: { team: "red", tier: "1" } }) });
+    await bbs.completed(g);
     const human = (await run(["get", g])).stdout;
     expect(human).toMatch(/^labels: +team=red,tier=1$/m);
     expect(human).toMatch(/^failure_kind: +EXITED$/m);
     expect(human).toMatch(/^exit_status: +2$/m);
-    expect(human).toMatch(/^usage: +peak memory 3\.0 MiB, cpu 250ms$/m);
+    expect(human).toMatch(/^usage: +peak memory 1\.0 MiB, cpu 1ms$/m);
     for (const t of ["claimed_at", "started_at", "completed_at"])
       expect(human).toMatch(new RegExp(`^${t}: +\\d{4}-\\d\\d-\\d\\dT`, "m"));
   });
 
   test("list reads past the first page, selects on every --label and shows the labels", async () => {
     const domain = `many-${guid()}`;
+    // A cluster without an auctioneer: the tasks only wait PENDING, so that 520 of them do not load the cells.
+    const idle = await InProcessCluster.start({ auctioneer: false });
+    const run = (args: string[]) => diego(idle.address, args);
     const { DiegoClient } = await import("@diego/client");
-    const client = new DiegoClient({ address: bbs.address });
+    const client = new DiegoClient({ address: idle.address });
     try {
       const count = 520; // more than one default page (500)
       for (let i = 0; i < count; i++)
@@ -563,6 +577,7 @@ describe("outcome, labels, paging, resume, escaping", () => {
       expect(bad.stderr).toContain('--label: must be key=value (got "nokey")');
     } finally {
       client.close();
+      await idle.stop();
     }
   });
 
@@ -570,15 +585,15 @@ describe("outcome, labels, paging, resume, escaping", () => {
     const proxy = await bbs.proxy();
     const f = fakeIo({ env: { DIEGO_BBS_ADDR: proxy.address } });
     const watching = runCli(["watch", "--label", "team=blue", "--json"], f.io);
-    await until(() => proxy.openWatches === 1);
+    await until(() => proxy.open("WatchTasks") === 1);
     const guids = [guid(), guid(), guid()];
     await run(["desire", "-"], { stdin: taskFile(guids[0], { labels: { team: "blue" } }) });
     await run(["desire", "-"], { stdin: taskFile(guid(), { labels: { team: "green" } }) });
     await until(() => f.stdout().includes(guids[0]));
-    proxy.cutWatches();
+    proxy.cut("WatchTasks");
     await run(["desire", "-"], { stdin: taskFile(guids[1], { labels: { team: "blue" } }) });
-    await until(() => proxy.openWatches === 1);
-    proxy.cutWatches();
+    await until(() => proxy.open("WatchTasks") === 1);
+    proxy.cut("WatchTasks");
     await run(["desire", "-"], { stdin: taskFile(guids[2], { labels: { team: "blue" } }) });
     await until(() => f.stdout().includes(guids[2]));
     f.interrupt();
@@ -589,21 +604,25 @@ describe("outcome, labels, paging, resume, escaping", () => {
       .split("\n")
       .map((l) => JSON.parse(l));
     expect(events[0]).toHaveProperty("live");
-    expect(events.slice(1).map((e) => e.created?.task?.task_guid)).toEqual(guids);
+    // The blue tasks' creations, in order (their cells' changes come between), each event once.
+    expect(events.filter((e) => e.created).map((e) => e.created.task.task_guid)).toEqual(guids);
+    expect(new Set(f.stdout().split("\n")).size).toBe(f.stdout().split("\n").length);
     expect(f.stderr()).toContain("the event stream was cut");
   });
 
   test("control characters from the server never reach the terminal", async () => {
-    const g = guid();
     const evil = "\u001b]0;pwned\u0007\u001b[2J\r";
-    plans.set(g, { failed: true, failureReason: `DEMO: ${evil}`, result: `42${evil}` });
-    const tty = await run(["run", "-"], { stdin: taskFile(g, { labels: { x: evil } }), tty: true });
+    // The task writes them to its output and its result file.
+    const evilFile = (g: string, extra: Record<string, unknown> = {}) =>
+      scriptFile(g, 'echo "$EVIL"; printf "42$EVIL" > /tmp/result', "cell-1", {
+        env: [{ name: "EVIL", value: evil }],
+        ...extra,
+      });
+    const tty = await run(["run", "-", "--logs"], { stdin: evilFile(guid(), { labels: { x: evil } }), tty: true });
     // Into a pipe or a file, the task's result is its own data, byte for byte.
-    const p = guid();
-    plans.set(p, { result: `42${evil}` });
-    expect((await run(["run", "-"], { stdin: taskFile(p) })).stdout).toBe(`42${evil}\n`);
-    expect(tty.stderr).toContain("DEMO: \\e]0;pwned\\x07\\e[2J\\r");
-    // The task's own result: escaped on a terminal.
+    expect((await run(["run", "-"], { stdin: evilFile(guid()) })).stdout).toBe(`42${evil}\n`);
+    // The task's own output and result: escaped on a terminal.
+    expect(tty.stdout).toContain("OUT \\e]0;pwned\\x07\\e[2J");
     expect(tty.stdout).toContain("42\\e]0;pwned");
     // eslint-disable-next-line no-control-regex -- the point of the check
     const raw = /[\u0007\u001b\r]/;

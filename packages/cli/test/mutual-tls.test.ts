@@ -6,34 +6,25 @@ import { promisify } from "node:util";
 import { ChannelCredentials, Client } from "@grpc/grpc-js";
 import { readFileSync } from "node:fs";
 import { DiegoClient } from "@diego/client";
-import { TestBbs } from "@diego/client/testing";
+import { certFiles, InProcessCluster } from "@diego/client/testing";
 import { diego } from "./support/fake-io.js";
 
-// scripts/make-certs makes a CA and certificates; the BBS serving mutual TLS with them (the real one of
-// @diego/bbs, in-process on its memory store) must accept the client certificate it made and refuse a
+// scripts/make-certs makes a CA and certificates; the in-process cluster serving mutual TLS with them (the
+// real BBS, on its memory store, and auctioneer) must accept the client certificate it made and refuse a
 // client without a certificate or with one from another CA.
 const run = promisify(execFile);
 const makeCerts = resolve(import.meta.dirname, "../../../scripts/make-certs");
 
 let dir: string;
-let bbs: TestBbs;
-const certs = (set: string) => ({
-  caFile: join(dir, set, "ca.crt"),
-  certFile: join(dir, set, "client.crt"),
-  keyFile: join(dir, set, "client.key"),
-});
+let bbs: InProcessCluster;
+const certs = (set: string) => certFiles(join(dir, set), "client");
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "diego-certs-"));
   await run(makeCerts, [join(dir, "ours"), "--cells", "1"]);
   await run(makeCerts, [join(dir, "theirs"), "--cells", "0"]);
-  bbs = await TestBbs.start({
-    tls: {
-      caFile: join(dir, "ours", "ca.crt"),
-      certFile: join(dir, "ours", "bbs.crt"),
-      keyFile: join(dir, "ours", "bbs.key"),
-    },
-    clientTls: certs("ours"),
+  bbs = await InProcessCluster.start({
+    tls: { server: (name) => certFiles(join(dir, "ours"), name), client: certs("ours") },
   });
 }, 120_000);
 

@@ -1,17 +1,15 @@
 import { execFile } from "node:child_process";
 import { resolve } from "node:path";
-import { TestBbs } from "@diego/client/testing";
+import { InProcessCluster } from "@diego/client/testing";
 
-// scripts/diego as a person runs it: a real process, its stdout, stderr and exit code.
+// scripts/diego as a person runs it: a real process, its stdout, stderr and exit code, against the in-process
+// cluster (the real BBS, auctioneer and a cell on the fake runtime).
 const script = resolve(import.meta.dirname, "../../../scripts/diego");
-let bbs: TestBbs;
+let bbs: InProcessCluster;
 
 beforeAll(async () => {
-  bbs = await TestBbs.start();
-  bbs.autoRun = (task) =>
-    task.annotation === "fail"
-      ? { failed: true, failureReason: "DEMO: Exited with status 3", exitStatus: 3 }
-      : { result: "42" };
+  bbs = await InProcessCluster.start();
+  await bbs.startCell({ cellId: "cell-1" });
 });
 afterAll(() => bbs.stop());
 
@@ -27,13 +25,14 @@ function diego(args: string[], options: { stdin?: string; env?: Record<string, s
   });
 }
 
-const task = (guid: string, annotation = "") =>
+const task = (guid: string, script = "printf 42 > /tmp/result") =>
   JSON.stringify({
     task_guid: guid,
     domain: "scripts",
     root_fs: "docker:///diego/busybox",
-    action: { run: { path: "/bin/true" } },
-    annotation,
+    action: { run: { path: "/bin/sh", args: ["-c", script] } },
+    result_file: "/tmp/result",
+    log_source: "DEMO",
   });
 
 test("scripts/diego --help lists the commands", async () => {
@@ -47,7 +46,7 @@ test("scripts/diego --help lists the commands", async () => {
 test("run exits 0 with the result, with the task's exit status and its failure reason, and a missing BBS is 3 (122 for run)", async () => {
   const ok = await diego(["run", "-"], { stdin: task(`scripts-ok-${process.pid}`) });
   expect(ok).toMatchObject({ code: 0, stdout: "42\n", stderr: "" });
-  const failed = await diego(["run", "-"], { stdin: task(`scripts-fail-${process.pid}`, "fail") });
+  const failed = await diego(["run", "-"], { stdin: task(`scripts-fail-${process.pid}`, "exit 3") });
   expect(failed).toMatchObject({ code: 3, stdout: "" });
   expect(failed.stderr).toBe(`diego: task scripts-fail-${process.pid} failed on cell-1: DEMO: Exited with status 3\n`);
   const away = await diego(["list"], { env: { DIEGO_BBS_ADDR: "127.0.0.1:1" } });

@@ -1,25 +1,16 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { DiegoClient } from "../src/diego-client.js";
-import { TestBbs } from "../src/testing/index.js";
+import { freePort, InProcessCluster } from "../src/testing/index.js";
 
-// Several BBS addresses: a call goes to the one that answers, past a BBS that is down or hung.
-/** An address where nothing listens (a port the kernel handed out, then released). */
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === "object" && addr ? addr.port : 0));
-    });
-  });
-}
-
-let bbs: TestBbs;
+// Several BBS addresses: a call goes to the one that answers, past a BBS that is down or hung. (A free
+// port is an address where nothing listens: the kernel handed it out, then it was released.)
+let bbs: InProcessCluster;
 let hung: Server;
 let hungAddress: string;
 const sockets: Socket[] = [];
 
 beforeAll(async () => {
-  bbs = await TestBbs.start();
+  bbs = await InProcessCluster.start({ auctioneer: false });
   // A server that accepts connections and never answers, as a stopped (SIGSTOP) BBS does.
   hung = createServer((s) => sockets.push(s));
   await new Promise<void>((resolve) => hung.listen(0, "127.0.0.1", resolve));

@@ -1,37 +1,39 @@
 import { createServer, type Server } from "node:http";
 import { TaskState, type Task } from "@diego/proto";
 import { DiegoClient } from "../src/diego-client.js";
-import { DOCKER_GATEWAY } from "@diego/testing";
-import { TestBbs } from "../src/testing/index.js";
+import { DOCKER_GATEWAY, eventually, InProcessCluster } from "../src/testing/index.js";
 
-let bbs: TestBbs;
+// Against the one in-process cluster: the real BBS, auctioneer and a cell on the fake runtime, which runs
+// each task's script.
+let cluster: InProcessCluster;
 let client: DiegoClient;
 let n = 0;
 const guid = () => `rtc-${process.pid}-${++n}`;
-const task = (taskGuid: string) => ({
+/** A task whose run action is `sh -c script`; its result file is /tmp/result. */
+const task = (taskGuid: string, script = "printf 42 > /tmp/result") => ({
   taskGuid,
   domain: "rtc",
   rootFs: "docker:///diego/busybox",
-  action: { action: { case: "run" as const, value: { path: "/bin/sh", args: ["-c", "printf 42 > /tmp/result"] } } },
+  action: { action: { case: "run" as const, value: { path: "/bin/sh", args: ["-c", script] } } },
   resultFile: "/tmp/result",
+  logSource: "DEMO",
 });
+const until = (what: string, check: () => boolean | Promise<boolean>) => eventually(what, check, 20_000, 10);
 
 beforeAll(async () => {
-  bbs = await TestBbs.start();
-  client = new DiegoClient({ address: bbs.address, timeoutMs: 5_000 });
+  cluster = await InProcessCluster.start();
+  await cluster.startCell({ cellId: "cell-2" });
+  client = new DiegoClient({ address: cluster.address, timeoutMs: 5_000 });
 });
 
 afterAll(async () => {
   client.close();
-  await bbs.stop();
+  await cluster.stop();
 });
 
-afterEach(() => {
-  bbs.autoRun = undefined;
-});
+const has = async (g: string) => (await cluster.get(g)) !== undefined;
 
 test("desires, follows through every state, resolves, deletes and returns the completed task", async () => {
-  bbs.autoRun = () => ({ cellId: "cell-2", result: "42" });
   const g = guid();
   const progress: string[] = [];
   const done = await client.runToCompletion(task(g), {
@@ -45,56 +47,53 @@ test("desires, follows through every state, resolves, deletes and returns the co
     cellId: "cell-2",
   });
   expect(progress).toEqual(["PENDING", "CLAIMED@cell-2", "RUNNING@cell-2", "COMPLETED@cell-2"]);
-  expect(await bbs.has(g)).toBe(false);
+  expect(await has(g)).toBe(false);
 });
 
 test("a failed task is returned as failed, with its reason, and cleaned up too", async () => {
-  bbs.autoRun = () => ({ failed: true, failureReason: "DEMO: Exited with status 3" });
   const g = guid();
-  const done = await client.runToCompletion(task(g));
-  expect(done).toMatchObject({ failed: true, failureReason: "DEMO: Exited with status 3" });
-  expect(await bbs.has(g)).toBe(false);
+  const done = await client.runToCompletion(task(g, "exit 3"));
+  expect(done).toMatchObject({ failed: true, failureReason: "DEMO: Exited with status 3", exitStatus: 3 });
+  expect(await has(g)).toBe(false);
 });
 
 test("without events the task is still followed to the end by polling", async () => {
   // The client reaches the BBS through a proxy that swallows every WatchTasks event.
-  const proxy = await bbs.proxy();
-  proxy.dropEvents = true;
+  const proxy = await cluster.proxy();
+  proxy.fault("WatchTasks", { dropMessages: true });
   const lossy = new DiegoClient({ address: proxy.address, timeoutMs: 5_000 });
-  bbs.autoRun = () => ({ result: "polled", stepMs: 30 });
   const g = guid();
-  const done = await lossy.runToCompletion(task(g), { pollIntervalMs: 50 });
+  const done = await lossy.runToCompletion(task(g, "sleep 0.3; printf polled > /tmp/result"), { pollIntervalMs: 50 });
   lossy.close();
   expect(done).toMatchObject({ state: TaskState.COMPLETED, result: "polled" });
-  expect(proxy.calls.filter((c) => c === "GetTask").length).toBeGreaterThan(0);
-  expect(await bbs.has(g)).toBe(false);
+  expect(proxy.count("GetTask")).toBeGreaterThan(0);
+  expect(await has(g)).toBe(false);
 });
 
 test("resolve: false leaves the completed task for another reader", async () => {
-  bbs.autoRun = () => ({ result: "kept" });
   const g = guid();
-  await client.runToCompletion(task(g), { resolve: false });
-  expect((await bbs.task(g))?.state).toBe(TaskState.COMPLETED);
+  await client.runToCompletion(task(g, "printf kept > /tmp/result"), { resolve: false });
+  expect(await cluster.get(g)).toMatchObject({ state: TaskState.COMPLETED, result: "kept" });
 });
 
 test("a task consumed by someone else after it completed is still returned", async () => {
   // The BBS's completion-callback worker consumes it (RESOLVING, POST, delete) as it completes.
   const receiver = await callbackReceiver();
   const g = guid();
-  const running = client.runToCompletion({ ...task(g), completionCallbackUrl: receiver.url }, { pollIntervalMs: 50 });
-  await until(() => bbs.has(g));
-  await bbs.start(g);
-  await bbs.complete(g, { result: "theirs" });
+  const running = client.runToCompletion(
+    { ...task(g, "printf theirs > /tmp/result"), completionCallbackUrl: receiver.url },
+    { pollIntervalMs: 50 },
+  );
   await expect(running).resolves.toMatchObject({ result: "theirs" });
-  await until(async () => receiver.received.includes(g));
+  await until("the callback", () => receiver.received.includes(g));
   await receiver.close();
 });
 
 test("a task deleted before it completed is NOT_FOUND", async () => {
   const g = guid();
-  const running = client.runToCompletion(task(g), { pollIntervalMs: 50 });
-  await until(() => bbs.has(g));
-  await bbs.wipe(g); // as if an operator wiped it from the store
+  const running = client.runToCompletion(task(g, "sleep 600"), { pollIntervalMs: 50 });
+  await until("the task", () => has(g));
+  await cluster.wipe(g); // as if an operator wiped it from the store
   await expect(running).rejects.toMatchObject({
     code: "NOT_FOUND",
     message: expect.stringContaining("deleted before it completed"),
@@ -104,11 +103,12 @@ test("a task deleted before it completed is NOT_FOUND", async () => {
 test("aborting stops following and leaves the task as it is", async () => {
   const g = guid();
   const stop = new AbortController();
-  const running = client.runToCompletion(task(g), { signal: stop.signal, pollIntervalMs: 50 });
-  await until(() => bbs.has(g));
+  const running = client.runToCompletion(task(g, "sleep 600"), { signal: stop.signal, pollIntervalMs: 50 });
+  await cluster.waitFor(g, (t) => t?.state === TaskState.RUNNING);
   stop.abort();
   await expect(running).rejects.toMatchObject({ code: "CANCELLED" });
-  expect((await bbs.task(g))?.state).toBe(TaskState.PENDING);
+  expect((await cluster.get(g))?.state).toBe(TaskState.RUNNING);
+  await client.cancel(g);
 });
 
 test("a bad request fails at once with the field named", async () => {
@@ -127,31 +127,37 @@ test("a BBS that goes away and comes back is waited for; one that stays away end
     etcdEndpoints: [etcd],
     etcdPrefix: `/test-client/${process.pid}-${Date.now()}/`,
   };
-  const first = await TestBbs.start({ bbs: store });
+  // The first BBS has no auctioneer, so the task waits PENDING; the second places it (its convergence sends
+  // PENDING tasks to the auctioneer every pass) on its cell.
+  const first = await InProcessCluster.start({ bbs: store, auctioneer: false });
   const port = first.address.split(":")[1];
   const c = new DiegoClient({ address: first.address, timeoutMs: 2_000 });
   const g = guid();
   let seenPending: Task | undefined;
-  const running = c.runToCompletion(task(g), {
+  const running = c.runToCompletion(task(g, "printf restarted > /tmp/result"), {
     pollIntervalMs: 50,
     unreachableTimeoutMs: 60_000,
     onProgress: (t) => (seenPending ??= t),
   });
   running.catch(() => undefined); // awaited below; this only keeps a failure elsewhere from going unhandled
-  await until(() => seenPending !== undefined);
+  await until("the task PENDING", () => seenPending !== undefined);
   await first.stop();
   // The same BBS comes back on the same address with the same tasks, and the task completes there.
-  const second = await TestBbs.start({ listenAddress: `127.0.0.1:${port}`, bbs: store });
+  const second = await InProcessCluster.start({
+    listenAddress: `127.0.0.1:${port}`,
+    bbs: { ...store, convergeRepeatInterval: 1_000 },
+  });
   try {
-    await second.start(g);
-    await second.complete(g, { result: "after restart" });
-    await expect(running).resolves.toMatchObject({ result: "after restart" });
-    expect(await second.has(g)).toBe(false);
+    await second.startCell({ cellId: "cell-1" });
+    await expect(running).resolves.toMatchObject({ result: "restarted", cellId: "cell-1" });
+    expect(await second.get(g)).toBeUndefined();
 
+    // A task left PENDING (no auctioneer), then the BBS goes away for good.
+    await second.stopAuctioneer();
     const g2 = guid();
     const again = c.runToCompletion(task(g2), { pollIntervalMs: 50, unreachableTimeoutMs: 300 });
     again.catch(() => undefined);
-    await until(() => second.has(g2));
+    await until("the second task", async () => (await second.get(g2)) !== undefined);
     await second.stop();
     await expect(again).rejects.toMatchObject({
       code: "UNAVAILABLE",
@@ -193,12 +199,4 @@ async function deletePrefix(etcd: string, prefix: string): Promise<void> {
     body: JSON.stringify({ key: b64(prefix), range_end: b64(end) }),
   });
   if (!res.ok) throw new Error(`etcd deleterange: ${res.status}`);
-}
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }

@@ -3,11 +3,12 @@ import { DiegoError } from "@diego/models";
 import type { TaskEvent } from "@diego/proto";
 import { DiegoClient } from "../src/diego-client.js";
 import { decideAfterCut, isResync, type TaskResync, type WatchItem } from "../src/resumable-watch.js";
-import { eventually, freePort, TestBbs } from "../src/testing/index.js";
+import { eventually, freePort, InProcessCluster } from "../src/testing/index.js";
 
 // watch() resumes after a cut from the last event's resume_token: cut through a proxy, the events seen
 // are exactly those of a watcher that was never cut. A BBS restart loses the kept events: the watch
-// says so with a TaskResync listing the tasks, and goes on.
+// says so with a TaskResync listing the tasks, and goes on. The clusters run no auctioneer: the tasks stay
+// PENDING until cancelled, so the only events are the tests' own.
 
 let n = 0;
 const task = (domain: string, labels: Record<string, string> = {}) => ({
@@ -69,7 +70,7 @@ test.each([
 });
 
 test("cut again and again through a proxy, the watch misses and repeats nothing", async () => {
-  const bbs = await TestBbs.start();
+  const bbs = await InProcessCluster.start({ auctioneer: false });
   const proxy = await bbs.proxy();
   const direct = new DiegoClient({ address: bbs.address, timeoutMs: 5_000 });
   const proxied = new DiegoClient({ address: proxy.address, timeoutMs: 5_000 });
@@ -77,7 +78,7 @@ test("cut again and again through a proxy, the watch misses and repeats nothing"
   try {
     const reference = collect(direct, { domain });
     const cut = collect(proxied, { domain });
-    await eventually("both watches are live", () => bbs.watchers === 2 && proxy.openWatches === 1);
+    await eventually("both watches are live", () => bbs.watchers === 2 && proxy.open("WatchTasks") === 1);
     const guids: string[] = [];
     for (let round = 0; round < 5; round++) {
       for (let i = 0; i < 4; i++) {
@@ -87,9 +88,9 @@ test("cut again and again through a proxy, the watch misses and repeats nothing"
         if (i % 2 === 0) await direct.cancel(t.taskGuid);
       }
       // While cut, events keep coming; the watch picks them up from its last token.
-      expect(proxy.cutWatches()).toBe(1);
+      expect(proxy.cut("WatchTasks")).toBe(1);
       await direct.desire(task(domain));
-      await eventually("the watch is back", () => proxy.openWatches === 1);
+      await eventually("the watch is back", () => proxy.open("WatchTasks") === 1);
     }
     await eventually("the cut watch has caught up", () => cut.tokens().length === reference.tokens().length);
     expect(cut.tokens()).toEqual(reference.tokens());
@@ -109,16 +110,16 @@ test("cut again and again through a proxy, the watch misses and repeats nothing"
 });
 
 test("the labels selector holds across a resume", async () => {
-  const bbs = await TestBbs.start();
+  const bbs = await InProcessCluster.start({ auctioneer: false });
   const proxy = await bbs.proxy();
   const client = new DiegoClient({ address: proxy.address, timeoutMs: 5_000 });
   try {
     const w = collect(client, { labels: { team: "red" } });
-    await eventually("watching", () => proxy.openWatches === 1);
+    await eventually("watching", () => proxy.open("WatchTasks") === 1);
     const red = task("labelled", { team: "red" });
     await client.desire(red);
     await client.desire(task("labelled", { team: "blue" }));
-    proxy.cutWatches();
+    proxy.cut("WatchTasks");
     await client.cancel(red.taskGuid);
     await client.desire(task("labelled", { team: "blue", extra: "1" }));
     await eventually("both events of the red task", () => w.events().length === 2);
@@ -138,7 +139,7 @@ test("a BBS restart: the kept events are gone, so the watch resyncs with the tas
     etcdEndpoints: [etcd],
     etcdPrefix: `/test-client/${randomBytes(4).toString("hex")}`,
   };
-  let bbs = await TestBbs.start({ listenAddress, bbs: bbsConfig });
+  let bbs = await InProcessCluster.start({ listenAddress, bbs: bbsConfig, auctioneer: false });
   const client = new DiegoClient({ address: listenAddress, timeoutMs: 5_000 });
   const domain = "restarted";
   try {
@@ -149,7 +150,7 @@ test("a BBS restart: the kept events are gone, so the watch resyncs with the tas
     await eventually("its created event", () => w.events().length === 1);
     await bbs.stop();
     // Written while no BBS runs this stream: only the listing can tell.
-    bbs = await TestBbs.start({ listenAddress, bbs: bbsConfig });
+    bbs = await InProcessCluster.start({ listenAddress, bbs: bbsConfig, auctioneer: false });
     const whileAway = task(domain);
     await client.desire(whileAway);
     const resync = await eventually("a resync", () => w.items.find(isResync) as TaskResync | undefined);

@@ -3,6 +3,6 @@ export * from "./cluster.js";
 export * from "./tasks.js";
 export * from "./invalid-requests.js";
 export * from "./http-receiver.js";
-export { EtcdServer, eventually, freePort } from "@diego/testing";
+export { certFiles, EtcdServer, eventually, freePort } from "@diego/testing";
 export * from "./cli.js";
 export * from "./image-cluster.js";

@@ -6,7 +6,7 @@ import { promisify } from "node:util";
 import { createClient, type TlsFiles } from "@diego/kit";
 import { FailureReason } from "@diego/models";
 import { auctioneerv1, cellv1, CellRegistryService, LockService, TaskLifecycleService, TaskState } from "@diego/proto";
-import { Cluster, fixtureTask, REPO_ROOT, uniqueGuid, waitForState } from "../src/index.js";
+import { certFiles, Cluster, fixtureTask, REPO_ROOT, uniqueGuid, waitForState } from "../src/index.js";
 
 // Roles from certificates (docs/security.md), checked against real processes with mutual TLS: a client
 // certificate may call no internal RPC; a cell may act only as itself; a privileged task on cells
@@ -14,11 +14,7 @@ import { Cluster, fixtureTask, REPO_ROOT, uniqueGuid, waitForState } from "../sr
 const run = promisify(execFile);
 let cluster: Cluster;
 let certs: string;
-const files = (name: string): TlsFiles => ({
-  caFile: join(certs, "ca.crt"),
-  certFile: join(certs, `${name}.crt`),
-  keyFile: join(certs, `${name}.key`),
-});
+const files = (name: string): TlsFiles => certFiles(certs, name);
 
 beforeAll(async () => {
   certs = mkdtempSync(join(tmpdir(), "diego-authz-certs-"));

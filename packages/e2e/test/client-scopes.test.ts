@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { createClient, type TlsFiles } from "@diego/kit";
 import { TaskService } from "@diego/proto";
-import { Cluster, fixtureTask, REPO_ROOT, uniqueGuid } from "../src/index.js";
+import { certFiles, Cluster, fixtureTask, REPO_ROOT, uniqueGuid } from "../src/index.js";
 
 // Client scopes (docs/security.md) on real processes with mutual TLS: a client limited to some domains
 // desires, lists, watches and reads only there (another domain's task is not found to it), and only the
@@ -13,11 +13,7 @@ import { Cluster, fixtureTask, REPO_ROOT, uniqueGuid } from "../src/index.js";
 const run = promisify(execFile);
 let cluster: Cluster;
 let certs: string;
-const files = (name: string): TlsFiles => ({
-  caFile: join(certs, "ca.crt"),
-  certFile: join(certs, `${name}.crt`),
-  keyFile: join(certs, `${name}.key`),
-});
+const files = (name: string): TlsFiles => certFiles(certs, name);
 const as = (name: string) =>
   createClient(TaskService, cluster.bbsAddress, { tls: files(name), defaultTimeoutMs: 10_000 });
 

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { TaskService, TaskState } from "@diego/proto";
 import { createClient } from "@diego/kit";
-import { Cluster, diego, fixtureTask, REPO_ROOT, uniqueGuid, waitForState } from "../src/index.js";
+import { certFiles, Cluster, diego, fixtureTask, REPO_ROOT, uniqueGuid, waitForState } from "../src/index.js";
 
 // The whole cluster with mutual TLS on every gRPC link; a client with the generated
 // certificate works, one without a certificate or with another CA's is refused.
@@ -14,18 +14,14 @@ let cluster: Cluster;
 let certs: string;
 let otherCerts: string;
 
-const files = (dir: string, name: string) => ({
-  caFile: join(dir, "ca.crt"),
-  certFile: join(dir, `${name}.crt`),
-  keyFile: join(dir, `${name}.key`),
-});
-
 beforeAll(async () => {
   certs = mkdtempSync(join(tmpdir(), "diego-certs-"));
   otherCerts = mkdtempSync(join(tmpdir(), "diego-other-certs-"));
   await run(join(REPO_ROOT, "scripts/make-certs"), [certs]);
   await run(join(REPO_ROOT, "scripts/make-certs"), [otherCerts]);
-  cluster = await Cluster.start({ tls: { server: (name) => files(certs, name), client: files(certs, "client") } });
+  cluster = await Cluster.start({
+    tls: { server: (name) => certFiles(certs, name), client: certFiles(certs, "client") },
+  });
 }, 180_000);
 
 afterAll(() => cluster?.stop());
@@ -38,7 +34,7 @@ test("a task runs end to end over mutual TLS", async () => {
 });
 
 test("the CLI with the generated client certificate works", async () => {
-  const client = files(certs, "client");
+  const client = certFiles(certs, "client");
   const res = await diego(["cells", "--json"], {
     DIEGO_BBS_ADDR: cluster.bbsAddress,
     DIEGO_TLS_CA_FILE: client.caFile,
@@ -52,7 +48,7 @@ test("the CLI with the generated client certificate works", async () => {
 test("a client without a certificate, or with another CA's, is refused", async () => {
   const plain = await diego(["cells"], { DIEGO_BBS_ADDR: cluster.bbsAddress });
   expect(plain.code).toBe(3);
-  const foreign = files(otherCerts, "client");
+  const foreign = certFiles(otherCerts, "client");
   const other = createClient(TaskService, cluster.bbsAddress, { tls: foreign, defaultTimeoutMs: 10_000 });
   await expect(other.listTasks({})).rejects.toMatchObject({ code: "UNAVAILABLE" });
   other.close();

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { FailureKind, TaskCreateRequestSchema, TaskState } from "@diego/proto";
+import { FailureKind, TaskCreateRequestSchema, TaskState, type Task } from "@diego/proto";
 import { DiegoError } from "../src/errors.js";
 import {
   TRANSITIONS,
@@ -163,15 +163,17 @@ describe("fields set", () => {
   });
 
   test("reject counts and returns to PENDING, then fails after max retries", () => {
-    let task = taskIn(TaskState.PENDING)!;
-    for (let i = 1; i <= 3; i++) {
-      const out = transition(
+    const reject = (t: Task) =>
+      transition(
         "reject",
         "auctioneer",
-        task,
+        t,
         { reason: "insufficient resources: memory", cellId: "", maxRetries: 3 },
         LATER,
       );
+    let task = taskIn(TaskState.PENDING)!;
+    for (let i = 1; i <= 3; i++) {
+      const out = reject(task);
       if (out.kind !== "put") throw new Error("expected put");
       expect(out.task).toMatchObject({
         state: TaskState.PENDING,
@@ -180,13 +182,7 @@ describe("fields set", () => {
       });
       task = out.task;
     }
-    const last = transition(
-      "reject",
-      "auctioneer",
-      task,
-      { reason: "insufficient resources: memory", cellId: "", maxRetries: 3 },
-      LATER,
-    );
+    const last = reject(task);
     expect(last).toMatchObject({
       task: { state: TaskState.COMPLETED, failed: true, failureReason: "insufficient resources: memory" },
     });

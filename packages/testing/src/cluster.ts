@@ -1,14 +1,15 @@
-// The one in-process cluster of real parts: the BBS (on its in-memory task store), the auctioneer, which
-// places every desired task on the live cells as in production, and real cells (on the fake runtime unless
-// told otherwise). The helpers use only the public gRPC API: DesireTask, GetTask, WatchTasks, ListCells,
-// FetchLock.
+// The one in-process cluster of real parts: the BBS (on its in-memory task store unless told otherwise), the
+// auctioneer, which places every desired task on the live cells as in production, and real cells (on the fake
+// runtime unless told otherwise), in plaintext or mutual TLS. The helpers use the public gRPC API (DesireTask,
+// GetTask, WatchTasks, ListCells, FetchLock); only `wipe` reaches into the BBS's store, as an operator would.
 import { EventEmitter } from "node:events";
 import { randomBytes } from "node:crypto";
+import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { auctioneerConfig, startAuctioneer, type AuctioneerHandle } from "@diego/auctioneer";
-import { startBbs, type RunningBbs } from "@diego/bbs";
+import { startBbs, type BbsConfig, type RunningBbs } from "@diego/bbs";
 import {
   cellConfig,
   FakeRuntime,
@@ -18,8 +19,8 @@ import {
   type ContainerRuntime,
   type RunningCell,
 } from "@diego/cell";
-import { createClient, createLogger, type ServiceClient } from "@diego/kit";
-import { DiegoError } from "@diego/models";
+import { createClient, createLogger, type ServiceClient, type TlsFiles } from "@diego/kit";
+import { DiegoError, taskNotFound } from "@diego/models";
 import {
   CellRegistryService,
   CellService,
@@ -31,6 +32,7 @@ import {
   type Task,
   type TaskCreateRequestSchema,
 } from "@diego/proto";
+import { GrpcFaultProxy } from "./grpc-fault-proxy.js";
 
 type TaskInit = MessageInitShape<typeof TaskCreateRequestSchema>;
 
@@ -59,6 +61,25 @@ export interface ClusterCellOptions {
   logger?: CellOverrides["logger"];
 }
 
+export interface ClusterOptions {
+  /** The BBS's gRPC address; default 127.0.0.1:0 (a free port). */
+  listenAddress?: string;
+  /** Any other BBS setting, e.g. `{ store: "etcd", etcdEndpoints, etcdPrefix }` to keep tasks across a restart. */
+  bbs?: Partial<BbsConfig>;
+  /**
+   * Mutual TLS: `server(name)` gives the files of "bbs", "auctioneer" and each cell id (scripts/make-certs:
+   * ca.crt, <name>.crt, <name>.key); `client` those of a client identity, for the cluster's own calls.
+   */
+  tls?: { server: (name: string) => TlsFiles; client: TlsFiles };
+  /** Start the auctioneer (default true). Without it desired tasks stay PENDING, as with the auctioneer down. */
+  auctioneer?: boolean;
+}
+
+/** The files of a scripts/make-certs directory, by name: `ca.crt` with `<name>.crt` and `<name>.key`. */
+export function certFiles(dir: string, name: string): TlsFiles {
+  return { caFile: join(dir, "ca.crt"), certFile: join(dir, `${name}.crt`), keyFile: join(dir, `${name}.key`) };
+}
+
 export class InProcessCluster {
   readonly tasks: ServiceClient<(typeof TaskService)["method"]>;
   readonly lifecycle: ServiceClient<(typeof TaskLifecycleService)["method"]>;
@@ -71,13 +92,23 @@ export class InProcessCluster {
   private readonly watching = new AbortController();
   private auctioneer?: AuctioneerHandle;
   private readonly started: RunningCell[] = [];
+  private readonly proxies: GrpcFaultProxy[] = [];
+  /** Work dirs the cluster made for its cells (removed on stop). */
+  private readonly workDirs: string[] = [];
+  private watchOpen = false;
+  private stopping?: Promise<void>;
 
-  private constructor(private readonly bbs: RunningBbs) {
-    this.tasks = createClient(TaskService, bbs.address);
-    this.lifecycle = createClient(TaskLifecycleService, bbs.address);
-    this.registry = createClient(CellRegistryService, bbs.address);
-    this.cells = createClient(CellService, bbs.address);
-    this.locks = createClient(LockService, bbs.address);
+  private constructor(
+    private readonly bbs: RunningBbs,
+    private readonly tls: ClusterOptions["tls"],
+  ) {
+    const client = { tls: tls?.client };
+    this.tasks = createClient(TaskService, bbs.address, client);
+    this.lifecycle = createClient(TaskLifecycleService, bbs.address, client);
+    this.registry = createClient(CellRegistryService, bbs.address, client);
+    this.cells = createClient(CellService, bbs.address, client);
+    // LockService answers the auctioneer only.
+    this.locks = createClient(LockService, bbs.address, { tls: tls?.server("auctioneer") });
     this.changes.setMaxListeners(0);
   }
 
@@ -86,27 +117,36 @@ export class InProcessCluster {
     return this.bbs.address;
   }
 
-  /** A BBS, a watch on every task, then an auctioneer holding the `auctioneer` lock. */
-  static async start(): Promise<InProcessCluster> {
+  /** The client identity's TLS files the cluster was started with (undefined: plaintext). */
+  get clientTls(): TlsFiles | undefined {
+    return this.tls?.client;
+  }
+
+  /** Open WatchTasks streams of the BBS, the cluster's own watch left out. */
+  get watchers(): number {
+    return Math.max(0, this.bbs.hub.size - (this.watchOpen ? 1 : 0));
+  }
+
+  /** A BBS, a watch on every task, then (unless `auctioneer: false`) an auctioneer holding the `auctioneer` lock. */
+  static async start(options: ClusterOptions = {}): Promise<InProcessCluster> {
     const level = process.env.DIEGO_TEST_LOG ?? "silent";
+    const tls = options.tls;
     const bbs = await startBbs(
-      { store: "memory", listenAddress: "127.0.0.1:0", statusAddress: "127.0.0.1:0" },
+      {
+        store: "memory",
+        listenAddress: options.listenAddress ?? "127.0.0.1:0",
+        statusAddress: "127.0.0.1:0",
+        ...tlsSettingsOf(tls?.server("bbs")),
+        ...options.bbs,
+      },
       { logger: createLogger("bbs", level) },
     );
-    const cluster = new InProcessCluster(bbs);
+    const cluster = new InProcessCluster(bbs, tls);
     try {
+      await cluster.reachable();
       cluster.watch();
       await cluster.probeWatch();
-      cluster.auctioneer = await startAuctioneer(
-        auctioneerConfig({ listenAddress: "127.0.0.1:0", statusAddress: "127.0.0.1:0", bbsAddress: bbs.address }),
-        { logger: createLogger("auctioneer", level) },
-      );
-      const advertised = cluster.auctioneer.advertiseAddress;
-      await until(
-        async () => (await cluster.locks.fetchLock({ key: "auctioneer" }).catch(() => undefined))?.value === advertised,
-        30_000,
-        "the auctioneer to hold its lock",
-      );
+      if (options.auctioneer !== false) await cluster.startAuctioneer();
       return cluster;
     } catch (err) {
       await cluster.stop();
@@ -114,7 +154,46 @@ export class InProcessCluster {
     }
   }
 
+  /**
+   * Resolves once a call reaches the BBS. A client in this process that was connected to the same address
+   * before (a BBS restarted on its port) shares its connection, which may still be waiting out its reconnect
+   * backoff; calls fail fast until it is connected again.
+   */
+  private async reachable(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        await this.cells.listCells({}, { timeoutMs: 5_000 });
+        return;
+      } catch (err) {
+        if (!DiegoError.is(err, "UNAVAILABLE") || Date.now() > deadline) throw err;
+        await sleep(20);
+      }
+    }
+  }
+
+  /** Starts the auctioneer and waits until it holds the `auctioneer` lock (the BBS then sends it every desired task). */
+  async startAuctioneer(): Promise<void> {
+    const level = process.env.DIEGO_TEST_LOG ?? "silent";
+    this.auctioneer = await startAuctioneer(
+      auctioneerConfig({
+        listenAddress: "127.0.0.1:0",
+        statusAddress: "127.0.0.1:0",
+        bbsAddress: this.address,
+        ...tlsSettingsOf(this.tls?.server("auctioneer")),
+      }),
+      { logger: createLogger("auctioneer", level) },
+    );
+    const advertised = this.auctioneer.advertiseAddress;
+    await until(
+      async () => (await this.locks.fetchLock({ key: "auctioneer" }).catch(() => undefined))?.value === advertised,
+      30_000,
+      "the auctioneer to hold its lock",
+    );
+  }
+
   private watch(): void {
+    this.watchOpen = true;
     void (async () => {
       for await (const ev of this.tasks.watchTasks({ domain: "" }, { signal: this.watching.signal })) {
         const task =
@@ -127,7 +206,9 @@ export class InProcessCluster {
         const guid = task?.taskGuid ?? (ev.event.case === "removed" ? ev.event.value.task?.taskGuid : undefined);
         if (guid) this.changes.emit("change", guid);
       }
-    })().catch(() => undefined);
+    })()
+      .catch(() => undefined)
+      .finally(() => (this.watchOpen = false));
   }
 
   /**
@@ -233,20 +314,24 @@ export class InProcessCluster {
 
   /**
    * Starts a real cell of this cluster (stopped with it) and waits until the BBS lists it. `values` are cell
-   * settings; the defaults give it 4 GiB of memory, 8 GiB of disk, free ports and a work dir of its own.
+   * settings; the defaults give it 4 GiB of memory, 8 GiB of disk, free ports and a work dir of its own
+   * (removed on stop), and under TLS the files `tls.server(cellId)`.
    */
   async startCell(values: Partial<CellConfig> = {}, options: ClusterCellOptions = {}): Promise<ClusterCell> {
     const cellId = values.cellId ?? `cell-${randomBytes(4).toString("hex")}`;
+    const workDir = values.workDir ?? join(tmpdir(), `diego-cell-test-${cellId}-${randomBytes(4).toString("hex")}`);
+    if (!values.workDir) this.workDirs.push(workDir);
     const config = cellConfig({
       listenAddress: "127.0.0.1:0",
       statusAddress: "127.0.0.1:0",
       bbsAddress: this.address,
       memoryMb: 4096,
       diskMb: 8192,
-      workDir: join(tmpdir(), `diego-cell-test-${cellId}`),
+      workDir,
       logLevel: process.env.DIEGO_TEST_LOG ?? "silent",
       gracefulShutdownInterval: 1000,
       drainTimeout: 2000,
+      ...tlsSettingsOf(this.tls?.server(cellId)),
       ...values,
       cellId,
     });
@@ -265,15 +350,52 @@ export class InProcessCluster {
   /** Stops the auctioneer (releasing its lock): from now on desired tasks stay PENDING until a test places them. */
   async stopAuctioneer(): Promise<void> {
     await this.auctioneer?.stop();
+    this.auctioneer = undefined;
   }
 
-  async stop(): Promise<void> {
+  /**
+   * A fault proxy in front of the BBS's public API (TaskService, CellService), in the cluster's TLS, stopped
+   * with the cluster: to fail, delay or cut chosen calls of a client pointed at `proxy.address`.
+   */
+  async proxy(): Promise<GrpcFaultProxy> {
+    const proxy = await GrpcFaultProxy.start(this.address, [TaskService, CellService], {
+      tls: this.tls?.server("bbs"),
+    });
+    this.proxies.push(proxy);
+    return proxy;
+  }
+
+  /**
+   * Removes the task from the BBS's store whatever its state, as an operator wiping it from etcd would
+   * (watchers get a `removed` event). No RPC does this, by design.
+   */
+  async wipe(guid: string): Promise<void> {
+    await this.bbs.store.apply(guid, (current) => {
+      if (!current) throw taskNotFound(guid);
+      return { kind: "delete" };
+    });
+  }
+
+  /** Stops the proxies, the cells, the auctioneer and the BBS; a second call waits for the first. */
+  stop(): Promise<void> {
+    this.stopping ??= this.stopAll();
+    return this.stopping;
+  }
+
+  private async stopAll(): Promise<void> {
+    await Promise.all(this.proxies.map((p) => p.stop()));
     await Promise.all(this.started.map((c) => c()));
     this.watching.abort();
     await this.auctioneer?.stop();
     for (const c of [this.tasks, this.lifecycle, this.registry, this.cells, this.locks]) c.close();
     await this.bbs.stop();
+    await Promise.all(this.workDirs.map((d) => rm(d, { recursive: true, force: true })));
   }
+}
+
+/** A service's TLS settings from its files (none: plaintext). */
+function tlsSettingsOf(files: TlsFiles | undefined) {
+  return files ? { tlsCaFile: files.caFile, tlsCertFile: files.certFile, tlsKeyFile: files.keyFile } : {};
 }
 
 /** A pause that does not keep the process alive (a waiter may stop listening before it ends). */

@@ -1,12 +1,10 @@
-// A gRPC proxy in front of a real server that fails or delays chosen calls, for fault injection in tests:
-// the real part answers everything else, byte for byte.
+// A gRPC proxy in front of a real server that fails, delays or cuts chosen calls, or swallows a stream's
+// messages, for fault injection in tests: the real part answers everything else, byte for byte.
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import {
   Client,
-  credentials,
   Metadata,
   Server,
-  ServerCredentials,
   status,
   type MethodDefinition,
   type sendUnaryData,
@@ -15,28 +13,59 @@ import {
   type ServiceDefinition,
   type UntypedHandleCall,
 } from "@grpc/grpc-js";
-import { methodPath } from "@diego/kit";
+import { channelCredentials, methodPath, serverCredentials, type TlsFiles } from "@diego/kit";
 
-/** A fault for one method (by its proto name, e.g. `ListCells`): fail with a status, and/or answer late. */
+/**
+ * A fault for one method (by its proto name, e.g. `ListCells`): fail with a status, and/or answer late; for a
+ * server-streaming method, pass it on but swallow its messages.
+ */
 export interface Fault {
   /** Fail the call with this gRPC status code (e.g. `status.UNAVAILABLE`); unset: pass it on. */
   code?: status;
   message?: string;
   /** Wait this long before passing the call on (or failing it). */
   delayMs?: number;
+  /** A stream passed on delivers none of its messages while this is set; it stays open (e.g. WatchTasks events lost). */
+  dropMessages?: boolean;
+}
+
+export interface GrpcFaultProxyOptions {
+  /** Default 127.0.0.1:0 (a free port). */
+  listenAddress?: string;
+  /** Mutual TLS on both sides: served with these files, and shown to the target as the client certificate. */
+  tls?: TlsFiles;
 }
 
 const bytes = (b: Buffer) => b;
 
+/** What a call passed on is made of: its method's path, bytes both ways, its request as it came, its deadline. */
+function passOn(
+  service: DescService,
+  method: DescMethod,
+  call: ServerUnaryCall<Buffer, Buffer> | ServerWritableStream<Buffer, Buffer>,
+) {
+  return [
+    methodPath(service, method),
+    bytes,
+    bytes,
+    call.request,
+    new Metadata(),
+    { deadline: call.getDeadline() },
+  ] as const;
+}
+
 /**
  * Passes every unary and server-streaming call of the given services to `target` as bytes, with its deadline;
- * the answer or error comes back as the server gave it. `fault(method, …)` makes chosen calls fail or wait;
- * `calls` counts the calls per method. Plain text (no TLS). `retarget` points it at another server.
+ * the answer or error comes back as the server gave it. `fault(method, …)` makes chosen calls fail or wait, or
+ * a stream's messages vanish; `cut(method)` ends the open streams of a method as a broken connection would;
+ * `calls` counts the calls per method. Plaintext unless given `tls`. `retarget` points it at another server.
  */
 export class GrpcFaultProxy {
   /** Calls received, per method name. */
   readonly calls = new Map<string, number>();
   private readonly faults = new Map<string, Fault>();
+  /** Open streams per method name: each entry ends its stream with UNAVAILABLE. */
+  private readonly streams = new Map<string, Set<() => void>>();
   private upstream: Client;
   private stopped = false;
 
@@ -44,16 +73,18 @@ export class GrpcFaultProxy {
     private readonly server: Server,
     private target: string,
     readonly address: string,
+    private readonly tls: TlsFiles | undefined,
   ) {
-    this.upstream = new Client(target, credentials.createInsecure());
+    this.upstream = new Client(target, channelCredentials(tls));
   }
 
-  /** Starts a proxy for `services` in front of `target` (host:port), on `listenAddress` (default a free port). */
+  /** Starts a proxy for `services` in front of `target` (host:port). */
   static async start(
     target: string,
     services: readonly DescService[],
-    listenAddress = "127.0.0.1:0",
+    options: GrpcFaultProxyOptions = {},
   ): Promise<GrpcFaultProxy> {
+    const listenAddress = options.listenAddress ?? "127.0.0.1:0";
     const server = new Server();
     let proxy: GrpcFaultProxy | undefined;
     for (const service of services) {
@@ -79,9 +110,10 @@ export class GrpcFaultProxy {
       server.addService(definition as ServiceDefinition, handlers);
     }
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(listenAddress, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync(listenAddress, serverCredentials(options.tls), (err, p) => (err ? reject(err) : resolve(p))),
     );
-    proxy = new GrpcFaultProxy(server, target, `${listenAddress.slice(0, listenAddress.lastIndexOf(":"))}:${port}`);
+    const address = `${listenAddress.slice(0, listenAddress.lastIndexOf(":"))}:${port}`;
+    proxy = new GrpcFaultProxy(server, target, address, options.tls);
     return proxy;
   }
 
@@ -100,12 +132,24 @@ export class GrpcFaultProxy {
     return this.calls.get(method) ?? 0;
   }
 
+  /** Open streams of a method (e.g. `WatchTasks`) through the proxy. */
+  open(method: string): number {
+    return this.streams.get(method)?.size ?? 0;
+  }
+
+  /** Ends every open stream of the method with UNAVAILABLE, as a dropped connection does; returns how many. */
+  cut(method: string): number {
+    const cuts = [...(this.streams.get(method) ?? [])];
+    for (const cut of cuts) cut();
+    return cuts.length;
+  }
+
   /** Points the proxy at another server from the next call on. */
   retarget(target: string): void {
     if (target === this.target) return;
     this.upstream.close();
     this.target = target;
-    this.upstream = new Client(target, credentials.createInsecure());
+    this.upstream = new Client(target, channelCredentials(this.tls));
   }
 
   async stop(): Promise<void> {
@@ -132,14 +176,8 @@ export class GrpcFaultProxy {
   ): Promise<void> {
     const error = await this.before(method);
     if (error) return callback(error, null);
-    const up = this.upstream.makeUnaryRequest(
-      methodPath(service, method),
-      bytes,
-      bytes,
-      call.request,
-      new Metadata(),
-      { deadline: call.getDeadline() },
-      (err, reply) => (err ? callback(err, null) : callback(null, reply)),
+    const up = this.upstream.makeUnaryRequest(...passOn(service, method, call), (err, reply) =>
+      err ? callback(err, null) : callback(null, reply),
     );
     call.on("cancelled", () => up.cancel());
   }
@@ -147,24 +185,34 @@ export class GrpcFaultProxy {
   private async stream(service: DescService, method: DescMethod, call: ServerWritableStream<Buffer, Buffer>) {
     const error = await this.before(method);
     if (error) return call.emit("error", error);
-    const up = this.upstream.makeServerStreamRequest(
-      methodPath(service, method),
-      bytes,
-      bytes,
-      call.request,
-      new Metadata(),
-      { deadline: call.getDeadline() },
-    );
+    const up = this.upstream.makeServerStreamRequest(...passOn(service, method, call));
     let ended = false;
-    up.on("data", (message: Buffer) => call.write(message));
+    const open = this.streams.get(method.name) ?? new Set<() => void>();
+    this.streams.set(method.name, open);
+    const cut = () => {
+      open.delete(cut);
+      if (ended) return;
+      ended = true;
+      up.cancel();
+      call.emit("error", { code: status.UNAVAILABLE, details: "the proxy cut the stream" });
+    };
+    open.add(cut);
+    up.on("data", (message: Buffer) => {
+      if (!this.faults.get(method.name)?.dropMessages) call.write(message);
+    });
     up.on("error", (err) => {
+      open.delete(cut);
       if (!ended) call.emit("error", err);
       ended = true;
     });
     up.on("end", () => {
+      open.delete(cut);
       if (!ended) call.end();
       ended = true;
     });
-    call.on("cancelled", () => up.cancel());
+    call.on("cancelled", () => {
+      open.delete(cut);
+      up.cancel();
+    });
   }
 }

@@ -1,6 +1,13 @@
-export { InProcessCluster, type ClusterCell, type ClusterCellOptions, type Transition } from "./cluster.js";
+export {
+  certFiles,
+  InProcessCluster,
+  type ClusterCell,
+  type ClusterCellOptions,
+  type ClusterOptions,
+  type Transition,
+} from "./cluster.js";
 export { EtcdServer } from "./etcd-server.js";
 export { eventually } from "./eventually.js";
 export { freePort } from "./free-port.js";
 export { DOCKER_GATEWAY } from "./gateway.js";
-export { GrpcFaultProxy, type Fault } from "./grpc-fault-proxy.js";
+export { GrpcFaultProxy, type Fault, type GrpcFaultProxyOptions } from "./grpc-fault-proxy.js";

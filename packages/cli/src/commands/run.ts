@@ -1,7 +1,8 @@
 import { TaskState, type Task } from "@diego/proto";
-import { DiegoError, formatDuration, invalidArgument, parseDuration } from "@diego/models";
+import { DiegoError, formatDuration } from "@diego/models";
 import type { CommandContext } from "../context.js";
 import { describeError } from "../errors.js";
+import { parseDurationOption } from "../duration-option.js";
 import { RunExitCode, runExitCodeOf } from "../exit-codes.js";
 import { logLineText } from "../format/task-view.js";
 import { logLineJson, taskJson } from "../format/json-lines.js";
@@ -30,7 +31,8 @@ export interface RunOptions {
 export async function runCommand(ctx: CommandContext, file: string, opts: RunOptions): Promise<number> {
   if (!opts.wait) return desireCommand(ctx, file);
   const request = await readTaskFile(ctx, file);
-  const pollIntervalMs = opts.pollInterval === undefined ? 1_000 : parsePollInterval(opts.pollInterval);
+  const pollIntervalMs =
+    opts.pollInterval === undefined ? 1_000 : parseDurationOption("--poll-interval", opts.pollInterval, "500ms or 2s");
   const client = ctx.client();
   const started = ctx.now();
   const progress = new ProgressLine(ctx.io.stderr, ctx.io.stderr.isTTY && !ctx.json, ctx.now);
@@ -98,16 +100,4 @@ export async function runCommand(ctx: CommandContext, file: string, opts: RunOpt
   } else if (!ctx.json && ctx.io.stderr.isTTY)
     ctx.err(`task ${task.taskGuid} succeeded${task.cellId ? ` on ${task.cellId}` : ""} in ${took}\n`);
   return code;
-}
-
-function parsePollInterval(text: string): number {
-  try {
-    const ms = parseDuration(text);
-    if (ms > 0) return ms;
-  } catch {
-    // reported below
-  }
-  throw invalidArgument([
-    { field: "--poll-interval", message: `must be a duration such as 500ms or 2s (got ${JSON.stringify(text)})` },
-  ]);
 }

@@ -1,6 +1,7 @@
 import { isResync } from "@diego/client";
-import { DiegoError, invalidArgument, parseDuration } from "@diego/models";
+import { DiegoError } from "@diego/models";
 import type { CommandContext } from "../context.js";
+import { parseDurationOption } from "../duration-option.js";
 import { ExitCode } from "../exit-codes.js";
 import { eventLine, listedLine } from "../format/task-view.js";
 import { eventJson, taskJson } from "../format/json-lines.js";
@@ -20,7 +21,10 @@ export interface WatchCommandOptions {
  */
 export async function watchCommand(ctx: CommandContext, opts: WatchCommandOptions): Promise<number> {
   const labels = parseLabelOptions(opts.label);
-  const unreachableTimeoutMs = opts.unreachableTimeout === undefined ? 60_000 : timeoutOf(opts.unreachableTimeout);
+  const unreachableTimeoutMs =
+    opts.unreachableTimeout === undefined
+      ? 60_000
+      : parseDurationOption("--unreachable-timeout", opts.unreachableTimeout, "10s or 5m");
   const stop = new AbortController();
   const release = ctx.io.onInterrupt(() => stop.abort());
   try {
@@ -51,16 +55,4 @@ export async function watchCommand(ctx: CommandContext, opts: WatchCommandOption
   } finally {
     release();
   }
-}
-
-function timeoutOf(text: string): number {
-  try {
-    const ms = parseDuration(text);
-    if (ms > 0) return ms;
-  } catch {
-    // reported below
-  }
-  throw invalidArgument([
-    { field: "--unreachable-timeout", message: `must be a duration such as 10s or 5m (got ${JSON.stringify(text)})` },
-  ]);
 }
