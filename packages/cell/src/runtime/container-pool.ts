@@ -179,6 +179,14 @@ export class ContainerPool {
     };
   }
 
+  /** Ready containers of the shape a task of `spec` would claim (0 when it cannot be pooled). */
+  readyFor(spec: ContainerSpec): number {
+    const poolable = poolableShape(spec);
+    if ("reason" in poolable) return 0;
+    const key = shapeKey(poolable.shape);
+    return this.containers.filter((c) => c.key === key && c.state === "ready").length;
+  }
+
   /** Pooled containers there are (ready or being made): they hold no task capacity. */
   size(): number {
     return this.containers.length;
