@@ -94,7 +94,7 @@ export interface ContainerPoolOptions {
   /** Removes a container (default: the engine's). */
   remove?: (id: string) => Promise<void>;
   now?: () => number;
-  /** Containers created at once while filling; default 1. */
+  /** Containers created at once while filling; default 2. */
   fillConcurrency?: number;
 }
 
@@ -149,10 +149,12 @@ export class ContainerPool {
       return undefined;
     }
     try {
-      await this.renameTo(taken.id, spec.name);
       const want = limitsOf(spec);
       const update = limitUpdate(want);
-      if (Object.keys(update).length > 0) await this.o.engine.update(taken.id, update);
+      await Promise.all([
+        this.renameTo(taken.id, spec.name),
+        Object.keys(update).length > 0 ? this.o.engine.update(taken.id, update) : undefined,
+      ]);
       const got = await this.o.engine.limits(taken.id);
       if (!got.running) throw new Error("the pooled container is not running");
       const wrong = limitMismatches(want, got);
@@ -246,7 +248,7 @@ export class ContainerPool {
         this.containers = this.containers.filter((c) => !plan.evict.includes(c.id));
         await Promise.all(plan.evict.map((id) => this.removeQuietly(id)));
       }
-      const batch = plan.create.slice(0, this.o.fillConcurrency ?? 1);
+      const batch = plan.create.slice(0, this.o.fillConcurrency ?? 2);
       if (!batch.length) return;
       await Promise.all(batch.map((shape) => this.createOne(shape)));
       if (this.failuresInARow >= 3) {
