@@ -1,4 +1,5 @@
 // The container pool on the real Docker engine (docs/performance.md, "The container pool").
+import { readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "@diego/kit";
@@ -8,7 +9,10 @@ import type { ContainerSpec } from "../src/runtime/container-runtime.js";
 import { ContainerPool, dockerPoolEngine } from "../src/runtime/container-pool.js";
 import { DockerEngine } from "../src/runtime/docker-engine.js";
 import { DockerRuntime } from "../src/runtime/docker-runtime.js";
+import { LABEL_POOL } from "../src/runtime/pool-plan.js";
 import { poolNamePrefix } from "../src/start-cell.js";
+import { TaskState } from "@diego/proto";
+import { CellProcess, RestartableBbs } from "./support/restartable-bbs.js";
 import { removeCellContainers, startHarness, uniqueId, type Harness } from "./support/harness.js";
 
 const IMAGE = "diego/busybox:latest";
@@ -130,3 +134,64 @@ describe("through a cell", () => {
     expect((await h.cluster.presence(h.cellId)) !== undefined).toBe(true);
   }, 180_000);
 });
+
+/** Waits until the cell has journaled the exec id of a running process of the task. */
+async function processJournaled(workDir: string, guid: string): Promise<void> {
+  await eventually(
+    "the process journaled",
+    async () =>
+      (await readFile(join(workDir, "journal", `${guid}.json`), "utf8").catch(() => "")).includes('"processId"'),
+    30_000,
+    100,
+  );
+}
+
+test("a restarted cell removes the pooled containers it left unclaimed and follows the task in a claimed one", async () => {
+  const bbs = await RestartableBbs.start();
+  const cellId = uniqueId("pool-restart");
+  const workDir = join(tmpdir(), `diego-cell-test-${cellId}`);
+  const runtime = new DockerRuntime({ helperDir: join(workDir, "helper") });
+  const cell = new CellProcess(cellId, bbs.address, workDir, ["--container-pool", "--container-pool-size", "2"]);
+  const desire = (taskGuid: string, script: string) =>
+    bbs.tasks.desireTask({
+      taskGuid,
+      domain: "d",
+      rootFs: "docker:///diego/busybox",
+      resultFile: "/tmp/result",
+      action: { action: { case: "run", value: { path: "/bin/sh", args: ["-c", script] } } },
+    });
+  const unclaimed = async () =>
+    (await runtime.list(cellLabels(cellId))).filter((c) => c.name.startsWith(poolNamePrefix(cellId)));
+  try {
+    cell.start();
+    await bbs.waitForCell(cellId);
+    await desire(`${cellId}-first`, "printf 1 > /tmp/result");
+    await bbs.waitForState(`${cellId}-first`, TaskState.COMPLETED, 90_000);
+    await eventually("the pool to fill", async () => (await unclaimed()).length === 2, 60_000, 200);
+    const guid = `${cellId}-across`;
+    // Quiet from its start (docs/reliability.md): the restarted cell follows it in its pooled container.
+    await desire(guid, "sleep 5; printf across > /tmp/result");
+    await bbs.waitForState(guid, TaskState.RUNNING);
+    await processJournaled(workDir, guid);
+    const mine = (await runtime.list(cellLabels(cellId))).find((c) => taskGuidOf(c, cellId) === guid);
+    expect(mine?.labels[LABEL_POOL]).toBeDefined(); // it took a pooled container
+    await cell.kill();
+    const left = await unclaimed();
+    expect(left.length).toBeGreaterThan(0);
+
+    cell.start();
+    const t = await bbs.waitForState(guid, TaskState.COMPLETED, 120_000);
+    expect({ failed: t.failed, failureReason: t.failureReason, result: t.result }).toEqual({
+      failed: false,
+      failureReason: "",
+      result: "across",
+    });
+    const now = await runtime.list(cellLabels(cellId));
+    expect(now.filter((c) => left.some((l) => l.id === c.id))).toEqual([]);
+  } finally {
+    await cell.stop();
+    await bbs.stop();
+    await removeCellContainers(runtime, cellId);
+    await rm(workDir, { recursive: true, force: true });
+  }
+}, 240_000);
