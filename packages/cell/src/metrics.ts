@@ -8,7 +8,7 @@ import type { PoolStats } from "./runtime/container-pool.js";
  *     (the BBS counts the same as TasksStarted/Succeeded/Failed{cell_id} from its side); each task label
  *     key the operator names (--metric-label-keys) is one more Prometheus label, `label_<key>` with the
  *     task's value ("" when it has none), so that a task's labels show in the cell's per-task metrics
- *   ContainerCreationDuration {cell_id}  seconds to create and start a task's container
+ *   ContainerCreationDuration {cell_id}  seconds to create and start a task's container (or to take a pooled one)
  *   CapacityTotalMemory / CapacityTotalDisk / CapacityTotalContainers, and
  *   CapacityRemainingMemory / CapacityRemainingDisk / CapacityRemainingContainers {cell_id}
  *     (the rep's names; reserved capacity, in MiB and containers)
