@@ -126,6 +126,11 @@ describe("through a cell", () => {
     const first = await run();
     expect(first.failed).toBe(false);
     await eventually("the pool to fill", async () => pool.stats().ready === 2, 60_000);
+    // Reported in the cell's state; no task capacity held.
+    await eventually("the first task's reservation released", async () => h.cell.cell.runners.size === 0, 30_000);
+    const state = h.cell.cell.state();
+    expect(state.pooledContainerCount).toBe(2);
+    expect(state.available).toEqual(state.total);
     const tasks = await Promise.all([run(), run(), run(), run()]);
     for (const t of tasks) expect(t).toMatchObject({ failed: false, failureReason: "" });
     const hosts = [first, ...tasks].map((t) => t.result.trim());
