@@ -18,6 +18,7 @@ import {
 } from "./executor/task-runner.js";
 import type { TaskLogStore } from "./logs/task-log-store.js";
 import type { CellMetrics } from "./metrics.js";
+import type { ContainerPool } from "./runtime/container-pool.js";
 import type { ContainerRuntime } from "./runtime/container-runtime.js";
 
 export type TaskClient = ServiceClient<(typeof TaskService)["method"]>;
@@ -48,6 +49,8 @@ export interface CellParts {
   reporter: (metrics: CellMetrics) => OutcomeReporter;
   metrics: (capacity: () => { total: Capacity; available: Capacity }) => CellMetrics;
   logger: Logger;
+  /** Ready containers for claimed tasks (docs/performance.md, "The container pool"); none when off. */
+  pool?: ContainerPool;
 }
 
 export { DRAINING_REASON };
@@ -108,6 +111,7 @@ export class Cell {
       tasks: runners.map((r) => r.work),
       startingContainerCount: runners.filter((r) => r.starting).length,
       draining: this.draining,
+      pooledContainerCount: this.parts.pool?.size() ?? 0,
     });
   }
 
@@ -173,6 +177,7 @@ export class Cell {
       reporter: this.reporter,
       refuseClaimed: (reserved, task) => claimedTaskRefusal(reserved, task, this.offer()),
       removeContainer: (id) => this.removeContainer(id),
+      pool: p.pool,
       onDone: (r) => {
         if (this.runners.get(r.work.taskGuid) === r) this.runners.delete(r.work.taskGuid);
         if (this.runners.size === 0) for (const w of this.idle) w();

@@ -36,6 +36,31 @@ export const cellSettings = {
     default: 1024,
     check: z.number().int().min(0),
   }),
+  containerPool: setting(
+    "boolean",
+    'Keep never-used containers ready for the image and disk shapes tasks recently used, so a claimed task takes one instead of creating one (docs/performance.md, "The container pool").',
+    { default: false },
+  ),
+  containerPoolSize: setting("integer", "Ready containers the pool keeps per shape.", {
+    default: 2,
+    check: z.number().int().min(1).max(64),
+  }),
+  containerPoolMaxShapes: setting(
+    "integer",
+    "Most shapes (image, disk_mb, privileged) the pool keeps: the most recently used.",
+    {
+      default: 4,
+      check: z.number().int().min(1).max(64),
+    },
+  ),
+  containerPoolShapeIdle: setting(
+    "duration",
+    "A shape no task used for this long leaves the pool (its containers are removed).",
+    {
+      default: 600_000,
+      check: z.number().min(1_000),
+    },
+  ),
   heartbeatTtl: setting("duration", "TTL of the cell's presence; a heartbeat goes every third of it.", {
     default: 15_000,
     check: z.number().min(300),

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { Capacity } from "./capacity/capacity-ledger.js";
+import type { PoolStats } from "./runtime/container-pool.js";
 
 /**
  * The cell's metrics, named in Diego's style like the BBS's and the auctioneer's:
@@ -7,10 +8,15 @@ import type { Capacity } from "./capacity/capacity-ledger.js";
  *     (the BBS counts the same as TasksStarted/Succeeded/Failed{cell_id} from its side); each task label
  *     key the operator names (--metric-label-keys) is one more Prometheus label, `label_<key>` with the
  *     task's value ("" when it has none), so that a task's labels show in the cell's per-task metrics
- *   ContainerCreationDuration {cell_id}  seconds to create and start a task's container
+ *   ContainerCreationDuration {cell_id}  seconds to create and start a task's container (or to take a pooled one)
  *   CapacityTotalMemory / CapacityTotalDisk / CapacityTotalContainers, and
  *   CapacityRemainingMemory / CapacityRemainingDisk / CapacityRemainingContainers {cell_id}
  *     (the rep's names; reserved capacity, in MiB and containers)
+ *   ContainerPoolReady / ContainerPoolCreating / ContainerPoolShapes {cell_id}  the container pool now
+ *     (docs/performance.md, "The container pool"; 0 when it is off), and since the start
+ *   ContainerPoolClaims {cell_id, result=hit|miss|skipped|discarded}  claims that took a pooled container,
+ *     found none ready, could not be pooled (task env), or took one that could not be given the task's limits
+ *   ContainerPoolCreated / ContainerPoolCreateFailures {cell_id}  containers the pool made, or failed to
  */
 /** A task label key as a Prometheus label name: `label_` and the key with every other character as `_`. */
 export function metricLabelName(key: string): string {
@@ -44,6 +50,8 @@ export class CellMetrics {
     capacity: () => { total: Capacity; available: Capacity },
     /** Task label keys that become labels of the per-task counters. */
     labelKeys: readonly string[] = [],
+    /** The container pool's figures; undefined when it is off. */
+    pool: () => PoolStats | undefined = () => undefined,
   ) {
     const labels = { cell_id: cellId };
     const keys = [...new Set(labelKeys)];
@@ -76,6 +84,40 @@ export class CellMetrics {
       string,
       (c: { total: Capacity; available: Capacity }) => number,
     ])[];
+    const poolGauges = [
+      ["ContainerPoolReady", "Never-used containers ready for tasks.", (p) => p.ready],
+      ["ContainerPoolCreating", "Pooled containers being created.", (p) => p.creating],
+      ["ContainerPoolShapes", "Shapes (image, disk, privileged) the pool keeps containers for.", (p) => p.shapes],
+      ["ContainerPoolCreated", "Containers the pool created since the start.", (p) => p.created],
+      ["ContainerPoolCreateFailures", "Containers the pool failed to create since the start.", (p) => p.createFailures],
+    ] as const satisfies readonly (readonly [string, string, (p: PoolStats) => number])[];
+    for (const [name, help, pick] of poolGauges) {
+      new Gauge({
+        name,
+        help,
+        labelNames: ["cell_id"],
+        registers: [registry],
+        collect() {
+          const stats = pool();
+          this.set(labels, stats ? pick(stats) : 0);
+        },
+      });
+    }
+    new Gauge({
+      name: "ContainerPoolClaims",
+      help: "Claimed tasks since the start, by what the pool gave them: hit, miss, skipped (not poolable), discarded.",
+      labelNames: ["cell_id", "result"],
+      registers: [registry],
+      collect() {
+        const stats = pool();
+        for (const result of ["hit", "miss", "skipped", "discarded"] as const) {
+          const n = stats
+            ? { hit: stats.hits, miss: stats.misses, skipped: stats.skipped, discarded: stats.discarded }[result]
+            : 0;
+          this.set({ ...labels, result }, n);
+        }
+      },
+    });
     for (const [name, help, pick] of gauges) {
       new Gauge({
         name,

@@ -30,6 +30,8 @@ import { Reconciler } from "./reconcile/reconciler.js";
 import type { ContainerRuntime } from "./runtime/container-runtime.js";
 import { DockerEngine } from "./runtime/docker-engine.js";
 import { DockerRuntime } from "./runtime/docker-runtime.js";
+import { ContainerPool, dockerPoolEngine } from "./runtime/container-pool.js";
+import { cellLabels } from "./executor/labels.js";
 import { hostAllowsPrivileged } from "./runtime/privileged-config.js";
 
 export interface CellOverrides {
@@ -64,6 +66,7 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
   let diskQuota: boolean;
   let diskQuotaReason = "the runtime enforces disk_mb";
   let dataRoot = tmpdir();
+  let pool: ContainerPool | undefined;
   if (overrides.runtime) {
     runtime = overrides.runtime;
     diskQuota = overrides.diskQuota ?? true;
@@ -84,6 +87,19 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
         `disk_mb is NOT enforced on this cell: ${probe.reason} (use a btrfs data root for quotas)`,
       );
     runtime = docker;
+    if (config.containerPool)
+      pool = new ContainerPool({
+        engine: dockerPoolEngine(docker),
+        settings: {
+          size: config.containerPoolSize,
+          maxShapes: config.containerPoolMaxShapes,
+          shapeIdleMs: config.containerPoolShapeIdle,
+        },
+        labels: cellLabels(config.cellId),
+        namePrefix: poolNamePrefix(config.cellId),
+        logger,
+        remove: (id) => cell.removeContainer(id),
+      });
   }
   let allowPrivileged = config.allowPrivileged;
   if (allowPrivileged && !overrides.runtime && !hostAllowsPrivileged()) {
@@ -164,16 +180,19 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
         metrics,
         logger,
       }),
-    metrics: (capacity) => new CellMetrics(serviceMetrics.registry, config.cellId, capacity, config.metricLabelKeys),
+    metrics: (capacity) =>
+      new CellMetrics(serviceMetrics.registry, config.cellId, capacity, config.metricLabelKeys, () => pool?.stats()),
     logger,
+    pool,
   });
   logger.info(
     { total, stacks: config.stacks, preloaded: config.preloaded, zone: config.zone, network: config.network },
     "cell capacity",
   );
 
-  // Before taking work: report the outcomes an earlier run of this cell kept, follow the tasks it left
-  // running, then repair whatever else it left behind.
+  // Before taking work: remove the pooled containers an earlier run left unclaimed, report the outcomes
+  // it kept, follow the tasks it left running, then repair whatever else it left behind.
+  await pool?.start();
   await cell.recover(opened.records);
   const reconciler = new Reconciler({ cell, runtime, tasks, lifecycle, intervalMs: config.reconcileInterval, logger });
   await reconciler.sync();
@@ -215,6 +234,7 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
     stopped = true;
     logger.info("draining");
     await cell.drain(config.drainTimeout);
+    await pool?.stop();
     reconciler.stop();
     // Outcomes the BBS has not taken yet stay journaled for the next start.
     await cell.reporter.flush(Math.min(5_000, config.drainTimeout));
@@ -228,6 +248,7 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
   };
   const crash = async () => {
     stopped = true;
+    pool?.halt();
     reconciler.stop();
     cell.reporter.stop();
     await heartbeat.stop("");
@@ -245,6 +266,11 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
     crash,
     diskQuota: { enforced: diskQuota, reason: diskQuotaReason },
   });
+}
+
+/** Names of pooled containers not yet claimed: `diego_pool.` never starts a task container's name (`diego-`). */
+export function poolNamePrefix(cellId: string): string {
+  return `diego_pool.${cellId.replace(/[^A-Za-z0-9_.-]/g, "_")}.`;
 }
 
 async function diskSizeMb(path: string): Promise<number> {

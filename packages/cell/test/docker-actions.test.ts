@@ -4,7 +4,9 @@ import { TaskService, TaskState, type Task } from "@diego/proto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ActionSchema, TaskCreateRequestSchema } from "@diego/proto";
 import { FailureReason } from "@diego/models";
+import { imageFor } from "../src/executor/image-resolver.js";
 import { containerLabels } from "../src/executor/labels.js";
+import type { ContainerSpec } from "../src/runtime/container-runtime.js";
 import { hostAllowsPrivileged } from "../src/runtime/privileged-config.js";
 import { eventually } from "@diego/testing";
 import { startHarness, uniqueId, type Harness } from "./support/harness.js";
@@ -19,15 +21,23 @@ const serial = (...actions: ActionInit[]): ActionInit => ({ action: { case: "ser
 const parallel = (...actions: ActionInit[]): ActionInit => ({ action: { case: "parallel", value: { actions } } });
 
 let h: Harness;
+/** A cell with the container pool on, in h's cluster. */
+let pooled: Harness;
 let http: HttpFixture;
 let tasks: ReturnType<typeof createClient<(typeof TaskService)["method"]>>;
 
 beforeAll(async () => {
   http = await HttpFixture.start();
   h = await startHarness("docker", { reconcileInterval: 2000 });
+  pooled = await startHarness(
+    "docker",
+    { reconcileInterval: 2000, containerPool: true, containerPoolSize: 1, placementTags: ["pooled"] },
+    { cluster: h.cluster },
+  );
   tasks = createClient(TaskService, h.cluster.address);
 });
 afterAll(async () => {
+  await pooled?.stop();
   tasks?.close();
   await h?.stop();
   await http?.close();
@@ -42,6 +52,36 @@ async function runTask(over: Partial<TaskInit>): Promise<Task> {
     ...over,
   } as TaskInit);
   return h.cluster.completed(guid, 90_000);
+}
+
+/** Runs the task on the pooled cell in a container of its pool (a task of the same shape goes first when none is ready). */
+async function runPooled(over: Partial<TaskInit>): Promise<Task> {
+  const pool = pooled.cell.cell.parts.pool!;
+  const shape = { ...over, rootFs: "docker:///diego/busybox", placementTags: ["pooled"] } as Partial<TaskInit> & {
+    rootFs: string;
+  };
+  const image = imageFor(shape.rootFs, {});
+  const probe: ContainerSpec = {
+    name: "",
+    image: "image" in image ? image.image : "",
+    labels: {},
+    env: [],
+    memoryMb: 0,
+    diskMb: pooled.cell.diskQuota.enforced ? (over.diskMb ?? 0) : 0,
+    cpuShares: 0,
+    maxPids: 0,
+    privileged: false,
+    network: pooled.config.network,
+  };
+  if (pool.readyFor(probe) === 0) {
+    const first = { rootFs: shape.rootFs, placementTags: shape.placementTags, diskMb: over.diskMb, action: sh("true") };
+    expect((await runTask(first)).failed).toBe(false);
+    await eventually("a pooled container of the shape", async () => pool.readyFor(probe) > 0, 60_000);
+  }
+  const hits = pool.stats().hits;
+  const t = await runTask(shape);
+  expect(pool.stats().hits).toBe(hits + 1);
+  return t;
 }
 
 async function logsOf(guid: string): Promise<string[]> {
@@ -100,45 +140,6 @@ describe("run", () => {
     expect(t.result).toBe("321\n");
   });
 
-  test("memory limit: the process is OOM-killed and the reason says so", async () => {
-    const t = await runTask({ memoryMb: 24, action: sh("x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}") });
-    expect(t.failed).toBe(true);
-    expect(t.failureReason).toBe("LOG: Exited with status 137 (out of memory)");
-  });
-
-  test("memory, swap, cpu shares and pids limits reach the container's cgroups", async () => {
-    const t = await runTask({
-      memoryMb: 64,
-      cpuWeight: 50,
-      maxPids: 33,
-      action: sh(
-        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/pids/pids.max > /tmp/r; cat /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes >> /tmp/r 2>/dev/null; true",
-      ),
-      resultFile: "/tmp/r",
-    });
-    const [mem, shares, pids, memsw] = t.result.trim().split("\n");
-    expect([mem, shares, pids]).toEqual([String(64 * 1024 * 1024), "512", "33"]);
-    if (memsw) expect(memsw).toBe(String(64 * 1024 * 1024));
-  });
-
-  test("disk_mb is enforced on a quota-capable driver: writes past it fail", async () => {
-    if (!h.cell.diskQuota.enforced) {
-      // The cell said so at start (and the storage setup is scripts/test's): nothing to enforce here.
-      console.warn(`disk_mb not enforced on this engine: ${h.cell.diskQuota.reason}`);
-      return;
-    }
-    const t = await runTask({
-      diskMb: 20,
-      action: sh(
-        "dd if=/dev/zero of=/tmp/big bs=1M count=60 2>/tmp/err; s=$?; ls -l /tmp/big | awk '{print $5}' > /tmp/r; exit $s",
-      ),
-      resultFile: "/tmp/r",
-    });
-    expect(t.failed).toBe(true);
-    expect(t.failureReason).toBe("LOG: Exited with status 1");
-    expect(Number(t.result.trim())).toBeLessThan(21 * 1024 * 1024);
-  });
-
   test("unprivileged: no new privileges and a reduced capability set; privileged gets them all where the host can", async () => {
     const u = await runTask({
       action: sh("grep -E '^(CapEff|NoNewPrivs)' /proc/self/status > /tmp/r"),
@@ -171,6 +172,59 @@ describe("run", () => {
     http.serve("/net.txt", "reachable");
     const t = await runTask({ action: sh(`wget -q -O /tmp/r ${http.containerUrl("/net.txt")}`), resultFile: "/tmp/r" });
     expect(t).toMatchObject({ failed: false, result: "reachable" });
+  });
+});
+
+// The limits hold the same in a new container and in a pooled one (docs/performance.md, "The container
+// pool"): the pooled cell takes tasks tagged "pooled" only, and each test there checks its task took a
+// ready container (a task of the shape first, so the pool has one).
+interface Variant {
+  harness: () => Harness;
+  run: (over: Partial<TaskInit>) => Promise<Task>;
+}
+const variants: Array<[string, Variant]> = [
+  ["a new container", { harness: () => h, run: (over) => runTask(over) }],
+  ["a pooled container", { harness: () => pooled, run: (over) => runPooled(over) }],
+];
+
+describe.each(variants)("limits in %s", (_name, v) => {
+  test("memory limit: the process is OOM-killed and the reason says so", async () => {
+    const t = await v.run({ memoryMb: 24, action: sh("x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}") });
+    expect(t.failed).toBe(true);
+    expect(t.failureReason).toBe("LOG: Exited with status 137 (out of memory)");
+  });
+
+  test("memory, swap, cpu shares and pids limits reach the container's cgroups", async () => {
+    const t = await v.run({
+      memoryMb: 64,
+      cpuWeight: 50,
+      maxPids: 33,
+      action: sh(
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/pids/pids.max > /tmp/r; cat /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes >> /tmp/r 2>/dev/null; true",
+      ),
+      resultFile: "/tmp/r",
+    });
+    const [mem, shares, pids, memsw] = t.result.trim().split("\n");
+    expect([mem, shares, pids]).toEqual([String(64 * 1024 * 1024), "512", "33"]);
+    if (memsw) expect(memsw).toBe(String(64 * 1024 * 1024));
+  });
+
+  test("disk_mb is enforced on a quota-capable driver: writes past it fail", async () => {
+    if (!v.harness().cell.diskQuota.enforced) {
+      // The cell said so at start (and the storage setup is scripts/test's): nothing to enforce here.
+      console.warn(`disk_mb not enforced on this engine: ${v.harness().cell.diskQuota.reason}`);
+      return;
+    }
+    const t = await v.run({
+      diskMb: 20,
+      action: sh(
+        "dd if=/dev/zero of=/tmp/big bs=1M count=60 2>/tmp/err; s=$?; ls -l /tmp/big | awk '{print $5}' > /tmp/r; exit $s",
+      ),
+      resultFile: "/tmp/r",
+    });
+    expect(t.failed).toBe(true);
+    expect(t.failureReason).toBe("LOG: Exited with status 1");
+    expect(Number(t.result.trim())).toBeLessThan(21 * 1024 * 1024);
   });
 });
 

@@ -53,7 +53,13 @@ beforeAll(async () => {
     if (req.url.startsWith("/upload")) return { status: 200, body: "thanks" };
     return { status: 404, body: "nope" };
   }).listen();
-  cluster = await Cluster.start({ cells: [{ id: "cell-1" }] });
+  cluster = await Cluster.start({
+    cells: [
+      { id: "cell-1" },
+      // Takes only tasks tagged "pooled": the limit tests run there too, in pooled containers.
+      { id: POOLED_CELL, args: ["--container-pool", "--container-pool-size", "1", "--placement-tags", "pooled"] },
+    ],
+  });
 }, 180_000);
 
 afterAll(async () => {
@@ -78,6 +84,39 @@ async function logsOf(guid: string): Promise<LogLine[]> {
   const lines: LogLine[] = [];
   for await (const line of cluster.tasks.taskLogs({ taskGuid: guid, follow: false })) lines.push(line);
   return lines;
+}
+
+const POOLED_CELL = "cell-pooled";
+
+/** A metric of the pooled cell: the sum of its samples whose labels contain `labels`. */
+async function poolMetric(name: string, labels = ""): Promise<number> {
+  const res = await fetch(`http://${cluster.cell(POOLED_CELL).statusAddress}/metrics`);
+  const lines = (await res.text()).split("\n").filter((l) => l.startsWith(`${name}{`) && l.includes(labels));
+  return lines.reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
+}
+
+/**
+ * Runs the task on the pooled cell, in a container of its pool: a task of the same shape (image, disk)
+ * goes first so the pool has one ready; the task must have taken one. No env: tasks with env are not
+ * pooled (docs/performance.md, "The container pool").
+ */
+async function runPooled(action: JsonValue, extra: Record<string, JsonValue> = {}): Promise<Task> {
+  const shape = { placement_tags: ["pooled"], env: [], disk_mb: extra.disk_mb ?? 64 };
+  const hits = () => poolMetric("ContainerPoolClaims", 'result="hit"');
+  const before = await hits();
+  const first = await runTask(sh("true"), shape);
+  await done(first);
+  // The first task's claim set the pool filling its shape: once nothing is being created, it is ready.
+  await eventually(
+    "a ready pooled container",
+    async () => (await poolMetric("ContainerPoolCreating")) === 0 && (await poolMetric("ContainerPoolReady")) > 0,
+    60_000,
+  );
+  const afterFirst = await hits();
+  const task = await runTask(action, { ...extra, ...shape });
+  expect(await hits()).toBe(afterFirst + 1);
+  expect(afterFirst).toBeGreaterThanOrEqual(before);
+  return task;
 }
 
 const withResult = { result_file: "/tmp/result" };
@@ -233,23 +272,28 @@ test("upload POSTs a file out of the container", async () => {
   await done(task);
 });
 
-test("the memory limit kills a process that exceeds it: (out of memory)", async () => {
-  const task = await runTask(sh("head -c 200000000 /dev/zero | tail > /dev/null"), { memory_mb: 32 });
-  expect(task.failed).toBe(true);
-  expect(task.failureReason).toMatch(/^DEMO: Exited with status \d+ \(out of memory\)$/);
-  await done(task);
-});
+describe.each([
+  ["a new container", runTask],
+  ["a pooled container", runPooled],
+])("limits in %s", (_name, run) => {
+  test("the memory limit kills a process that exceeds it: (out of memory)", async () => {
+    const task = await run(sh("head -c 200000000 /dev/zero | tail > /dev/null"), { memory_mb: 32 });
+    expect(task.failed).toBe(true);
+    expect(task.failureReason).toMatch(/^DEMO: Exited with status \d+ \(out of memory\)$/);
+    await done(task);
+  });
 
-test("the disk limit stops writes beyond disk_mb", async () => {
-  const task = await runTask(
-    sh(
-      "dd if=/dev/zero of=/tmp/big bs=1M count=100 2>/dev/null; size=$(du -m /tmp/big | cut -f1); rm -f /tmp/big; echo $size > /tmp/result",
-    ),
-    { ...withResult, disk_mb: 20 },
-  );
-  expect(task.failed).toBe(false);
-  expect(Number(task.result)).toBeLessThan(25);
-  await done(task);
+  test("the disk limit stops writes beyond disk_mb", async () => {
+    const task = await run(
+      sh(
+        "dd if=/dev/zero of=/tmp/big bs=1M count=100 2>/dev/null; size=$(du -m /tmp/big | cut -f1); rm -f /tmp/big; echo $size > /tmp/result",
+      ),
+      { ...withResult, disk_mb: 20 },
+    );
+    expect(task.failed).toBe(false);
+    expect(Number(task.result)).toBeLessThan(25);
+    await done(task);
+  });
 });
 
 test("logs during and after a task, tagged by stream and source", async () => {

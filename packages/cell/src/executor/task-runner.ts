@@ -71,6 +71,8 @@ export interface RunnerEnv {
   reporter: OutcomeReporter;
   /** Why the claimed task (as the BBS has it) must not run here, or undefined: see claimedTaskRefusal. */
   refuseClaimed(work: cellv1.TaskWork, task: Task): string | undefined;
+  /** Ready containers a claimed task may take instead of creating one (docs/performance.md, "The container pool"). */
+  pool?: { claim(spec: ContainerSpec): Promise<string | undefined> };
   /** Removes a container (through the cell, which marks it as its own doing). */
   removeContainer(id: string): Promise<void>;
   /** Called once when the runner has released everything. */
@@ -263,8 +265,10 @@ export class TaskRunner {
     if (signal.aborted) return { kind: "reject", reason: "cell stopped before the task started" };
     try {
       const started = performance.now();
-      this.containerId = await this.createContainer(task, image);
-      await this.env.runtime.start(this.containerId);
+      const spec = this.spec(task, image);
+      const pooled = await this.env.pool?.claim(spec);
+      this.containerId = pooled ?? (await this.createContainer(spec));
+      if (!pooled) await this.env.runtime.start(this.containerId);
       this.env.metrics.containerCreateSeconds.observe((performance.now() - started) / 1000);
     } catch (err) {
       this.log.error({ err }, "cannot create container");
@@ -377,8 +381,7 @@ export class TaskRunner {
     };
   }
 
-  private async createContainer(task: Task, image: string): Promise<string> {
-    const spec = this.spec(task, image);
+  private async createContainer(spec: ContainerSpec): Promise<string> {
     try {
       return await this.env.runtime.create(spec);
     } catch (err) {
@@ -391,9 +394,7 @@ export class TaskRunner {
   }
 
   private async containerExists(): Promise<boolean> {
-    const found = await this.env.runtime
-      .list(containerLabels(this.env.cellId, this.work.taskGuid))
-      .catch(() => undefined);
+    const found = await this.env.runtime.list(cellLabels(this.env.cellId)).catch(() => undefined);
     return found === undefined || found.some((c) => c.id === this.containerId && c.status === "running");
   }
 

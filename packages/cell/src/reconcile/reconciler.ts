@@ -2,7 +2,7 @@ import { FailureReason, isTerminal } from "@diego/models";
 import { TaskState, type Task } from "@diego/proto";
 import type { Logger } from "@diego/kit";
 import type { Cell, TaskClient } from "../cell.js";
-import { cellLabels, LABEL_TASK } from "../executor/labels.js";
+import { cellLabels, taskGuidOf } from "../executor/labels.js";
 import type { LifecycleClient } from "../executor/task-runner.js";
 import type { ContainerInfo, ContainerRuntime } from "../runtime/container-runtime.js";
 import { decide, type BbsSide, type CellSide, type ReconcileAction } from "./decide.js";
@@ -96,7 +96,7 @@ export class Reconciler {
     const owed = new Set(cell.reporter.guids());
     const containers = new Map<string, ContainerInfo>();
     for (const c of await runtime.list(cellLabels(cell.id))) {
-      const guid = c.labels[LABEL_TASK];
+      const guid = taskGuidOf(c, cell.id);
       if (guid) containers.set(guid, c);
     }
     const tasks: Task[] = [];
@@ -175,8 +175,8 @@ export class Reconciler {
   }
 
   private async containerExists(guid: string): Promise<boolean> {
-    const list = await this.o.runtime.list({ ...cellLabels(this.o.cell.id), [LABEL_TASK]: guid });
-    return list.length > 0;
+    const list = await this.o.runtime.list(cellLabels(this.o.cell.id));
+    return list.some((c) => taskGuidOf(c, this.o.cell.id) === guid);
   }
 }
 

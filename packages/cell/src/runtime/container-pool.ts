@@ -1,0 +1,303 @@
+/**
+ * The container pool's Docker shell (docs/performance.md, "The container pool"): never-used
+ * containers, created and started off the tasks' path for the shapes tasks recently asked for; a claim
+ * takes one (never twice), names it as the task's container and applies the task's limits before any
+ * of its processes start. The decisions are pool-plan.ts's.
+ */
+import { DiegoError } from "@diego/models";
+import type { Logger } from "@diego/kit";
+import type { ContainerInfo, ContainerRuntime, ContainerSpec } from "./container-runtime.js";
+import { statusCode, engineMessage } from "./docker-errors.js";
+import type { DockerRuntime } from "./docker-runtime.js";
+import {
+  LABEL_POOL,
+  limitMismatches,
+  limitsOf,
+  limitUpdate,
+  pickReady,
+  planPool,
+  poolableShape,
+  shapeKey,
+  type ContainerLimits,
+  type PoolSettings,
+  type PoolShape,
+  type PooledContainer,
+} from "./pool-plan.js";
+
+/** What the pool needs of the engine: the runtime's create/start/remove/list, and rename, update, read limits. */
+export interface PoolEngine extends Pick<ContainerRuntime, "create" | "start" | "remove" | "list"> {
+  /** Renames a container; ALREADY_EXISTS when another has the name. */
+  rename(id: string, name: string): Promise<void>;
+  update(id: string, update: ReturnType<typeof limitUpdate>): Promise<void>;
+  /** The limits the engine holds for the container, and whether it runs. */
+  limits(id: string): Promise<ContainerLimits & { running: boolean }>;
+}
+
+/** The PoolEngine of the Docker runtime: containers are created exactly as a task's are (its create). */
+export function dockerPoolEngine(runtime: DockerRuntime): PoolEngine {
+  const docker = runtime.docker;
+  return {
+    create: (spec) => runtime.create(spec),
+    start: (id) => runtime.start(id),
+    remove: (id) => runtime.remove(id),
+    list: (labels) => runtime.list(labels),
+    async rename(id, name) {
+      await docker
+        .getContainer(id)
+        .rename({ name })
+        .catch((err: unknown) => {
+          if (statusCode(err) === 409) throw new DiegoError("ALREADY_EXISTS", engineMessage(err));
+          throw err;
+        });
+    },
+    async update(id, update) {
+      await docker.getContainer(id).update(update);
+    },
+    async limits(id) {
+      const info = await docker.getContainer(id).inspect();
+      const h = info.HostConfig ?? {};
+      return {
+        memory: h.Memory ?? 0,
+        memorySwap: h.MemorySwap ?? 0,
+        cpuShares: h.CpuShares ?? 0,
+        pidsLimit: h.PidsLimit ?? 0,
+        running: info.State?.Running === true,
+      };
+    },
+  };
+}
+
+export interface PoolStats {
+  ready: number;
+  creating: number;
+  shapes: number;
+  /** Claims that took a pooled container. */
+  hits: number;
+  /** Poolable claims that found none ready (a new container was made). */
+  misses: number;
+  /** Claims of tasks that cannot be pooled (see poolableShape). */
+  skipped: number;
+  /** Pooled containers taken, then removed because they could not be given the task's name and limits. */
+  discarded: number;
+  created: number;
+  createFailures: number;
+}
+
+export interface ContainerPoolOptions {
+  engine: PoolEngine;
+  settings: PoolSettings;
+  /** Labels of every pooled container (the cell's), beside LABEL_POOL. */
+  labels: Record<string, string>;
+  /** Start of a pooled container's name until it is claimed; never the start of a task container's name. */
+  namePrefix: string;
+  logger: Logger;
+  /** Removes a container (default: the engine's). */
+  remove?: (id: string) => Promise<void>;
+  now?: () => number;
+  /** Containers created at once while filling; default 2. */
+  fillConcurrency?: number;
+}
+
+/** The cell's pool of ready containers; see the module comment. */
+export class ContainerPool {
+  private readonly shapes = new Map<string, { shape: PoolShape; lastUsed: number }>();
+  private containers: PooledContainer[] = [];
+  private readonly counts = { hits: 0, misses: 0, skipped: 0, discarded: 0, created: 0, createFailures: 0 };
+  private filling?: Promise<void>;
+  private again = false;
+  private stopped = false;
+  private timer?: NodeJS.Timeout;
+  private serial = 0;
+  private failuresInARow = 0;
+  private readonly now: () => number;
+
+  constructor(private readonly o: ContainerPoolOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  /** Removes the never-claimed pooled containers an earlier run of the cell left (claimed ones are tasks'). */
+  async start(): Promise<void> {
+    const left = await this.o.engine.list(this.o.labels);
+    for (const c of left.filter((c) => this.isUnclaimed(c))) await this.removeQuietly(c.id);
+    this.timer = setInterval(() => this.refill(), Math.min(30_000, Math.max(1_000, this.o.settings.shapeIdleMs)));
+    this.timer.unref();
+  }
+
+  /** A pooled container left unclaimed (its pool name), as a list shows it. */
+  isUnclaimed(c: ContainerInfo): boolean {
+    return c.labels[LABEL_POOL] !== undefined && c.name.startsWith(this.o.namePrefix);
+  }
+
+  /**
+   * A ready container standing for a new one of `spec` (named spec.name, with its limits, running, no
+   * process of a task ever in it), or undefined: then the caller creates one as usual.
+   */
+  async claim(spec: ContainerSpec): Promise<string | undefined> {
+    if (this.stopped) return undefined;
+    const poolable = poolableShape(spec);
+    if ("reason" in poolable) {
+      this.counts.skipped++;
+      return undefined;
+    }
+    const key = shapeKey(poolable.shape);
+    this.shapes.set(key, { shape: poolable.shape, lastUsed: this.now() });
+    const taken = pickReady(this.containers, key);
+    if (taken) this.containers = this.containers.filter((c) => c !== taken); // taken now: no other claim sees it
+    this.refill();
+    if (!taken) {
+      this.counts.misses++;
+      return undefined;
+    }
+    try {
+      const want = limitsOf(spec);
+      const update = limitUpdate(want);
+      await Promise.all([
+        this.renameTo(taken.id, spec.name),
+        Object.keys(update).length > 0 ? this.o.engine.update(taken.id, update) : undefined,
+      ]);
+      const got = await this.o.engine.limits(taken.id);
+      if (!got.running) throw new Error("the pooled container is not running");
+      const wrong = limitMismatches(want, got);
+      if (wrong.length) throw new Error(`its limits read back differ: ${wrong.join(", ")}`);
+    } catch (err) {
+      this.counts.discarded++;
+      this.o.logger.warn(
+        { containerId: taken.id, reason: (err as Error).message },
+        "pooled container discarded: a new one is made",
+      );
+      await this.removeQuietly(taken.id);
+      return undefined;
+    }
+    this.counts.hits++;
+    return taken.id;
+  }
+
+  stats(): PoolStats {
+    return {
+      ready: this.containers.filter((c) => c.state === "ready").length,
+      creating: this.containers.filter((c) => c.state === "creating").length,
+      shapes: this.shapes.size,
+      ...this.counts,
+    };
+  }
+
+  /** Ready containers of the shape a task of `spec` would claim (0 when it cannot be pooled). */
+  readyFor(spec: ContainerSpec): number {
+    const poolable = poolableShape(spec);
+    if ("reason" in poolable) return 0;
+    const key = shapeKey(poolable.shape);
+    return this.containers.filter((c) => c.key === key && c.state === "ready").length;
+  }
+
+  /** Pooled containers there are (ready or being made): they hold no task capacity. */
+  size(): number {
+    return this.containers.length;
+  }
+
+  /** Stops filling and removes the ready containers (drain). */
+  async stop(): Promise<void> {
+    this.halt();
+    await this.filling;
+    const ready = this.containers;
+    this.containers = [];
+    await Promise.all(ready.map((c) => this.removeQuietly(c.id)));
+  }
+
+  /** Stops filling at once; the containers stay (a crash, for tests; the next start removes them). */
+  halt(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+  }
+
+  private async renameTo(id: string, name: string): Promise<void> {
+    try {
+      await this.o.engine.rename(id, name);
+    } catch (err) {
+      if (!DiegoError.is(err, "ALREADY_EXISTS")) throw err;
+      // A container of an earlier attempt of this task on this cell: remove it and take the name.
+      const stale = (await this.o.engine.list(this.o.labels)).filter((c) => c.name === name);
+      for (const c of stale) await this.o.engine.remove(c.id);
+      await this.o.engine.rename(id, name);
+    }
+  }
+
+  /** Runs the plan until it asks for nothing (one loop at a time; a call during it runs it again). */
+  private refill(): void {
+    if (this.stopped) return;
+    if (this.filling) {
+      this.again = true;
+      return;
+    }
+    this.filling = this.fill()
+      .catch((err) => this.o.logger.warn({ err }, "container pool: filling failed"))
+      .finally(() => {
+        this.filling = undefined;
+        if (this.again && !this.stopped) {
+          this.again = false;
+          this.refill();
+        }
+      });
+  }
+
+  private async fill(): Promise<void> {
+    while (!this.stopped) {
+      this.again = false;
+      const plan = planPool({ shapes: this.shapes, containers: this.containers }, this.o.settings, this.now());
+      for (const key of plan.forget) this.shapes.delete(key);
+      if (plan.evict.length) {
+        this.containers = this.containers.filter((c) => !plan.evict.includes(c.id));
+        await Promise.all(plan.evict.map((id) => this.removeQuietly(id)));
+      }
+      const batch = plan.create.slice(0, this.o.fillConcurrency ?? 2);
+      if (!batch.length) return;
+      await Promise.all(batch.map((shape) => this.createOne(shape)));
+      if (this.failuresInARow >= 3) {
+        // The engine refuses: try again at the next claim or tick, not in a loop.
+        this.failuresInARow = 0;
+        return;
+      }
+    }
+  }
+
+  private async createOne(shape: PoolShape): Promise<void> {
+    const entry: PooledContainer = { id: "", key: shapeKey(shape), state: "creating" };
+    this.containers.push(entry);
+    try {
+      entry.id = await this.o.engine.create(this.specOf(shape));
+      await this.o.engine.start(entry.id);
+      if (this.stopped || !this.containers.includes(entry)) throw new Error("the pool stopped");
+      entry.state = "ready";
+      this.counts.created++;
+      this.failuresInARow = 0;
+    } catch (err) {
+      this.containers = this.containers.filter((c) => c !== entry);
+      if (entry.id) await this.removeQuietly(entry.id);
+      if (this.stopped) return;
+      this.counts.createFailures++;
+      this.failuresInARow++;
+      this.o.logger.warn({ reason: (err as Error).message, image: shape.image }, "container pool: cannot create");
+    }
+  }
+
+  /** A task's spec (task-runner.ts) with nothing of a task: no env, no limits, the pool's name and labels. */
+  private specOf(shape: PoolShape): ContainerSpec {
+    return {
+      name: `${this.o.namePrefix}${(this.serial++).toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
+      image: shape.image,
+      labels: { ...this.o.labels, [LABEL_POOL]: shapeKey(shape) },
+      env: [],
+      memoryMb: 0,
+      diskMb: shape.diskMb,
+      cpuShares: 0,
+      maxPids: 0,
+      privileged: shape.privileged,
+      network: shape.network,
+    };
+  }
+
+  private async removeQuietly(id: string): Promise<void> {
+    await (this.o.remove ? this.o.remove(id) : this.o.engine.remove(id)).catch((err: unknown) =>
+      this.o.logger.warn({ containerId: id, reason: (err as Error).message }, "container pool: cannot remove"),
+    );
+  }
+}

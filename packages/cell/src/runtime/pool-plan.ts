@@ -1,0 +1,132 @@
+/**
+ * The container pool's decisions as values (docs/performance.md, "The container pool"): which task
+ * can take a pooled container, which shapes are kept, what to create and evict, which container a
+ * claim takes, and whether the limits a container reports are exactly the task's. No I/O here.
+ */
+import type { ContainerSpec } from "./container-runtime.js";
+
+/** Label on every pooled container: its shape's key. Claimed ones keep it (labels are fixed at create). */
+export const LABEL_POOL = "diego.pool-shape";
+
+/** What is fixed when a container is created and the same for every task of it. */
+export interface PoolShape {
+  image: string;
+  /** The disk quota (0 = none): fixed at create. */
+  diskMb: number;
+  privileged: boolean;
+  network: boolean;
+}
+
+export interface PoolSettings {
+  /** Ready containers kept per shape. */
+  size: number;
+  /** Most shapes kept at once (the most recently used). */
+  maxShapes: number;
+  /** A shape no task used for this long is dropped (its containers removed). */
+  shapeIdleMs: number;
+}
+
+export interface PooledContainer {
+  /** Empty while it is being created. */
+  id: string;
+  key: string;
+  state: "creating" | "ready";
+}
+
+export interface PoolState {
+  /** Shape key → the shape and when a task last asked for it. */
+  shapes: ReadonlyMap<string, { shape: PoolShape; lastUsed: number }>;
+  containers: readonly PooledContainer[];
+}
+
+export interface PoolPlan {
+  /** Shapes to create one more container of (one entry per container). */
+  create: PoolShape[];
+  /** Ready containers to remove: of shapes no longer kept. */
+  evict: string[];
+  /** Shapes to forget (idle, or past max shapes) once their containers are gone. */
+  forget: string[];
+}
+
+export function shapeKey(s: PoolShape): string {
+  return `${s.image}|disk=${s.diskMb}|priv=${s.privileged ? 1 : 0}|net=${s.network ? 1 : 0}`;
+}
+
+/**
+ * The shape of a task's container when a pooled one can stand for a new one, else why not. A task
+ * with env or secret_env is not pooled: a container's env is fixed at create (it is what every process
+ * inherits), and the cell keeps no env on disk to give it to processes after a restart.
+ */
+export function poolableShape(spec: ContainerSpec): { shape: PoolShape } | { reason: string } {
+  if (spec.env.length > 0) return { reason: "the task has env (fixed at create)" };
+  return {
+    shape: { image: spec.image, diskMb: spec.diskMb, privileged: spec.privileged, network: spec.network },
+  };
+}
+
+/** The shapes kept: used within shapeIdleMs, the maxShapes most recently used. */
+export function keptShapes(state: PoolState, settings: PoolSettings, now: number): Set<string> {
+  if (settings.size <= 0 || settings.maxShapes <= 0) return new Set();
+  const recent = [...state.shapes]
+    .filter(([, s]) => now - s.lastUsed <= settings.shapeIdleMs)
+    .sort((a, b) => b[1].lastUsed - a[1].lastUsed || (a[0] < b[0] ? -1 : 1))
+    .slice(0, settings.maxShapes);
+  return new Set(recent.map(([key]) => key));
+}
+
+/** What to do now: fill every kept shape up to `size`, remove the ready containers of the others. */
+export function planPool(state: PoolState, settings: PoolSettings, now: number): PoolPlan {
+  const kept = keptShapes(state, settings, now);
+  const create: PoolShape[] = [];
+  for (const key of kept) {
+    const have = state.containers.filter((c) => c.key === key).length;
+    const shape = state.shapes.get(key)!.shape;
+    for (let i = have; i < settings.size; i++) create.push(shape);
+  }
+  const evict = state.containers.filter((c) => c.state === "ready" && !kept.has(c.key)).map((c) => c.id);
+  const forget = [...state.shapes.keys()].filter(
+    (key) => !kept.has(key) && !state.containers.some((c) => c.key === key),
+  );
+  return { create, evict, forget };
+}
+
+/** The ready container a claim of this shape takes (the oldest), or undefined. */
+export function pickReady(containers: readonly PooledContainer[], key: string): PooledContainer | undefined {
+  return containers.find((c) => c.state === "ready" && c.key === key);
+}
+
+/** The limits Docker holds for a container, as its inspect shows them (0 = none). */
+export interface ContainerLimits {
+  memory: number;
+  memorySwap: number;
+  cpuShares: number;
+  pidsLimit: number;
+}
+
+/** The limits the create path gives this spec (docker-runtime.ts create), as they read back. */
+export function limitsOf(spec: ContainerSpec): ContainerLimits {
+  const memory = spec.memoryMb * 1024 * 1024;
+  return { memory, memorySwap: memory, cpuShares: spec.cpuShares, pidsLimit: spec.maxPids };
+}
+
+/**
+ * The update to apply to a pooled container (created with no limits) to give it `want`; undefined
+ * fields stay as they are (at none, as the create path leaves them).
+ */
+export function limitUpdate(
+  want: ContainerLimits,
+): Partial<Record<"Memory" | "MemorySwap" | "CpuShares" | "PidsLimit", number>> {
+  const update: Partial<Record<"Memory" | "MemorySwap" | "CpuShares" | "PidsLimit", number>> = {};
+  if (want.memory) {
+    update.Memory = want.memory;
+    update.MemorySwap = want.memorySwap;
+  }
+  if (want.cpuShares) update.CpuShares = want.cpuShares;
+  if (want.pidsLimit) update.PidsLimit = want.pidsLimit;
+  return update;
+}
+
+/** The fields whose value read back differs from the one wanted (empty: applied exactly). */
+export function limitMismatches(want: ContainerLimits, got: ContainerLimits): string[] {
+  return (Object.keys(want) as (keyof ContainerLimits)[]).filter((k) => want[k] !== got[k]);
+}

@@ -1,0 +1,202 @@
+// The container pool on the real Docker engine (docs/performance.md, "The container pool").
+import { readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createLogger } from "@diego/kit";
+import { eventually } from "@diego/testing";
+import { cellLabels, containerName, taskGuidOf } from "../src/executor/labels.js";
+import type { ContainerSpec } from "../src/runtime/container-runtime.js";
+import { ContainerPool, dockerPoolEngine } from "../src/runtime/container-pool.js";
+import { DockerEngine } from "../src/runtime/docker-engine.js";
+import { DockerRuntime } from "../src/runtime/docker-runtime.js";
+import { LABEL_POOL } from "../src/runtime/pool-plan.js";
+import { poolNamePrefix } from "../src/start-cell.js";
+import { TaskState } from "@diego/proto";
+import { CellProcess, RestartableBbs } from "./support/restartable-bbs.js";
+import { removeCellContainers, startHarness, uniqueId, type Harness } from "./support/harness.js";
+
+const IMAGE = "diego/busybox:latest";
+
+describe("the pool itself", () => {
+  const cellId = uniqueId("pool-cell");
+  const helperDir = join(tmpdir(), `diego-pool-test-${cellId}`, "helper");
+  const runtime = new DockerRuntime({ helperDir });
+  let pool: ContainerPool;
+
+  beforeAll(async () => {
+    await new DockerEngine(runtime, helperDir).prepareHelper(IMAGE);
+  });
+  afterAll(async () => {
+    await pool?.stop();
+    await removeCellContainers(runtime, cellId);
+  });
+
+  const spec = (guid: string): ContainerSpec => ({
+    name: containerName(cellId, guid),
+    image: IMAGE,
+    labels: {},
+    env: [],
+    memoryMb: 48,
+    diskMb: 0,
+    cpuShares: 256,
+    maxPids: 40,
+    privileged: false,
+    network: false,
+  });
+
+  test("a claimed container is never handed out again; it has the task's name and limits", async () => {
+    const labels = cellLabels(cellId);
+    pool = new ContainerPool({
+      engine: dockerPoolEngine(runtime),
+      settings: { size: 2, maxShapes: 2, shapeIdleMs: 60_000 },
+      labels,
+      namePrefix: poolNamePrefix(cellId),
+      logger: createLogger("pool-test", "silent"),
+    });
+    await pool.start();
+    // The first task of a shape finds none: the pool learns the shape and fills it.
+    expect(await pool.claim(spec("first"))).toBeUndefined();
+    await eventually("the pool to fill", async () => pool.readyFor(spec("x")) === 2, 60_000);
+
+    // Three claims at once for two ready containers: two get one each, the third none.
+    const guids = ["t1", "t2", "t3"];
+    const claimed = await Promise.all(guids.map((g) => pool.claim(spec(g))));
+    const ids = claimed.filter((id): id is string => id !== undefined);
+    expect(ids).toHaveLength(2);
+    expect(new Set(ids).size).toBe(2);
+    expect(pool.stats()).toMatchObject({ hits: 2, misses: 2 });
+
+    // The pool refills with new containers, never the claimed ones.
+    await eventually("the pool to refill", async () => pool.readyFor(spec("x")) === 2, 60_000);
+    const listed = await runtime.list(labels);
+    const unclaimed = listed.filter((c) => pool.isUnclaimed(c)).map((c) => c.id);
+    expect(unclaimed).toHaveLength(2);
+    for (const id of ids) expect(unclaimed).not.toContain(id);
+    // More claims still never hand out a claimed container.
+    const again = await Promise.all(["t4", "t5"].map((g) => pool.claim(spec(g))));
+    for (const id of again) expect(ids).not.toContain(id);
+
+    for (const id of ids) {
+      const info = await runtime.docker.getContainer(id).inspect();
+      const guid = taskGuidOf({ name: info.Name.replace(/^\//, ""), labels: info.Config.Labels }, cellId);
+      expect(claimed[guids.indexOf(guid!)]).toBe(id);
+      expect(info.State.Running).toBe(true);
+      expect(info.HostConfig).toMatchObject({
+        Memory: 48 << 20,
+        MemorySwap: 48 << 20,
+        CpuShares: 256,
+        PidsLimit: 40,
+      });
+    }
+  }, 120_000);
+});
+
+describe("through a cell", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness("docker", { containerPool: true, containerPoolSize: 2 });
+  }, 120_000);
+  afterAll(async () => {
+    await h?.stop();
+  });
+
+  test("tasks at once never share a container: each sees a fresh one", async () => {
+    const pool = h.cell.cell.parts.pool!;
+    const run = async () => {
+      const guid = uniqueId("pooled");
+      await h.cluster.desire({
+        taskGuid: guid,
+        domain: "pool-test",
+        rootFs: "docker:///diego/busybox",
+        memoryMb: 64,
+        // A container some task used has /tmp/used: this one fails then.
+        action: {
+          action: {
+            case: "run",
+            value: {
+              path: "/bin/sh",
+              args: ["-c", "test ! -e /tmp/used && touch /tmp/used && hostname > /tmp/r"],
+            },
+          },
+        },
+        resultFile: "/tmp/r",
+      });
+      return h.cluster.completed(guid, 90_000);
+    };
+    const first = await run();
+    expect(first.failed).toBe(false);
+    await eventually("the pool to fill", async () => pool.stats().ready === 2, 60_000);
+    // Reported in the cell's state; no task capacity held.
+    await eventually("the first task's reservation released", async () => h.cell.cell.runners.size === 0, 30_000);
+    const state = h.cell.cell.state();
+    expect(state.pooledContainerCount).toBe(2);
+    expect(state.available).toEqual(state.total);
+    const tasks = await Promise.all([run(), run(), run(), run()]);
+    for (const t of tasks) expect(t).toMatchObject({ failed: false, failureReason: "" });
+    const hosts = [first, ...tasks].map((t) => t.result.trim());
+    expect(new Set(hosts).size).toBe(hosts.length);
+    expect(pool.stats().hits).toBeGreaterThanOrEqual(2);
+    expect((await h.cluster.presence(h.cellId)) !== undefined).toBe(true);
+  }, 180_000);
+});
+
+/** Waits until the cell has journaled the exec id of a running process of the task. */
+async function processJournaled(workDir: string, guid: string): Promise<void> {
+  await eventually(
+    "the process journaled",
+    async () =>
+      (await readFile(join(workDir, "journal", `${guid}.json`), "utf8").catch(() => "")).includes('"processId"'),
+    30_000,
+    100,
+  );
+}
+
+test("a restarted cell removes the pooled containers it left unclaimed and follows the task in a claimed one", async () => {
+  const bbs = await RestartableBbs.start();
+  const cellId = uniqueId("pool-restart");
+  const workDir = join(tmpdir(), `diego-cell-test-${cellId}`);
+  const runtime = new DockerRuntime({ helperDir: join(workDir, "helper") });
+  const cell = new CellProcess(cellId, bbs.address, workDir, ["--container-pool", "--container-pool-size", "2"]);
+  const desire = (taskGuid: string, script: string) =>
+    bbs.tasks.desireTask({
+      taskGuid,
+      domain: "d",
+      rootFs: "docker:///diego/busybox",
+      resultFile: "/tmp/result",
+      action: { action: { case: "run", value: { path: "/bin/sh", args: ["-c", script] } } },
+    });
+  const unclaimed = async () =>
+    (await runtime.list(cellLabels(cellId))).filter((c) => c.name.startsWith(poolNamePrefix(cellId)));
+  try {
+    cell.start();
+    await bbs.waitForCell(cellId);
+    await desire(`${cellId}-first`, "printf 1 > /tmp/result");
+    await bbs.waitForState(`${cellId}-first`, TaskState.COMPLETED, 90_000);
+    await eventually("the pool to fill", async () => (await unclaimed()).length === 2, 60_000, 200);
+    const guid = `${cellId}-across`;
+    // Quiet from its start (docs/reliability.md): the restarted cell follows it in its pooled container.
+    await desire(guid, "sleep 5; printf across > /tmp/result");
+    await bbs.waitForState(guid, TaskState.RUNNING);
+    await processJournaled(workDir, guid);
+    const mine = (await runtime.list(cellLabels(cellId))).find((c) => taskGuidOf(c, cellId) === guid);
+    expect(mine?.labels[LABEL_POOL]).toBeDefined(); // it took a pooled container
+    await cell.kill();
+    const left = await unclaimed();
+    expect(left.length).toBeGreaterThan(0);
+
+    cell.start();
+    const t = await bbs.waitForState(guid, TaskState.COMPLETED, 120_000);
+    expect({ failed: t.failed, failureReason: t.failureReason, result: t.result }).toEqual({
+      failed: false,
+      failureReason: "",
+      result: "across",
+    });
+    const now = await runtime.list(cellLabels(cellId));
+    expect(now.filter((c) => left.some((l) => l.id === c.id))).toEqual([]);
+  } finally {
+    await cell.stop();
+    await bbs.stop();
+    await removeCellContainers(runtime, cellId);
+    await rm(workDir, { recursive: true, force: true });
+  }
+}, 240_000);

@@ -1,0 +1,140 @@
+import type { ContainerSpec } from "../src/runtime/container-runtime.js";
+import {
+  keptShapes,
+  limitMismatches,
+  limitsOf,
+  limitUpdate,
+  pickReady,
+  planPool,
+  poolableShape,
+  shapeKey,
+  type PoolShape,
+  type PoolState,
+  type PooledContainer,
+} from "../src/runtime/pool-plan.js";
+
+const shape = (image: string, diskMb = 0, privileged = false): PoolShape => ({
+  image,
+  diskMb,
+  privileged,
+  network: true,
+});
+const A = shape("a:1");
+const B = shape("b:1");
+const C = shape("a:1", 20);
+const settings = { size: 2, maxShapes: 2, shapeIdleMs: 1_000 };
+
+function state(used: Array<[PoolShape, number]>, containers: PooledContainer[] = []): PoolState {
+  return { shapes: new Map(used.map(([s, at]) => [shapeKey(s), { shape: s, lastUsed: at }])), containers };
+}
+const ready = (id: string, s: PoolShape): PooledContainer => ({ id, key: shapeKey(s), state: "ready" });
+const creating = (s: PoolShape): PooledContainer => ({ id: "", key: shapeKey(s), state: "creating" });
+
+describe("which shapes are kept", () => {
+  test.each([
+    ["none used", [], 0, []],
+    ["one recent", [[A, 900]], 1_000, [A]],
+    ["idle past shapeIdleMs", [[A, 0]], 1_001, []],
+    [
+      "the maxShapes most recent",
+      [
+        [A, 100],
+        [B, 300],
+        [C, 200],
+      ],
+      1_000,
+      [B, C],
+    ],
+  ] as Array<[string, Array<[PoolShape, number]>, number, PoolShape[]]>)("%s", (_name, used, now, want) => {
+    expect([...keptShapes(state(used), settings, now)].sort()).toEqual(want.map(shapeKey).sort());
+  });
+
+  test("disk is part of the shape, so is privileged", () => {
+    expect(shapeKey(A)).not.toBe(shapeKey(C));
+    expect(shapeKey(A)).not.toBe(shapeKey(shape("a:1", 0, true)));
+  });
+});
+
+describe("the plan", () => {
+  test.each([
+    ["fills a kept shape to size", state([[A, 1_000]]), { create: [A, A], evict: [], forget: [] }],
+    ["counts containers being created", state([[A, 1_000]], [creating(A)]), { create: [A], evict: [], forget: [] }],
+    [
+      "a full shape asks nothing",
+      state([[A, 1_000]], [ready("1", A), ready("2", A)]),
+      { create: [], evict: [], forget: [] },
+    ],
+    [
+      "evicts the ready containers of a shape gone idle, forgets it once they are gone",
+      state([[A, 0]], [ready("1", A)]),
+      { create: [], evict: ["1"], forget: [] },
+    ],
+    ["forgets an idle shape with no containers", state([[A, 0]]), { create: [], evict: [], forget: [shapeKey(A)] }],
+    [
+      "evicts the least recently used shape past maxShapes; fills the most recent first",
+      state(
+        [
+          [A, 1_000],
+          [B, 1_500],
+          [C, 1_800],
+        ],
+        [ready("a", A), ready("b", B), ready("c", C)],
+      ),
+      { create: [C, B], evict: ["a"], forget: [] },
+    ],
+    ["keeps nothing with size 0", state([[A, 1_000]]), { create: [], evict: [], forget: [shapeKey(A)] }, 0],
+  ] as Array<[string, PoolState, object, number?]>)("%s", (...[, s, want, size]) => {
+    // (The size is read from the row: a fourth parameter would be jest's done callback.)
+    expect(planPool(s, { ...settings, size: typeof size === "number" ? size : settings.size }, 1_900)).toEqual(want);
+  });
+});
+
+describe("claims", () => {
+  test("take the oldest ready container of the shape, never one being created or of another shape", () => {
+    const list = [creating(A), ready("b", B), ready("a1", A), ready("a2", A)];
+    expect(pickReady(list, shapeKey(A))?.id).toBe("a1");
+    expect(pickReady([creating(A), ready("b", B)], shapeKey(A))).toBeUndefined();
+  });
+
+  const spec = (over: Partial<ContainerSpec> = {}): ContainerSpec => ({
+    name: "n",
+    image: "a:1",
+    labels: {},
+    env: [],
+    memoryMb: 32,
+    diskMb: 0,
+    cpuShares: 512,
+    maxPids: 100,
+    privileged: false,
+    network: true,
+    ...over,
+  });
+
+  test.each([
+    ["no env: pooled, by image, disk, privileged, network", spec({ diskMb: 5 }), shape("a:1", 5)],
+    ["env: not pooled (fixed at create)", spec({ env: ["A=1"] }), undefined],
+  ])("%s", (_name, s, want) => {
+    const got = poolableShape(s);
+    expect("shape" in got ? got.shape : undefined).toEqual(want);
+  });
+
+  test.each([
+    ["every limit", spec(), { Memory: 32 << 20, MemorySwap: 32 << 20, CpuShares: 512, PidsLimit: 100 }],
+    ["none: nothing to update", spec({ memoryMb: 0, cpuShares: 0, maxPids: 0 }), {}],
+    [
+      "memory only, swap the same (no extra swap)",
+      spec({ cpuShares: 0, maxPids: 0 }),
+      { Memory: 32 << 20, MemorySwap: 32 << 20 },
+    ],
+  ])("the update for %s", (_name, s, want) => {
+    expect(limitUpdate(limitsOf(s))).toEqual(want);
+  });
+
+  test.each([
+    ["exact", { memory: 1, memorySwap: 1, cpuShares: 2, pidsLimit: 3 }, []],
+    ["swap differs", { memory: 1, memorySwap: 2, cpuShares: 2, pidsLimit: 3 }, ["memorySwap"]],
+    ["pids not applied", { memory: 1, memorySwap: 1, cpuShares: 2, pidsLimit: 0 }, ["pidsLimit"]],
+  ])("limits read back: %s", (_name, got, want) => {
+    expect(limitMismatches({ memory: 1, memorySwap: 1, cpuShares: 2, pidsLimit: 3 }, got)).toEqual(want);
+  });
+});
