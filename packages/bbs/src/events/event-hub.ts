@@ -53,6 +53,7 @@ export interface EventSelector {
  */
 export class HubEvent {
   private encoded?: TaskEvent;
+  private size?: number;
 
   constructor(
     readonly change: TaskChange,
@@ -63,8 +64,13 @@ export class HubEvent {
     return (this.encoded ??= encodeEvent(this.change, formatResumeToken(this.position)));
   }
 
+  /**
+   * What the event weighs against the hub's byte limits, fixed at first use: the stored task bytes it
+   * carries when the store knows them (an upper bound of the encoded event, which may be redacted), so
+   * that an event nobody reads is never encoded; else its encoded size.
+   */
   get bytes(): number {
-    return this.message.$unknown![0].data.length;
+    return (this.size ??= this.change.storedSize?.() ?? this.message.$unknown![0].data.length);
   }
 }
 

@@ -29,6 +29,11 @@ export interface EtcdWriteCoalescerOptions {
   maxTaskBytes?: number;
   /** Transactions in flight at once; writes that arrive meanwhile wait and go together in the next. */
   maxInFlight?: number;
+  /**
+   * Called before the coalescer changes the index entry of a task (a committed write, a fresh value read
+   * after a lost compare): the index then runs ahead of the store's watch for that task.
+   */
+  beforeIndexChange?: (guid: string) => void;
   /** Called after each write transaction: tasks in it, seconds it took, whether its compares held. */
   observeTxn?: (tasks: number, seconds: number, succeeded: boolean) => void;
 }
@@ -204,8 +209,13 @@ export class EtcdWriteCoalescer {
     if (res.succeeded) {
       for (const e of evaluated) {
         const outcome = e.result?.outcome;
-        if (outcome?.kind === "put") this.o.index.put(entryOf(outcome.task, e.bytes!, revision));
-        else if (outcome?.kind === "delete") this.o.index.remove(e.op.guid, revision, true);
+        if (outcome?.kind === "put") {
+          this.o.beforeIndexChange?.(e.op.guid);
+          this.o.index.put(entryOf(outcome.task, e.bytes!, revision));
+        } else if (outcome?.kind === "delete") {
+          this.o.beforeIndexChange?.(e.op.guid);
+          this.o.index.remove(e.op.guid, revision, true);
+        }
         if (e.result) e.op.resolve(e.result);
         else e.op.reject(e.error);
       }
@@ -218,6 +228,7 @@ export class EtcdWriteCoalescer {
       const kv: IKeyValue | undefined = res.responses[i]?.response_range?.kvs?.[0];
       const current = kv ? Number(kv.mod_revision) : 0;
       const fresh = kv && this.o.readable(kv);
+      this.o.beforeIndexChange?.(e.op.guid);
       if (fresh) this.o.index.put(fresh);
       else this.o.index.remove(e.op.guid, revision, true);
       if (current !== e.expected) {
