@@ -78,6 +78,12 @@ export class EtcdWriteCoalescer {
   private readonly maxInFlight: number;
   private inFlight = 0;
   private flushScheduled = false;
+  /**
+   * The tasks this coalescer wrote last, as the Task objects the mutations made (by guid, with the
+   * revision etcd gave them): the next transition of a task mostly follows soon after its last, and
+   * judges this object instead of decoding the stored bytes again. Bounded; mutations never modify a Task.
+   */
+  private readonly written = new Map<string, { revision: number; task: Task }>();
 
   constructor(private readonly o: EtcdWriteCoalescerOptions) {
     this.maxAttempts = o.maxAttempts ?? 8;
@@ -143,6 +149,12 @@ export class EtcdWriteCoalescer {
     return batch;
   }
 
+  private remember(guid: string, revision: number, task: Task): void {
+    this.written.delete(guid);
+    this.written.set(guid, { revision, task });
+    if (this.written.size > WRITTEN_TASKS_KEPT) this.written.delete(this.written.keys().next().value!);
+  }
+
   private async runBatch(batch: PendingOp[]): Promise<void> {
     const compare: ICompare[] = [];
     const success: IRequestOp[] = [];
@@ -151,7 +163,8 @@ export class EtcdWriteCoalescer {
     let bytesInBatch = 0;
     for (const op of batch) {
       const entry = this.o.index.get(op.guid);
-      const before = entry && decodeTask(entry.bytes);
+      const hit = entry && this.written.get(op.guid);
+      const before = entry && (hit?.revision === entry.revision ? hit.task : decodeTask(entry.bytes));
       const ev: Evaluated = { op, expected: entry?.revision ?? 0, before };
       try {
         const outcome = op.mutate(before);
@@ -212,9 +225,11 @@ export class EtcdWriteCoalescer {
         if (outcome?.kind === "put") {
           this.o.beforeIndexChange?.(e.op.guid);
           this.o.index.put(entryOf(outcome.task, e.bytes!, revision));
+          this.remember(e.op.guid, revision, outcome.task);
         } else if (outcome?.kind === "delete") {
           this.o.beforeIndexChange?.(e.op.guid);
           this.o.index.remove(e.op.guid, revision, true);
+          this.written.delete(e.op.guid);
         }
         if (e.result) e.op.resolve(e.result);
         else e.op.reject(e.error);
@@ -252,6 +267,9 @@ export class EtcdWriteCoalescer {
     this.queue.unshift(...retry);
   }
 }
+
+/** Most Task objects the coalescer keeps of its last writes (a few MiB). */
+const WRITTEN_TASKS_KEPT = 4_096;
 
 /** The error a failed write transaction gives its callers: etcd's refusal of this one request, or etcd unreachable. */
 function etcdWriteError(err: Error): DiegoError {
