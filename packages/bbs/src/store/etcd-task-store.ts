@@ -6,7 +6,7 @@ import { prefixEnd, type Keys } from "../keys.js";
 import { EtcdWriteCoalescer, type EtcdWriteCoalescerOptions } from "./etcd-write-coalescer.js";
 import { IndexedTaskStore } from "./indexed-task-store.js";
 import { LazyTaskChange } from "./task-change.js";
-import { entryFromBytes, type TaskEntry } from "./task-entry.js";
+import { entryFromBytes, entryOf, type TaskEntry } from "./task-entry.js";
 import { TaskIndex } from "./task-index.js";
 import type { TaskSealer } from "./task-sealer.js";
 import type { ApplyResult, Mutation, TaskStore } from "./task-store.js";
@@ -198,7 +198,9 @@ export class EtcdTaskStore extends IndexedTaskStore implements TaskStore {
           value = known.bytes;
           domain = known.domain;
         } else if (revision > this.index.revisionOf(guid)) {
-          const entry = this.readable(ev.kv);
+          // Mostly our own write, delivered before its transaction's answer: its Task is known.
+          const sent = this.writes.sentTask(guid, ev.kv.value);
+          const entry = sent ? entryOf(sent.task, sent.bytes, revision) : this.readable(ev.kv);
           if (!entry) continue;
           this.index.put(entry);
           value = entry.bytes;

@@ -47,6 +47,12 @@ interface PendingOp {
   reject(err: unknown): void;
 }
 
+interface SentPut {
+  stored: Uint8Array;
+  bytes: Uint8Array;
+  task: Task;
+}
+
 interface Evaluated {
   op: PendingOp;
   /** Revision the mutation was judged against; 0 when the task was absent. */
@@ -84,6 +90,8 @@ export class EtcdWriteCoalescer {
    * judges this object instead of decoding the stored bytes again. Bounded; mutations never modify a Task.
    */
   private readonly written = new Map<string, { revision: number; task: Task }>();
+  /** The puts of the transactions in flight, by guid: what they store, and the Task it encodes. */
+  private readonly sending = new Map<string, SentPut>();
 
   constructor(private readonly o: EtcdWriteCoalescerOptions) {
     this.maxAttempts = o.maxAttempts ?? 8;
@@ -98,6 +106,15 @@ export class EtcdWriteCoalescer {
       this.queue.push({ guid, key: Buffer.from(this.o.keyOf(guid)), mutate, attempts: 0, resolve, reject });
       this.scheduleFlush();
     });
+  }
+
+  /**
+   * The task a stored value of a write still in flight encodes (the watch may deliver a write before
+   * its transaction's answer comes back), or undefined when no write in flight stores exactly that value.
+   */
+  sentTask(guid: string, stored: Uint8Array): { task: Task; bytes: Uint8Array } | undefined {
+    const sent = this.sending.get(guid);
+    return sent && Buffer.compare(sent.stored, stored) === 0 ? sent : undefined;
   }
 
   /** Fails every write that has not been sent yet. */
@@ -209,15 +226,20 @@ export class EtcdWriteCoalescer {
 
     let res;
     const started = process.hrtime.bigint();
+    for (const e of evaluated)
+      if (e.result?.outcome.kind === "put")
+        this.sending.set(e.op.guid, { stored: e.stored!, bytes: e.bytes!, task: e.result.outcome.task });
     try {
       res = await this.o.etcd.client.kv.txn({ compare, success, failure }, this.o.etcd.callOptions());
       this.o.observeTxn?.(evaluated.length, Number(process.hrtime.bigint() - started) / 1e9, res.succeeded);
     } catch (err) {
+      for (const e of evaluated) this.sending.delete(e.op.guid);
       const error = etcdWriteError(err as Error);
       if (error.code === "UNAVAILABLE") this.o.etcd.reportFailure();
       for (const e of evaluated) e.op.reject(error);
       return;
     }
+    for (const e of evaluated) this.sending.delete(e.op.guid);
     const revision = Number(res.header.revision);
     if (res.succeeded) {
       for (const e of evaluated) {
