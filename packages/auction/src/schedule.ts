@@ -52,8 +52,12 @@ export function schedule<T extends TaskRequest>(
   const assigned: T[][] = [];
   const failures: PlacementFailure<T>[] = [];
 
+  const keys = new Map<string, string>();
   for (const task of batch) {
-    const key = compatibilityKey(task);
+    // compatibilityKey parses the root_fs and sorts the tags: done once per distinct raw combination.
+    const raw = rawCompatibility(task);
+    let key = keys.get(raw);
+    if (key === undefined) keys.set(raw, (key = compatibilityKey(task)));
     let cls = classes.get(key);
     if (!cls) {
       cls = new CellClass(fleet, task, unreachable);
@@ -79,6 +83,11 @@ export function schedule<T extends TaskRequest>(
     if (list) placements.push({ cellId: fleet.cells[i].cellId, tasks: list });
   }
   return { placements, failures };
+}
+
+/** The fields compatibilityKey reads, as they are (equal raw strings give equal keys). Pure. */
+function rawCompatibility(task: TaskRequest): string {
+  return JSON.stringify([task.stack ?? "", task.rootFs, !!task.privileged, task.placementTags]);
 }
 
 function uniqueCells(cells: readonly CellSnapshot[]): CellSnapshot[] {

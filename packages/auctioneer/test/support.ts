@@ -157,7 +157,8 @@ export async function cluster(cells: [string, Partial<CellConfig>?][] = []): Pro
         [...c.cells.values()].map(async (cell) => {
           await cell.running.crash();
           await cell.proxy.stop();
-          await rm(cell.workDir, { force: true, recursive: true });
+          // A crashed cell's last journal write may still land while the directory goes: rm retries.
+          await rm(cell.workDir, { force: true, recursive: true, maxRetries: 5, retryDelay: 100 });
         }),
       );
       tasks.close();

@@ -152,8 +152,13 @@ export async function batchedLifecycles(
     return b;
   });
   const completions = new Map<string, (err?: unknown) => void>();
+  // Tasks on a cell: a task sent again (every convergence pass re-sends each PENDING task to the
+  // auctioneer) is one the cell already holds, and it takes no notice, as a real cell does.
+  const onCells = new Set<string>();
   // A simulated cell: claim, start, complete; then tell the waiting client.
   const runOnCell = async (guid: string) => {
+    if (onCells.has(guid)) return;
+    onCells.add(guid);
     const cell = cellBatchers[hash(guid) % o.cells]!;
     try {
       const start = await cell.add({ transition: { case: "start", value: { taskGuid: guid } } });
@@ -167,6 +172,8 @@ export async function batchedLifecycles(
       completions.get(guid)?.();
     } catch (err) {
       completions.get(guid)?.(err);
+    } finally {
+      onCells.delete(guid);
     }
   };
   auctioneer.dispatchTo((guid) => void runOnCell(guid));

@@ -135,6 +135,20 @@ test("a token older than what is kept is OUT_OF_RANGE; a foreign one INVALID_ARG
   hub.stop();
 });
 
+test("the kept history stays the last historySize events as thousands are dropped", async () => {
+  const { store, hub } = started({ historySize: 5 });
+  const sub = hub.subscribe(all);
+  const reading = take(sub, 3_000);
+  for (let i = 0; i < 3_000; i++) await desire(store, { taskGuid: `h-${i}` });
+  const events = await reading;
+  expect(() => hub.subscribe(all, "", events[2_994].resumeToken)).toThrow(
+    expect.objectContaining({ code: "OUT_OF_RANGE" }),
+  );
+  const resumed = hub.subscribe(all, "", events[2_995].resumeToken);
+  expect((await take(resumed, 5)).slice(1).map(guidOf)).toEqual(["h-2995", "h-2996", "h-2997", "h-2998", "h-2999"]);
+  hub.stop();
+});
+
 test("one caller may hold only so many streams; closing one frees its place", () => {
   const { hub } = started({ maxWatchersPerCaller: 2 });
   const a = hub.subscribe(all, "me");

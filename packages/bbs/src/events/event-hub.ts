@@ -53,6 +53,7 @@ export interface EventSelector {
  */
 export class HubEvent {
   private encoded?: TaskEvent;
+  private size?: number;
 
   constructor(
     readonly change: TaskChange,
@@ -63,8 +64,13 @@ export class HubEvent {
     return (this.encoded ??= encodeEvent(this.change, formatResumeToken(this.position)));
   }
 
+  /**
+   * What the event weighs against the hub's byte limits, fixed at first use: the stored task bytes it
+   * carries when the store knows them (an upper bound of the encoded event, which may be redacted), so
+   * that an event nobody reads is never encoded; else its encoded size.
+   */
   get bytes(): number {
-    return this.message.$unknown![0].data.length;
+    return (this.size ??= this.change.storedSize?.() ?? this.message.$unknown![0].data.length);
   }
 }
 
@@ -77,7 +83,9 @@ export class HubEvent {
 export class EventHub {
   private readonly subscribers = new Set<Subscription>();
   private readonly perCaller = new Map<string, number>();
+  /** The events kept for resuming are history[historyStart..]; the dropped head is cut off now and then. */
   private readonly history: HubEvent[] = [];
+  private historyStart = 0;
   private historyBytes = 0;
   private head: StreamPosition = { epoch: "", revision: 0, seq: WHOLE_REVISION };
   /** The history holds every event after this position. */
@@ -155,7 +163,8 @@ export class EventHub {
     if (comparePositions(after, this.head) > 0) {
       throw new DiegoError("OUT_OF_RANGE", `resume_token is ahead of this BBS's event stream; ${relist}`);
     }
-    return this.history.filter((ev) => comparePositions(ev.position, after) > 0);
+    const kept = this.history.slice(this.historyStart);
+    return kept.filter((ev) => comparePositions(ev.position, after) > 0);
   }
 
   private publish(event: TaskStoreEvent): void {
@@ -175,13 +184,17 @@ export class EventHub {
   private remember(ev: HubEvent): void {
     this.history.push(ev);
     this.historyBytes += ev.bytes;
-    while (
-      this.history.length > this.limits.historySize ||
-      (this.historyBytes > this.limits.historyBytes && this.history.length > 1)
-    ) {
-      const dropped = this.history.shift()!;
+    const kept = () => this.history.length - this.historyStart;
+    while (kept() > this.limits.historySize || (this.historyBytes > this.limits.historyBytes && kept() > 1)) {
+      const dropped = this.history[this.historyStart]!;
+      this.history[this.historyStart++] = undefined as never;
       this.historyBytes -= dropped.bytes;
       this.floor = dropped.position;
+    }
+    // Cut the dropped head off once it is as long as what is kept (amortized O(1) per event).
+    if (this.historyStart > 1024 && this.historyStart >= kept()) {
+      this.history.splice(0, this.historyStart);
+      this.historyStart = 0;
     }
   }
 
@@ -190,6 +203,7 @@ export class EventHub {
     const { epoch, revision } = this.store.streamHead();
     this.head = this.floor = { epoch, revision, seq: WHOLE_REVISION };
     this.history.length = 0;
+    this.historyStart = 0;
     this.historyBytes = 0;
   }
 }

@@ -6,10 +6,16 @@ import { prefixEnd, type Keys } from "../keys.js";
 import { EtcdWriteCoalescer, type EtcdWriteCoalescerOptions } from "./etcd-write-coalescer.js";
 import { IndexedTaskStore } from "./indexed-task-store.js";
 import { LazyTaskChange } from "./task-change.js";
-import { entryFromBytes, type TaskEntry } from "./task-entry.js";
+import { entryFromBytes, entryOf, type TaskEntry } from "./task-entry.js";
 import { TaskIndex } from "./task-index.js";
 import type { TaskSealer } from "./task-sealer.js";
 import type { ApplyResult, Mutation, TaskStore } from "./task-store.js";
+
+/** A task's bytes as the watch last showed them, and its domain when known without decoding. */
+interface WatchedValue {
+  bytes: Uint8Array;
+  domain?: string;
+}
 
 export interface EtcdTaskStoreOptions extends Pick<
   EtcdWriteCoalescerOptions,
@@ -38,6 +44,14 @@ export class EtcdTaskStore extends IndexedTaskStore implements TaskStore {
   private readonly writes: EtcdWriteCoalescer;
   private watcher?: Watcher;
   private watchRevision = 0;
+  /** The highest revision of an event the watch has delivered. */
+  private watchedEvents = 0;
+  /**
+   * What the watch last showed of each task whose index entry runs ahead of it (this instance's own
+   * writes, fresh values read after a lost compare): the "before" of the task's next watch event. Every
+   * other task's index entry is what the watch last showed. This spares asking etcd for prev_kv.
+   */
+  private readonly behindIndex = new Map<string, WatchedValue | undefined>();
   private stopped = false;
   private resyncing = false;
 
@@ -51,6 +65,11 @@ export class EtcdTaskStore extends IndexedTaskStore implements TaskStore {
       keyOf: (guid) => options.keys.task(guid),
       readable: (kv) => this.readable(kv),
       seal: options.sealer && ((bytes, secret) => options.sealer!.seal(bytes, secret)),
+      beforeIndexChange: (guid) => {
+        if (this.behindIndex.has(guid)) return;
+        const entry = this.index.get(guid);
+        this.behindIndex.set(guid, entry && { bytes: entry.bytes, domain: entry.domain });
+      },
     });
   }
 
@@ -112,16 +131,16 @@ export class EtcdTaskStore extends IndexedTaskStore implements TaskStore {
       start = Buffer.concat([res.kvs[res.kvs.length - 1].key, Buffer.from([0])]);
     }
     this.index.clear();
+    this.behindIndex.clear();
     for (const entry of fresh.values()) this.index.put(entry);
     this.watchRevision = revision;
+    this.watchedEvents = revision;
     this.options.logger.info({ tasks: this.index.size, revision }, "tasks loaded from etcd");
     return revision;
   }
 
   private async watchFrom(revision: number): Promise<void> {
-    const watcher = await this.etcd.watch((w) =>
-      w.prefix(this.options.keys.tasks).withPreviousKV().startRevision(String(revision)),
-    );
+    const watcher = await this.etcd.watch((w) => w.prefix(this.options.keys.tasks).startRevision(String(revision)));
     if (this.stopped) {
       await watcher.cancel().catch(() => undefined);
       return;
@@ -159,30 +178,64 @@ export class EtcdTaskStore extends IndexedTaskStore implements TaskStore {
     this.resyncing = false;
   }
 
+  /**
+   * Applies the watch's events to the index and emits them. The "before" of each event is what the
+   * watch showed of the task until then (events come in revision order): the index entry, or, for a
+   * task whose entry runs ahead of the watch, what `behindIndex` kept of it.
+   */
   private onWatch(res: IWatchResponse): void {
     for (const ev of res.events) {
       const guid = ev.kv.key.subarray(this.prefixBytes).toString();
       const revision = Number(ev.kv.mod_revision);
-      const prev = ev.prev_kv?.value && this.openedOrUndefined(ev.prev_kv.value);
+      const prev = this.behindIndex.has(guid) ? this.behindIndex.get(guid) : this.index.get(guid);
+      let now: WatchedValue | undefined;
       if (ev.type === "Put") {
-        const value = this.openedOrUndefined(ev.kv.value);
-        // Our own writes are in the index already; only newer values of other writers are decoded.
-        if (revision > this.index.revisionOf(guid)) {
-          const entry = this.readable(ev.kv);
+        let value: Uint8Array | undefined;
+        let domain: string | undefined;
+        const known = this.index.get(guid);
+        if (known?.revision === revision) {
+          // Our own write (or a value read after a lost compare): in the index already, as it is in etcd.
+          value = known.bytes;
+          domain = known.domain;
+        } else if (revision > this.index.revisionOf(guid)) {
+          // Mostly our own write, delivered before its transaction's answer: its Task is known.
+          const sent = this.writes.sentTask(guid, ev.kv.value);
+          const entry = sent ? entryOf(sent.task, sent.bytes, revision) : this.readable(ev.kv);
           if (!entry) continue;
           this.index.put(entry);
+          value = entry.bytes;
+          domain = entry.domain;
+        } else {
+          // The index already holds a newer value: this one is only passed on.
+          value = this.openedOrUndefined(ev.kv.value);
         }
-        const entry = this.index.get(guid);
-        const hint = entry?.revision === revision ? entry.domain : undefined;
         const kind = ev.kv.version === "1" || !prev ? "created" : "changed";
-        this.emit(new LazyTaskChange(kind, guid, revision, prev, value, hint));
+        this.emit(new LazyTaskChange(kind, guid, revision, prev?.bytes, value, domain));
+        now = value && { bytes: value, domain };
       } else {
         const removed = this.index.remove(guid, revision, false);
-        this.emit(new LazyTaskChange("removed", guid, revision, prev ?? removed?.bytes, undefined, removed?.domain));
+        this.emit(
+          new LazyTaskChange(
+            "removed",
+            guid,
+            revision,
+            prev?.bytes ?? removed?.bytes,
+            undefined,
+            prev?.domain ?? removed?.domain,
+          ),
+        );
       }
+      if (this.index.revisionOf(guid) > revision) this.behindIndex.set(guid, now);
+      else this.behindIndex.delete(guid);
+      if (revision > this.watchedEvents) this.watchedEvents = revision;
     }
     const headerRevision = Number(res.header.revision);
     if (headerRevision > this.watchRevision) this.watchRevision = headerRevision;
+    // A task whose index entry the watch has passed is no longer ahead (e.g. a value read after a lost
+    // compare that the watch had already delivered).
+    if (this.behindIndex.size > 0)
+      for (const guid of this.behindIndex.keys())
+        if (this.index.revisionOf(guid) <= this.watchedEvents) this.behindIndex.delete(guid);
     this.index.pruneTombstones(this.watchRevision);
   }
 

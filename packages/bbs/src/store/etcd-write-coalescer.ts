@@ -29,6 +29,11 @@ export interface EtcdWriteCoalescerOptions {
   maxTaskBytes?: number;
   /** Transactions in flight at once; writes that arrive meanwhile wait and go together in the next. */
   maxInFlight?: number;
+  /**
+   * Called before the coalescer changes the index entry of a task (a committed write, a fresh value read
+   * after a lost compare): the index then runs ahead of the store's watch for that task.
+   */
+  beforeIndexChange?: (guid: string) => void;
   /** Called after each write transaction: tasks in it, seconds it took, whether its compares held. */
   observeTxn?: (tasks: number, seconds: number, succeeded: boolean) => void;
 }
@@ -40,6 +45,12 @@ interface PendingOp {
   attempts: number;
   resolve(result: ApplyResult): void;
   reject(err: unknown): void;
+}
+
+interface SentPut {
+  stored: Uint8Array;
+  bytes: Uint8Array;
+  task: Task;
 }
 
 interface Evaluated {
@@ -73,6 +84,14 @@ export class EtcdWriteCoalescer {
   private readonly maxInFlight: number;
   private inFlight = 0;
   private flushScheduled = false;
+  /**
+   * The tasks this coalescer wrote last, as the Task objects the mutations made (by guid, with the
+   * revision etcd gave them): the next transition of a task mostly follows soon after its last, and
+   * judges this object instead of decoding the stored bytes again. Bounded; mutations never modify a Task.
+   */
+  private readonly written = new Map<string, { revision: number; task: Task }>();
+  /** The puts of the transactions in flight, by guid: what they store, and the Task it encodes. */
+  private readonly sending = new Map<string, SentPut>();
 
   constructor(private readonly o: EtcdWriteCoalescerOptions) {
     this.maxAttempts = o.maxAttempts ?? 8;
@@ -87,6 +106,15 @@ export class EtcdWriteCoalescer {
       this.queue.push({ guid, key: Buffer.from(this.o.keyOf(guid)), mutate, attempts: 0, resolve, reject });
       this.scheduleFlush();
     });
+  }
+
+  /**
+   * The task a stored value of a write still in flight encodes (the watch may deliver a write before
+   * its transaction's answer comes back), or undefined when no write in flight stores exactly that value.
+   */
+  sentTask(guid: string, stored: Uint8Array): { task: Task; bytes: Uint8Array } | undefined {
+    const sent = this.sending.get(guid);
+    return sent && Buffer.compare(sent.stored, stored) === 0 ? sent : undefined;
   }
 
   /** Fails every write that has not been sent yet. */
@@ -138,6 +166,12 @@ export class EtcdWriteCoalescer {
     return batch;
   }
 
+  private remember(guid: string, revision: number, task: Task): void {
+    this.written.delete(guid);
+    this.written.set(guid, { revision, task });
+    if (this.written.size > WRITTEN_TASKS_KEPT) this.written.delete(this.written.keys().next().value!);
+  }
+
   private async runBatch(batch: PendingOp[]): Promise<void> {
     const compare: ICompare[] = [];
     const success: IRequestOp[] = [];
@@ -146,7 +180,8 @@ export class EtcdWriteCoalescer {
     let bytesInBatch = 0;
     for (const op of batch) {
       const entry = this.o.index.get(op.guid);
-      const before = entry && decodeTask(entry.bytes);
+      const hit = entry && this.written.get(op.guid);
+      const before = entry && (hit?.revision === entry.revision ? hit.task : decodeTask(entry.bytes));
       const ev: Evaluated = { op, expected: entry?.revision ?? 0, before };
       try {
         const outcome = op.mutate(before);
@@ -191,21 +226,33 @@ export class EtcdWriteCoalescer {
 
     let res;
     const started = process.hrtime.bigint();
+    for (const e of evaluated)
+      if (e.result?.outcome.kind === "put")
+        this.sending.set(e.op.guid, { stored: e.stored!, bytes: e.bytes!, task: e.result.outcome.task });
     try {
       res = await this.o.etcd.client.kv.txn({ compare, success, failure }, this.o.etcd.callOptions());
       this.o.observeTxn?.(evaluated.length, Number(process.hrtime.bigint() - started) / 1e9, res.succeeded);
     } catch (err) {
+      for (const e of evaluated) this.sending.delete(e.op.guid);
       const error = etcdWriteError(err as Error);
       if (error.code === "UNAVAILABLE") this.o.etcd.reportFailure();
       for (const e of evaluated) e.op.reject(error);
       return;
     }
+    for (const e of evaluated) this.sending.delete(e.op.guid);
     const revision = Number(res.header.revision);
     if (res.succeeded) {
       for (const e of evaluated) {
         const outcome = e.result?.outcome;
-        if (outcome?.kind === "put") this.o.index.put(entryOf(outcome.task, e.bytes!, revision));
-        else if (outcome?.kind === "delete") this.o.index.remove(e.op.guid, revision, true);
+        if (outcome?.kind === "put") {
+          this.o.beforeIndexChange?.(e.op.guid);
+          this.o.index.put(entryOf(outcome.task, e.bytes!, revision));
+          this.remember(e.op.guid, revision, outcome.task);
+        } else if (outcome?.kind === "delete") {
+          this.o.beforeIndexChange?.(e.op.guid);
+          this.o.index.remove(e.op.guid, revision, true);
+          this.written.delete(e.op.guid);
+        }
         if (e.result) e.op.resolve(e.result);
         else e.op.reject(e.error);
       }
@@ -218,6 +265,7 @@ export class EtcdWriteCoalescer {
       const kv: IKeyValue | undefined = res.responses[i]?.response_range?.kvs?.[0];
       const current = kv ? Number(kv.mod_revision) : 0;
       const fresh = kv && this.o.readable(kv);
+      this.o.beforeIndexChange?.(e.op.guid);
       if (fresh) this.o.index.put(fresh);
       else this.o.index.remove(e.op.guid, revision, true);
       if (current !== e.expected) {
@@ -241,6 +289,9 @@ export class EtcdWriteCoalescer {
     this.queue.unshift(...retry);
   }
 }
+
+/** Most Task objects the coalescer keeps of its last writes (a few MiB). */
+const WRITTEN_TASKS_KEPT = 4_096;
 
 /** The error a failed write transaction gives its callers: etcd's refusal of this one request, or etcd unreachable. */
 function etcdWriteError(err: Error): DiegoError {

@@ -30,6 +30,14 @@ export class LazyTaskChange implements TaskChange {
     return (this.decodedAfter ??= decodeTask(this.afterBytes));
   }
 
+  storedSize(): number | undefined {
+    if (!this.beforeBytes && !this.afterBytes) return undefined;
+    // Each task a length-delimited field (tag + varint length of at most 5 bytes), and the oneof around them.
+    return (
+      (this.beforeBytes ? this.beforeBytes.length + 6 : 0) + (this.afterBytes ? this.afterBytes.length + 6 : 0) + 6
+    );
+  }
+
   publicBytes(side: "before" | "after"): Uint8Array | undefined {
     const bytes = side === "before" ? this.beforeBytes : this.afterBytes;
     return bytes && !bytesCarrySecrets(bytes) ? bytes : undefined;

@@ -35,13 +35,22 @@ export class TaskIndex {
   put(entry: TaskEntry): boolean {
     if (entry.revision <= this.revisionOf(entry.guid)) return false;
     const old = this.byGuid.get(entry.guid);
-    if (old) this.unindex(old);
     this.tombstones.delete(entry.guid);
     this.byGuid.set(entry.guid, entry);
     if (!old) this.sorted.add(entry.guid);
-    add(this.byDomain, entry.domain, entry.guid);
-    add(this.byCell, entry.cellId, entry.guid);
-    add(this.byState, entry.state, entry.guid);
+    // Only the index sets whose key changed are touched (a transition mostly changes the state alone).
+    if (old?.domain !== entry.domain) {
+      if (old) drop(this.byDomain, old.domain, old.guid);
+      add(this.byDomain, entry.domain, entry.guid);
+    }
+    if (old?.cellId !== entry.cellId) {
+      if (old) drop(this.byCell, old.cellId, old.guid);
+      add(this.byCell, entry.cellId, entry.guid);
+    }
+    if (old?.state !== entry.state) {
+      if (old) drop(this.byState, old.state, old.guid);
+      add(this.byState, entry.state, entry.guid);
+    }
     return true;
   }
 

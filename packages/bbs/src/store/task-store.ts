@@ -45,6 +45,11 @@ export interface TaskChange {
    * encoding again; undefined when that side is absent or must be redacted.
    */
   publicBytes?(side: "before" | "after"): Uint8Array | undefined;
+  /**
+   * The stored bytes of both sides plus their framing: at least the size of the encoded event (a
+   * redacted task is smaller), known without encoding it. Undefined when the store does not know.
+   */
+  storedSize?(): number | undefined;
 }
 
 /** The store lost track of changes (e.g. the etcd watch fell behind a compaction) and re-read everything. */
