@@ -2,4 +2,3 @@ export * from "./types.js";
 export * from "./score.js";
 export * from "./order.js";
 export * from "./schedule.js";
-export * from "./simulation.js";

@@ -7,21 +7,12 @@
 import { startBbs } from "@diego/bbs";
 import { createClient } from "@diego/kit";
 import { compatibility, demand, fits, LIMITS } from "@diego/models";
-import {
-  orderBatch,
-  schedule,
-  score,
-  cellLoad,
-  simulatedFleet,
-  simulateAuction,
-  fleetFigures,
-  type CellSnapshot,
-  type TaskRequest,
-} from "@diego/auction";
+import { orderBatch, schedule, score, cellLoad, type CellSnapshot, type TaskRequest } from "@diego/auction";
 import { auctioneerv1, CellRegistryService } from "@diego/proto";
 import { pino } from "pino";
 import { auctioneerConfig, startAuctioneer } from "../src/index.js";
 import { SimulatedCellServers } from "./simulated-cell-servers.js";
+import { fleetFigures, simulateAuction, simulatedFleet } from "./simulated-cells.js";
 
 const logger = pino({ level: "silent" });
 const quick = process.argv.includes("--quick");

@@ -1,4 +1,4 @@
-import type { SimulatedCell } from "@diego/auction";
+import type { SimulatedCell } from "./simulated-cells.js";
 import { GrpcServer, type Logger, type TlsFiles } from "@diego/kit";
 import { DiegoError, failedPrecondition, presenceOf } from "@diego/models";
 import { cellv1, type CellPresenceSchema } from "@diego/proto";

@@ -1,7 +1,7 @@
 import { admit, demand, DRAINING_REASON } from "@diego/models";
 import type { cellv1 } from "@diego/proto";
-import { schedule } from "./schedule.js";
-import type { CellSnapshot, Resources, ScheduleOptions, ScheduleResult, TaskRequest } from "./types.js";
+import { schedule } from "@diego/auction";
+import type { CellSnapshot, Resources, ScheduleOptions, ScheduleResult, TaskRequest } from "@diego/auction";
 
 /** A root_fs provider as a simulated cell reports it (mutable arrays, like a protobuf message). */
 export interface SimulatedRootFsProvider {
@@ -10,7 +10,7 @@ export interface SimulatedRootFsProvider {
 }
 
 /**
- * Simulated cells: the capacity bookkeeping of a cell's rep without containers, for tests and the
+ * Simulated cells: the capacity bookkeeping of a cell's rep without containers, for the
  * benchmark (many cells in one process). A simulated cell answers State like a real one and takes
  * Perform work the way a real one does: it refuses what is incompatible or does not fit its free
  * capacity, and treats a guid it already holds as done (Perform is idempotent).
