@@ -5,7 +5,13 @@ import { FailureKind } from "@diego/proto";
 import { decideReport, type Outcome, type Produced, type StopReason } from "../src/executor/decide-report.js";
 
 const succeeded: Produced = { kind: "complete", failed: false, reason: "", result: "42", exitStatus: 0 };
-const exited3: Produced = { kind: "complete", failed: true, reason: "APP: Exited with status 3", result: "", exitStatus: 3 };
+const exited3: Produced = {
+  kind: "complete",
+  failed: true,
+  reason: "APP: Exited with status 3",
+  result: "",
+  exitStatus: 3,
+};
 const cellLost: Produced = {
   kind: "complete",
   failed: true,

@@ -76,10 +76,15 @@ describe.each([
     expect(started.output?.()).toEqual({ stdout: 4, stderr: 0 });
     let out = "";
     let err = "";
-    const again = await rt.reattach(id, started.id, {
-      stdout: (c) => (out += c.toString()),
-      stderr: (c) => (err += c.toString()),
-    }, started.output!());
+    const again = await rt.reattach(
+      id,
+      started.id,
+      {
+        stdout: (c) => (out += c.toString()),
+        stderr: (c) => (err += c.toString()),
+      },
+      started.output!(),
+    );
     expect(await again!.exited).toEqual({ exitCode: 0, outOfMemory: false });
     expect({ out, err }).toEqual({ out: "two\nthree\n", err: "err\n" });
     expect(again!.output?.()).toEqual({ stdout: 14, stderr: 4 });

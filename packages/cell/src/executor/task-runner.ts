@@ -80,7 +80,6 @@ export interface RunnerEnv {
   onDone(runner: TaskRunner): void;
 }
 
-
 /**
  * One task on this cell, from the reservation to the removed container: StartTask (the claim), and
  * only when it won: image → container → RunningTask → the action tree → result_file → CompleteTask →

@@ -242,7 +242,8 @@ export class DockerRuntime implements ContainerRuntime {
           await sleep(10);
           info = await exec.inspect();
         }
-        if (info.ExitCode !== 0) throw new Error(`cannot make ${OUTPUT_ROOT} in the container (status ${info.ExitCode})`);
+        if (info.ExitCode !== 0)
+          throw new Error(`cannot make ${OUTPUT_ROOT} in the container (status ${info.ExitCode})`);
       })();
       made.catch(() => this.outputRoots.delete(id));
       this.outputRoots.set(id, made);
