@@ -48,7 +48,10 @@ test("kept output is given back to the disk; what follows is still delivered", a
     h.release!(h.output!());
     const info = await docker.docker.getContainer(id).inspect();
     const dir = `/proc/${info.State.Pid}/root/.diego-output`;
-    const file = join(dir, (await readdir(dir)).find((f) => f.endsWith(".out"))!);
+    const file = join(
+      dir,
+      (await readdir(dir)).find((f) => f.endsWith(".out"))!,
+    );
     await eventually(
       "the file's consumed bytes punched out",
       async () => {

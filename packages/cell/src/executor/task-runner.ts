@@ -305,7 +305,7 @@ export class TaskRunner {
         recordNext = undefined;
         await this.journalRunning({ at: "process", path, processId: h.id });
         this.journalOutput(h, path);
-      }
+      } else this.journalOutput(h);
       return h;
     };
     const runtime = withExec(this.env.runtime, exec);
@@ -444,15 +444,16 @@ export class TaskRunner {
   /**
    * While the process at `path` runs, journals every `outputJournalMs` how far its output was delivered,
    * so a restarted cell delivers the rest from there (docs/reliability.md, "Output files"); output the
-   * journal holds is released to the runtime.
+   * journal holds is released to the runtime. Without `path` (a process a restarted cell cannot follow)
+   * its output is released as soon as it is delivered.
    */
-  private journalOutput(h: ProcessHandle, path: number[]): void {
+  private journalOutput(h: ProcessHandle, path?: number[]): void {
     if (!h.output) return;
     let settled = false;
     const tick = async () => {
       if (settled) return;
       const output = h.output!();
-      if (await this.journalRunning({ at: "process", path, processId: h.id, output })) h.release?.(output);
+      if (!path || (await this.journalRunning({ at: "process", path, processId: h.id, output }))) h.release?.(output);
     };
     const timer = setInterval(() => void tick(), this.env.limits.outputJournalMs ?? DEFAULT_OUTPUT_JOURNAL_MS);
     timer.unref();

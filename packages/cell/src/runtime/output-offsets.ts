@@ -1,4 +1,8 @@
-import { MAX_LINE_BYTES } from "../logs/line-splitter.js";
+/**
+ * Longest line passed on in one piece; longer ones are cut in chunks of this many bytes (Diego: 61 440).
+ * LineSplitter cuts lines so; it is here because output offsets count lines the same way.
+ */
+export const MAX_LINE_BYTES = 61_440;
 
 /** Bytes of a process's stdout and stderr, from the start of each (docs/reliability.md, "Output files"). */
 export interface OutputOffsets {
