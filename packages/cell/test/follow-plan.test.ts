@@ -75,6 +75,11 @@ const recoveryRows: Array<[Cursor, boolean, ReturnType<typeof recoveryOf>]> = [
   [{ at: "setup" }, true, { kind: "follow" }],
   [{ at: "process", path: [1], processId: "e1" }, true, { kind: "follow", target: { path: [1], processId: "e1" } }],
   [
+    { at: "process", path: [1], processId: "e1", output: { stdout: 12, stderr: 3 } },
+    true,
+    { kind: "follow", target: { path: [1], processId: "e1", output: { stdout: 12, stderr: 3 } } },
+  ],
+  [
     { at: "starting-process", path: [0] },
     true,
     { kind: "fail", reason: RESTARTED_STARTING_PROCESS, containerLost: false },

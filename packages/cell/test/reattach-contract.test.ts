@@ -7,6 +7,7 @@ import type { ContainerRuntime, ExecSpec } from "../src/runtime/container-runtim
 import { DockerEngine } from "../src/runtime/docker-engine.js";
 import { DockerRuntime } from "../src/runtime/docker-runtime.js";
 import { FakeRuntime } from "../src/runtime/fake-runtime.js";
+import { eventually } from "@diego/testing";
 import { uniqueId } from "./support/harness.js";
 import { CONTRACT_IMAGE } from "./support/runtime-contract.js";
 
@@ -62,6 +63,31 @@ describe.each([
     await new Promise((r) => setTimeout(r, 300));
     await again.signal("SIGKILL");
     expect((await again.exited).exitCode).not.toBe(0);
+  }, 30_000);
+
+  test("a reattached process delivers its output from the offsets given, what came meanwhile included", async () => {
+    let first = "";
+    const started = await rt.exec(id, sh("echo one; printf tw; sleep 1; echo o; echo err >&2; sleep 0.5; echo three"), {
+      stdout: (c) => (first += c.toString()),
+      stderr: () => undefined,
+    });
+    await eventually("the first line delivered", async () => first.includes("tw"), 10_000, 20);
+    // A partial line is not counted: a later reader gets it again, whole.
+    expect(started.output?.()).toEqual({ stdout: 4, stderr: 0 });
+    let out = "";
+    let err = "";
+    const again = await rt.reattach(
+      id,
+      started.id,
+      {
+        stdout: (c) => (out += c.toString()),
+        stderr: (c) => (err += c.toString()),
+      },
+      started.output!(),
+    );
+    expect(await again!.exited).toEqual({ exitCode: 0, outOfMemory: false });
+    expect({ out, err }).toEqual({ out: "two\nthree\n", err: "err\n" });
+    expect(again!.output?.()).toEqual({ stdout: 14, stderr: 4 });
   }, 30_000);
 
   test("an unknown process, or one of another container, is undefined", async () => {

@@ -1,10 +1,12 @@
 // A cell restarted (kill -9 of main.ts) while its task runs picks the task up again: the process Docker
 // still runs is followed to its exit, the steps after it run, the result file is read and the outcome
-// reported (docs/reliability.md, "The cell keeps every outcome"). Real etcd behind the BBS, real Docker.
+// reported (docs/reliability.md, "The cell keeps every outcome"). The followed processes print a line
+// every 100 ms throughout: their output goes to files the restarted cell reads on from where it had
+// journaled (docs/reliability.md, "Output files"). Real etcd behind the BBS, real Docker.
 import { readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { TaskState } from "@diego/proto";
+import { LogLine_Stream, TaskState } from "@diego/proto";
 import { eventually } from "@diego/testing";
 import { cellLabels } from "../src/executor/labels.js";
 import { DockerRuntime } from "../src/runtime/docker-runtime.js";
@@ -20,6 +22,19 @@ async function processJournaled(workDir: string, guid: string): Promise<void> {
     30_000,
     100,
   );
+}
+
+/** Prints `line 0` … `line <n-1>`, one every 100 ms. */
+const chatty = (n: number) => `i=0; while [ $i -lt ${n} ]; do echo "line $i"; i=$((i+1)); sleep 0.1; done`;
+
+/** Lines the task's processes wrote so far (read from its container's output files). */
+async function linesWritten(runtime: DockerRuntime, containerId: string): Promise<number> {
+  const info = await runtime.docker.getContainer(containerId).inspect();
+  const dir = `/proc/${info.State.Pid}/root/.diego-output`;
+  let lines = 0;
+  for (const f of await readdir(dir))
+    if (f.endsWith(".out")) lines += (await readFile(join(dir, f), "utf8")).split("\n").length - 1;
+  return lines;
 }
 
 const run = (script: string) => ({
@@ -46,9 +61,7 @@ test("a task running when the cell restarts is followed to the end with its resu
           case: "serial",
           value: {
             actions: [
-              // Quiet from its start: Docker ends an exec whose output is still in flight to a reader that
-              // went away, even output written before the cell was killed (docs/reliability.md).
-              run("sleep 8; printf first > /tmp/result"),
+              run(`${chatty(80)}; printf first > /tmp/result`),
               run("echo second; printf -- -second >> /tmp/result"),
             ],
           },
@@ -57,17 +70,31 @@ test("a task running when the cell restarts is followed to the end with its resu
     });
     await bbs.waitForState(guid, TaskState.RUNNING);
     await processJournaled(workDir, guid); // the first process runs
+    await new Promise((r) => setTimeout(r, 1_500)); // its offsets journaled at least once
     await cell.kill();
     const [container] = await runtime.list(cellLabels(cellId));
     expect(container?.status).toBe("running");
+    const writtenAtKill = await linesWritten(runtime, container.id);
+    expect(writtenAtKill).toBeLessThan(80);
 
     cell.start();
     const t = await bbs.waitForState(guid, TaskState.COMPLETED, 120_000);
-    expect({ failed: t.failed, failureReason: t.failureReason, result: t.result }).toEqual({
+    expect({ failed: t.failed, failureReason: t.failureReason, result: t.result, exitStatus: t.exitStatus }).toEqual({
       failed: false,
       failureReason: "",
       result: "first-second",
+      exitStatus: 0,
     });
+    // The log tail goes on from the last offset the killed cell journaled: every line after it once, those
+    // written while no cell ran included, to the last.
+    const logged: string[] = [];
+    for await (const l of bbs.tasks.taskLogs({ taskGuid: guid, follow: false }))
+      if (l.stream === LogLine_Stream.STDOUT) logged.push(l.message);
+    const numbered = logged.filter((m) => m.startsWith("line ")).map((m) => Number(m.slice(5)));
+    const from = numbered[0];
+    expect(from).toBeLessThanOrEqual(writtenAtKill);
+    expect(numbered).toEqual(Array.from({ length: 80 - from }, (_, i) => from + i));
+    expect(logged.slice(-3)).toEqual(["Exit status 0", "second", "Exit status 0"]);
     await eventually(
       "the container removed",
       async () => (await runtime.list(cellLabels(cellId))).length === 0,
@@ -97,7 +124,7 @@ test("a failing followed process fails the task with its own exit status", async
       domain: "d",
       rootFs: "docker:///diego/busybox",
       logSource: "APP",
-      action: run("sleep 6; exit 3"),
+      action: run(`${chatty(60)}; exit 3`),
     });
     await bbs.waitForState(guid, TaskState.RUNNING);
     await processJournaled(workDir, guid);
@@ -130,7 +157,7 @@ test("a task the BBS finished while the cell was away is stopped, not reported o
       taskGuid: guid,
       domain: "d",
       rootFs: "docker:///diego/busybox",
-      action: run("sleep 30; printf late > /tmp/result"),
+      action: run(`${chatty(300)}; printf late > /tmp/result`),
       resultFile: "/tmp/result",
     });
     await bbs.waitForState(guid, TaskState.RUNNING);

@@ -102,7 +102,7 @@ export function replayRole(node: readonly number[], target: readonly number[] | 
 
 /** What a restarted cell does with a task its earlier run left running. */
 export type Recovery =
-  | { kind: "follow"; target?: { path: number[]; processId: string } }
+  | { kind: "follow"; target?: { path: number[]; processId: string; output?: { stdout: number; stderr: number } } }
   | { kind: "fail"; reason: string; containerLost: boolean };
 
 export const RESTARTED_STARTING_PROCESS = "cell restarted while starting a process of the task";
@@ -113,7 +113,14 @@ export function recoveryOf(cursor: Cursor, containerExists: boolean): Recovery {
     case "setup":
       return { kind: "follow" };
     case "process":
-      return { kind: "follow", target: { path: cursor.path, processId: cursor.processId } };
+      return {
+        kind: "follow",
+        target: {
+          path: cursor.path,
+          processId: cursor.processId,
+          ...(cursor.output && { output: cursor.output }),
+        },
+      };
     case "starting-process":
       return { kind: "fail", reason: RESTARTED_STARTING_PROCESS, containerLost: false };
     case "unresumable":

@@ -60,7 +60,13 @@ const cursor = z.discriminatedUnion("at", [
   /** A run action's process is being started at this path of the tree: it may or may not run. */
   z.object({ at: z.literal("starting-process"), path: z.array(z.number().int().min(0)) }),
   /** A run action's process runs (or ran) at this path, under this engine id. */
-  z.object({ at: z.literal("process"), path: z.array(z.number().int().min(0)), processId: z.string().min(1) }),
+  z.object({
+    at: z.literal("process"),
+    path: z.array(z.number().int().min(0)),
+    processId: z.string().min(1),
+    /** How far its output was delivered (whole lines), stdout and stderr: a restarted cell goes on from there. */
+    output: z.object({ stdout: z.number().int().min(0), stderr: z.number().int().min(0) }).optional(),
+  }),
   /** The tree is somewhere a restarted cell cannot resume; why. */
   z.object({ at: z.literal("unresumable"), why: z.string().min(1) }),
 ]);

@@ -18,6 +18,8 @@ import type { CapacityLedger } from "../capacity/capacity-ledger.js";
 import type { TaskLogStore } from "../logs/task-log-store.js";
 import type { CellMetrics } from "../metrics.js";
 import type { ContainerRuntime, ContainerSpec, ExecIo, ExecSpec, ProcessHandle } from "../runtime/container-runtime.js";
+import { decideReport, type Outcome, type Produced, type StopReason } from "./decide-report.js";
+import { DeferredIo } from "./deferred-io.js";
 import { cursorAtLeaf, pathsOf, recoveryOf, replayRole } from "./follow-plan.js";
 import { ensureImage } from "./image-resolver.js";
 import { cellLabels, containerLabels, containerName } from "./labels.js";
@@ -29,8 +31,7 @@ export type LifecycleClient = ServiceClient<(typeof TaskLifecycleService)["metho
 
 export type RunnerPhase = "reserved" | "claiming" | "starting" | "running" | "finishing" | "done";
 
-/** Why a runner was stopped from outside: cancelled by the client, gone from the BBS, its container vanished, the cell drains. */
-export type StopReason = "cancelled" | "gone" | "missing" | "drain";
+export type { StopReason } from "./decide-report.js";
 
 export interface RunnerLimits {
   /** The cell's default max_pids (0 = none). */
@@ -48,6 +49,8 @@ export interface RunnerLimits {
   uploadMaxBytes?: number;
   /** Bytes of output per stream sent with the outcome (CompleteTaskRequest.log_tail); default 16 KiB. */
   logTailBytes?: number;
+  /** How often a running process's output offsets are journaled (docs/reliability.md); default 1 s. */
+  outputJournalMs?: number;
   /** Deadline of a container-engine call made while settling a task (usage); default 10 s. */
   engineCallTimeoutMs?: number;
   /** The cell's address, every process's CF_INSTANCE_IP. */
@@ -78,18 +81,6 @@ export interface RunnerEnv {
   /** Called once when the runner has released everything. */
   onDone(runner: TaskRunner): void;
 }
-
-type Outcome =
-  | {
-      kind: "complete";
-      failed: boolean;
-      reason: string;
-      result: string;
-      exitStatus?: number;
-      failureKind?: FailureKind;
-    }
-  | { kind: "reject"; reason: string }
-  | { kind: "none" };
 
 /**
  * One task on this cell, from the reservation to the removed container: StartTask (the claim), and
@@ -218,15 +209,18 @@ export class TaskRunner {
       };
     }
     let handle: ProcessHandle | undefined;
+    // The process's output from where the earlier run had kept it, to the step that shows it.
+    const io = new DeferredIo();
     if (recovery.target) {
-      handle = await this.env.runtime.reattach(record.containerId, recovery.target.processId);
+      const { processId, output } = recovery.target;
+      handle = await this.env.runtime.reattach(record.containerId, processId, io, output);
       if (!handle) {
         this.log.warn("the engine no longer knows the task's process");
         return { kind: "complete", failed: true, reason: FailureReason.containerMissing, result: "" };
       }
     }
     this.log.info({ at: record.cursor.at }, "cell restarted: following the task");
-    return this.runTree(task, recovery.target && { path: recovery.target.path, handle: handle! });
+    return this.runTree(task, recovery.target && { path: recovery.target.path, handle: handle!, io });
   }
 
   private async execute(task: Task, produce: () => Promise<Outcome> = () => this.runContainer(task)): Promise<void> {
@@ -235,22 +229,16 @@ export class TaskRunner {
       this.env.metrics.tasksStarted.inc(task.labels);
     }
     this.env.logs.open(task.taskGuid, task.logGuid);
-    let outcome: Outcome;
+    let produced: Produced;
     try {
-      outcome = await produce();
+      produced = await produce();
     } catch (err) {
       this.log.error({ err }, "task failed unexpectedly");
-      outcome = { kind: "complete", failed: true, reason: (err as Error).message, result: "" };
+      produced = { kind: "error", message: (err as Error).message };
     }
     this.phase = "finishing";
-    if (this.stopReason === "cancelled" || this.stopReason === "gone") outcome = { kind: "none" };
-    else if (this.stopReason === "missing")
-      outcome = { kind: "complete", failed: true, reason: FailureReason.containerMissing, result: "" };
-    else if (this.stopReason === "drain" && outcome.kind === "complete") {
-      outcome = { kind: "complete", failed: true, reason: FailureReason.cellDisappeared, result: "" };
-    }
     this.env.logs.end(task.taskGuid);
-    await this.settle(outcome);
+    await this.settle(decideReport(this.stopReason, produced));
     this.finish();
   }
 
@@ -284,7 +272,10 @@ export class TaskRunner {
    * left running: the steps before the followed process are done, the process is the one given, the
    * steps after it run as usual. Before each leaf step the cursor is journaled (follow-plan.ts).
    */
-  private async runTree(task: Task, followed?: { path: number[]; handle: ProcessHandle }): Promise<Outcome> {
+  private async runTree(
+    task: Task,
+    followed?: { path: number[]; handle: ProcessHandle; io: DeferredIo },
+  ): Promise<Outcome> {
     const signal = this.abort.signal;
     this.phase = "running";
     const running = this.env.lifecycle.runningTask({ taskGuid: task.taskGuid, cellId: this.env.cellId }).then(
@@ -305,9 +296,11 @@ export class TaskRunner {
     let handOut = followed?.handle;
     let recordNext: number[] | undefined;
     const exec = async (id: string, spec: ExecSpec, io: ExecIo, stop?: AbortSignal): Promise<ProcessHandle> => {
-      if (handOut) {
+      if (handOut && followed) {
         const h = handOut;
         handOut = undefined;
+        followed.io.attach(io);
+        this.journalOutput(h, followed.path);
         return h;
       }
       const h = await this.env.runtime.exec(id, spec, io, stop);
@@ -315,7 +308,8 @@ export class TaskRunner {
         const path = recordNext;
         recordNext = undefined;
         await this.journalRunning({ at: "process", path, processId: h.id });
-      }
+        this.journalOutput(h, path);
+      } else this.journalOutput(h);
       return h;
     };
     const runtime = withExec(this.env.runtime, exec);
@@ -448,10 +442,37 @@ export class TaskRunner {
     if (record) this.env.reporter.submit(record);
   }
 
-  /** Journals where the running task is, for a restarted cell to follow it (only when it changed). */
-  private async journalRunning(cursor: Cursor): Promise<void> {
-    if (!this.task || !this.containerId) return;
-    if (this.journaled && JSON.stringify(this.journaled) === JSON.stringify(cursor)) return;
+  /**
+   * While the process at `path` runs, journals every `outputJournalMs` how far its output was delivered,
+   * so a restarted cell delivers the rest from there (docs/reliability.md, "Output files"); output the
+   * journal holds is released to the runtime. Without `path` (a process a restarted cell cannot follow)
+   * its output is released as soon as it is delivered.
+   */
+  private journalOutput(h: ProcessHandle, path?: number[]): void {
+    if (!h.output) return;
+    let settled = false;
+    const tick = async () => {
+      if (settled) return;
+      const output = h.output!();
+      if (!path || (await this.journalRunning({ at: "process", path, processId: h.id, output }))) h.release?.(output);
+    };
+    const timer = setInterval(() => void tick(), this.env.limits.outputJournalMs ?? DEFAULT_OUTPUT_JOURNAL_MS);
+    timer.unref();
+    void h.exited
+      .catch(() => undefined)
+      .finally(() => {
+        settled = true;
+        clearInterval(timer);
+      });
+  }
+
+  /**
+   * Journals where the running task is, for a restarted cell to follow it (only when it changed); true
+   * when the journal holds it.
+   */
+  private async journalRunning(cursor: Cursor): Promise<boolean> {
+    if (!this.task || !this.containerId) return false;
+    if (this.journaled && JSON.stringify(this.journaled) === JSON.stringify(cursor)) return true;
     this.journaled = cursor;
     this.taskJson ??= withoutSecrets(this.task);
     try {
@@ -464,8 +485,10 @@ export class TaskRunner {
         cursor,
         recordedAt: Date.now(),
       });
+      return true;
     } catch (err) {
       this.log.error({ err }, "cannot journal the running task; a restarted cell could not follow it");
+      return false;
     }
   }
 
@@ -531,6 +554,8 @@ function withExec(runtime: ContainerRuntime, exec: ContainerRuntime["exec"]): Co
 type CompleteRecordUsage = NonNullable<Extract<OutcomeRecord, { kind: "complete" }>["usage"]>;
 
 export const DEFAULT_LOG_TAIL_BYTES = 16 * 1024;
+/** How often a running process's output offsets are journaled. */
+export const DEFAULT_OUTPUT_JOURNAL_MS = 1_000;
 
 /** Rejects with `<what> took longer than <ms> ms` when the promise has not settled by then. */
 export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

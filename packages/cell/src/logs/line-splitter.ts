@@ -1,5 +1,6 @@
-/** Longest line passed on in one piece; longer ones are cut in chunks of this many bytes (Diego: 61 440). */
-export const MAX_LINE_BYTES = 61_440;
+import { MAX_LINE_BYTES } from "../runtime/output-offsets.js";
+
+export { MAX_LINE_BYTES };
 
 /** Turns a byte stream into lines (split on \n and \r\n), flushing the remainder at the end. */
 export class LineSplitter {

@@ -2,6 +2,10 @@
  * What the cell needs from a container engine. Owned by the cell; the dockerode implementation
  * (docker-runtime.ts) and the in-memory fake (fake-runtime.ts) both pass test/runtime-contract.
  */
+import type { OutputOffsets } from "./output-offsets.js";
+
+export type { OutputOffsets } from "./output-offsets.js";
+
 /**
  * Every container has a static busybox here (read-only), so the cell can make directories, change
  * owners and set limits whatever the image holds.
@@ -74,6 +78,13 @@ export interface ProcessHandle {
    * soon as it runs; one that has exited gets nothing.
    */
   signal(signal: "SIGTERM" | "SIGKILL"): Promise<void>;
+  /**
+   * How far the output was delivered in whole lines (see output-offsets.ts): a cell that journals it can
+   * have a reattach deliver the rest. Undefined when the runtime keeps no output for a later reader.
+   */
+  output?(): OutputOffsets;
+  /** The owner has kept the output before these offsets: the runtime may free it. */
+  release?(kept: OutputOffsets): void;
 }
 
 export interface RegistryAuth {
@@ -110,10 +121,12 @@ export interface ContainerRuntime {
   /** The container's IP address on its network; empty when it has none (network off). */
   address(id: string): Promise<string>;
   /**
-   * A process an earlier run of the cell started (by its ProcessHandle.id), to wait for and signal; its
-   * output is not delivered. Undefined when the engine no longer knows it in that container.
+   * A process an earlier run of the cell started (by its ProcessHandle.id), to wait for and signal. With
+   * `io`, its output from `from` on (ProcessHandle.output of the earlier run; default the start) is
+   * delivered, what it wrote while nobody read included, and `exited` resolves once it is. Undefined
+   * when the engine no longer knows it in that container.
    */
-  reattach(id: string, processId: string): Promise<ProcessHandle | undefined>;
+  reattach(id: string, processId: string, io?: ExecIo, from?: OutputOffsets): Promise<ProcessHandle | undefined>;
   /** Extracts a tar archive into the container at `dir` (which must exist). */
   putArchive(id: string, dir: string, tar: Buffer | NodeJS.ReadableStream): Promise<void>;
   /** A tar archive of `path` in the container; rejects with NOT_FOUND when it does not exist. */

@@ -21,6 +21,9 @@ import { layerEnv } from "./env-layers.js";
 import { oomKillCount } from "./oom-kill-count.js";
 import { privilegedConfig, TASK_CAPABILITIES } from "./privileged-config.js";
 import { killProcessGroup } from "./process-tree.js";
+import { newOutputKey, OUTPUT_ROOT, outputKeyOf, outputPaths, wrappedArgv } from "./output-files.js";
+import { NO_OUTPUT, type OutputOffsets } from "./output-offsets.js";
+import { OutputTail } from "./output-tail.js";
 
 /** Where the helper directory (a static busybox) is mounted in every container. */
 export const HELPER_MOUNT = "/.diego";
@@ -41,6 +44,8 @@ export interface DockerRuntimeOptions {
  */
 export class DockerRuntime implements ContainerRuntime {
   readonly docker: Docker;
+  /** Containers whose output directory is made (or being made). */
+  private readonly outputRoots = new Map<string, Promise<void>>();
 
   constructor(private readonly options: DockerRuntimeOptions) {
     this.docker = new Docker({ socketPath: options.socketPath ?? "/var/run/docker.sock" });
@@ -109,10 +114,10 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async exec(id: string, spec: ExecSpec, io: ExecIo, signal?: AbortSignal): Promise<ProcessHandle> {
-    const argv =
-      spec.nofile > 0
-        ? [HELPER, "sh", "-c", 'ulimit -n "$0" && exec "$@"', String(spec.nofile), ...spec.argv]
-        : spec.argv;
+    // Output goes to files the cell can read again after a restart (docs/reliability.md, "Output files").
+    await this.outputRoot(id);
+    const key = newOutputKey();
+    const argv = wrappedArgv(HELPER, spec.argv, spec.nofile, key);
     const container = this.docker.getContainer(id);
     const env = spec.baseEnv?.length ? layerEnv(spec.baseEnv, await this.containerEnv(id), spec.env) : spec.env;
     const exec = await container.exec({
@@ -134,6 +139,7 @@ export class DockerRuntime implements ContainerRuntime {
     out.on("data", (c: Buffer) => io.stdout(c));
     err.on("data", (c: Buffer) => io.stderr(c));
     this.docker.modem.demuxStream(stream, out, err);
+    const files = this.outputTails(id, key, io, NO_OUTPUT);
     const ended = new Promise<void>((resolve) => {
       stream.once("end", resolve);
       stream.once("close", resolve);
@@ -147,6 +153,7 @@ export class DockerRuntime implements ContainerRuntime {
         await sleep(25);
         info = await exec.inspect();
       }
+      await files.drain();
       const exitCode = info.ExitCode ?? -1;
       let outOfMemory = false;
       if (exitCode === 137) {
@@ -154,12 +161,17 @@ export class DockerRuntime implements ContainerRuntime {
         outOfMemory = after !== undefined && oomBefore !== undefined ? after > oomBefore : await this.oomKilled(id);
       }
       return { exitCode, outOfMemory };
-    })().finally(() => (settled = true));
+    })().finally(() => {
+      settled = true;
+      files.stop();
+    });
     exited.catch(() => undefined);
     let pid: number | undefined;
     return {
       id: exec.id,
       exited,
+      output: files.position,
+      release: files.release,
       signal: async (sig) => {
         // Docker reports a fresh exec as running with pid 0 until its process is there: wait for the pid.
         pid ??= await execPid(exec, () => settled);
@@ -169,10 +181,12 @@ export class DockerRuntime implements ContainerRuntime {
     };
   }
 
-  async reattach(id: string, processId: string): Promise<ProcessHandle | undefined> {
+  async reattach(id: string, processId: string, io?: ExecIo, from?: OutputOffsets): Promise<ProcessHandle | undefined> {
     const exec = this.docker.getExec(processId);
     const first = await exec.inspect().catch(() => undefined);
     if (!first || !id.startsWith(first.ContainerID ?? "-")) return undefined;
+    const key = outputKeyOf(first.ProcessConfig?.arguments);
+    const files = key && io ? this.outputTails(id, key, io, from ?? NO_OUTPUT) : undefined;
     let settled = false;
     const exited = (async (): Promise<ExecResult> => {
       let info = first;
@@ -183,18 +197,90 @@ export class DockerRuntime implements ContainerRuntime {
         if (!next) return { exitCode: -1, outOfMemory: false }; // the container went with it
         info = next;
       }
+      await files?.drain();
       const exitCode = info.ExitCode ?? -1;
       return { exitCode, outOfMemory: exitCode === 137 && (await this.oomKilled(id)) };
-    })().finally(() => (settled = true));
+    })().finally(() => {
+      settled = true;
+      files?.stop();
+    });
     exited.catch(() => undefined);
     let pid: number | undefined;
     return {
       id: processId,
       exited,
+      output: files?.position,
+      release: files?.release,
       signal: async (sig) => {
         pid ??= await execPid(exec, () => settled);
         if (pid === undefined || settled) return;
         await killProcessGroup(pid, sig);
+      },
+    };
+  }
+
+  /** Makes the directory of the output files (docs/reliability.md, "Output files"), once per container. */
+  private outputRoot(id: string): Promise<void> {
+    let made = this.outputRoots.get(id);
+    if (!made) {
+      made = (async () => {
+        const exec = await this.docker.getContainer(id).exec({
+          Cmd: [HELPER, "mkdir", "-p", "-m", "1777", OUTPUT_ROOT],
+          User: "0",
+          AttachStdout: true,
+          AttachStderr: true,
+        });
+        const stream = (await exec.start({ hijack: true, stdin: false })) as NodeJS.ReadableStream;
+        stream.resume();
+        await new Promise<void>((resolve) => {
+          stream.once("end", resolve);
+          stream.once("close", resolve);
+          stream.once("error", () => resolve());
+        });
+        let info = await exec.inspect();
+        for (let i = 0; info.Running && i < 200; i++) {
+          await sleep(10);
+          info = await exec.inspect();
+        }
+        if (info.ExitCode !== 0)
+          throw new Error(`cannot make ${OUTPUT_ROOT} in the container (status ${info.ExitCode})`);
+      })();
+      made.catch(() => this.outputRoots.delete(id));
+      this.outputRoots.set(id, made);
+    }
+    return made;
+  }
+
+  /**
+   * Tails a process's two output files from `from` (through the host's /proc/<init pid>/root) into `io`;
+   * `position` and `release` are its handle's output and release.
+   */
+  private outputTails(id: string, key: string, io: ExecIo, from: OutputOffsets) {
+    let root: Promise<string | undefined> | undefined;
+    const hostPath = (path: string) => async () => {
+      root ??= this.docker
+        .getContainer(id)
+        .inspect()
+        .then((info) => (info.State?.Pid ? `/proc/${info.State.Pid}/root` : undefined));
+      const r = await root.catch(() => undefined);
+      if (!r) root = undefined;
+      return r && `${r}${path}`;
+    };
+    const paths = outputPaths(key);
+    const out = new OutputTail(hostPath(paths.stdout), (c) => io.stdout(c), from.stdout);
+    const err = new OutputTail(hostPath(paths.stderr), (c) => io.stderr(c), from.stderr);
+    out.start();
+    err.start();
+    return {
+      drain: () => Promise.all([out.drain(), err.drain()]).then(() => undefined),
+      stop: () => {
+        out.stop();
+        err.stop();
+      },
+      position: (): OutputOffsets => ({ stdout: out.position, stderr: err.position }),
+      release: (kept: OutputOffsets) => {
+        out.release(kept.stdout);
+        err.release(kept.stderr);
       },
     };
   }
@@ -257,6 +343,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async remove(id: string): Promise<void> {
+    this.outputRoots.delete(id);
     try {
       await this.docker.getContainer(id).remove({ force: true, v: true });
     } catch (err) {

@@ -17,6 +17,7 @@ import type {
   RuntimeEvent,
 } from "./container-runtime.js";
 import { FakeShell, mkdirs, normalize } from "./fake-shell.js";
+import { LineOffset, NO_OUTPUT, type OutputOffsets } from "./output-offsets.js";
 
 interface FakeContainer {
   id: string;
@@ -60,7 +61,7 @@ export class FakeRuntime implements ContainerRuntime {
   private readonly events = new EventEmitter();
   private nextId = 1;
   /** Every process by id, for reattach (a cell restarted on the same runtime). */
-  private readonly handles = new Map<string, { containerId: string; handle: ProcessHandle }>();
+  private readonly handles = new Map<string, { containerId: string; handle: ProcessHandle; output: FakeOutput }>();
   /** Every image pull, for assertions. */
   readonly pulls: Array<{ image: string; auth?: RegistryAuth }> = [];
 
@@ -137,7 +138,10 @@ export class FakeRuntime implements ContainerRuntime {
     c.processes.add(proc);
     c.started++;
     c.mostAtOnce = Math.max(c.mostAtOnce, c.processes.size);
-    const shell = new FakeShell(c, env, io, spec.dir || "/", {
+    const output = new FakeOutput();
+    const sink: ExecIo = { stdout: (b) => output.write("stdout", b), stderr: (b) => output.write("stderr", b) };
+    const position = output.follow(io, NO_OUTPUT);
+    const shell = new FakeShell(c, env, sink, spec.dir || "/", {
       sleep: (ms) =>
         new Promise<void>((resolve) => {
           if (killedBy) return resolve();
@@ -159,16 +163,23 @@ export class FakeRuntime implements ContainerRuntime {
       if (killedBy) return { exitCode: killedBy === "SIGKILL" ? 137 : 143, outOfMemory: false };
       return result;
     })();
-    const handle: ProcessHandle = { id: `proc${this.nextId++}`, exited, signal: async (sig) => proc.signal(sig) };
-    this.handles.set(handle.id, { containerId: id, handle });
+    const handle: ProcessHandle = {
+      id: `proc${this.nextId++}`,
+      exited,
+      signal: async (sig) => proc.signal(sig),
+      output: position,
+      release: () => undefined,
+    };
+    this.handles.set(handle.id, { containerId: id, handle, output });
     return handle;
   }
 
-  async reattach(id: string, processId: string): Promise<ProcessHandle | undefined> {
+  async reattach(id: string, processId: string, io?: ExecIo, from?: OutputOffsets): Promise<ProcessHandle | undefined> {
     await this.delay();
     const found = this.handles.get(processId);
     if (!found || found.containerId !== id || !this.containers.has(id)) return undefined;
-    return { ...found.handle };
+    if (!io) return { ...found.handle, output: undefined };
+    return { ...found.handle, output: found.output.follow(io, from ?? NO_OUTPUT) };
   }
 
   async putArchive(id: string, dir: string, archive: Buffer | NodeJS.ReadableStream): Promise<void> {
@@ -286,6 +297,36 @@ export class FakeRuntime implements ContainerRuntime {
   private emit(id: string, action: RuntimeEvent["action"], c = this.containers.get(id)): void {
     if (!c) return;
     this.events.emit("event", { containerId: id, name: c.spec.name, labels: { ...c.spec.labels }, action });
+  }
+}
+
+/**
+ * A fake process's output, kept whole as Docker's output files keep it (docs/reliability.md, "Output
+ * files"): each reader gets it from its offsets on, then as it comes.
+ */
+class FakeOutput {
+  private readonly data: Record<keyof OutputOffsets, Buffer[]> = { stdout: [], stderr: [] };
+  private readonly readers = new Set<(stream: keyof OutputOffsets, chunk: Buffer) => void>();
+
+  write(stream: keyof OutputOffsets, chunk: Buffer): void {
+    const copy = Buffer.from(chunk);
+    this.data[stream].push(copy);
+    for (const read of this.readers) read(stream, copy);
+  }
+
+  /** Delivers to `io` from `from` on; returns how far it delivered whole lines. */
+  follow(io: ExecIo, from: OutputOffsets): () => OutputOffsets {
+    const at = { stdout: new LineOffset(from.stdout), stderr: new LineOffset(from.stderr) };
+    const deliver = (stream: keyof OutputOffsets, chunk: Buffer) => {
+      at[stream].advance(chunk);
+      io[stream](chunk);
+    };
+    for (const stream of ["stdout", "stderr"] as const) {
+      const rest = Buffer.concat(this.data[stream]).subarray(from[stream]);
+      if (rest.length) deliver(stream, rest);
+    }
+    this.readers.add(deliver);
+    return () => ({ stdout: at.stdout.value, stderr: at.stderr.value });
   }
 }
 

@@ -1,0 +1,48 @@
+import { randomBytes } from "node:crypto";
+
+/**
+ * Where a process's output goes in its container (docs/reliability.md, "Output files"): each process
+ * started by the cell appends its stdout and stderr to two files of its own under this directory, which
+ * the cell reads through the host's /proc/<container init>/root. The files are the container's: they go
+ * with it, and count against its disk. Pure but for the random key.
+ */
+export const OUTPUT_ROOT = "/.diego-output";
+
+const KEY = /^[0-9a-f]{24}$/;
+
+export function newOutputKey(): string {
+  return randomBytes(12).toString("hex");
+}
+
+export function outputPaths(key: string): { stdout: string; stderr: string } {
+  return { stdout: `${OUTPUT_ROOT}/${key}.out`, stderr: `${OUTPUT_ROOT}/${key}.err` };
+}
+
+/**
+ * A program named without a path is looked up in PATH here, as the engine would: the helper busybox's
+ * shell would run its own applet of that name first (its `ls`, not the image's). Only `__diego_p` is
+ * touched (in the shell, unset before the exec), so the program's environment is the exec's.
+ */
+const RESOLVE =
+  'case "$1" in */*) ;; *) __diego_p=$(IFS=:; for d in $PATH; do if [ -f "$d/$1" ] && [ -x "$d/$1" ]; then echo "$d/$1"; break; fi; done); ' +
+  'if [ -n "$__diego_p" ]; then shift; set -- "$__diego_p" "$@"; fi; unset __diego_p;; esac;';
+
+/**
+ * The argv that runs `argv` with its stdout and stderr appended to the files of `key`, through the
+ * helper busybox's shell (every container has it, whatever its image holds); with `nofile`, under that
+ * RLIMIT_NOFILE. The shell redirects itself, finds the program (RESOLVE), then execs it: the process is the program itself
+ * (same pid, same exit status); the shell's own errors before that (ulimit) still go to the exec's streams.
+ * The key is $0 of the script, so an exec's inspect tells where its output is.
+ */
+export function wrappedArgv(helper: string, argv: readonly string[], nofile: number, key: string): string[] {
+  const { stdout, stderr } = outputPaths(key);
+  const limit = nofile > 0 ? `ulimit -n ${Math.floor(nofile)} && ` : "";
+  const script = `${limit}exec >>${stdout} 2>>${stderr} && ${RESOLVE} exec "$@"`;
+  return [helper, "sh", "-c", script, key, ...argv];
+}
+
+/** The output key of an exec from its arguments (after the entrypoint), undefined when it has none. */
+export function outputKeyOf(args: readonly string[] | undefined): string | undefined {
+  if (!args || args[0] !== "sh" || args[1] !== "-c" || !args[2]?.includes(`>>${OUTPUT_ROOT}/`)) return undefined;
+  return KEY.test(args[3] ?? "") ? args[3] : undefined;
+}

@@ -1,0 +1,70 @@
+// The output files on Docker hold only output not consumed yet: what the owner says it has kept is
+// punched out of them (docs/reliability.md, "Output files"), their offsets unchanged.
+import { readdir, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { eventually } from "@diego/testing";
+import { DockerEngine } from "../src/runtime/docker-engine.js";
+import { DockerRuntime } from "../src/runtime/docker-runtime.js";
+import { uniqueId } from "./support/harness.js";
+import { CONTRACT_IMAGE } from "./support/runtime-contract.js";
+
+const helperDir = join(tmpdir(), `diego-output-disk-helper-${process.pid}`);
+const docker = new DockerRuntime({ helperDir });
+beforeAll(() => new DockerEngine(docker, helperDir).prepareHelper(CONTRACT_IMAGE));
+afterAll(() => rm(helperDir, { recursive: true, force: true }));
+
+test("kept output is given back to the disk; what follows is still delivered", async () => {
+  const id = await docker.create({
+    name: uniqueId("diego-output-disk"),
+    image: CONTRACT_IMAGE,
+    labels: { "diego.output-disk-test": "1" },
+    env: [],
+    memoryMb: 0,
+    diskMb: 0,
+    cpuShares: 0,
+    maxPids: 0,
+    privileged: false,
+    network: false,
+  });
+  try {
+    await docker.start(id);
+    let bytes = 0;
+    let tail = "";
+    // 4 MiB of 1 KiB lines, then a pause, then one more line.
+    const script = "head -c 4190208 /dev/zero | tr '\\0' x | fold -w 1023; echo; sleep 2; echo done";
+    const h = await docker.exec(
+      id,
+      { argv: ["/bin/sh", "-c", script], env: [], user: "", dir: "", nofile: 0 },
+      {
+        stdout: (c) => {
+          bytes += c.length;
+          tail = (tail + c.toString()).slice(-10);
+        },
+        stderr: () => undefined,
+      },
+    );
+    await eventually("4 MiB delivered", async () => bytes >= 4 * 1024 * 1024, 30_000, 50);
+    h.release!(h.output!());
+    const info = await docker.docker.getContainer(id).inspect();
+    const dir = `/proc/${info.State.Pid}/root/.diego-output`;
+    const file = join(
+      dir,
+      (await readdir(dir)).find((f) => f.endsWith(".out"))!,
+    );
+    await eventually(
+      "the file's consumed bytes punched out",
+      async () => {
+        const s = await stat(file);
+        return s.size >= 4 * 1024 * 1024 && s.blocks * 512 < 1024 * 1024;
+      },
+      10_000,
+      50,
+    );
+    expect((await h.exited).exitCode).toBe(0);
+    expect(tail).toBe("xxxx\ndone\n");
+    expect(h.output!()).toEqual({ stdout: bytes, stderr: 0 });
+  } finally {
+    await docker.remove(id);
+  }
+}, 60_000);
