@@ -402,9 +402,10 @@ export class TaskRunner {
   }
 
   /**
-   * Keeps the outcome: measured and journaled (fsynced) while the container still exists, then the
-   * container goes and the reporter owns the outcome until the BBS has it (docs/reliability.md, "The
-   * cell keeps every outcome"). With no outcome (cancelled, gone) only the container goes.
+   * Keeps the outcome: measured and journaled (fsynced) while the container still exists; then the
+   * reporter owns it until the BBS has it, and the container goes while the report is on its way, as
+   * Diego's rep reports before it deletes (docs/reliability.md, "The cell keeps every outcome"). With no
+   * outcome (cancelled, gone) only the container goes.
    */
   private async settle(outcome: Outcome): Promise<void> {
     const guid = this.work.taskGuid;
@@ -434,12 +435,12 @@ export class TaskRunner {
       // Reported from memory still; only a restart of the cell before the BBS has it would lose it.
       this.log.error({ err }, "cannot journal the task's outcome");
     }
+    if (record) this.env.reporter.submit(record);
     if (this.containerId) {
       await this.env
         .removeContainer(this.containerId)
         .catch((err) => this.log.error({ err }, "cannot remove container; reconcile will"));
     }
-    if (record) this.env.reporter.submit(record);
   }
 
   /**
