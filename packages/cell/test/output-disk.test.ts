@@ -1,6 +1,6 @@
 // The output files on Docker hold only output not consumed yet: what the owner says it has kept is
 // punched out of them (docs/reliability.md, "Output files"), their offsets unchanged.
-import { readdir, rm, stat } from "node:fs/promises";
+import { readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { eventually } from "@diego/testing";
@@ -68,3 +68,57 @@ test("kept output is given back to the disk; what follows is still delivered", a
     await docker.remove(id);
   }
 }, 60_000);
+
+// A task that points its output file at a path of the host (a symlink, which the host would resolve
+// against its own root) gets nothing of the host's, even from a cell that reattaches to it after a
+// restart: the cell reads the file the process really has open, or the engine reads it inside the
+// container once the process is gone.
+test.each([
+  ["while the process runs", "sleep 3"],
+  ["after it exited", "true"],
+])(
+  "an output file replaced by a symlink to a host file reads nothing of the host (%s)",
+  async (_, then) => {
+    const canary = join(tmpdir(), `diego-output-canary-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    await writeFile(canary, "HOST-SECRET\n");
+    const id = await docker.create({
+      name: uniqueId("diego-output-escape"),
+      image: CONTRACT_IMAGE,
+      labels: { "diego.output-disk-test": "1" },
+      env: [],
+      memoryMb: 0,
+      diskMb: 0,
+      cpuShares: 0,
+      maxPids: 0,
+      privileged: false,
+      network: false,
+    });
+    try {
+      await docker.start(id);
+      const script = `f=$(readlink /proc/$$/fd/1); rm -f "$f"; ln -s ${canary} "$f"; echo replaced >&2; ${then}`;
+      let first = "";
+      const h = await docker.exec(
+        id,
+        { argv: ["/bin/sh", "-c", script], env: [], user: "", dir: "", nofile: 0 },
+        { stdout: () => undefined, stderr: (c) => (first += c.toString()) },
+      );
+      await eventually("the file replaced", async () => first.includes("replaced"), 20_000, 50);
+      if (then === "true") await h.exited;
+      // A restarted cell follows the process from the start of its files.
+      let out = "";
+      const again = await docker.reattach(
+        id,
+        h.id,
+        { stdout: (c) => (out += c.toString()), stderr: () => undefined },
+        { stdout: 0, stderr: 0 },
+      );
+      expect(again).toBeDefined();
+      await again!.exited;
+      expect(out).not.toContain("HOST-SECRET");
+    } finally {
+      await docker.remove(id);
+      await rm(canary, { force: true });
+    }
+  },
+  60_000,
+);

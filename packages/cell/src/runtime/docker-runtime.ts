@@ -1,3 +1,4 @@
+import { open } from "node:fs/promises";
 import { PassThrough } from "node:stream";
 import { DiegoError } from "@diego/models";
 import Docker from "dockerode";
@@ -23,11 +24,14 @@ import { privilegedConfig, TASK_CAPABILITIES } from "./privileged-config.js";
 import { killProcessGroup } from "./process-tree.js";
 import { newOutputKey, OUTPUT_ROOT, outputKeyOf, outputPaths, wrappedArgv } from "./output-files.js";
 import { NO_OUTPUT, type OutputOffsets } from "./output-offsets.js";
-import { OutputTail } from "./output-tail.js";
+import { OutputTail, type OutputSource } from "./output-tail.js";
+import { fileTail } from "./tar-files.js";
 
 /** Where the helper directory (a static busybox) is mounted in every container. */
 export const HELPER_MOUNT = "/.diego";
 const HELPER = HELPER_BUSYBOX;
+/** What is read of a process's output file once it is gone before the cell could open it: its last 4 MiB. */
+const OUTPUT_REST_MAX_BYTES = 4 * 1024 * 1024;
 
 export interface DockerRuntimeOptions {
   /** Unix socket of the engine; default /var/run/docker.sock. */
@@ -139,7 +143,7 @@ export class DockerRuntime implements ContainerRuntime {
     out.on("data", (c: Buffer) => io.stdout(c));
     err.on("data", (c: Buffer) => io.stderr(c));
     this.docker.modem.demuxStream(stream, out, err);
-    const files = this.outputTails(id, key, io, NO_OUTPUT);
+    const files = this.outputTails(id, key, io, NO_OUTPUT, exec);
     const ended = new Promise<void>((resolve) => {
       stream.once("end", resolve);
       stream.once("close", resolve);
@@ -186,7 +190,7 @@ export class DockerRuntime implements ContainerRuntime {
     const first = await exec.inspect().catch(() => undefined);
     if (!first || !id.startsWith(first.ContainerID ?? "-")) return undefined;
     const key = outputKeyOf(first.ProcessConfig?.arguments);
-    const files = key && io ? this.outputTails(id, key, io, from ?? NO_OUTPUT) : undefined;
+    const files = key && io ? this.outputTails(id, key, io, from ?? NO_OUTPUT, exec) : undefined;
     let settled = false;
     const exited = (async (): Promise<ExecResult> => {
       let info = first;
@@ -252,23 +256,32 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   /**
-   * Tails a process's two output files from `from` (through the host's /proc/<init pid>/root) into `io`;
-   * `position` and `release` are its handle's output and release.
+   * Tails a process's two output files from `from` into `io`; `position` and `release` are its
+   * handle's output and release. A file is opened through the process's own descriptor (fd 1 and 2 on
+   * the host's /proc: the cell runs in the host's pid namespace, as signals need), never by a path
+   * inside the container, which a task could point at the host's files with a symlink; once the process
+   * is gone, what is left is read by the engine inside the container (docs/reliability.md, "Output files").
    */
-  private outputTails(id: string, key: string, io: ExecIo, from: OutputOffsets) {
-    let root: Promise<string | undefined> | undefined;
-    const hostPath = (path: string) => async () => {
-      root ??= this.docker
-        .getContainer(id)
-        .inspect()
-        .then((info) => (info.State?.Pid ? `/proc/${info.State.Pid}/root` : undefined));
-      const r = await root.catch(() => undefined);
-      if (!r) root = undefined;
-      return r && `${r}${path}`;
-    };
+  private outputTails(id: string, key: string, io: ExecIo, from: OutputOffsets, exec: Docker.Exec) {
+    const source = (fd: 1 | 2, path: string): OutputSource => ({
+      open: async () => {
+        const before = await exec.inspect();
+        if (!before.Running) return before.ExitCode === null || before.ExitCode === undefined ? undefined : "gone";
+        if (!before.Pid) return undefined;
+        const handle = await open(`/proc/${before.Pid}/fd/${fd}`, "r").catch(() => undefined);
+        if (!handle) return undefined;
+        // Still the same live process (so the pid was not reused), and a plain file.
+        const after = await exec.inspect().catch(() => undefined);
+        const stat = await handle.stat().catch(() => undefined);
+        if (after?.Running && after.Pid === before.Pid && stat?.isFile()) return handle;
+        await handle.close().catch(() => undefined);
+        return after?.Running ? undefined : "gone";
+      },
+      rest: async (offset) => fileTail(await this.getArchive(id, path), offset, OUTPUT_REST_MAX_BYTES),
+    });
     const paths = outputPaths(key);
-    const out = new OutputTail(hostPath(paths.stdout), (c) => io.stdout(c), from.stdout);
-    const err = new OutputTail(hostPath(paths.stderr), (c) => io.stderr(c), from.stderr);
+    const out = new OutputTail(source(1, paths.stdout), (c) => io.stdout(c), from.stdout);
+    const err = new OutputTail(source(2, paths.stderr), (c) => io.stderr(c), from.stderr);
     out.start();
     err.start();
     return {

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { open, type FileHandle } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import { LineOffset } from "./output-offsets.js";
 
 /** Consumed bytes are given back to the disk (a hole punched) once this many more are consumed. */
@@ -7,10 +7,25 @@ export const PUNCH_EVERY_BYTES = 1024 * 1024;
 const READ_BYTES = 64 * 1024;
 
 /**
+ * Where an output file is read from. Never a path inside the container resolved by the host: a task
+ * can replace its files or their directory by symlinks, which the host would resolve against its own
+ * root (docs/reliability.md, "Output files").
+ */
+export interface OutputSource {
+  /**
+   * The file, opened through the writing process's own descriptor; "gone" once that process has
+   * exited (its file is then read through `rest`); undefined while it cannot be told yet.
+   */
+  open(): Promise<FileHandle | "gone" | undefined>;
+  /** The file's bytes from `offset` on, read by the engine inside the container (once, at the end). */
+  rest(offset: number): Promise<Buffer | undefined>;
+}
+
+/**
  * Follows one output file a process appends to (docs/reliability.md, "Output files"), delivering what
  * it gains from `from` on, polled every `pollMs`. Bytes before the offset its owner says it has kept
- * (`release`) are punched out of the file (`fallocate --punch-hole`): the file keeps its size and every
- * offset, but the disk holds only output not consumed yet.
+ * (`release`) are punched out of the file (`fallocate --punch-hole`, through the cell's own open
+ * descriptor): the file keeps its size and every offset, but the disk holds only output not consumed yet.
  */
 export class OutputTail {
   private handle?: FileHandle;
@@ -21,10 +36,11 @@ export class OutputTail {
   private released = 0;
   private punched = 0;
   private punching = false;
+  /** The writer was gone before the file could be opened, and its rest was read. */
+  private restRead = false;
 
   constructor(
-    /** The file's path on the host; undefined while it cannot be told. */
-    private readonly path: () => Promise<string | undefined>,
+    private readonly source: OutputSource,
     private readonly deliver: (chunk: Buffer) => void,
     from: number,
     private readonly pollMs = 100,
@@ -73,10 +89,19 @@ export class OutputTail {
   private read(): Promise<void> {
     this.reading = this.reading.then(async () => {
       if (!this.handle) {
-        const path = await this.path().catch(() => undefined);
-        if (!path) return;
-        this.handle = await open(path, "r").catch(() => undefined);
-        if (!this.handle) return;
+        if (this.restRead) return;
+        const opened = await this.source.open().catch(() => undefined);
+        if (opened === "gone") {
+          this.restRead = true;
+          const rest = await this.source.rest(this.offset.total).catch(() => undefined);
+          if (rest?.length) {
+            this.offset.advance(rest);
+            this.deliver(rest);
+          }
+          return;
+        }
+        if (!opened) return;
+        this.handle = opened;
       }
       const buffer = Buffer.allocUnsafe(READ_BYTES);
       for (;;) {
@@ -96,9 +121,10 @@ export class OutputTail {
     if (this.punching) return;
     this.punching = true;
     try {
-      const path = await this.path().catch(() => undefined);
       const length = Math.floor(this.released / 4096) * 4096;
-      if (!path || length <= this.punched) return;
+      if (!this.handle || length <= this.punched) return;
+      // The cell's own descriptor of the file, not a path the task could have redirected.
+      const path = `/proc/${process.pid}/fd/${this.handle.fd}`;
       const ok = await new Promise<boolean>((resolve) =>
         execFile("fallocate", ["--punch-hole", "--offset", "0", "--length", String(length), path], (err) =>
           resolve(!err),

@@ -45,6 +45,45 @@ export async function firstFile(
 }
 
 /**
+ * The end of the first regular file of a tar stream: its bytes from `offset` on, at most the last
+ * `maxBytes` of them (what comes before is skipped unread, never held); undefined when there is none.
+ */
+export async function fileTail(
+  tar: NodeJS.ReadableStream,
+  offset: number,
+  maxBytes: number,
+): Promise<Buffer | undefined> {
+  const ex = extract();
+  let found: Buffer | undefined;
+  return new Promise((resolve, reject) => {
+    ex.on("entry", (header, stream, next) => {
+      if (found || header.type !== "file") {
+        stream.on("end", next);
+        stream.resume();
+        return;
+      }
+      const from = Math.max(offset, (header.size ?? 0) - maxBytes);
+      const chunks: Buffer[] = [];
+      let at = 0;
+      stream.on("data", (c: unknown) => {
+        if (!Buffer.isBuffer(c)) return;
+        const start = Math.max(0, from - at);
+        if (start < c.length) chunks.push(c.subarray(start));
+        at += c.length;
+      });
+      stream.on("end", () => {
+        found = Buffer.concat(chunks);
+        next();
+      });
+    });
+    ex.on("finish", () => resolve(found));
+    ex.on("error", reject);
+    tar.on("error", reject);
+    tar.pipe(ex);
+  });
+}
+
+/**
  * Streams the first regular file of a tar stream into `file` (never held in memory whole), failing
  * once more than `maxBytes` came; returns its size and the digests given, or undefined when the
  * archive holds no regular file.
