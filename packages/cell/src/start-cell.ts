@@ -115,7 +115,7 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
     },
   );
   await cache.init();
-  const logs = new TaskLogStore({ retentionMs: config.logRetention });
+  const logs = new TaskLogStore({ retentionMs: config.logRetention, maxTotalBytes: config.logStoreMaxBytes });
   const bbsOptions = { tls, defaultTimeoutMs: 10_000 };
   const lifecycle = createClient(TaskLifecycleService, config.bbsAddress, bbsOptions);
   const tasks = createClient(TaskService, config.bbsAddress, bbsOptions);
