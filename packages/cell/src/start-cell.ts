@@ -151,6 +151,7 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
       egress,
       uploadMaxBytes: config.uploadMaxMb * 1024 * 1024,
       logTailBytes: config.logTailBytes,
+      maxTaskProcesses: config.maxTaskProcesses,
       instanceIp: cellIp(config.advertiseAddress ?? config.listenAddress, networkInterfaces()),
     },
     journal,
