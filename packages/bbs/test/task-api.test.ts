@@ -345,6 +345,20 @@ describe("TaskLogs", () => {
       expect.stringContaining("the output was lost with the cell"),
     ]);
   });
+
+  test("a running task whose cell cannot be reached is FAILED_PRECONDITION naming the cell", async () => {
+    await c.registry.heartbeat({ cell: { cellId: "cell-dead", address: "127.0.0.1:1", zone: "z1" }, ttlMs: 60_000n });
+    const g = await desired();
+    await running(g, "cell-dead");
+    const err = await (async () => {
+      for await (const _ of c.tasks.taskLogs({ taskGuid: g })) void _;
+    })().catch((e: DiegoError) => e);
+    expect([err instanceof DiegoError && err.code, String(err)]).toEqual([
+      "FAILED_PRECONDITION",
+      expect.stringContaining('cell "cell-dead" of task'),
+    ]);
+    await c.registry.deregister({ cellId: "cell-dead" });
+  });
 });
 
 describe("outcome and kept output", () => {

@@ -34,7 +34,18 @@ export const taskLogs = ({ store, presence, clients, controller }: HandlerDeps):
       throw new DiegoError("FAILED_PRECONDITION", cellGone(task, guid));
     }
     const client = clients.get(cellv1.CellRepService, cell.address);
-    yield* client.taskLogs({ taskGuid: guid, follow: req.follow }, { signal: ctx.signal });
+    try {
+      yield* client.taskLogs({ taskGuid: guid, follow: req.follow }, { signal: ctx.signal });
+    } catch (err) {
+      // The cell, not this BBS, could not be reached: say so (UNAVAILABLE reads as the BBS being down).
+      if (DiegoError.is(err, "UNAVAILABLE") || DiegoError.is(err, "DEADLINE_EXCEEDED")) {
+        throw new DiegoError(
+          "FAILED_PRECONDITION",
+          `cell ${JSON.stringify(task.cellId)} of task ${JSON.stringify(guid)} cannot be reached at ${cell.address} (${(err as Error).message}); its logs cannot be read until it is back`,
+        );
+      }
+      throw err;
+    }
   };
 
 /** Why a task's output cannot be read: its cell is not present (and, once finished, nothing was kept). */
