@@ -326,6 +326,39 @@ describe("TaskLogs", () => {
     expect(lines).toEqual(["hello from the cell"]);
     expect(cell.logRequests).toContainEqual({ taskGuid: g, follow: true });
   });
+
+  test("a task whose cell is gone is FAILED_PRECONDITION naming the cell (not UNAVAILABLE: the BBS answered)", async () => {
+    const g = await desired();
+    await running(g, "cell-vanished");
+    const read = async () => {
+      for await (const _ of c.tasks.taskLogs({ taskGuid: g })) void _;
+    };
+    const before = await read().catch((e: DiegoError) => e);
+    expect([before instanceof DiegoError && before.code, String(before)]).toEqual([
+      "FAILED_PRECONDITION",
+      expect.stringContaining('cell "cell-vanished" of task'),
+    ]);
+    await c.tasks.cancelTask({ taskGuid: g });
+    const finished = await read().catch((e: DiegoError) => e);
+    expect([finished instanceof DiegoError && finished.code, String(finished)]).toEqual([
+      "FAILED_PRECONDITION",
+      expect.stringContaining("the output was lost with the cell"),
+    ]);
+  });
+
+  test("a running task whose cell cannot be reached is FAILED_PRECONDITION naming the cell", async () => {
+    await c.registry.heartbeat({ cell: { cellId: "cell-dead", address: "127.0.0.1:1", zone: "z1" }, ttlMs: 60_000n });
+    const g = await desired();
+    await running(g, "cell-dead");
+    const err = await (async () => {
+      for await (const _ of c.tasks.taskLogs({ taskGuid: g })) void _;
+    })().catch((e: DiegoError) => e);
+    expect([err instanceof DiegoError && err.code, String(err)]).toEqual([
+      "FAILED_PRECONDITION",
+      expect.stringContaining('cell "cell-dead" of task'),
+    ]);
+    await c.registry.deregister({ cellId: "cell-dead" });
+  });
 });
 
 describe("outcome and kept output", () => {

@@ -77,6 +77,22 @@ export const cellSettings = {
     check: z.number().int().min(1),
   }),
   logRetention: setting("duration", "How long a task's logs stay after it ends.", { default: 600_000 }),
+  maxTaskProcesses: setting(
+    "integer",
+    "Run actions of one task whose processes may run at once (parallel and codependent children); one more fails naming this setting.",
+    { default: 64, check: z.number().int().min(1) },
+  ),
+  logStoreMaxBytes: setting(
+    "integer",
+    "Bytes of task output the cell keeps across all tasks; past it the logs of finished tasks go (oldest first), then the oldest lines of the biggest running ones.",
+    {
+      default: 256 * 1024 * 1024,
+      check: z
+        .number()
+        .int()
+        .min(1024 * 1024),
+    },
+  ),
   gracefulShutdownInterval: setting("duration", "Stopping a process: SIGTERM, then this long, then SIGKILL.", {
     default: 10_000,
   }),

@@ -131,7 +131,7 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
     },
   );
   await cache.init();
-  const logs = new TaskLogStore({ retentionMs: config.logRetention });
+  const logs = new TaskLogStore({ retentionMs: config.logRetention, maxTotalBytes: config.logStoreMaxBytes });
   const bbsOptions = { tls, defaultTimeoutMs: 10_000 };
   const lifecycle = createClient(TaskLifecycleService, config.bbsAddress, bbsOptions);
   const tasks = createClient(TaskService, config.bbsAddress, bbsOptions);
@@ -167,6 +167,7 @@ export async function startCell(config: CellConfig, overrides: CellOverrides = {
       egress,
       uploadMaxBytes: config.uploadMaxMb * 1024 * 1024,
       logTailBytes: config.logTailBytes,
+      maxTaskProcesses: config.maxTaskProcesses,
       instanceIp: cellIp(config.advertiseAddress ?? config.listenAddress, networkInterfaces()),
     },
     journal,

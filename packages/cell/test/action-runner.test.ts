@@ -153,3 +153,23 @@ describe("run", () => {
     expect(await runTree(run, action(sh("true")), ctx())).toEqual({ exitStatus: 0 });
   });
 });
+
+describe("processes at once (--max-task-processes)", () => {
+  const limited = (maxProcesses: number) =>
+    actionRunner({ runtime: rt, containerId: id, cache, gracefulShutdownMs: 200, maxProcesses });
+  const many = (kind: "parallel" | "serial", n: number) =>
+    action({ action: { case: kind, value: { actions: Array.from({ length: n }, () => sh("echo ran")) } } });
+
+  test("a run past the limit fails naming it; the others run", async () => {
+    const result = await limited(2)(many("parallel", 3), ctx());
+    expect(result?.message).toBe(
+      "more than 2 processes of the task at once: the cell's limit (--max-task-processes 2)",
+    );
+    expect(lines.filter((l) => l === "TASK: ran")).toHaveLength(2);
+  });
+
+  test("a process that ended frees its place", async () => {
+    expect(await limited(1)(many("serial", 3), ctx())).toBeUndefined();
+    expect(lines.filter((l) => l === "TASK: ran")).toHaveLength(3);
+  });
+});

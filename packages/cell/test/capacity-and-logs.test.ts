@@ -87,6 +87,36 @@ describe("task log store", () => {
     store.close();
   });
 
+  test("the cell-wide budget drops finished tasks' logs first, then the oldest lines of the biggest running one", async () => {
+    const store = new TaskLogStore({ retentionMs: 60_000, maxTotalBytes: 100 });
+    const ten = "x".repeat(10);
+    const messages = async (guid: string) => {
+      const got = [];
+      for await (const l of store.read(guid, false)) got.push(l.message);
+      return got;
+    };
+    store.open("done", "");
+    for (let i = 0; i < 3; i++) store.append("done", line(ten));
+    store.end("done");
+    store.open("quiet", "");
+    store.append("quiet", line(ten));
+    store.open("noisy", "");
+    for (let i = 0; i < 6; i++) store.append("noisy", line(`${i}`.repeat(10)));
+    expect([store.has("done"), store.totalBytes]).toEqual([true, 100]);
+    store.append("noisy", line("6".repeat(10)));
+    expect(store.has("done")).toBe(false);
+    expect(store.totalBytes).toBe(80);
+    store.append("noisy", line("7".repeat(10)));
+    store.append("noisy", line("8".repeat(10)));
+    store.append("noisy", line("9".repeat(10)));
+    expect(store.totalBytes).toBeLessThanOrEqual(100);
+    expect(await messages("quiet")).toEqual([ten]);
+    const noisy = await messages("noisy");
+    expect(noisy.at(-1)).toBe("9".repeat(10));
+    expect(noisy[0]).not.toBe("0".repeat(10));
+    store.close();
+  });
+
   test("lines stay for the retention time after the end, then go", async () => {
     const store = new TaskLogStore({ retentionMs: 50 });
     store.open("t", "");

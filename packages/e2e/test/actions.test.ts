@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import type { JsonValue } from "@bufbuild/protobuf";
-import { LogLine_Stream, TaskState, type LogLine, type Task } from "@diego/proto";
+import { FailureKind, LogLine_Stream, TaskState, type LogLine, type Task } from "@diego/proto";
 import {
   Cluster,
   containersOf,
@@ -155,6 +155,24 @@ test("run honours dir, user and args", async () => {
   await done(task);
 });
 
+test("a run without dir as vcap starts in its home, with the CF_INSTANCE_* variables", async () => {
+  const task = await runTask(
+    {
+      run: {
+        path: "/bin/sh",
+        args: [
+          "-c",
+          'echo x > thingy && printf "%s|%s|%s|%s|%s|%s|%s" "$(pwd)" "$(cat thingy)" "$CF_INSTANCE_ADDR" "$CF_INSTANCE_PORT" "$CF_INSTANCE_PORTS" "${CF_INSTANCE_IP:+ip}" "${CF_INSTANCE_INTERNAL_IP:+internal}" > /tmp/result; env | grep -q "^CF_INSTANCE_ADDR=$"',
+        ],
+        user: "vcap",
+      },
+    },
+    withResult,
+  );
+  expect(task).toMatchObject({ failed: false, result: "/home/vcap|x|||[]|ip|internal" });
+  await done(task);
+});
+
 test("serial runs in order and stops at the first failure", async () => {
   const task = await runTask(
     {
@@ -191,6 +209,41 @@ test("timeout fails with the Go duration text", async () => {
   const task = await runTask({ timeout: { action: { run: { path: "/bin/sleep", args: ["60"] } }, timeout_ms: 1500 } });
   expect(task.failed).toBe(true);
   expect(task.failureReason).toMatch(/^exceeded 1\.5s timeout/);
+  expect([task.failureKind, task.exitStatus]).toEqual([FailureKind.TIMED_OUT, undefined]);
+  await done(task);
+});
+
+test("a run that exits 3 is EXITED with exit_status 3, times in order", async () => {
+  const task = await runTask(sh("echo before; exit 3"));
+  expect(task).toMatchObject({
+    failureReason: "DEMO: Exited with status 3",
+    failureKind: FailureKind.EXITED,
+    exitStatus: 3,
+  });
+  expect(task.claimedAt > 0n && task.claimedAt <= task.startedAt && task.startedAt <= task.completedAt).toBe(true);
+  await done(task);
+});
+
+test("log_source of composite actions names their children's log lines and failure texts", async () => {
+  const task = await runTask({
+    parallel: {
+      log_source: "PAR",
+      actions: [
+        { serial: { log_source: "SER", actions: [sh("echo in-serial")] } },
+        { try: { log_source: "TRY", action: sh("echo in-try; exit 4") } },
+        { codependent: { log_source: "COD", actions: [sh("echo in-cod; exit 5")] } },
+        { timeout: { log_source: "TMO", timeout_ms: 60_000, action: sh("echo in-timeout; exit 6") } },
+      ],
+    },
+  });
+  expect(task.failureReason).toBe("COD: Exited with status 5; TMO: Exited with status 6");
+  const sources = new Map((await logsOf(task.taskGuid)).map((l) => [l.message, l.source]));
+  expect([sources.get("in-serial"), sources.get("in-try"), sources.get("in-cod"), sources.get("in-timeout")]).toEqual([
+    "SER",
+    "TRY",
+    "COD",
+    "TMO",
+  ]);
   await done(task);
 });
 
@@ -280,6 +333,8 @@ describe.each([
     const task = await run(sh("head -c 200000000 /dev/zero | tail > /dev/null"), { memory_mb: 32 });
     expect(task.failed).toBe(true);
     expect(task.failureReason).toMatch(/^DEMO: Exited with status \d+ \(out of memory\)$/);
+    expect(task).toMatchObject({ failureKind: FailureKind.OUT_OF_MEMORY, exitStatus: 137 });
+    expect(task.claimedAt <= task.startedAt && task.startedAt <= task.completedAt).toBe(true);
     await done(task);
   });
 

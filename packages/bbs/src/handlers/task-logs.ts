@@ -29,14 +29,32 @@ export const taskLogs = ({ store, presence, clients, controller }: HandlerDeps):
     }
     const cell = await presence.get(task.cellId);
     if (!cell?.address) {
-      throw new DiegoError(
-        "UNAVAILABLE",
-        `cell ${JSON.stringify(task.cellId)} of task ${JSON.stringify(guid)} is not present; its logs cannot be read`,
-      );
+      // FAILED_PRECONDITION, not UNAVAILABLE: this BBS answered; the cell is what is missing, and a
+      // client must not report it as the BBS being unreachable (docs/outcomes.md, logs).
+      throw new DiegoError("FAILED_PRECONDITION", cellGone(task, guid));
     }
     const client = clients.get(cellv1.CellRepService, cell.address);
-    yield* client.taskLogs({ taskGuid: guid, follow: req.follow }, { signal: ctx.signal });
+    try {
+      yield* client.taskLogs({ taskGuid: guid, follow: req.follow }, { signal: ctx.signal });
+    } catch (err) {
+      // The cell, not this BBS, could not be reached: say so (UNAVAILABLE reads as the BBS being down).
+      if (DiegoError.is(err, "UNAVAILABLE") || DiegoError.is(err, "DEADLINE_EXCEEDED")) {
+        throw new DiegoError(
+          "FAILED_PRECONDITION",
+          `cell ${JSON.stringify(task.cellId)} of task ${JSON.stringify(guid)} cannot be reached at ${cell.address} (${(err as Error).message}); its logs cannot be read until it is back`,
+        );
+      }
+      throw err;
+    }
   };
+
+/** Why a task's output cannot be read: its cell is not present (and, once finished, nothing was kept). */
+export function cellGone(task: Pick<Task, "cellId" | "state">, guid: string): string {
+  const cell = JSON.stringify(task.cellId);
+  return isFinished(task.state)
+    ? `task ${JSON.stringify(guid)} ended without handing its output to the BBS, and its cell ${cell} is gone: the output was lost with the cell`
+    : `cell ${cell} of task ${JSON.stringify(guid)} is not present; its logs cannot be read until it is back`;
+}
 
 /** The cell's full output while it still has it; else (cell gone, or it answers no line) the kept tail. */
 async function* fromCellOr(

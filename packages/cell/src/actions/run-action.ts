@@ -29,9 +29,15 @@ export interface ActionDeps {
   note?: (message: string) => void;
   /** The cell's address, every process's CF_INSTANCE_IP. */
   instanceIp?: string;
+  /** Run actions whose processes may run at once in this task (docs/limits.md); default: no limit. */
+  maxProcesses?: number;
   /** Wraps every step, composites' children included (the executor records and replays progress with it). */
   around?: (action: Action, ctx: StepContext, step: StepRunner) => Promise<StepResult>;
 }
+
+/** The failure text of a run action past the cell's limit of concurrent processes per task. */
+export const tooManyProcesses = (max: number): string =>
+  `more than ${max} processes of the task at once: the cell's limit (--max-task-processes ${max})`;
 
 /**
  * The step runner of one task's container: each action type to its step, composites recursing; timeout,
@@ -56,13 +62,23 @@ export function actionRunner(deps: ActionDeps): StepRunner {
     return env;
   };
   const runDeps = { ...deps, workDir, instanceEnv };
+  let processes = 0;
   const around = deps.around;
   const run: StepRunner = around ? (action, ctx) => around(action, ctx, step) : (action, ctx) => step(action, ctx);
   const step: StepRunner = async (action: Action, ctx) => {
     const a = action.action;
     switch (a.case) {
-      case "run":
-        return runStep(a.value, ctx, runDeps);
+      case "run": {
+        if (deps.maxProcesses !== undefined && processes >= deps.maxProcesses) {
+          return new StepError(tooManyProcesses(deps.maxProcesses), true);
+        }
+        processes++;
+        try {
+          return await runStep(a.value, ctx, runDeps);
+        } finally {
+          processes--;
+        }
+      }
       case "download":
         return downloadStep(a.value, ctx, deps);
       case "upload":

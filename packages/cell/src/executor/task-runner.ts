@@ -55,6 +55,8 @@ export interface RunnerLimits {
   engineCallTimeoutMs?: number;
   /** The cell's address, every process's CF_INSTANCE_IP. */
   instanceIp?: string;
+  /** Run actions of one task whose processes may run at once (--max-task-processes). */
+  maxTaskProcesses?: number;
 }
 
 export interface RunnerEnv {
@@ -335,6 +337,7 @@ export class TaskRunner {
       egress: this.env.limits.egress,
       uploadMaxBytes: this.env.limits.uploadMaxBytes,
       instanceIp: this.env.limits.instanceIp,
+      maxProcesses: this.env.limits.maxTaskProcesses,
       note: (message) => this.log.info(message),
     });
     const tree = task.action ? await runActionTree(run, task.action, ctx) : {};

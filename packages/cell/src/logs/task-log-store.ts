@@ -1,3 +1,5 @@
+import { planEviction } from "./log-eviction.js";
+
 /** Which output of a process a log line came from. */
 export type LogStream = "stdout" | "stderr";
 
@@ -15,6 +17,11 @@ export interface TaskLogStoreOptions {
   maxLines?: number;
   /** Bytes of message kept per task; the oldest lines go first. */
   maxBytes?: number;
+  /**
+   * Bytes of message kept across every task on the cell; past it the logs of finished tasks go
+   * (oldest first), then the oldest lines of the biggest running ones, down to 90% of it.
+   */
+  maxTotalBytes?: number;
   /** How long a task's lines stay after it ends. */
   retentionMs: number;
   now?: () => bigint;
@@ -26,6 +33,8 @@ class TaskLog {
   first = 0;
   bytes = 0;
   ended = false;
+  /** Order of ending, for the cell-wide budget (the log that ended first goes first). */
+  endedSeq = 0;
   timer?: NodeJS.Timeout;
   readonly waiters = new Set<() => void>();
 
@@ -46,10 +55,62 @@ export class TaskLogStore {
   private readonly logs = new Map<string, TaskLog>();
   private readonly maxLines: number;
   private readonly maxBytes: number;
+  private readonly maxTotalBytes: number;
+  /** Bytes of message held across every log. */
+  private total = 0;
+  private endedCount = 0;
 
   constructor(private readonly options: TaskLogStoreOptions) {
     this.maxLines = options.maxLines ?? 10_000;
     this.maxBytes = options.maxBytes ?? 4 * 1024 * 1024;
+    this.maxTotalBytes = options.maxTotalBytes ?? 256 * 1024 * 1024;
+  }
+
+  /** Bytes of message held across every task's log (for the cell-wide budget). */
+  get totalBytes(): number {
+    return this.total;
+  }
+
+  private remove(taskGuid: string, log: TaskLog): void {
+    if (this.logs.get(taskGuid) !== log) return;
+    this.logs.delete(taskGuid);
+    this.total -= log.bytes;
+  }
+
+  /** Drops a log's oldest lines until `bytes` are gone, keeping its newest line. */
+  private dropOldest(log: TaskLog, bytes: number): void {
+    let dropped = 0;
+    while ((dropped < bytes && log.lines.length > 1) || log.lines.length > this.maxLines) {
+      const line = log.lines.shift()!;
+      const size = Buffer.byteLength(line.message);
+      log.bytes -= size;
+      this.total -= size;
+      dropped += size;
+      log.first++;
+    }
+  }
+
+  /** Keeps every log together within maxTotalBytes (docs/limits.md, "Settings of the cell"). */
+  private enforceTotal(): void {
+    if (this.total <= this.maxTotalBytes) return;
+    const usage = [...this.logs].map(([taskGuid, log]) => ({
+      taskGuid,
+      bytes: log.bytes,
+      ended: log.ended,
+      endedSeq: log.endedSeq,
+    }));
+    const plan = planEviction(usage, Math.floor(this.maxTotalBytes * 0.9));
+    for (const guid of plan.evict) {
+      const log = this.logs.get(guid);
+      if (!log) continue;
+      clearTimeout(log.timer);
+      this.remove(guid, log);
+      log.wake();
+    }
+    for (const [guid, bytes] of plan.trim) {
+      const log = this.logs.get(guid);
+      if (log) this.dropOldest(log, bytes);
+    }
   }
 
   /**
@@ -64,6 +125,7 @@ export class TaskLogStore {
     }
     if (old) {
       clearTimeout(old.timer);
+      this.remove(taskGuid, old);
       old.wake();
     }
     this.logs.set(taskGuid, new TaskLog(logGuid));
@@ -74,12 +136,11 @@ export class TaskLogStore {
     if (!log || log.ended) return;
     const now = this.options.now?.() ?? BigInt(Date.now()) * 1_000_000n;
     log.lines.push({ ...line, timestamp: now, logGuid: log.logGuid });
-    log.bytes += Buffer.byteLength(line.message);
-    while (log.lines.length > this.maxLines || (log.bytes > this.maxBytes && log.lines.length > 1)) {
-      const dropped = log.lines.shift()!;
-      log.bytes -= Buffer.byteLength(dropped.message);
-      log.first++;
-    }
+    const size = Buffer.byteLength(line.message);
+    log.bytes += size;
+    this.total += size;
+    this.dropOldest(log, log.bytes - this.maxBytes);
+    this.enforceTotal();
     log.wake();
   }
 
@@ -88,10 +149,9 @@ export class TaskLogStore {
     const log = this.logs.get(taskGuid);
     if (!log || log.ended) return;
     log.ended = true;
+    log.endedSeq = ++this.endedCount;
     log.wake();
-    log.timer = setTimeout(() => {
-      if (this.logs.get(taskGuid) === log) this.logs.delete(taskGuid);
-    }, this.options.retentionMs);
+    log.timer = setTimeout(() => this.remove(taskGuid, log), this.options.retentionMs);
     log.timer.unref();
   }
 
@@ -99,7 +159,7 @@ export class TaskLogStore {
   discard(taskGuid: string): void {
     const log = this.logs.get(taskGuid);
     if (!log || log.ended) return;
-    this.logs.delete(taskGuid);
+    this.remove(taskGuid, log);
     log.ended = true;
     log.wake();
   }
@@ -143,5 +203,6 @@ export class TaskLogStore {
       log.wake();
     }
     this.logs.clear();
+    this.total = 0;
   }
 }
