@@ -14,9 +14,9 @@ const docker = new DockerRuntime({ helperDir });
 beforeAll(() => new DockerEngine(docker, helperDir).prepareHelper(CONTRACT_IMAGE));
 afterAll(() => rm(helperDir, { recursive: true, force: true }));
 
-test("kept output is given back to the disk; what follows is still delivered", async () => {
-  const id = await docker.create({
-    name: uniqueId("diego-output-disk"),
+const newContainer = (name: string) =>
+  docker.create({
+    name: uniqueId(name),
     image: CONTRACT_IMAGE,
     labels: { "diego.output-disk-test": "1" },
     env: [],
@@ -27,6 +27,9 @@ test("kept output is given back to the disk; what follows is still delivered", a
     privileged: false,
     network: false,
   });
+
+test("kept output is given back to the disk; what follows is still delivered", async () => {
+  const id = await newContainer("diego-output-disk");
   try {
     await docker.start(id);
     let bytes = 0;
@@ -81,18 +84,7 @@ test.each([
   async (_, then) => {
     const canary = join(tmpdir(), `diego-output-canary-${process.pid}-${Math.random().toString(36).slice(2)}`);
     await writeFile(canary, "HOST-SECRET\n");
-    const id = await docker.create({
-      name: uniqueId("diego-output-escape"),
-      image: CONTRACT_IMAGE,
-      labels: { "diego.output-disk-test": "1" },
-      env: [],
-      memoryMb: 0,
-      diskMb: 0,
-      cpuShares: 0,
-      maxPids: 0,
-      privileged: false,
-      network: false,
-    });
+    const id = await newContainer("diego-output-escape");
     try {
       await docker.start(id);
       const script = `f=$(readlink /proc/$$/fd/1); rm -f "$f"; ln -s ${canary} "$f"; echo replaced >&2; ${then}`;

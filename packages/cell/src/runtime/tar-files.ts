@@ -4,36 +4,31 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { extract } from "tar-stream";
 
-/** The first regular file of a tar stream: its name and up to maxBytes of its content (and whether more followed). */
-export async function firstFile(
+/**
+ * Reads the first regular file of a tar stream: `collect` is given its header's name and size and
+ * returns what to do with each chunk and what the file came to; other entries are skipped unread.
+ */
+function readFirstFile<T>(
   tar: NodeJS.ReadableStream,
-  maxBytes = Infinity,
-): Promise<{ name: string; data: Buffer; truncated: boolean } | undefined> {
+  collect: (name: string, size: number) => { chunk(c: Buffer): void; end(): T },
+): Promise<T | undefined> {
   const ex = extract();
-  let found: { name: string; data: Buffer; truncated: boolean } | undefined;
+  let found: T | undefined;
+  let seen = false;
   return new Promise((resolve, reject) => {
     ex.on("entry", (header, stream, next) => {
-      if (found || header.type !== "file") {
+      if (seen || header.type !== "file") {
         stream.on("end", next);
         stream.resume();
         return;
       }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let truncated = false;
+      seen = true;
+      const file = collect(header.name, header.size ?? 0);
       stream.on("data", (c: unknown) => {
-        if (!Buffer.isBuffer(c)) return;
-        if (size >= maxBytes) {
-          truncated = true;
-          return;
-        }
-        const take = c.subarray(0, maxBytes - size);
-        if (take.length < c.length) truncated = true;
-        chunks.push(take);
-        size += take.length;
+        if (Buffer.isBuffer(c)) file.chunk(c);
       });
       stream.on("end", () => {
-        found = { name: header.name, data: Buffer.concat(chunks), truncated };
+        found = file.end();
         next();
       });
     });
@@ -41,6 +36,28 @@ export async function firstFile(
     ex.on("error", reject);
     tar.on("error", reject);
     tar.pipe(ex);
+  });
+}
+
+/** The first regular file of a tar stream: its name and up to maxBytes of its content (and whether more followed). */
+export async function firstFile(
+  tar: NodeJS.ReadableStream,
+  maxBytes = Infinity,
+): Promise<{ name: string; data: Buffer; truncated: boolean } | undefined> {
+  return readFirstFile(tar, (name) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let truncated = false;
+    return {
+      chunk: (c) => {
+        const take = c.subarray(0, Math.max(0, maxBytes - size));
+        if (take.length < c.length) truncated = true;
+        if (take.length === 0) return;
+        chunks.push(take);
+        size += take.length;
+      },
+      end: () => ({ name, data: Buffer.concat(chunks), truncated }),
+    };
   });
 }
 
@@ -53,33 +70,18 @@ export async function fileTail(
   offset: number,
   maxBytes: number,
 ): Promise<Buffer | undefined> {
-  const ex = extract();
-  let found: Buffer | undefined;
-  return new Promise((resolve, reject) => {
-    ex.on("entry", (header, stream, next) => {
-      if (found || header.type !== "file") {
-        stream.on("end", next);
-        stream.resume();
-        return;
-      }
-      const from = Math.max(offset, (header.size ?? 0) - maxBytes);
-      const chunks: Buffer[] = [];
-      let at = 0;
-      stream.on("data", (c: unknown) => {
-        if (!Buffer.isBuffer(c)) return;
+  return readFirstFile(tar, (_name, size) => {
+    const from = Math.max(offset, size - maxBytes);
+    const chunks: Buffer[] = [];
+    let at = 0;
+    return {
+      chunk: (c) => {
         const start = Math.max(0, from - at);
         if (start < c.length) chunks.push(c.subarray(start));
         at += c.length;
-      });
-      stream.on("end", () => {
-        found = Buffer.concat(chunks);
-        next();
-      });
-    });
-    ex.on("finish", () => resolve(found));
-    ex.on("error", reject);
-    tar.on("error", reject);
-    tar.pipe(ex);
+      },
+      end: () => Buffer.concat(chunks),
+    };
   });
 }
 
