@@ -3,8 +3,8 @@ import { randomBytes } from "node:crypto";
 /**
  * Where a process's output goes in its container (docs/reliability.md, "Output files"): each process
  * started by the cell appends its stdout and stderr to two files of its own under this directory, which
- * the cell reads through the host's /proc/<container init>/root. The files are the container's: they go
- * with it, and count against its disk. Pure but for the random key.
+ * the cell reads through the process's own descriptors (never by this path from the host). The files
+ * are the container's: they go with it, and count against its disk. Pure but for the random key.
  */
 export const OUTPUT_ROOT = "/.diego-output";
 
