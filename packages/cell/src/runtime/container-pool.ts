@@ -31,6 +31,8 @@ export interface PoolEngine extends Pick<ContainerRuntime, "create" | "start" | 
   update(id: string, update: ReturnType<typeof limitUpdate>): Promise<void>;
   /** The limits the engine holds for the container, and whether it runs. */
   limits(id: string): Promise<ContainerLimits & { running: boolean }>;
+  /** Set-up every container gets before its first process, done here before the claim (the output directory). */
+  prepare?(id: string): Promise<void>;
 }
 
 /** The PoolEngine of the Docker runtime: containers are created exactly as a task's are (its create). */
@@ -41,6 +43,7 @@ export function dockerPoolEngine(runtime: DockerRuntime): PoolEngine {
     start: (id) => runtime.start(id),
     remove: (id) => runtime.remove(id),
     list: (labels) => runtime.list(labels),
+    prepare: (id) => runtime.outputRoot(id),
     async rename(id, name) {
       await docker
         .getContainer(id)
@@ -265,6 +268,7 @@ export class ContainerPool {
     try {
       entry.id = await this.o.engine.create(this.specOf(shape));
       await this.o.engine.start(entry.id);
+      await this.o.engine.prepare?.(entry.id);
       if (this.stopped || !this.containers.includes(entry)) throw new Error("the pool stopped");
       entry.state = "ready";
       this.counts.created++;

@@ -224,7 +224,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   /** Makes the directory of the output files (docs/reliability.md, "Output files"), once per container. */
-  private outputRoot(id: string): Promise<void> {
+  outputRoot(id: string): Promise<void> {
     let made = this.outputRoots.get(id);
     if (!made) {
       made = (async () => {
@@ -277,7 +277,12 @@ export class DockerRuntime implements ContainerRuntime {
         await handle.close().catch(() => undefined);
         return after?.Running ? undefined : "gone";
       },
-      rest: async (offset) => fileTail(await this.getArchive(id, path), offset, OUTPUT_REST_MAX_BYTES),
+      rest: async (offset) => {
+        // Most short processes leave one of their files empty: a stat (a few ms) saves the archive read.
+        const stat = await this.pathStat(id, path);
+        if (!stat || (stat.size ?? 0) <= offset) return undefined;
+        return fileTail(await this.getArchive(id, path), offset, OUTPUT_REST_MAX_BYTES);
+      },
     });
     const paths = outputPaths(key);
     const out = new OutputTail(source(1, paths.stdout), (c) => io.stdout(c), from.stdout);
@@ -340,19 +345,24 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async isDirectory(id: string, path: string): Promise<boolean> {
+    const stat = await this.pathStat(id, path);
+    // Go's os.FileMode: the directory bit is the top one.
+    return ((stat?.mode ?? 0) & 0x80000000) !== 0;
+  }
+
+  /** What the engine tells of a path in the container (resolved within it), undefined when there is none. */
+  private async pathStat(id: string, path: string): Promise<{ mode?: number; size?: number } | undefined> {
     let res: { headers?: Record<string, string | string[] | undefined>; resume?: () => void };
     try {
       res = (await this.docker.getContainer(id).infoArchive({ path })) as typeof res;
     } catch (err) {
-      if (statusCode(err) === 404) return false;
+      if (statusCode(err) === 404) return undefined;
       throw err;
     }
     res.resume?.();
     const header = res.headers?.["x-docker-container-path-stat"];
-    if (typeof header !== "string") return false;
-    const stat = JSON.parse(Buffer.from(header, "base64").toString("utf8")) as { mode?: number };
-    // Go's os.FileMode: the directory bit is the top one.
-    return ((stat.mode ?? 0) & 0x80000000) !== 0;
+    if (typeof header !== "string") return undefined;
+    return JSON.parse(Buffer.from(header, "base64").toString("utf8")) as { mode?: number; size?: number };
   }
 
   async remove(id: string): Promise<void> {
