@@ -13,6 +13,11 @@ export interface RunToCompletionOptions {
   resolve?: boolean;
   /** How long the BBS may stay unreachable while following before giving up; default 60 s. */
   unreachableTimeoutMs?: number;
+  /**
+   * How long the desire itself is tried again while no BBS can take it (a restart, a leader change of
+   * the BBS or etcd); default 15 s, never more than unreachableTimeoutMs.
+   */
+  desireRetryMs?: number;
   /** Awaited once the task has completed, before it is resolved and deleted (e.g. to read the rest of its logs). */
   onCompleted?: (task: Task) => Promise<void> | void;
 }
@@ -49,7 +54,10 @@ export async function runToCompletion(
   const watching = watchLoop(client, request, tracker, stopWatching.signal, pollIntervalMs);
   const outage = new OutageBudget(options.unreachableTimeoutMs ?? 60_000);
   try {
-    tracker.offer(await client.desire(request, { signal }));
+    const desireBudget = new OutageBudget(
+      Math.min(options.desireRetryMs ?? DESIRE_RETRY_MS, options.unreachableTimeoutMs ?? 60_000),
+    );
+    tracker.offer(await desireOnce(client, request, desireBudget, pollIntervalMs, signal));
     for (;;) {
       if (tracker.removed) {
         const task = removedResult(tracker);
@@ -81,6 +89,32 @@ export async function runToCompletion(
     signal?.removeEventListener("abort", abort);
     stopWatching.abort();
     await watching;
+  }
+}
+
+const DESIRE_RETRY_MS = 15_000;
+
+/**
+ * DesireTask, tried again while the BBS cannot take it (UNAVAILABLE, DEADLINE_EXCEEDED) within
+ * `budget`. When a retry finds the guid taken, the earlier attempt went through and only its answer
+ * was lost: that task is this desire's (a guid is the client's own, so another client's desire of the
+ * same guid in that window is not told apart).
+ */
+async function desireOnce(
+  client: TaskFollowApi,
+  request: TaskCreateRequest,
+  budget: OutageBudget,
+  retryMs: number,
+  signal: AbortSignal | undefined,
+): Promise<Task> {
+  for (let retried = false; ; retried = true) {
+    try {
+      return await client.desire(request, { signal });
+    } catch (err) {
+      if (retried && DiegoError.is(err, "ALREADY_EXISTS")) return client.get(request.taskGuid, { signal });
+      budget.failed(err, signal);
+      await sleep(Math.min(retryMs, 1_000), signal);
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 import { createServer, type Server } from "node:http";
 import { TaskState, type Task } from "@diego/proto";
+import { grpcCode } from "@diego/kit";
 import { DiegoClient } from "../src/diego-client.js";
 import { DOCKER_GATEWAY, eventually, InProcessCluster } from "../src/testing/index.js";
 
@@ -68,6 +69,42 @@ test("without events the task is still followed to the end by polling", async ()
   expect(done).toMatchObject({ state: TaskState.COMPLETED, result: "polled" });
   expect(proxy.count("GetTask")).toBeGreaterThan(0);
   expect(await has(g)).toBe(false);
+});
+
+test("a desire no BBS can take yet is tried again; a retry that finds its guid taken follows that task", async () => {
+  const proxy = await cluster.proxy();
+  const through = new DiegoClient({ address: proxy.address, timeoutMs: 5_000 });
+  try {
+    // The BBS cannot take it for a while (a restart, a leader change of etcd): tried again until it can.
+    proxy.fault("DesireTask", { code: grpcCode("UNAVAILABLE"), message: "etcd: leader changed" });
+    const g = guid();
+    const running = through.runToCompletion(task(g, "printf again > /tmp/result"), { pollIntervalMs: 50 });
+    running.catch(() => undefined); // awaited below
+    await until("two refused desires", () => proxy.count("DesireTask") >= 2);
+    proxy.heal();
+    await expect(running).resolves.toMatchObject({ state: TaskState.COMPLETED, result: "again" });
+
+    // The first attempt went through but its answer was lost (here: desired directly, then refused once).
+    const lost = guid();
+    await client.desire(task(lost, "printf mine > /tmp/result"));
+    proxy.fault("DesireTask", { code: grpcCode("UNAVAILABLE") });
+    const before = proxy.count("DesireTask");
+    const following = through.runToCompletion(task(lost, "printf mine > /tmp/result"), { pollIntervalMs: 50 });
+    following.catch(() => undefined);
+    await until("one refused desire", () => proxy.count("DesireTask") > before);
+    proxy.heal();
+    await expect(following).resolves.toMatchObject({ taskGuid: lost, result: "mine" });
+    expect(await has(lost)).toBe(false);
+
+    // Never reachable: it gives up once the budget is spent, with the BBS's error.
+    proxy.fault("DesireTask", { code: grpcCode("UNAVAILABLE"), message: "etcd: down" });
+    await expect(
+      through.runToCompletion(task(guid()), { pollIntervalMs: 50, desireRetryMs: 300 }),
+    ).rejects.toMatchObject({ code: "UNAVAILABLE" });
+  } finally {
+    through.close();
+    proxy.heal();
+  }
 });
 
 test("resolve: false leaves the completed task for another reader", async () => {
