@@ -75,16 +75,7 @@ async function withEchoServer<T>(fn: (client: Client) => Promise<T>): Promise<T>
 
 /** Unary calls per second with `inFlight` concurrent callers for `seconds`. */
 export async function rawGrpcRate(inFlight: number, seconds: number): Promise<number> {
-  const child = fork(fileURLToPath(import.meta.url), ["serve"], {
-    execArgv: ["--import", "tsx"],
-    env: { ...process.env, NODE_OPTIONS: "" },
-  });
-  try {
-    const port = await new Promise<number>((resolve, reject) => {
-      child.once("message", (m) => resolve(m as number));
-      child.once("exit", (code) => reject(new Error(`echo server exited ${code}`)));
-    });
-    const client = new Client(`127.0.0.1:${port}`, credentials.createInsecure());
+  return withEchoServer(async (client) => {
     const payload = Buffer.from("0123456789abcdef");
     const call = () =>
       new Promise<void>((resolve, reject) =>
@@ -101,9 +92,6 @@ export async function rawGrpcRate(inFlight: number, seconds: number): Promise<nu
         }
       }),
     );
-    client.close();
     return done / seconds;
-  } finally {
-    child.kill();
-  }
+  });
 }

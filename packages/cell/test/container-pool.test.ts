@@ -1,5 +1,5 @@
 // The container pool on the real Docker engine (docs/performance.md, "The container pool").
-import { readFile, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "@diego/kit";
@@ -12,7 +12,7 @@ import { DockerRuntime } from "../src/runtime/docker-runtime.js";
 import { LABEL_POOL } from "../src/runtime/pool-plan.js";
 import { poolNamePrefix } from "../src/start-cell.js";
 import { TaskState } from "@diego/proto";
-import { CellProcess, RestartableBbs } from "./support/restartable-bbs.js";
+import { CellProcess, processJournaled, RestartableBbs } from "./support/restartable-bbs.js";
 import { removeCellContainers, startHarness, uniqueId, type Harness } from "./support/harness.js";
 
 const IMAGE = "diego/busybox:latest";
@@ -139,17 +139,6 @@ describe("through a cell", () => {
     expect((await h.cluster.presence(h.cellId)) !== undefined).toBe(true);
   }, 180_000);
 });
-
-/** Waits until the cell has journaled the exec id of a running process of the task. */
-async function processJournaled(workDir: string, guid: string): Promise<void> {
-  await eventually(
-    "the process journaled",
-    async () =>
-      (await readFile(join(workDir, "journal", `${guid}.json`), "utf8").catch(() => "")).includes('"processId"'),
-    30_000,
-    100,
-  );
-}
 
 test("a restarted cell removes the pooled containers it left unclaimed and follows the task in a claimed one", async () => {
   const bbs = await RestartableBbs.start();

@@ -11,18 +11,7 @@ import { eventually } from "@diego/testing";
 import { cellLabels } from "../src/executor/labels.js";
 import { DockerRuntime } from "../src/runtime/docker-runtime.js";
 import { removeCellContainers, uniqueId } from "./support/harness.js";
-import { CellProcess, RestartableBbs } from "./support/restartable-bbs.js";
-
-/** Waits until the cell has journaled the exec id of a running process of the task. */
-async function processJournaled(workDir: string, guid: string): Promise<void> {
-  await eventually(
-    "the process journaled",
-    async () =>
-      (await readFile(join(workDir, "journal", `${guid}.json`), "utf8").catch(() => "")).includes('"processId"'),
-    30_000,
-    100,
-  );
-}
+import { CellProcess, processJournaled, RestartableBbs } from "./support/restartable-bbs.js";
 
 /** Prints `line 0` … `line <n-1>`, one every 100 ms. */
 const chatty = (n: number) => `i=0; while [ $i -lt ${n} ]; do echo "line $i"; i=$((i+1)); sleep 0.1; done`;

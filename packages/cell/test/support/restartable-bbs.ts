@@ -3,7 +3,8 @@
 // and start again on the same work dir. What the cell sees when the BBS goes away for a while.
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { resolve } from "node:path";
+import { readFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import { auctioneerConfig, startAuctioneer, type AuctioneerHandle } from "@diego/auctioneer";
 import { startBbs, type RunningBbs } from "@diego/bbs";
 import { createClient, createLogger, type ServiceClient } from "@diego/kit";
@@ -155,4 +156,15 @@ export class CellProcess {
     await exited;
     clearTimeout(timer);
   }
+}
+
+/** Waits until the cell has journaled the exec id of a running process of the task. */
+export async function processJournaled(workDir: string, guid: string): Promise<void> {
+  await eventually(
+    "the process journaled",
+    async () =>
+      (await readFile(join(workDir, "journal", `${guid}.json`), "utf8").catch(() => "")).includes('"processId"'),
+    30_000,
+    100,
+  );
 }
