@@ -91,16 +91,21 @@ export class CellMetrics {
       ["ContainerPoolCreated", "Containers the pool created since the start.", (p) => p.created],
       ["ContainerPoolCreateFailures", "Containers the pool failed to create since the start.", (p) => p.createFailures],
     ] as const satisfies readonly (readonly [string, string, (p: PoolStats) => number])[];
-    for (const [name, help, pick] of poolGauges) {
+    /** A gauge of this cell read when scraped. */
+    const cellGauge = (name: string, help: string, value: () => number) =>
       new Gauge({
         name,
         help,
         labelNames: ["cell_id"],
         registers: [registry],
         collect() {
-          const stats = pool();
-          this.set(labels, stats ? pick(stats) : 0);
+          this.set(labels, value());
         },
+      });
+    for (const [name, help, pick] of poolGauges) {
+      cellGauge(name, help, () => {
+        const stats = pool();
+        return stats ? pick(stats) : 0;
       });
     }
     new Gauge({
@@ -109,25 +114,11 @@ export class CellMetrics {
       labelNames: ["cell_id", "result"],
       registers: [registry],
       collect() {
-        const stats = pool();
-        for (const result of ["hit", "miss", "skipped", "discarded"] as const) {
-          const n = stats
-            ? { hit: stats.hits, miss: stats.misses, skipped: stats.skipped, discarded: stats.discarded }[result]
-            : 0;
-          this.set({ ...labels, result }, n);
-        }
+        const s = pool();
+        const claims = { hit: s?.hits, miss: s?.misses, skipped: s?.skipped, discarded: s?.discarded };
+        for (const [result, n] of Object.entries(claims)) this.set({ ...labels, result }, n ?? 0);
       },
     });
-    for (const [name, help, pick] of gauges) {
-      new Gauge({
-        name,
-        help,
-        labelNames: ["cell_id"],
-        registers: [registry],
-        collect() {
-          this.set(labels, pick(capacity()));
-        },
-      });
-    }
+    for (const [name, help, pick] of gauges) cellGauge(name, help, () => pick(capacity()));
   }
 }
