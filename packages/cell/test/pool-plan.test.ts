@@ -4,10 +4,13 @@ import {
   limitMismatches,
   limitsOf,
   limitUpdate,
+  NO_LIMITS,
   pickReady,
   planPool,
   poolableShape,
   shapeKey,
+  updatable,
+  type ContainerLimits,
   type PoolShape,
   type PoolState,
   type PooledContainer,
@@ -25,10 +28,23 @@ const C = shape("a:1", 20);
 const settings = { size: 2, maxShapes: 2, shapeIdleMs: 1_000 };
 
 function state(used: Array<[PoolShape, number]>, containers: PooledContainer[] = []): PoolState {
-  return { shapes: new Map(used.map(([s, at]) => [shapeKey(s), { shape: s, lastUsed: at }])), containers };
+  return {
+    shapes: new Map(used.map(([s, at]) => [shapeKey(s), { shape: s, lastUsed: at, limits: NO_LIMITS }])),
+    containers,
+  };
 }
-const ready = (id: string, s: PoolShape): PooledContainer => ({ id, key: shapeKey(s), state: "ready" });
-const creating = (s: PoolShape): PooledContainer => ({ id: "", key: shapeKey(s), state: "creating" });
+const ready = (id: string, s: PoolShape, limits = NO_LIMITS): PooledContainer => ({
+  id,
+  key: shapeKey(s),
+  state: "ready",
+  limits,
+});
+const creating = (s: PoolShape): PooledContainer => ({
+  id: "",
+  key: shapeKey(s),
+  state: "creating",
+  limits: NO_LIMITS,
+});
 
 describe("which shapes are kept", () => {
   test.each([
@@ -92,8 +108,41 @@ describe("the plan", () => {
 describe("claims", () => {
   test("take the oldest ready container of the shape, never one being created or of another shape", () => {
     const list = [creating(A), ready("b", B), ready("a1", A), ready("a2", A)];
-    expect(pickReady(list, shapeKey(A))?.id).toBe("a1");
-    expect(pickReady([creating(A), ready("b", B)], shapeKey(A))).toBeUndefined();
+    expect(pickReady(list, shapeKey(A), NO_LIMITS)?.id).toBe("a1");
+    expect(pickReady([creating(A), ready("b", B)], shapeKey(A), NO_LIMITS)).toBeUndefined();
+  });
+
+  const L = (memory: number, cpuShares: number, pidsLimit: number): ContainerLimits => ({
+    memory,
+    memorySwap: memory,
+    cpuShares,
+    pidsLimit,
+  });
+
+  test("prefer a container made with the limits wanted; else one an update can give them", () => {
+    const list = [ready("none", A), ready("big", A, L(64, 512, 100)), ready("exact", A, L(32, 512, 100))];
+    expect(pickReady(list, shapeKey(A), L(32, 512, 100))?.id).toBe("exact");
+    expect(pickReady(list, shapeKey(A), L(16, 256, 50))?.id).toBe("none");
+    // No limit wanted where every container has one: an update cannot take a limit away.
+    expect(pickReady([ready("big", A, L(64, 512, 100))], shapeKey(A), L(0, 512, 100))).toBeUndefined();
+  });
+
+  test.each([
+    ["from none to any", NO_LIMITS, L(32, 512, 100), true],
+    ["memory taken away", L(32, 512, 100), L(0, 512, 100), false],
+    ["cpu shares taken away", L(32, 512, 100), L(32, 0, 100), false],
+    ["pids limit taken away", L(32, 512, 100), L(32, 512, 0), false],
+    ["every limit changed", L(32, 512, 100), L(64, 256, 50), true],
+  ])("updatable: %s", (_name, from, want, ok) => {
+    expect(updatable(from, want)).toBe(ok);
+  });
+
+  test.each([
+    ["the same: nothing", L(32, 512, 100), L(32, 512, 100), {}],
+    ["only what differs", L(32, 512, 100), L(32, 256, 100), { CpuShares: 256 }],
+    ["memory and swap together", L(32, 512, 100), L(64, 512, 100), { Memory: 64, MemorySwap: 64 }],
+  ])("the update from a container's limits: %s", (_name, from, want, update) => {
+    expect(limitUpdate(want, from)).toEqual(update);
   });
 
   const spec = (over: Partial<ContainerSpec> = {}): ContainerSpec => ({
@@ -127,7 +176,7 @@ describe("claims", () => {
       { Memory: 32 << 20, MemorySwap: 32 << 20 },
     ],
   ])("the update for %s", (_name, s, want) => {
-    expect(limitUpdate(limitsOf(s))).toEqual(want);
+    expect(limitUpdate(limitsOf(s), NO_LIMITS)).toEqual(want);
   });
 
   test.each([

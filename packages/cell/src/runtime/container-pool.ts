@@ -18,10 +18,12 @@ import {
   planPool,
   poolableShape,
   shapeKey,
+  NO_LIMITS,
   type ContainerLimits,
   type PoolSettings,
   type PoolShape,
   type PooledContainer,
+  type ShapeUse,
 } from "./pool-plan.js";
 
 /** What the pool needs of the engine: the runtime's create/start/remove/list, and rename, update, read limits. */
@@ -99,17 +101,24 @@ export interface ContainerPoolOptions {
   now?: () => number;
   /** Containers created at once while filling; default 2. */
   fillConcurrency?: number;
+  /**
+   * After a claim the pool refills once no claim came for this long (default 250 ms), so that its
+   * creates do not compete with the claimed task's own start on the engine; at once when the claim
+   * took the shape's last ready container.
+   */
+  quietMs?: number;
 }
 
 /** The cell's pool of ready containers; see the module comment. */
 export class ContainerPool {
-  private readonly shapes = new Map<string, { shape: PoolShape; lastUsed: number }>();
+  private readonly shapes = new Map<string, ShapeUse>();
   private containers: PooledContainer[] = [];
   private readonly counts = { hits: 0, misses: 0, skipped: 0, discarded: 0, created: 0, createFailures: 0 };
   private filling?: Promise<void>;
   private again = false;
   private stopped = false;
   private timer?: NodeJS.Timeout;
+  private quiet?: NodeJS.Timeout;
   private serial = 0;
   private failuresInARow = 0;
   private readonly now: () => number;
@@ -143,17 +152,17 @@ export class ContainerPool {
       return undefined;
     }
     const key = shapeKey(poolable.shape);
-    this.shapes.set(key, { shape: poolable.shape, lastUsed: this.now() });
-    const taken = pickReady(this.containers, key);
+    const want = limitsOf(spec);
+    this.shapes.set(key, { shape: poolable.shape, lastUsed: this.now(), limits: want });
+    const taken = pickReady(this.containers, key, want);
     if (taken) this.containers = this.containers.filter((c) => c !== taken); // taken now: no other claim sees it
-    this.refill();
+    this.refillWhenQuiet(!pickReady(this.containers, key, want));
     if (!taken) {
       this.counts.misses++;
       return undefined;
     }
     try {
-      const want = limitsOf(spec);
-      const update = limitUpdate(want);
+      const update = limitUpdate(want, taken.limits);
       await Promise.all([
         this.renameTo(taken.id, spec.name),
         Object.keys(update).length > 0 ? this.o.engine.update(taken.id, update) : undefined,
@@ -210,6 +219,7 @@ export class ContainerPool {
   halt(): void {
     this.stopped = true;
     clearInterval(this.timer);
+    clearTimeout(this.quiet);
   }
 
   private async renameTo(id: string, name: string): Promise<void> {
@@ -222,6 +232,14 @@ export class ContainerPool {
       for (const c of stale) await this.o.engine.remove(c.id);
       await this.o.engine.rename(id, name);
     }
+  }
+
+  private refillWhenQuiet(dry: boolean): void {
+    clearTimeout(this.quiet);
+    this.quiet = undefined;
+    if (dry) return this.refill();
+    this.quiet = setTimeout(() => this.refill(), this.o.quietMs ?? 250);
+    this.quiet.unref();
   }
 
   /** Runs the plan until it asks for nothing (one loop at a time; a call during it runs it again). */
@@ -263,10 +281,13 @@ export class ContainerPool {
   }
 
   private async createOne(shape: PoolShape): Promise<void> {
-    const entry: PooledContainer = { id: "", key: shapeKey(shape), state: "creating" };
+    const key = shapeKey(shape);
+    // With the limits the shape's last task wanted: a claim wanting the same has nothing to update.
+    const limits = this.shapes.get(key)?.limits ?? NO_LIMITS;
+    const entry: PooledContainer = { id: "", key, state: "creating", limits };
     this.containers.push(entry);
     try {
-      entry.id = await this.o.engine.create(this.specOf(shape));
+      entry.id = await this.o.engine.create(this.specOf(shape, limits));
       await this.o.engine.start(entry.id);
       await this.o.engine.prepare?.(entry.id);
       if (this.stopped || !this.containers.includes(entry)) throw new Error("the pool stopped");
@@ -283,17 +304,17 @@ export class ContainerPool {
     }
   }
 
-  /** A task's spec (task-runner.ts) with nothing of a task: no env, no limits, the pool's name and labels. */
-  private specOf(shape: PoolShape): ContainerSpec {
+  /** A task's spec (task-runner.ts) with nothing of a task (no env), `limits`, the pool's name and labels. */
+  private specOf(shape: PoolShape, limits: ContainerLimits): ContainerSpec {
     return {
       name: `${this.o.namePrefix}${(this.serial++).toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
       image: shape.image,
       labels: { ...this.o.labels, [LABEL_POOL]: shapeKey(shape) },
       env: [],
-      memoryMb: 0,
+      memoryMb: limits.memory / (1024 * 1024),
       diskMb: shape.diskMb,
-      cpuShares: 0,
-      maxPids: 0,
+      cpuShares: limits.cpuShares,
+      maxPids: limits.pidsLimit,
       privileged: shape.privileged,
       network: shape.network,
     };

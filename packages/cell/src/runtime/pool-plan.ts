@@ -31,11 +31,20 @@ export interface PooledContainer {
   id: string;
   key: string;
   state: "creating" | "ready";
+  /** The limits it was created with. */
+  limits: ContainerLimits;
+}
+
+/** A shape tasks asked for: when last, and the limits the last one wanted (new containers get them). */
+export interface ShapeUse {
+  shape: PoolShape;
+  lastUsed: number;
+  limits: ContainerLimits;
 }
 
 export interface PoolState {
-  /** Shape key → the shape and when a task last asked for it. */
-  shapes: ReadonlyMap<string, { shape: PoolShape; lastUsed: number }>;
+  /** Shape key → the shape and its last use. */
+  shapes: ReadonlyMap<string, ShapeUse>;
   containers: readonly PooledContainer[];
 }
 
@@ -90,9 +99,19 @@ export function planPool(state: PoolState, settings: PoolSettings, now: number):
   return { create, evict, forget };
 }
 
-/** The ready container a claim of this shape takes (the oldest), or undefined. */
-export function pickReady(containers: readonly PooledContainer[], key: string): PooledContainer | undefined {
-  return containers.find((c) => c.state === "ready" && c.key === key);
+/**
+ * The ready container of the shape a claim wanting `want` takes: the oldest made with exactly those
+ * limits (nothing to update), else the oldest whose limits an update can turn into them, else undefined.
+ */
+export function pickReady(
+  containers: readonly PooledContainer[],
+  key: string,
+  want: ContainerLimits,
+): PooledContainer | undefined {
+  const ready = containers.filter((c) => c.state === "ready" && c.key === key);
+  return (
+    ready.find((c) => limitMismatches(want, c.limits).length === 0) ?? ready.find((c) => updatable(c.limits, want))
+  );
 }
 
 /** The limits Docker holds for a container, as its inspect shows them (0 = none). */
@@ -103,6 +122,13 @@ export interface ContainerLimits {
   pidsLimit: number;
 }
 
+export const NO_LIMITS: ContainerLimits = { memory: 0, memorySwap: 0, cpuShares: 0, pidsLimit: 0 };
+
+/** An update can give a container with `from` the limits `want`: it cannot take a limit away (0 = keep). */
+export function updatable(from: ContainerLimits, want: ContainerLimits): boolean {
+  return !(from.memory && !want.memory) && !(from.cpuShares && !want.cpuShares) && !(from.pidsLimit && !want.pidsLimit);
+}
+
 /** The limits the create path gives this spec (docker-runtime.ts create), as they read back. */
 export function limitsOf(spec: ContainerSpec): ContainerLimits {
   const memory = spec.memoryMb * 1024 * 1024;
@@ -110,19 +136,20 @@ export function limitsOf(spec: ContainerSpec): ContainerLimits {
 }
 
 /**
- * The update to apply to a pooled container (created with no limits) to give it `want`; undefined
- * fields stay as they are (at none, as the create path leaves them).
+ * The update that gives a pooled container created with `from` (see updatable) the limits `want`: the
+ * fields that differ; fields left out stay as they are.
  */
 export function limitUpdate(
   want: ContainerLimits,
+  from: ContainerLimits,
 ): Partial<Record<"Memory" | "MemorySwap" | "CpuShares" | "PidsLimit", number>> {
   const update: Partial<Record<"Memory" | "MemorySwap" | "CpuShares" | "PidsLimit", number>> = {};
-  if (want.memory) {
+  if (want.memory && (want.memory !== from.memory || want.memorySwap !== from.memorySwap)) {
     update.Memory = want.memory;
     update.MemorySwap = want.memorySwap;
   }
-  if (want.cpuShares) update.CpuShares = want.cpuShares;
-  if (want.pidsLimit) update.PidsLimit = want.pidsLimit;
+  if (want.cpuShares && want.cpuShares !== from.cpuShares) update.CpuShares = want.cpuShares;
+  if (want.pidsLimit && want.pidsLimit !== from.pidsLimit) update.PidsLimit = want.pidsLimit;
   return update;
 }
 
