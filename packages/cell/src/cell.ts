@@ -3,6 +3,7 @@ import { compatible, DRAINING_REASON, presenceOf, type AdmitCell } from "@diego/
 import { CellPresenceSchema, type CellPresence, type TaskService } from "@diego/proto";
 import { cellv1 } from "@diego/proto";
 import type { Logger, ServiceClient } from "@diego/kit";
+import { ImageHomes } from "./actions/container-files.js";
 import type { DownloadCache } from "./actions/download-cache.js";
 import { CapacityLedger, type Capacity } from "./capacity/capacity-ledger.js";
 import { claimedTaskRefusal } from "./executor/claimed-task-refusal.js";
@@ -178,12 +179,16 @@ export class Cell {
       refuseClaimed: (reserved, task) => claimedTaskRefusal(reserved, task, this.offer()),
       removeContainer: (id) => this.removeContainer(id),
       pool: p.pool,
+      imageHomes: this.imageHomes,
       onDone: (r) => {
         if (this.runners.get(r.work.taskGuid) === r) this.runners.delete(r.work.taskGuid);
         if (this.runners.size === 0) for (const w of this.idle) w();
       },
     };
   }
+
+  /** Users' home directories as the images hold them, for every task of the cell. */
+  private readonly imageHomes = new ImageHomes();
 
   /** Container ids the cell is removing itself (their die/destroy events need no reconcile). */
   readonly removing = new Set<string>();

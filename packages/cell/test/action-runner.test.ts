@@ -5,9 +5,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { ActionSchema } from "@diego/proto";
+import { ImageHomes } from "../src/actions/container-files.js";
 import { DownloadCache } from "../src/actions/download-cache.js";
 import { actionRunner, runTree } from "../src/actions/run-action.js";
 import type { StepContext } from "../src/actions/step.js";
+import { overriding } from "../src/runtime/container-runtime.js";
 import { FakeRuntime } from "../src/runtime/fake-runtime.js";
 import { firstFile } from "../src/runtime/tar-files.js";
 import { HttpFixture } from "./support/http-fixtures.js";
@@ -151,6 +153,64 @@ describe("run", () => {
     const run = runner();
     expect(await runTree(run, action(sh("exit 5")), ctx())).toMatchObject({ exitStatus: 5 });
     expect(await runTree(run, action(sh("true")), ctx())).toEqual({ exitStatus: 0 });
+  });
+});
+
+describe("home directories known of the image", () => {
+  const fresh = async () => {
+    const c = await rt.create({
+      name: `c${Math.random()}`,
+      image: "diego/busybox:latest",
+      labels: {},
+      env: [],
+      memoryMb: 0,
+      diskMb: 0,
+      cpuShares: 0,
+      maxPids: 0,
+      privileged: false,
+      network: false,
+    });
+    await rt.start(c);
+    return c;
+  };
+  let passwdReads = 0;
+  const counted = () =>
+    overriding(rt, {
+      getArchive: (c, path) => {
+        if (path === "/etc/passwd") passwdReads++;
+        return rt.getArchive(c, path);
+      },
+    });
+  const runnerIn = (containerId: string, imageHomes: ImageHomes, pristine: boolean) =>
+    actionRunner({ runtime: counted(), containerId, cache, gracefulShutdownMs: 200, imageHomes, pristine });
+  const pwd = action(sh("pwd", { user: "vcap" }));
+
+  test("a new container of an image seen before starts in the home without reading /etc/passwd", async () => {
+    const homes = new ImageHomes();
+    passwdReads = 0;
+    expect(await runnerIn(await fresh(), homes, true)(pwd, ctx())).toBeUndefined();
+    expect(passwdReads).toBe(1);
+    expect(await runnerIn(await fresh(), homes, true)(pwd, ctx())).toBeUndefined();
+    expect(passwdReads).toBe(1);
+    expect(lines.filter((l) => l.startsWith("TASK: /"))).toEqual(["TASK: /home/vcap", "TASK: /home/vcap"]);
+  });
+
+  test("what a task changed before its run is read, and never kept for other containers", async () => {
+    const homes = new ImageHomes();
+    const changed = runnerIn(await fresh(), homes, true);
+    const rewrite = sh("printf 'vcap:x:2000:2000::/tmp:/bin/sh\\n' > /etc/passwd", { dir: "/" });
+    expect(await changed(action(rewrite), ctx())).toBeUndefined();
+    expect(await changed(pwd, ctx())).toBeUndefined();
+    expect(homes.size).toBe(0);
+    expect(await runnerIn(await fresh(), homes, true)(pwd, ctx())).toBeUndefined();
+    expect(lines.filter((l) => l.startsWith("TASK: /"))).toEqual(["TASK: /tmp", "TASK: /home/vcap"]);
+  });
+
+  test("a container that is not new never takes what is known", async () => {
+    const homes = new ImageHomes();
+    homes.set(await rt.imageOf(id), "vcap", "/elsewhere");
+    expect(await runnerIn(id, homes, false)(pwd, ctx())).toBeUndefined();
+    expect(lines.filter((l) => l.startsWith("TASK: /"))).toEqual(["TASK: /home/vcap"]);
   });
 });
 

@@ -5,10 +5,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { ActionSchema } from "@diego/proto";
+import { ImageHomes } from "../src/actions/container-files.js";
 import { DownloadCache } from "../src/actions/download-cache.js";
 import { actionRunner, runTree } from "../src/actions/run-action.js";
 import type { StepContext } from "../src/actions/step.js";
-import type { ContainerRuntime, ContainerSpec } from "../src/runtime/container-runtime.js";
+import { overriding, type ContainerRuntime, type ContainerSpec } from "../src/runtime/container-runtime.js";
 import { DockerEngine } from "../src/runtime/docker-engine.js";
 import { DockerRuntime } from "../src/runtime/docker-runtime.js";
 import { firstFile } from "../src/runtime/tar-files.js";
@@ -189,6 +190,63 @@ describe("working directory", () => {
     expect(err).toBeUndefined();
     expect(await fileText(id, "/home/ghost/thingy")).toBe("x\n");
     expect(await fileText(id, "/tmp/owner")).toBe("3000\n");
+  });
+
+  test("a new container of an image seen before starts in the home the image holds, without reading it again", async () => {
+    const homes = new ImageHomes();
+    let passwdReads = 0;
+    const counting = overriding(docker, {
+      getArchive: (c, path) => {
+        if (path === "/etc/passwd") passwdReads++;
+        return docker.getArchive(c, path);
+      },
+    });
+    const runIn = (id: string) =>
+      actionRunner({
+        runtime: counting,
+        containerId: id,
+        cache,
+        gracefulShutdownMs: 10_000,
+        imageHomes: homes,
+        pristine: true,
+      });
+    for (const _ of [1, 2]) {
+      const id = await container();
+      expect(await runIn(id)(action(sh("pwd > /tmp/pwd", { user: "vcap" })), context().ctx)).toBeUndefined();
+      expect(await fileText(id, "/tmp/pwd")).toBe("/home/vcap\n");
+    }
+    expect(passwdReads).toBe(1);
+  });
+});
+
+describe("the output directory", () => {
+  const mode = async (id: string) => {
+    const { lines, ctx } = context();
+    expect(await runnerOf(id)(action(sh("stat -c %a /.diego-output")), ctx)).toBeUndefined();
+    return lines[0];
+  };
+
+  test("is there before the first process, anyone may write to it (mode 1777)", async () => {
+    expect(await mode(await container())).toBe("LOG: 1777");
+  });
+
+  test("an image whose user is not root gets it too, and its processes run as that user", async () => {
+    // Committed from a container never started: the image has no output directory of its own.
+    const base = await docker.docker.createContainer({ Image: CONTRACT_IMAGE, Cmd: ["true"] });
+    const image = `diego-test/busybox-vcap:${process.pid}`;
+    const [repo, tag] = image.split(":");
+    await base.commit({ repo, tag, changes: "USER vcap" });
+    await base.remove();
+    try {
+      const id = await container({ image });
+      expect(await mode(id)).toBe("LOG: 1777");
+      const { lines, ctx } = context();
+      expect(await runnerOf(id)(action(sh("id -u; echo out; echo err >&2")), ctx)).toBeUndefined();
+      expect(lines.slice(0, 3).sort()).toEqual(["LOG: 2000", "LOG: err", "LOG: out"]);
+    } finally {
+      for (const id of created.splice(0)) await docker.remove(id);
+      await docker.docker.getImage(image).remove({ force: true });
+    }
   });
 });
 

@@ -32,15 +32,46 @@ export async function homeOf(runtime: ContainerRuntime, id: string, user: string
 
 /**
  * The directory a run action without `dir` starts in: its user's home, made (owned by the user) when the
- * image lacks it, as Garden does.
+ * image lacks it, as Garden does. `existed`: it was there already.
  */
-export async function homeDirFor(runtime: ContainerRuntime, id: string, user: string): Promise<string> {
+export async function homeDirFor(
+  runtime: ContainerRuntime,
+  id: string,
+  user: string,
+): Promise<{ dir: string; existed: boolean }> {
   const home = await homeOf(runtime, id, user);
-  if (!(await runtime.isDirectory(id, home))) {
-    await helper(runtime, id, ["mkdir", "-p", home]);
-    if (user && user !== "root") await helper(runtime, id, ["chown", user, home]);
+  if (await runtime.isDirectory(id, home)) return { dir: home, existed: true };
+  await helper(runtime, id, ["mkdir", "-p", home]);
+  if (user && user !== "root") await helper(runtime, id, ["chown", user, home]);
+  return { dir: home, existed: false };
+}
+
+/**
+ * Users' home directories as images hold them (docs/performance.md, "Home directories"): a user's home
+ * from the image's /etc/passwd, kept only when it is a directory in the image. Keyed by the image's id,
+ * which names its content (never by its name, which can be given to another image). Filled only from
+ * containers no step had touched before the read ended, so what it holds is the image's own, never
+ * what a task wrote; the oldest entry goes first past `max`.
+ */
+export class ImageHomes {
+  private readonly homes = new Map<string, string>();
+
+  constructor(private readonly max = 256) {}
+
+  get(image: string, user: string): string | undefined {
+    return this.homes.get(`${image}\0${user}`);
   }
-  return home;
+
+  set(image: string, user: string, home: string): void {
+    const key = `${image}\0${user}`;
+    this.homes.delete(key);
+    this.homes.set(key, home);
+    if (this.homes.size > this.max) this.homes.delete(this.homes.keys().next().value!);
+  }
+
+  get size(): number {
+    return this.homes.size;
+  }
 }
 
 export function resolveIn(home: string, path: string): string {

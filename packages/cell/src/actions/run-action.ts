@@ -11,8 +11,8 @@ import { timeoutStep } from "./timeout-step.js";
 import { tryStep } from "./try-step.js";
 import { uploadStep } from "./upload-step.js";
 import type { EgressPolicy } from "@diego/kit";
-import type { ContainerRuntime } from "../runtime/container-runtime.js";
-import { homeDirFor } from "./container-files.js";
+import { overriding, type ContainerRuntime } from "../runtime/container-runtime.js";
+import { homeDirFor, type ImageHomes } from "./container-files.js";
 import { instanceVariables } from "./instance-env.js";
 
 export interface ActionDeps {
@@ -33,6 +33,10 @@ export interface ActionDeps {
   maxProcesses?: number;
   /** Wraps every step, composites' children included (the executor records and replays progress with it). */
   around?: (action: Action, ctx: StepContext, step: StepRunner) => Promise<StepResult>;
+  /** Home directories known of images: used (and filled) while the container is `pristine`. */
+  imageHomes?: ImageHomes;
+  /** The container is new (or a never-used pooled one): nothing ran or was written in it yet. */
+  pristine?: boolean;
 }
 
 /** The failure text of a run action past the cell's limit of concurrent processes per task. */
@@ -42,14 +46,37 @@ export const tooManyProcesses = (max: number): string =>
 /**
  * The step runner of one task's container: each action type to its step, composites recursing; timeout,
  * try, parallel, codependent (and emit_progress) give their subtree their log_source when set; serial's is
- * ignored, as in Diego. Each user's home directory and the CF_INSTANCE_* env are looked up once per runner.
+ * ignored, as in Diego. Each user's home directory and the CF_INSTANCE_* env are looked up once per runner;
+ * a home is taken from what is known of the image while nothing has changed the container yet.
  */
 export function actionRunner(deps: ActionDeps): StepRunner {
+  // Calls that can change the container's files: until the first, they are the image's.
+  let changes = deps.pristine ? 0 : 1;
+  const runtime = overriding(deps.runtime, {
+    exec: (...args) => {
+      changes++;
+      return deps.runtime.exec(...args);
+    },
+    putArchive: (...args) => {
+      changes++;
+      return deps.runtime.putArchive(...args);
+    },
+  });
+  const lookUp = async (user: string): Promise<string> => {
+    const known = deps.imageHomes;
+    if (!known || changes > 0) return (await homeDirFor(runtime, deps.containerId, user)).dir;
+    const image = await runtime.imageOf(deps.containerId);
+    const home = known.get(image, user);
+    if (home !== undefined && changes === 0) return home;
+    const found = await homeDirFor(runtime, deps.containerId, user);
+    if (found.existed && changes === 0) known.set(image, user, found.dir);
+    return found.dir;
+  };
   const homes = new Map<string, Promise<string>>();
   const workDir = (user: string): Promise<string> => {
     let home = homes.get(user);
     if (!home) {
-      home = homeDirFor(deps.runtime, deps.containerId, user);
+      home = lookUp(user);
       home.catch(() => homes.delete(user));
       homes.set(user, home);
     }
@@ -57,11 +84,12 @@ export function actionRunner(deps: ActionDeps): StepRunner {
   };
   let env: Promise<string[]> | undefined;
   const instanceEnv = (): Promise<string[]> => {
-    env ??= deps.runtime.address(deps.containerId).then((ip) => instanceVariables(deps.instanceIp ?? "", ip));
+    env ??= runtime.address(deps.containerId).then((ip) => instanceVariables(deps.instanceIp ?? "", ip));
     env.catch(() => (env = undefined));
     return env;
   };
-  const runDeps = { ...deps, workDir, instanceEnv };
+  const stepDeps = { ...deps, runtime };
+  const runDeps = { ...stepDeps, workDir, instanceEnv };
   let processes = 0;
   const around = deps.around;
   const run: StepRunner = around ? (action, ctx) => around(action, ctx, step) : (action, ctx) => step(action, ctx);
@@ -80,9 +108,9 @@ export function actionRunner(deps: ActionDeps): StepRunner {
         }
       }
       case "download":
-        return downloadStep(a.value, ctx, deps);
+        return downloadStep(a.value, ctx, stepDeps);
       case "upload":
-        return uploadStep(a.value, ctx, { ...deps, onAttemptFailed: deps.note });
+        return uploadStep(a.value, ctx, { ...stepDeps, onAttemptFailed: deps.note });
       case "timeout":
         if (!a.value.action) return new StepError("timeout action has no action", false);
         return timeoutStep(a.value.action, Number(a.value.timeoutMs), withSource(ctx, a.value.logSource), run);

@@ -11,13 +11,21 @@ import {
 } from "@diego/proto";
 import { taskLogger, type EgressPolicy, type Logger, type ServiceClient } from "@diego/kit";
 import { actionRunner, runTree as runActionTree } from "../actions/run-action.js";
+import type { ImageHomes } from "../actions/container-files.js";
 import { firstFile } from "../runtime/tar-files.js";
 import type { DownloadCache } from "../actions/download-cache.js";
 import type { StepContext, StepResult, StepRunner } from "../actions/step.js";
 import type { CapacityLedger } from "../capacity/capacity-ledger.js";
 import type { TaskLogStore } from "../logs/task-log-store.js";
 import type { CellMetrics } from "../metrics.js";
-import type { ContainerRuntime, ContainerSpec, ExecIo, ExecSpec, ProcessHandle } from "../runtime/container-runtime.js";
+import {
+  overriding,
+  type ContainerRuntime,
+  type ContainerSpec,
+  type ExecIo,
+  type ExecSpec,
+  type ProcessHandle,
+} from "../runtime/container-runtime.js";
 import { decideReport, type Outcome, type Produced, type StopReason } from "./decide-report.js";
 import { DeferredIo } from "./deferred-io.js";
 import { cursorAtLeaf, pathsOf, recoveryOf, replayRole } from "./follow-plan.js";
@@ -80,6 +88,8 @@ export interface RunnerEnv {
   pool?: { claim(spec: ContainerSpec): Promise<string | undefined> };
   /** Removes a container (through the cell, which marks it as its own doing). */
   removeContainer(id: string): Promise<void>;
+  /** Home directories known of images (container-files.ts), shared by the cell's tasks. */
+  imageHomes?: ImageHomes;
   /** Called once when the runner has released everything. */
   onDone(runner: TaskRunner): void;
 }
@@ -314,7 +324,7 @@ export class TaskRunner {
       } else this.journalOutput(h);
       return h;
     };
-    const runtime = withExec(this.env.runtime, exec);
+    const runtime = overriding(this.env.runtime, { exec });
     const around = async (action: Action, ctx: StepContext, step: StepRunner): Promise<StepResult> => {
       const path = paths.get(action);
       if (!root || !path) return step(action, ctx);
@@ -338,6 +348,9 @@ export class TaskRunner {
       uploadMaxBytes: this.env.limits.uploadMaxBytes,
       instanceIp: this.env.limits.instanceIp,
       maxProcesses: this.env.limits.maxTaskProcesses,
+      imageHomes: this.env.imageHomes,
+      // A container the cell just made or claimed; a followed one has run the task's earlier steps.
+      pristine: !followed,
       note: (message) => this.log.info(message),
     });
     const tree = task.action ? await runActionTree(run, task.action, ctx) : {};
@@ -542,17 +555,6 @@ function withoutSecrets(task: Task): JsonObject {
 function isLeaf(action: Action): boolean {
   const kind = action.action.case;
   return kind === "run" || kind === "download" || kind === "upload";
-}
-
-/** The runtime with its exec replaced (every other call goes to the runtime itself). */
-function withExec(runtime: ContainerRuntime, exec: ContainerRuntime["exec"]): ContainerRuntime {
-  return new Proxy(runtime, {
-    get(target, prop, receiver) {
-      if (prop === "exec") return exec;
-      const value: unknown = Reflect.get(target, prop, receiver);
-      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
 }
 
 type CompleteRecordUsage = NonNullable<Extract<OutcomeRecord, { kind: "complete" }>["usage"]>;

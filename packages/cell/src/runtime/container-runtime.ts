@@ -121,6 +121,11 @@ export interface ContainerRuntime {
   /** The container's IP address on its network; empty when it has none (network off). */
   address(id: string): Promise<string>;
   /**
+   * The id of the image the container was made from, which names the image's content: until something
+   * changes them, the container's files are that image's.
+   */
+  imageOf(id: string): Promise<string>;
+  /**
    * A process an earlier run of the cell started (by its ProcessHandle.id), to wait for and signal. With
    * `io`, its output from `from` on (ProcessHandle.output of the earlier run; default the start) is
    * delivered, what it wrote while nobody read included, and `exited` resolves once it is. Undefined
@@ -144,4 +149,15 @@ export interface ContainerRuntime {
   list(labels: Record<string, string>): Promise<ContainerInfo[]>;
   /** Calls back on container events of containers carrying the labels; returns an unsubscribe. */
   watch(labels: Record<string, string>, onEvent: (e: RuntimeEvent) => void, onError: (err: Error) => void): () => void;
+}
+
+/** The runtime with some of its calls replaced; every other call goes to the runtime itself. */
+export function overriding(runtime: ContainerRuntime, calls: Partial<ContainerRuntime>): ContainerRuntime {
+  return new Proxy(runtime, {
+    get(target, prop, receiver) {
+      if (Object.hasOwn(calls, prop)) return calls[prop as keyof ContainerRuntime];
+      const value: unknown = Reflect.get(target, prop, receiver);
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }

@@ -50,6 +50,8 @@ export class DockerRuntime implements ContainerRuntime {
   readonly docker: Docker;
   /** Containers whose output directory is made (or being made). */
   private readonly outputRoots = new Map<string, Promise<void>>();
+  /** What does not change in a container's life once it runs, from one inspect (by container id). */
+  private readonly facts = new Map<string, Promise<ContainerFacts>>();
 
   constructor(private readonly options: DockerRuntimeOptions) {
     this.docker = new Docker({ socketPath: options.socketPath ?? "/var/run/docker.sock" });
@@ -87,7 +89,9 @@ export class DockerRuntime implements ContainerRuntime {
         Labels: spec.labels,
         Env: spec.env,
         Entrypoint: [HELPER],
-        Cmd: ["sleep", "2147483647"],
+        // The idle main process makes the output directory first when it can (the image's user is root),
+        // which saves the exec that makes it otherwise (outputRoot).
+        Cmd: ["sh", "-c", `${HELPER} mkdir -m 1777 ${OUTPUT_ROOT} 2>/dev/null; exec ${HELPER} sleep 2147483647`],
         WorkingDir: "/",
         HostConfig: {
           Init: true,
@@ -228,6 +232,9 @@ export class DockerRuntime implements ContainerRuntime {
     let made = this.outputRoots.get(id);
     if (!made) {
       made = (async () => {
+        // Most often the container's main process has made it (create); a stat tells.
+        const stat = await this.pathStat(id, OUTPUT_ROOT);
+        if (stat?.mode !== undefined && isSharedDirectory(stat.mode)) return;
         const exec = await this.docker.getContainer(id).exec({
           Cmd: [HELPER, "mkdir", "-p", "-m", "1777", OUTPUT_ROOT],
           User: "0",
@@ -305,13 +312,39 @@ export class DockerRuntime implements ContainerRuntime {
 
   /** The container's env as created (the image's, then the task's). */
   private async containerEnv(id: string): Promise<string[]> {
-    const info = await this.docker.getContainer(id).inspect();
-    return info.Config?.Env ?? [];
+    return (await this.factsOf(id)).env;
   }
 
   async address(id: string): Promise<string> {
-    const info = await this.docker.getContainer(id).inspect();
-    return Object.values(info.NetworkSettings?.Networks ?? {}).find((n) => n.IPAddress)?.IPAddress ?? "";
+    return (await this.factsOf(id)).address;
+  }
+
+  async imageOf(id: string): Promise<string> {
+    return (await this.factsOf(id)).image;
+  }
+
+  /**
+   * A running container's env, address and image, inspected once: the env and image are fixed at create,
+   * the address while the container runs (the cell never reconnects a container's network).
+   */
+  private factsOf(id: string): Promise<ContainerFacts> {
+    let facts = this.facts.get(id);
+    if (!facts) {
+      facts = this.docker
+        .getContainer(id)
+        .inspect()
+        .then((info) => {
+          if (!info.State?.Running) this.facts.delete(id); // not settled yet: asked again next time
+          return {
+            env: info.Config?.Env ?? [],
+            address: Object.values(info.NetworkSettings?.Networks ?? {}).find((n) => n.IPAddress)?.IPAddress ?? "",
+            image: info.Image,
+          };
+        });
+      facts.catch(() => this.facts.delete(id));
+      this.facts.set(id, facts);
+    }
+    return facts;
   }
 
   private async oomKilled(id: string): Promise<boolean> {
@@ -346,8 +379,7 @@ export class DockerRuntime implements ContainerRuntime {
 
   async isDirectory(id: string, path: string): Promise<boolean> {
     const stat = await this.pathStat(id, path);
-    // Go's os.FileMode: the directory bit is the top one.
-    return ((stat?.mode ?? 0) & 0x80000000) !== 0;
+    return ((stat?.mode ?? 0) & GO_MODE_DIR) !== 0;
   }
 
   /** What the engine tells of a path in the container (resolved within it), undefined when there is none. */
@@ -367,6 +399,7 @@ export class DockerRuntime implements ContainerRuntime {
 
   async remove(id: string): Promise<void> {
     this.outputRoots.delete(id);
+    this.facts.delete(id);
     try {
       await this.docker.getContainer(id).remove({ force: true, v: true });
     } catch (err) {
@@ -472,6 +505,21 @@ async function execPid(exec: Docker.Exec, ended: () => boolean, deadlineMs = 10_
     await sleep(wait / 2 + Math.random() * (wait / 2));
   }
   return undefined;
+}
+
+/** Go's os.FileMode of a directory anyone may write to, with the sticky bit (mode 1777). */
+function isSharedDirectory(mode: number): boolean {
+  return (mode & GO_MODE_DIR) !== 0 && (mode & GO_MODE_STICKY) !== 0 && (mode & 0o777) === 0o777;
+}
+
+/** Bits of Go's os.FileMode, as the engine's path stat gives it. */
+const GO_MODE_DIR = 0x80000000;
+const GO_MODE_STICKY = 0x100000;
+
+interface ContainerFacts {
+  env: string[];
+  address: string;
+  image: string;
 }
 
 function labelFilters(labels: Record<string, string>): string[] {

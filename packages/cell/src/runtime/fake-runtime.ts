@@ -263,6 +263,11 @@ export class FakeRuntime implements ContainerRuntime {
     return this.get(id).address;
   }
 
+  async imageOf(id: string): Promise<string> {
+    await this.delay();
+    return `fake-image:${this.get(id).spec.image}`;
+  }
+
   async list(labels: Record<string, string>): Promise<ContainerInfo[]> {
     await this.delay();
     return [...this.containers.values()]
