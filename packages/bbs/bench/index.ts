@@ -19,7 +19,7 @@ import { Etcd3 } from "etcd3";
 import { cpuMs, rssMib, spawnBbs, stopBbs, txnTotals } from "./bbs-process.js";
 import { batchedLifecycles, dispatchingAuctioneer, unaryLifecycles, type Window } from "./lifecycles.js";
 import { rawGrpcLatencies, rawGrpcRate } from "./raw-grpc.js";
-import { DOMAIN_SIZE, readLatencies, seed, summary } from "./reads.js";
+import { DOMAIN_SIZE, readLatenciesApart, seed, summary } from "./reads.js";
 import { rawCas, storeLifecycles } from "./store-rates.js";
 
 const env = process.env;
@@ -178,7 +178,7 @@ async function main() {
       console.log(
         `BBS started and loaded them in ${fmt((Date.now() - started) / 1000, 1)} s; RSS ${fmt(rssMib(reader.child.pid!))} MiB`,
       );
-      const reads = await readLatencies(reader.address, STORED);
+      const reads = await readLatenciesApart(reader.address, STORED);
       const rss = rssMib(reader.child.pid!);
       const echo = summary(await rawGrpcLatencies(5_000, 300));
       console.log(

@@ -1,4 +1,7 @@
 // Reads with many tasks stored: GetTask and ListTasks latency through gRPC, and the BBS's RSS.
+import { execFile } from "node:child_process";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@diego/kit";
 import { ListTasksResponseSchema, TaskSchema, TaskService, TaskState, type Task } from "@diego/proto";
@@ -66,6 +69,28 @@ export interface Latencies {
   n: number;
   p50: number;
   p99: number;
+}
+
+type ReadFigures = Awaited<ReturnType<typeof readLatencies>>;
+
+/** readLatencies in a client process of its own (read-client.ts). */
+export function readLatenciesApart(address: string, stored: number): Promise<ReadFigures> {
+  const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+  return new Promise((done, fail) =>
+    execFile(
+      process.execPath,
+      ["--import", "tsx", "packages/bbs/bench/read-client.ts", address, String(stored)],
+      { cwd: root, env: { ...process.env, NODE_OPTIONS: "" }, maxBuffer: 1024 * 1024 },
+      (err, stdout) => {
+        if (err) return fail(err);
+        try {
+          done(JSON.parse(stdout.trim().split("\n").pop()!) as ReadFigures);
+        } catch (e) {
+          fail(e as Error);
+        }
+      },
+    ),
+  );
 }
 
 /** GetTask of random stored tasks and ListTasks of random whole domains, one call at a time. */

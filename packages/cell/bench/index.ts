@@ -1,7 +1,8 @@
 // pnpm bench:cell — the cell's latency and throughput against raw dockerode in the same run.
 //
 // Latency: DesireTask → process running (the task's RUNNING transition) and → COMPLETED for a trivial
-// task on an idle cell, p50/p99, beside raw create+start+wait+remove of the same image.
+// task on an idle cell, p50/p99, beside raw create+start+wait+remove of the same image. Each raw run
+// and each task starts on an idle cell: its last container removed, its pool full again.
 // Throughput: tasks/s with work queued at concurrency C, beside raw Docker at the same concurrency.
 // The cell runs with its container pool (docs/performance.md, "The container pool") of C containers
 // per shape, unless BENCH_POOL=0; the warm-up makes the task's shape one the cell has seen.
@@ -156,6 +157,20 @@ async function main() {
     return performance.now() - t0;
   }
 
+  const idle = () =>
+    eventually(
+      "an idle cell",
+      async () => {
+        const pool = poolStats();
+        if (pool && (pool.ready < CONCURRENCY || pool.creating > 0)) return false;
+        // Every task container is named diego-<cell>-<guid>, a claimed pooled one too.
+        const tasks = await docker.listContainers({ all: true, filters: { name: [`diego-${cellId}-`] } });
+        return tasks.length === 0;
+      },
+      60_000,
+      20,
+    );
+
   // Warm up both paths.
   for (let i = 0; i < 3; i++) {
     await oneTask();
@@ -173,8 +188,10 @@ async function main() {
     const r = await oneTask();
     cellRunning.push(r.running);
     cellCompleted.push(r.completed);
+    // An idle cell before the raw run and the next task: the container removed, the pool refilled (its
+    // creates would slow the raw run down).
+    await idle();
     raw.push(await rawOne());
-    await new Promise((res) => setTimeout(res, 50)); // let the cell remove the container: an idle cell
   }
 
   const rawExit = rawUntilExit.slice(-LATENCY_RUNS);
