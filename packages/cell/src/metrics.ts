@@ -14,8 +14,8 @@ import type { PoolStats } from "./runtime/container-pool.js";
  *     (the rep's names; reserved capacity, in MiB and containers)
  *   ContainerPoolReady / ContainerPoolCreating / ContainerPoolShapes {cell_id}  the container pool now
  *     (docs/performance.md, "The container pool"; 0 when it is off), and since the start
- *   ContainerPoolClaims {cell_id, result=hit|miss|skipped|discarded}  claims that took a pooled container,
- *     found none ready, could not be pooled (task env), or took one that could not be given the task's limits
+ *   ContainerPoolClaims {cell_id, result=hit|miss|discarded}  claims that took a pooled container,
+ *     found none ready, or took one that could not be given the task's limits
  *   ContainerPoolCreated / ContainerPoolCreateFailures {cell_id}  containers the pool made, or failed to
  */
 /** A task label key as a Prometheus label name: `label_` and the key with every other character as `_`. */
@@ -110,12 +110,12 @@ export class CellMetrics {
     }
     new Gauge({
       name: "ContainerPoolClaims",
-      help: "Claimed tasks since the start, by what the pool gave them: hit, miss, skipped (not poolable), discarded.",
+      help: "Claimed tasks since the start, by what the pool gave them: hit, miss, discarded.",
       labelNames: ["cell_id", "result"],
       registers: [registry],
       collect() {
         const s = pool();
-        const claims = { hit: s?.hits, miss: s?.misses, skipped: s?.skipped, discarded: s?.discarded };
+        const claims = { hit: s?.hits, miss: s?.misses, discarded: s?.discarded };
         for (const [result, n] of Object.entries(claims)) this.set({ ...labels, result }, n ?? 0);
       },
     });

@@ -138,21 +138,61 @@ describe("through a cell", () => {
     expect(pool.stats().hits).toBeGreaterThanOrEqual(2);
     expect((await h.cluster.presence(h.cellId)) !== undefined).toBe(true);
   }, 180_000);
+
+  test("a task with env takes a pooled container; its processes see the env as in a new one", async () => {
+    const pool = h.cell.cell.parts.pool!;
+    await eventually("a ready container", async () => pool.stats().ready > 0, 60_000);
+    const hits = pool.stats().hits;
+    const guid = uniqueId("pooled-env");
+    await h.cluster.desire({
+      taskGuid: guid,
+      domain: "pool-test",
+      rootFs: "docker:///diego/busybox",
+      memoryMb: 64,
+      env: [
+        { name: "GREETING", value: "hello" },
+        { name: "PATH", value: "/bin:/usr/bin" },
+      ],
+      action: {
+        action: {
+          case: "run",
+          value: {
+            path: "/bin/sh",
+            args: ["-c", 'printf "%s|%s|%s|%s" "$GREETING" "$PATH" "$OTHER" "$CF_INSTANCE_PORTS" > /tmp/r'],
+            env: [{ name: "OTHER", value: "from-action" }],
+          },
+        },
+      },
+      resultFile: "/tmp/r",
+    });
+    const t = await h.cluster.completed(guid, 90_000);
+    expect({ failed: t.failed, reason: t.failureReason, result: t.result }).toEqual({
+      failed: false,
+      reason: "",
+      result: "hello|/bin:/usr/bin|from-action|[]",
+    });
+    expect(pool.stats().hits).toBe(hits + 1);
+  }, 120_000);
 });
 
-test("a restarted cell removes the pooled containers it left unclaimed and follows the task in a claimed one", async () => {
+test("a restarted cell removes the pooled containers it left unclaimed and follows the task in a claimed one, env and all", async () => {
   const bbs = await RestartableBbs.start();
   const cellId = uniqueId("pool-restart");
   const workDir = join(tmpdir(), `diego-cell-test-${cellId}`);
   const runtime = new DockerRuntime({ helperDir: join(workDir, "helper") });
   const cell = new CellProcess(cellId, bbs.address, workDir, ["--container-pool", "--container-pool-size", "2"]);
-  const desire = (taskGuid: string, script: string) =>
+  const run = (script: string) => ({
+    action: { case: "run" as const, value: { path: "/bin/sh", args: ["-c", script] } },
+  });
+  const desire = (taskGuid: string, ...scripts: string[]) =>
     bbs.tasks.desireTask({
       taskGuid,
       domain: "d",
       rootFs: "docker:///diego/busybox",
       resultFile: "/tmp/result",
-      action: { action: { case: "run", value: { path: "/bin/sh", args: ["-c", script] } } },
+      env: [{ name: "GREETING", value: "hello" }],
+      action:
+        scripts.length === 1 ? run(scripts[0]!) : { action: { case: "serial", value: { actions: scripts.map(run) } } },
     });
   const unclaimed = async () =>
     (await runtime.list(cellLabels(cellId))).filter((c) => c.name.startsWith(poolNamePrefix(cellId)));
@@ -163,8 +203,9 @@ test("a restarted cell removes the pooled containers it left unclaimed and follo
     await bbs.waitForState(`${cellId}-first`, TaskState.COMPLETED, 90_000);
     await eventually("the pool to fill", async () => (await unclaimed()).length === 2, 60_000, 200);
     const guid = `${cellId}-across`;
-    // Quiet from its start (docs/reliability.md): the restarted cell follows it in its pooled container.
-    await desire(guid, "sleep 5; printf across > /tmp/result");
+    // Quiet from its start (docs/reliability.md): the restarted cell follows it in its pooled container,
+    // then starts its second process with the task's env, which it asks the BBS for again.
+    await desire(guid, "sleep 5", 'printf "$GREETING across" > /tmp/result');
     await bbs.waitForState(guid, TaskState.RUNNING);
     await processJournaled(workDir, guid);
     const mine = (await runtime.list(cellLabels(cellId))).find((c) => taskGuidOf(c, cellId) === guid);
@@ -178,7 +219,7 @@ test("a restarted cell removes the pooled containers it left unclaimed and follo
     expect({ failed: t.failed, failureReason: t.failureReason, result: t.result }).toEqual({
       failed: false,
       failureReason: "",
-      result: "across",
+      result: "hello across",
     });
     const now = await runtime.list(cellLabels(cellId));
     expect(now.filter((c) => left.some((l) => l.id === c.id))).toEqual([]);

@@ -6,6 +6,7 @@ import type { ActionSchema, TaskCreateRequestSchema } from "@diego/proto";
 import { FailureReason } from "@diego/models";
 import { imageFor } from "../src/executor/image-resolver.js";
 import { containerLabels } from "../src/executor/labels.js";
+import { cpuShares } from "../src/executor/task-runner.js";
 import type { ContainerSpec } from "../src/runtime/container-runtime.js";
 import { hostAllowsPrivileged } from "../src/runtime/privileged-config.js";
 import { eventually } from "@diego/testing";
@@ -54,7 +55,10 @@ async function runTask(over: Partial<TaskInit>): Promise<Task> {
   return h.cluster.completed(guid, 90_000);
 }
 
-/** Runs the task on the pooled cell in a container of its pool (a task of the same shape goes first when none is ready). */
+/**
+ * Runs the task on the pooled cell in a container of its pool: when none it could take is ready, a task of
+ * the same shape and limits goes first (the pool makes its containers with the limits its last task wanted).
+ */
 async function runPooled(over: Partial<TaskInit>): Promise<Task> {
   const pool = pooled.cell.cell.parts.pool!;
   const shape = { ...over, rootFs: "docker:///diego/busybox", placementTags: ["pooled"] } as Partial<TaskInit> & {
@@ -66,15 +70,22 @@ async function runPooled(over: Partial<TaskInit>): Promise<Task> {
     image: "image" in image ? image.image : "",
     labels: {},
     env: [],
-    memoryMb: 0,
+    memoryMb: over.memoryMb ?? 0,
     diskMb: pooled.cell.diskQuota.enforced ? (over.diskMb ?? 0) : 0,
-    cpuShares: 0,
-    maxPids: 0,
+    cpuShares: cpuShares(over.cpuWeight ?? 0),
+    maxPids: over.maxPids || pooled.config.maxPids,
     privileged: false,
     network: pooled.config.network,
   };
   if (pool.readyFor(probe) === 0) {
-    const first = { rootFs: shape.rootFs, placementTags: shape.placementTags, diskMb: over.diskMb, action: sh("true") };
+    const limits = { memoryMb: over.memoryMb, cpuWeight: over.cpuWeight, maxPids: over.maxPids };
+    const first = {
+      ...limits,
+      rootFs: shape.rootFs,
+      placementTags: shape.placementTags,
+      diskMb: over.diskMb,
+      action: sh("true"),
+    };
     expect((await runTask(first)).failed).toBe(false);
     await eventually("a pooled container of the shape", async () => pool.readyFor(probe) > 0, 60_000);
   }

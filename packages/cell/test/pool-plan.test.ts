@@ -7,7 +7,7 @@ import {
   NO_LIMITS,
   pickReady,
   planPool,
-  poolableShape,
+  shapeOf,
   shapeKey,
   updatable,
   type ContainerLimits,
@@ -32,6 +32,16 @@ function state(used: Array<[PoolShape, number]>, containers: PooledContainer[] =
     shapes: new Map(used.map(([s, at]) => [shapeKey(s), { shape: s, lastUsed: at, limits: NO_LIMITS }])),
     containers,
   };
+}
+const L = (memory: number, cpuShares: number, pidsLimit: number): ContainerLimits => ({
+  memory,
+  memorySwap: memory,
+  cpuShares,
+  pidsLimit,
+});
+/** Shape A last used at 1,000 with `limits`, and these containers. */
+function limited(limits: ContainerLimits, containers: PooledContainer[]): PoolState {
+  return { shapes: new Map([[shapeKey(A), { shape: A, lastUsed: 1_000, limits }]]), containers };
 }
 const ready = (id: string, s: PoolShape, limits = NO_LIMITS): PooledContainer => ({
   id,
@@ -87,6 +97,16 @@ describe("the plan", () => {
     ],
     ["forgets an idle shape with no containers", state([[A, 0]]), { create: [], evict: [], forget: [shapeKey(A)] }],
     [
+      "replaces a ready container its shape's last limits cannot be given (a limit would have to go)",
+      limited(NO_LIMITS, [ready("with", A, L(32, 512, 100)), ready("none", A)]),
+      { create: [A], evict: ["with"], forget: [] },
+    ],
+    [
+      "keeps one whose limits an update can turn into the last ones",
+      limited(L(64, 256, 50), [ready("with", A, L(32, 512, 100)), ready("none", A)]),
+      { create: [], evict: [], forget: [] },
+    ],
+    [
       "evicts the least recently used shape past maxShapes; fills the most recent first",
       state(
         [
@@ -110,13 +130,6 @@ describe("claims", () => {
     const list = [creating(A), ready("b", B), ready("a1", A), ready("a2", A)];
     expect(pickReady(list, shapeKey(A), NO_LIMITS)?.id).toBe("a1");
     expect(pickReady([creating(A), ready("b", B)], shapeKey(A), NO_LIMITS)).toBeUndefined();
-  });
-
-  const L = (memory: number, cpuShares: number, pidsLimit: number): ContainerLimits => ({
-    memory,
-    memorySwap: memory,
-    cpuShares,
-    pidsLimit,
   });
 
   test("prefer a container made with the limits wanted; else one an update can give them", () => {
@@ -160,11 +173,10 @@ describe("claims", () => {
   });
 
   test.each([
-    ["no env: pooled, by image, disk, privileged, network", spec({ diskMb: 5 }), shape("a:1", 5)],
-    ["env: not pooled (fixed at create)", spec({ env: ["A=1"] }), undefined],
-  ])("%s", (_name, s, want) => {
-    const got = poolableShape(s);
-    expect("shape" in got ? got.shape : undefined).toEqual(want);
+    ["by image, disk, privileged, network", spec({ diskMb: 5 }), shape("a:1", 5)],
+    ["env is not part of it (each process gets it)", spec({ env: ["A=1"] }), shape("a:1")],
+  ])("the shape: %s", (_name, s, want) => {
+    expect(shapeOf(s)).toEqual(want);
   });
 
   test.each([

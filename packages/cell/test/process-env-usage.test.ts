@@ -2,7 +2,7 @@
 // paths and the engine's stats.
 import { cellIp, instanceVariables } from "../src/actions/instance-env.js";
 import { cgroupPaths, usageFromStats } from "../src/runtime/cgroup-usage.js";
-import { layerEnv } from "../src/runtime/env-layers.js";
+import { createdEnv, layerEnv } from "../src/runtime/env-layers.js";
 
 describe("layerEnv", () => {
   test.each([
@@ -20,6 +20,21 @@ describe("layerEnv", () => {
     ["no layers, nothing", [], []],
   ])("%s", (_name, layers, want) => {
     expect(layerEnv(...layers)).toEqual(want);
+  });
+});
+
+describe("createdEnv (a container's env, as the engine makes it at create)", () => {
+  test.each([
+    [
+      "the given env first, then the image's entries it does not name",
+      ["B=t", "C=t"],
+      ["A=i", "B=i"],
+      ["B=t", "C=t", "A=i"],
+    ],
+    ["no env: the image's", [], ["A=i"], ["A=i"]],
+    ["a bare name names the image's too", ["A"], ["A=i"], ["A"]],
+  ])("%s", (_name, env, image, want) => {
+    expect(createdEnv(env, image)).toEqual(want);
   });
 });
 

@@ -97,11 +97,14 @@ async function poolMetric(name: string, labels = ""): Promise<number> {
 
 /**
  * Runs the task on the pooled cell, in a container of its pool: a task of the same shape (image, disk)
- * goes first so the pool has one ready; the task must have taken one. No env: tasks with env are not
- * pooled (docs/performance.md, "The container pool").
+ * and limits goes first, so the pool has one ready made with those limits (docs/performance.md, "The
+ * container pool"); the task must have taken one.
  */
 async function runPooled(action: JsonValue, extra: Record<string, JsonValue> = {}): Promise<Task> {
-  const shape = { placement_tags: ["pooled"], env: [], disk_mb: extra.disk_mb ?? 64 };
+  const limits = Object.fromEntries(
+    Object.entries(extra).filter(([k]) => ["memory_mb", "cpu_weight", "max_pids"].includes(k)),
+  );
+  const shape = { ...limits, placement_tags: ["pooled"], env: [], disk_mb: extra.disk_mb ?? 64 };
   const hits = () => poolMetric("ContainerPoolClaims", 'result="hit"');
   const before = await hits();
   const first = await runTask(sh("true"), shape);

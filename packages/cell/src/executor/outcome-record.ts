@@ -79,6 +79,11 @@ const runningRecord = z.object({
   /** The task as claimed, as protobuf JSON, without its secrets (secret_env, image credentials). */
   task: z.record(z.string(), z.unknown()),
   cursor,
+  /**
+   * The container was not created with the task's env (a pooled one): each process is given it. A
+   * restarted cell asks the BBS for it again (StartTask) before it starts another process.
+   */
+  envPerProcess: z.literal(true).optional(),
   recordedAt: z.number(),
 });
 

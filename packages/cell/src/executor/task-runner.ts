@@ -109,6 +109,11 @@ export class TaskRunner {
   /** The cursor last journaled (writes of the same one are skipped). */
   private journaled?: Cursor;
   private taskJson?: JsonObject;
+  /**
+   * The task's env for each of its processes, when its container was not created with it (a pooled one;
+   * docs/performance.md, "The container pool").
+   */
+  private processEnv?: () => Promise<string[]>;
   private finished = false;
   private resolveDone!: () => void;
   /** Resolves when the runner has released its reservation. */
@@ -195,6 +200,7 @@ export class TaskRunner {
     runner.containerId = record.containerId;
     runner.phase = "running";
     runner.journaled = record.cursor;
+    if (record.envPerProcess) runner.processEnv = runner.envFromBbs();
     const reserved = env.ledger.reserve(runner.work);
     if (!reserved.admitted)
       runner.log.warn({ reason: reserved.reason }, "the resumed task does not fit the ledger; following it anyway");
@@ -269,6 +275,7 @@ export class TaskRunner {
       const pooled = await this.env.pool?.claim(spec);
       this.containerId = pooled ?? (await this.createContainer(spec));
       if (!pooled) await this.env.runtime.start(this.containerId);
+      else if (spec.env.length) this.processEnv = () => Promise.resolve(spec.env);
       this.env.metrics.containerCreateSeconds.observe((performance.now() - started) / 1000);
     } catch (err) {
       this.log.error({ err }, "cannot create container");
@@ -315,7 +322,8 @@ export class TaskRunner {
         this.journalOutput(h, followed.path);
         return h;
       }
-      const h = await this.env.runtime.exec(id, spec, io, stop);
+      const createEnv = await this.processEnv?.();
+      const h = await this.env.runtime.exec(id, createEnv ? { ...spec, createEnv } : spec, io, stop);
       if (recordNext) {
         const path = recordNext;
         recordNext = undefined;
@@ -380,8 +388,7 @@ export class TaskRunner {
       name: containerName(this.env.cellId, task.taskGuid),
       image,
       labels: containerLabels(this.env.cellId, task.taskGuid),
-      // secret_env is given to every process like env (after it); it never appears in a log.
-      env: [...task.env, ...task.secretEnv].map((e) => `${e.name}=${e.value}`),
+      env: envOf(task),
       memoryMb: task.memoryMb,
       diskMb: limits.diskQuota ? task.diskMb : 0,
       cpuShares: cpuShares(task.cpuWeight),
@@ -500,6 +507,7 @@ export class TaskRunner {
         containerId: this.containerId,
         task: this.taskJson,
         cursor,
+        ...(this.processEnv ? { envPerProcess: true as const } : {}),
         recordedAt: Date.now(),
       });
       return true;
@@ -507,6 +515,31 @@ export class TaskRunner {
       this.log.error({ err }, "cannot journal the running task; a restarted cell could not follow it");
       return false;
     }
+  }
+
+  /**
+   * After a restart, the env of a task whose container was not created with it: the cell keeps no env
+   * on disk, so it asks the BBS, which gives a task (secrets included) only to the cell it runs on
+   * (StartTask of a task already on this cell changes nothing). Asked once it is needed, again after a failure.
+   */
+  private envFromBbs(): () => Promise<string[]> {
+    let asked: Promise<string[]> | undefined;
+    return () =>
+      (asked ??= this.env.lifecycle
+        .startTask({ taskGuid: this.work.taskGuid, cellId: this.env.cellId })
+        .then((res) => {
+          if (!res.task) throw new Error("the BBS sent no task");
+          return envOf(res.task);
+        })
+        .catch((err: unknown) => {
+          asked = undefined;
+          throw new Error(
+            `cannot get the task's env from the BBS after the cell restarted: ${(err as Error).message}`,
+            {
+              cause: err,
+            },
+          );
+        }));
   }
 
   private async usage(): Promise<CompleteRecordUsage | undefined> {
@@ -539,6 +572,11 @@ export class TaskRunner {
     this.env.onDone(this);
     this.resolveDone();
   }
+}
+
+/** NAME=value of every process: env, then secret_env (given like env; it never appears in a log). */
+function envOf(task: Task): string[] {
+  return [...task.env, ...task.secretEnv].map((e) => `${e.name}=${e.value}`);
 }
 
 /** The task as JSON for the journal, without what must not rest on disk: secret_env, image credentials, env. */

@@ -16,7 +16,8 @@ import {
   limitUpdate,
   pickReady,
   planPool,
-  poolableShape,
+  shapeOf,
+  updatable,
   shapeKey,
   NO_LIMITS,
   type ContainerLimits,
@@ -80,8 +81,6 @@ export interface PoolStats {
   hits: number;
   /** Poolable claims that found none ready (a new container was made). */
   misses: number;
-  /** Claims of tasks that cannot be pooled (see poolableShape). */
-  skipped: number;
   /** Pooled containers taken, then removed because they could not be given the task's name and limits. */
   discarded: number;
   created: number;
@@ -113,7 +112,7 @@ export interface ContainerPoolOptions {
 export class ContainerPool {
   private readonly shapes = new Map<string, ShapeUse>();
   private containers: PooledContainer[] = [];
-  private readonly counts = { hits: 0, misses: 0, skipped: 0, discarded: 0, created: 0, createFailures: 0 };
+  private readonly counts = { hits: 0, misses: 0, discarded: 0, created: 0, createFailures: 0 };
   private filling?: Promise<void>;
   private again = false;
   private stopped = false;
@@ -146,14 +145,10 @@ export class ContainerPool {
    */
   async claim(spec: ContainerSpec): Promise<string | undefined> {
     if (this.stopped) return undefined;
-    const poolable = poolableShape(spec);
-    if ("reason" in poolable) {
-      this.counts.skipped++;
-      return undefined;
-    }
-    const key = shapeKey(poolable.shape);
+    const shape = shapeOf(spec);
+    const key = shapeKey(shape);
     const want = limitsOf(spec);
-    this.shapes.set(key, { shape: poolable.shape, lastUsed: this.now(), limits: want });
+    this.shapes.set(key, { shape, lastUsed: this.now(), limits: want });
     const taken = pickReady(this.containers, key, want);
     if (taken) this.containers = this.containers.filter((c) => c !== taken); // taken now: no other claim sees it
     this.refillWhenQuiet(!pickReady(this.containers, key, want));
@@ -193,12 +188,11 @@ export class ContainerPool {
     };
   }
 
-  /** Ready containers of the shape a task of `spec` would claim (0 when it cannot be pooled). */
+  /** Ready containers a task of `spec` could take: of its shape, with limits an update can make its own. */
   readyFor(spec: ContainerSpec): number {
-    const poolable = poolableShape(spec);
-    if ("reason" in poolable) return 0;
-    const key = shapeKey(poolable.shape);
-    return this.containers.filter((c) => c.key === key && c.state === "ready").length;
+    const key = shapeKey(shapeOf(spec));
+    const want = limitsOf(spec);
+    return this.containers.filter((c) => c.key === key && c.state === "ready" && updatable(c.limits, want)).length;
   }
 
   /** Pooled containers there are (ready or being made): they hold no task capacity. */

@@ -48,6 +48,11 @@ export interface ExecSpec {
   env: string[];
   /** NAME=value under the container's env: the container's env and `env` override these (CF_INSTANCE_*). */
   baseEnv?: string[];
+  /**
+   * The env the container would have been created with, for one that was not (a pooled container): the
+   * process gets it exactly as if it had been (createdEnv, over the image's env).
+   */
+  createEnv?: string[];
   /** A user name (or uid) of the image; empty = root. */
   user: string;
   /** Working directory; empty = the user's home or /. */

@@ -18,7 +18,7 @@ import {
 } from "./container-runtime.js";
 import { engineMessage, statusCode } from "./docker-errors.js";
 import { cgroupUsage, usageFromStats, type EngineStats } from "./cgroup-usage.js";
-import { layerEnv } from "./env-layers.js";
+import { createdEnv, layerEnv } from "./env-layers.js";
 import { oomKillCount } from "./oom-kill-count.js";
 import { privilegedConfig, TASK_CAPABILITIES } from "./privileged-config.js";
 import { killProcessGroup } from "./process-tree.js";
@@ -127,7 +127,10 @@ export class DockerRuntime implements ContainerRuntime {
     const key = newOutputKey();
     const argv = wrappedArgv(HELPER, spec.argv, spec.nofile, key);
     const container = this.docker.getContainer(id);
-    const env = spec.baseEnv?.length ? layerEnv(spec.baseEnv, await this.containerEnv(id), spec.env) : spec.env;
+    const layered = spec.baseEnv?.length || spec.createEnv?.length;
+    const env = layered
+      ? layerEnv(spec.baseEnv ?? [], createdEnv(spec.createEnv ?? [], await this.containerEnv(id)), spec.env)
+      : spec.env;
     const exec = await container.exec({
       Cmd: argv,
       Env: env,

@@ -6,9 +6,22 @@ export function layerEnv(...layers: readonly (readonly string[])[]): string[] {
   const values = new Map<string, string>();
   for (const layer of layers)
     for (const entry of layer) {
-      const eq = entry.indexOf("=");
-      const name = eq < 0 ? entry : entry.slice(0, eq);
-      values.set(name, eq < 0 ? "" : entry.slice(eq + 1));
+      const name = nameOf(entry);
+      values.set(name, entry.length > name.length ? entry.slice(name.length + 1) : "");
     }
   return [...values].map(([name, value]) => `${name}=${value}`);
+}
+
+/**
+ * The env the engine gives a container created with `env` from an image whose env is `imageEnv`: `env`
+ * as given, then the image's entries whose names it does not have.
+ */
+export function createdEnv(env: readonly string[], imageEnv: readonly string[]): string[] {
+  const names = new Set(env.map(nameOf));
+  return [...env, ...imageEnv.filter((e) => !names.has(nameOf(e)))];
+}
+
+function nameOf(entry: string): string {
+  const eq = entry.indexOf("=");
+  return eq < 0 ? entry : entry.slice(0, eq);
 }

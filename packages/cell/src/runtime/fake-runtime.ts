@@ -18,6 +18,7 @@ import type {
 } from "./container-runtime.js";
 import { FakeShell, mkdirs, normalize } from "./fake-shell.js";
 import { LineOffset, NO_OUTPUT, type OutputOffsets } from "./output-offsets.js";
+import { createdEnv } from "./env-layers.js";
 
 interface FakeContainer {
   id: string;
@@ -121,7 +122,7 @@ export class FakeRuntime implements ContainerRuntime {
     if (c.status !== "running") throw new DiegoError("FAILED_PRECONDITION", `container ${id} is not running`);
     if (signal?.aborted) throw new DiegoError("CANCELLED", "the process was stopped before it started");
     const env = new Map<string, string>();
-    for (const kv of [...(spec.baseEnv ?? []), ...c.spec.env, ...spec.env]) {
+    for (const kv of [...(spec.baseEnv ?? []), ...createdEnv(spec.createEnv ?? [], c.spec.env), ...spec.env]) {
       const eq = kv.indexOf("=");
       env.set(kv.slice(0, eq), kv.slice(eq + 1));
     }

@@ -62,15 +62,11 @@ export function shapeKey(s: PoolShape): string {
 }
 
 /**
- * The shape of a task's container when a pooled one can stand for a new one, else why not. A task
- * with env or secret_env is not pooled: a container's env is fixed at create (it is what every process
- * inherits), and the cell keeps no env on disk to give it to processes after a restart.
+ * The shape of a task's container. Every task can take a pooled container: one with env gets it in each
+ * of its processes instead of at create (ExecSpec.createEnv).
  */
-export function poolableShape(spec: ContainerSpec): { shape: PoolShape } | { reason: string } {
-  if (spec.env.length > 0) return { reason: "the task has env (fixed at create)" };
-  return {
-    shape: { image: spec.image, diskMb: spec.diskMb, privileged: spec.privileged, network: spec.network },
-  };
+export function shapeOf(spec: ContainerSpec): PoolShape {
+  return { image: spec.image, diskMb: spec.diskMb, privileged: spec.privileged, network: spec.network };
 }
 
 /** The shapes kept: used within shapeIdleMs, the maxShapes most recently used. */
@@ -83,16 +79,22 @@ export function keptShapes(state: PoolState, settings: PoolSettings, now: number
   return new Set(recent.map(([key]) => key));
 }
 
-/** What to do now: fill every kept shape up to `size`, remove the ready containers of the others. */
+/**
+ * What to do now: fill every kept shape up to `size`, remove the ready containers of the others, and
+ * those of a kept shape that its last task's limits could not be given (see updatable): they are
+ * replaced by containers made with those limits.
+ */
 export function planPool(state: PoolState, settings: PoolSettings, now: number): PoolPlan {
   const kept = keptShapes(state, settings, now);
+  const stale = (c: PooledContainer) =>
+    c.state === "ready" && (!kept.has(c.key) || !updatable(c.limits, state.shapes.get(c.key)!.limits));
   const create: PoolShape[] = [];
   for (const key of kept) {
-    const have = state.containers.filter((c) => c.key === key).length;
+    const have = state.containers.filter((c) => c.key === key && !stale(c)).length;
     const shape = state.shapes.get(key)!.shape;
     for (let i = have; i < settings.size; i++) create.push(shape);
   }
-  const evict = state.containers.filter((c) => c.state === "ready" && !kept.has(c.key)).map((c) => c.id);
+  const evict = state.containers.filter(stale).map((c) => c.id);
   const forget = [...state.shapes.keys()].filter(
     (key) => !kept.has(key) && !state.containers.some((c) => c.key === key),
   );
