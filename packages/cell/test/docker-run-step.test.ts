@@ -219,6 +219,24 @@ describe("working directory", () => {
   });
 });
 
+test("a process that writes and exits at once is read through its own descriptors, not the archive", async () => {
+  const id = await container();
+  const archive = docker.getArchive.bind(docker);
+  let outputReads = 0;
+  docker.getArchive = (c, path) => {
+    if (path.startsWith("/.diego-output/")) outputReads++;
+    return archive(c, path);
+  };
+  try {
+    const { lines, ctx } = context();
+    expect(await runnerOf(id)(action(sh("echo out; echo err >&2")), ctx)).toBeUndefined();
+    expect(lines.slice(0, 2).sort()).toEqual(["LOG: err", "LOG: out"]);
+    expect(outputReads).toBe(0);
+  } finally {
+    docker.getArchive = archive;
+  }
+});
+
 describe("the output directory", () => {
   const mode = async (id: string) => {
     const { lines, ctx } = context();

@@ -1,4 +1,4 @@
-import { open } from "node:fs/promises";
+import { open, type FileHandle } from "node:fs/promises";
 import { PassThrough } from "node:stream";
 import { DiegoError } from "@diego/models";
 import Docker from "dockerode";
@@ -138,19 +138,29 @@ export class DockerRuntime implements ContainerRuntime {
       WorkingDir: spec.dir || undefined,
       AttachStdout: true,
       AttachStderr: true,
-      AttachStdin: false,
+      AttachStdin: true,
       Tty: false,
     });
     const oomBefore = await oomKillCount(id);
-    // The last moment a stop can keep the process from running at all.
     if (signal?.aborted) throw new DiegoError("CANCELLED", "the process was stopped before it started");
-    const stream = (await exec.start({ hijack: true, stdin: false })) as NodeJS.ReadableStream;
+    const stream = (await exec.start({ hijack: true, stdin: true })) as NodeJS.ReadWriteStream;
+    stream.on("error", () => undefined); // the end below tells
+    // The wrapper waits (output-files.ts, HOLD): its files are opened here, then it is let go.
+    const held = await holdOutput(exec);
+    // The last moment a stop can keep the program from running at all: the wrapper has not exec'd it.
+    if (signal?.aborted) {
+      if (held) await killProcessGroup(held.pid, "SIGKILL").catch(() => undefined);
+      await Promise.all([held?.[1].close(), held?.[2].close()]).catch(() => undefined);
+      stream.end();
+      throw new DiegoError("CANCELLED", "the process was stopped before it started");
+    }
+    stream.end("\n");
     const out = new PassThrough();
     const err = new PassThrough();
     out.on("data", (c: Buffer) => io.stdout(c));
     err.on("data", (c: Buffer) => io.stderr(c));
     this.docker.modem.demuxStream(stream, out, err);
-    const files = this.outputTails(id, key, io, NO_OUTPUT, exec);
+    const files = this.outputTails(id, key, io, NO_OUTPUT, exec, held);
     const ended = new Promise<void>((resolve) => {
       stream.once("end", resolve);
       stream.once("close", resolve);
@@ -272,9 +282,10 @@ export class DockerRuntime implements ContainerRuntime {
    * inside the container, which a task could point at the host's files with a symlink; once the process
    * is gone, what is left is read by the engine inside the container (docs/reliability.md, "Output files").
    */
-  private outputTails(id: string, key: string, io: ExecIo, from: OutputOffsets, exec: Docker.Exec) {
+  private outputTails(id: string, key: string, io: ExecIo, from: OutputOffsets, exec: Docker.Exec, held?: HeldOutput) {
     const source = (fd: 1 | 2, path: string): OutputSource => ({
       open: async () => {
+        if (held) return held[fd];
         const before = await exec.inspect();
         if (!before.Running) return before.ExitCode === null || before.ExitCode === undefined ? undefined : "gone";
         if (!before.Pid) return undefined;
@@ -493,6 +504,55 @@ export class DockerRuntime implements ContainerRuntime {
       stream?.destroy?.();
     };
   }
+}
+
+/** The two output files of a wrapper, opened through its descriptors, and its pid. */
+interface HeldOutput {
+  pid: number;
+  1: FileHandle;
+  2: FileHandle;
+}
+
+/**
+ * Opens a just-started wrapper's two output files through its own descriptors (/proc/<pid>/fd/1 and 2,
+ * once they are its redirects, plain files) while it waits for the cell (output-files.ts, HOLD), and
+ * checks that the same process still runs: its pid cannot have been reused, as it waits. Undefined when
+ * it ended first (its redirect failed) or it cannot be done within `deadlineMs`: the files are then read
+ * as for a reattached process.
+ */
+async function holdOutput(exec: Docker.Exec, deadlineMs = 5_000): Promise<HeldOutput | undefined> {
+  const until = Date.now() + deadlineMs;
+  let pid: number | undefined;
+  for (let wait = 1; Date.now() < until; wait = Math.min(wait * 2, 20)) {
+    const info = await exec.inspect().catch(() => undefined);
+    if (info && !info.Running && info.ExitCode !== null && info.ExitCode !== undefined) return undefined;
+    if (info?.Pid) {
+      pid = info.Pid;
+      break;
+    }
+    await sleep(wait);
+  }
+  if (pid === undefined) return undefined;
+  for (let wait = 1; Date.now() < until; wait = Math.min(wait * 2, 20)) {
+    const [out, err] = await Promise.all([plainFile(`/proc/${pid}/fd/1`), plainFile(`/proc/${pid}/fd/2`)]);
+    if (out && err) {
+      const after = await exec.inspect().catch(() => undefined);
+      if (after?.Running && after.Pid === pid) return { pid, 1: out, 2: err };
+    }
+    await Promise.all([out?.close(), err?.close()]).catch(() => undefined);
+    if (out && err) return undefined; // it ended
+    await sleep(wait);
+  }
+  return undefined;
+}
+
+/** The file at `path` opened for reading when it is a plain file (not the exec's pipe yet), else undefined. */
+async function plainFile(path: string): Promise<FileHandle | undefined> {
+  const handle = await open(path, "r").catch(() => undefined);
+  if (!handle) return undefined;
+  if ((await handle.stat().catch(() => undefined))?.isFile()) return handle;
+  await handle.close().catch(() => undefined);
+  return undefined;
 }
 
 /**

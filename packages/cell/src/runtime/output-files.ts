@@ -28,16 +28,24 @@ const RESOLVE =
   'if [ -n "$__diego_p" ]; then shift; set -- "$__diego_p" "$@"; fi; unset __diego_p;; esac;';
 
 /**
+ * Once its output is redirected, the shell waits for a line on its stdin, the cell's "go" after it has
+ * opened the two files through the shell's own descriptors (so that a program that exits at once is
+ * still read through them); at the end of stdin (the cell gone) it goes on. The program gets /dev/null.
+ */
+const HOLD = "read -r __diego_go; exec </dev/null; unset __diego_go;";
+
+/**
  * The argv that runs `argv` with its stdout and stderr appended to the files of `key`, through the
  * helper busybox's shell (every container has it, whatever its image holds); with `nofile`, under that
- * RLIMIT_NOFILE. The shell redirects itself, finds the program (RESOLVE), then execs it: the process is the program itself
- * (same pid, same exit status); the shell's own errors before that (ulimit) still go to the exec's streams.
- * The key is $0 of the script, so an exec's inspect tells where its output is.
+ * RLIMIT_NOFILE. The shell redirects itself, waits for the cell (HOLD), finds the program (RESOLVE), then
+ * execs it: the process is the program itself (same pid, same exit status); the shell's own errors before
+ * that (ulimit) still go to the exec's streams. The key is $0 of the script, so an exec's inspect tells
+ * where its output is.
  */
 export function wrappedArgv(helper: string, argv: readonly string[], nofile: number, key: string): string[] {
   const { stdout, stderr } = outputPaths(key);
   const limit = nofile > 0 ? `ulimit -n ${Math.floor(nofile)} && ` : "";
-  const script = `${limit}exec >>${stdout} 2>>${stderr} && ${RESOLVE} exec "$@"`;
+  const script = `${limit}exec >>${stdout} 2>>${stderr} && { ${HOLD} } && ${RESOLVE} exec "$@"`;
   return [helper, "sh", "-c", script, key, ...argv];
 }
 
