@@ -237,6 +237,45 @@ test("a process that writes and exits at once is read through its own descriptor
   }
 });
 
+describe("files read through the container's main process", () => {
+  const counting = () => {
+    const archive = docker.getArchive.bind(docker);
+    const reads = { n: 0, restore: () => (docker.getArchive = archive) };
+    docker.getArchive = (c, path) => {
+      reads.n++;
+      return archive(c, path);
+    };
+    return reads;
+  };
+
+  test("a regular file: no archive read; the first maxBytes, and whether more followed", async () => {
+    const id = await container();
+    expect(await runnerOf(id)(action(sh("printf 0123456789 > /tmp/result")), context().ctx)).toBeUndefined();
+    const reads = counting();
+    try {
+      const whole = await docker.readFile(id, "/tmp/result", 100);
+      const cut = await docker.readFile(id, "/tmp/result", 4);
+      expect(whole && { data: whole.data.toString(), truncated: whole.truncated }).toEqual({
+        data: "0123456789",
+        truncated: false,
+      });
+      expect(cut && { data: cut.data.toString(), truncated: cut.truncated }).toEqual({ data: "0123", truncated: true });
+      expect(reads.n).toBe(0);
+    } finally {
+      reads.restore();
+    }
+  });
+
+  test("a symlink (to the host's files or any) is not a regular file; a missing one is NOT_FOUND", async () => {
+    const id = await container();
+    expect(
+      await runnerOf(id)(action(sh("ln -s /etc/shadow /tmp/link; mkdir /tmp/dir")), context().ctx),
+    ).toBeUndefined();
+    expect(await docker.readFile(id, "/tmp/link", 100)).toBeUndefined();
+    await expect(docker.readFile(id, "/tmp/none", 100)).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
+});
+
 describe("the output directory", () => {
   const mode = async (id: string) => {
     const { lines, ctx } = context();
@@ -259,8 +298,10 @@ describe("the output directory", () => {
       const id = await container({ image });
       expect(await mode(id)).toBe("LOG: 1777");
       const { lines, ctx } = context();
-      expect(await runnerOf(id)(action(sh("id -u; echo out; echo err >&2")), ctx)).toBeUndefined();
+      expect(await runnerOf(id)(action(sh("id -u; echo out; echo err >&2; printf r > /tmp/r")), ctx)).toBeUndefined();
       expect(lines.slice(0, 3).sort()).toEqual(["LOG: 2000", "LOG: err", "LOG: out"]);
+      // Its main process runs as vcap: files are read through the engine.
+      expect((await docker.readFile(id, "/tmp/r", 10))?.data.toString()).toBe("r");
     } finally {
       for (const id of created.splice(0)) await docker.remove(id);
       await docker.docker.getImage(image).remove({ force: true });

@@ -12,7 +12,6 @@ import {
 import { taskLogger, type EgressPolicy, type Logger, type ServiceClient } from "@diego/kit";
 import { actionRunner, runTree as runActionTree } from "../actions/run-action.js";
 import type { ImageHomes } from "../actions/container-files.js";
-import { firstFile } from "../runtime/tar-files.js";
 import type { DownloadCache } from "../actions/download-cache.js";
 import type { StepContext, StepResult, StepRunner } from "../actions/step.js";
 import type { CapacityLedger } from "../capacity/capacity-ledger.js";
@@ -416,10 +415,7 @@ export class TaskRunner {
   }
 
   private async readResult(path: string): Promise<string> {
-    const file = await firstFile(
-      await this.env.runtime.getArchive(this.containerId!, path),
-      this.env.limits.resultFileMaxBytes,
-    );
+    const file = await this.env.runtime.readFile(this.containerId!, path, this.env.limits.resultFileMaxBytes);
     if (!file) throw new Error(`${path} is not a file`);
     return file.data.toString("utf8").replace(/\uFFFD$/, "");
   }

@@ -141,6 +141,11 @@ export interface ContainerRuntime {
   putArchive(id: string, dir: string, tar: Buffer | NodeJS.ReadableStream): Promise<void>;
   /** A tar archive of `path` in the container; rejects with NOT_FOUND when it does not exist. */
   getArchive(id: string, path: string): Promise<NodeJS.ReadableStream>;
+  /**
+   * The first `maxBytes` of the file at `path` in the container (and whether more followed); undefined
+   * when it is not a regular file; rejects with NOT_FOUND when there is none.
+   */
+  readFile(id: string, path: string, maxBytes: number): Promise<{ data: Buffer; truncated: boolean } | undefined>;
   /** Whether `path` is a directory in the container (a stat, no process). */
   isDirectory(id: string, path: string): Promise<boolean>;
   /** Kills and removes the container; no error when it is already gone. */

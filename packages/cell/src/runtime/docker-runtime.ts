@@ -25,7 +25,8 @@ import { killProcessGroup } from "./process-tree.js";
 import { newOutputKey, OUTPUT_ROOT, outputKeyOf, outputPaths, wrappedArgv } from "./output-files.js";
 import { NO_OUTPUT, type OutputOffsets } from "./output-offsets.js";
 import { OutputTail, type OutputSource } from "./output-tail.js";
-import { fileTail } from "./tar-files.js";
+import { MainProcessFiles, mainScript } from "./main-process-files.js";
+import { fileTail, firstFile } from "./tar-files.js";
 
 /** Where the helper directory (a static busybox) is mounted in every container. */
 export const HELPER_MOUNT = "/.diego";
@@ -52,6 +53,7 @@ export class DockerRuntime implements ContainerRuntime {
   private readonly outputRoots = new Map<string, Promise<void>>();
   /** What does not change in a container's life once it runs, from one inspect (by container id). */
   private readonly facts = new Map<string, Promise<ContainerFacts>>();
+  private readonly mainFiles = new MainProcessFiles();
 
   constructor(private readonly options: DockerRuntimeOptions) {
     this.docker = new Docker({ socketPath: options.socketPath ?? "/var/run/docker.sock" });
@@ -90,8 +92,8 @@ export class DockerRuntime implements ContainerRuntime {
         Env: spec.env,
         Entrypoint: [HELPER],
         // The idle main process makes the output directory first when it can (the image's user is root),
-        // which saves the exec that makes it otherwise (outputRoot).
-        Cmd: ["sh", "-c", `${HELPER} mkdir -m 1777 ${OUTPUT_ROOT} 2>/dev/null; exec ${HELPER} sleep 2147483647`],
+        // which saves the exec that makes it otherwise (outputRoot), and reads files for the cell.
+        Cmd: ["sh", "-c", mainScript(HELPER)],
         WorkingDir: "/",
         HostConfig: {
           Init: true,
@@ -353,6 +355,7 @@ export class DockerRuntime implements ContainerRuntime {
             env: info.Config?.Env ?? [],
             address: Object.values(info.NetworkSettings?.Networks ?? {}).find((n) => n.IPAddress)?.IPAddress ?? "",
             image: info.Image,
+            pid: info.State?.Pid ?? 0,
           };
         });
       facts.catch(() => this.facts.delete(id));
@@ -391,6 +394,24 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
+  async readFile(
+    id: string,
+    path: string,
+    maxBytes: number,
+  ): Promise<{ data: Buffer; truncated: boolean } | undefined> {
+    const stat = await this.pathStat(id, path);
+    if (!stat) throw new DiegoError("NOT_FOUND", `${path} does not exist in the container`);
+    // A regular file through the main process (main-process-files.ts); anything else, or when that
+    // cannot be done, through the engine, as it always was.
+    if (stat.mode !== undefined && (stat.mode & GO_MODE_TYPE) === 0) {
+      const facts = await this.factsOf(id);
+      const read = facts.pid ? await this.mainFiles.read(id, facts.pid, path, maxBytes) : undefined;
+      if (read) return read;
+    }
+    const file = await firstFile(await this.getArchive(id, path), maxBytes);
+    return file && { data: file.data, truncated: file.truncated };
+  }
+
   async isDirectory(id: string, path: string): Promise<boolean> {
     const stat = await this.pathStat(id, path);
     return ((stat?.mode ?? 0) & GO_MODE_DIR) !== 0;
@@ -414,6 +435,7 @@ export class DockerRuntime implements ContainerRuntime {
   async remove(id: string): Promise<void> {
     this.outputRoots.delete(id);
     this.facts.delete(id);
+    this.mainFiles.forget(id);
     try {
       await this.docker.getContainer(id).remove({ force: true, v: true });
     } catch (err) {
@@ -578,11 +600,15 @@ function isSharedDirectory(mode: number): boolean {
 /** Bits of Go's os.FileMode, as the engine's path stat gives it. */
 const GO_MODE_DIR = 0x80000000;
 const GO_MODE_STICKY = 0x100000;
+/** Every type bit of Go's os.FileMode (none: a regular file). */
+const GO_MODE_TYPE = GO_MODE_DIR | 0x8000000 | 0x4000000 | 0x2000000 | 0x1000000 | 0x200000 | 0x80000;
 
 interface ContainerFacts {
   env: string[];
   address: string;
   image: string;
+  /** The host pid of its init. */
+  pid: number;
 }
 
 function labelFilters(labels: Record<string, string>): string[] {

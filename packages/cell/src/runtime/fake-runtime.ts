@@ -19,6 +19,7 @@ import type {
 import { FakeShell, mkdirs, normalize } from "./fake-shell.js";
 import { LineOffset, NO_OUTPUT, type OutputOffsets } from "./output-offsets.js";
 import { createdEnv } from "./env-layers.js";
+import { firstFile } from "./tar-files.js";
 
 interface FakeContainer {
   id: string;
@@ -210,6 +211,15 @@ export class FakeRuntime implements ContainerRuntime {
     });
     ex.end(tar);
     await done;
+  }
+
+  async readFile(
+    id: string,
+    path: string,
+    maxBytes: number,
+  ): Promise<{ data: Buffer; truncated: boolean } | undefined> {
+    const file = await firstFile(await this.getArchive(id, path), maxBytes);
+    return file && { data: file.data, truncated: file.truncated };
   }
 
   async getArchive(id: string, path: string): Promise<NodeJS.ReadableStream> {
