@@ -1,5 +1,5 @@
 import { constants } from "node:fs";
-import { open, readFile, readlink, type FileHandle } from "node:fs/promises";
+import { open, readFile, readlink, stat, type FileHandle } from "node:fs/promises";
 import { OUTPUT_ROOT } from "./output-files.js";
 
 /**
@@ -83,7 +83,9 @@ export class MainProcessFiles {
       const answer = await readAnswer(c.answers, n, Date.now() + ANSWER_MS);
       if (answer !== "ok") return undefined;
       if (!(await sameNamespace(c))) throw new Error("the main process is gone");
-      const file = await open(`/proc/${c.pid}/fd/5`, constants.O_RDONLY | constants.O_NONBLOCK);
+      // Only a regular file is opened (a stat follows the descriptor without opening it), and checked again.
+      if (!(await stat(`/proc/${c.pid}/fd/5`)).isFile()) return undefined;
+      const file = await open(`/proc/${c.pid}/fd/5`, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
       try {
         if (!(await sameNamespace(c)) || !(await file.stat()).isFile()) return undefined;
         const buffer = Buffer.alloc(Math.min(maxBytes, 64 * 1024 * 1024) + 1);
