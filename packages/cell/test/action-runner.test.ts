@@ -12,6 +12,7 @@ import type { StepContext } from "../src/actions/step.js";
 import { overriding } from "../src/runtime/container-runtime.js";
 import { FakeRuntime } from "../src/runtime/fake-runtime.js";
 import { firstFile } from "../src/runtime/tar-files.js";
+import { containerSpec } from "./support/harness.js";
 import { HttpFixture } from "./support/http-fixtures.js";
 
 type ActionInit = MessageInitShape<typeof ActionSchema>;
@@ -39,18 +40,7 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   rt = new FakeRuntime();
-  id = await rt.create({
-    name: "c",
-    image: "diego/busybox:latest",
-    labels: {},
-    env: ["CF_INSTANCE_PORT=from-task"],
-    memoryMb: 0,
-    diskMb: 0,
-    cpuShares: 0,
-    maxPids: 0,
-    privileged: false,
-    network: true,
-  });
+  id = await rt.create(containerSpec({ env: ["CF_INSTANCE_PORT=from-task"], network: true }));
   await rt.start(id);
   lines = [];
 });
@@ -158,18 +148,7 @@ describe("run", () => {
 
 describe("home directories known of the image", () => {
   const fresh = async () => {
-    const c = await rt.create({
-      name: `c${Math.random()}`,
-      image: "diego/busybox:latest",
-      labels: {},
-      env: [],
-      memoryMb: 0,
-      diskMb: 0,
-      cpuShares: 0,
-      maxPids: 0,
-      privileged: false,
-      network: false,
-    });
+    const c = await rt.create(containerSpec());
     await rt.start(c);
     return c;
   };

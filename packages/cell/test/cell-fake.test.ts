@@ -8,7 +8,7 @@ import type { TaskCreateRequestSchema } from "@diego/proto";
 import { FakeRuntime } from "../src/runtime/fake-runtime.js";
 import { containerLabels, containerName } from "../src/executor/labels.js";
 import { eventually } from "@diego/testing";
-import { startHarness, uniqueId, type Harness } from "./support/harness.js";
+import { containerSpec, startHarness, uniqueId, type Harness } from "./support/harness.js";
 
 type TaskInit = MessageInitShape<typeof TaskCreateRequestSchema>;
 const sh = (script: string, extra: Record<string, unknown> = {}) => ({
@@ -252,18 +252,13 @@ describe("cell on the fake runtime", () => {
     });
 
     test("a container nobody owns is removed", async () => {
-      const id = await rt.create({
-        name: containerName(h.cellId, "stray"),
-        image: "diego/busybox:latest",
-        labels: containerLabels(h.cellId, "stray"),
-        env: [],
-        memoryMb: 0,
-        diskMb: 0,
-        cpuShares: 0,
-        maxPids: 0,
-        privileged: false,
-        network: true,
-      });
+      const id = await rt.create(
+        containerSpec({
+          name: containerName(h.cellId, "stray"),
+          labels: containerLabels(h.cellId, "stray"),
+          network: true,
+        }),
+      );
       await rt.start(id);
       await eventually(
         "stray removed",
@@ -280,18 +275,13 @@ describe("cell on the fake runtime", () => {
       await h.cluster.desire(task("orph"));
       h.bbsGate!.cut();
       await h.cluster.lifecycle.startTask({ taskGuid: "orph", cellId: h.cellId });
-      const id = await rt.create({
-        name: containerName(h.cellId, "orph"),
-        image: "diego/busybox:latest",
-        labels: containerLabels(h.cellId, "orph"),
-        env: [],
-        memoryMb: 0,
-        diskMb: 0,
-        cpuShares: 0,
-        maxPids: 0,
-        privileged: false,
-        network: true,
-      });
+      const id = await rt.create(
+        containerSpec({
+          name: containerName(h.cellId, "orph"),
+          labels: containerLabels(h.cellId, "orph"),
+          network: true,
+        }),
+      );
       await rt.start(id);
       h.bbsGate!.restore();
       expect(await h.cluster.completed("orph")).toMatchObject({

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { eventually } from "@diego/testing";
 import { DockerEngine } from "../src/runtime/docker-engine.js";
 import { DockerRuntime } from "../src/runtime/docker-runtime.js";
-import { uniqueId } from "./support/harness.js";
+import { containerSpec, uniqueId } from "./support/harness.js";
 import { CONTRACT_IMAGE } from "./support/runtime-contract.js";
 
 const helperDir = join(tmpdir(), `diego-output-disk-helper-${process.pid}`);
@@ -15,18 +15,9 @@ beforeAll(() => new DockerEngine(docker, helperDir).prepareHelper(CONTRACT_IMAGE
 afterAll(() => rm(helperDir, { recursive: true, force: true }));
 
 const newContainer = (name: string) =>
-  docker.create({
-    name: uniqueId(name),
-    image: CONTRACT_IMAGE,
-    labels: { "diego.output-disk-test": "1" },
-    env: [],
-    memoryMb: 0,
-    diskMb: 0,
-    cpuShares: 0,
-    maxPids: 0,
-    privileged: false,
-    network: false,
-  });
+  docker.create(
+    containerSpec({ name: uniqueId(name), image: CONTRACT_IMAGE, labels: { "diego.output-disk-test": "1" } }),
+  );
 
 test("kept output is given back to the disk; what follows is still delivered", async () => {
   const id = await newContainer("diego-output-disk");

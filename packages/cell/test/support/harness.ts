@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { InProcessCluster as Cluster } from "@diego/testing";
 import type { CellConfig, RunningCell } from "../../src/index.js";
 import { cellLabels } from "../../src/executor/labels.js";
-import type { ContainerRuntime } from "../../src/runtime/container-runtime.js";
+import type { ContainerRuntime, ContainerSpec } from "../../src/runtime/container-runtime.js";
 import { DockerRuntime } from "../../src/runtime/docker-runtime.js";
 import { FakeRuntime } from "../../src/runtime/fake-runtime.js";
 import { TcpGate } from "./tcp-gate.js";
@@ -25,6 +25,23 @@ export interface Harness {
 
 export function uniqueId(prefix: string): string {
   return `${prefix}-${randomBytes(4).toString("hex")}`;
+}
+
+/** A container of diego/busybox with no env, no limits and no network, named uniquely; `over` changes it. */
+export function containerSpec(over: Partial<ContainerSpec> = {}): ContainerSpec {
+  return {
+    name: uniqueId("diego-test"),
+    image: "diego/busybox:latest",
+    labels: {},
+    env: [],
+    memoryMb: 0,
+    diskMb: 0,
+    cpuShares: 0,
+    maxPids: 0,
+    privileged: false,
+    network: false,
+    ...over,
+  };
 }
 
 /** A cell (on Docker, or on the fake runtime) in a cluster of the real BBS and auctioneer (its own unless given one). */
