@@ -114,6 +114,22 @@ describe("stops are never lost", () => {
     expect(await exists(id, "/tmp/early")).toBe(false);
   });
 
+  test("a stop while the wrapper waits for the cell: the wrapper exits, the program never runs", async () => {
+    const id = await container();
+    // Not stopped when the exec is made, stopped by the time the cell would let the wrapper go.
+    let looks = 0;
+    const signal = {
+      get aborted() {
+        return ++looks > 1;
+      },
+    } as AbortSignal;
+    const io = { stdout: () => undefined, stderr: () => undefined };
+    const spec = { argv: ["/bin/touch", "/tmp/held"], env: [], user: "", dir: "/", nofile: 0 };
+    await expect(docker.exec(id, spec, io, signal)).rejects.toMatchObject({ code: "CANCELLED" });
+    await settle();
+    expect(await exists(id, "/tmp/held")).toBe(false);
+  });
+
   test("a 20 ms timeout, shorter than the start-up: the timeout text, and nothing runs", async () => {
     const id = await container();
     const { ctx } = context();

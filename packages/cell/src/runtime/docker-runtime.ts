@@ -151,12 +151,11 @@ export class DockerRuntime implements ContainerRuntime {
     const held = await holdOutput(exec);
     // The last moment a stop can keep the program from running at all: the wrapper has not exec'd it.
     if (signal?.aborted) {
-      if (held) await killProcessGroup(held.pid, "SIGKILL").catch(() => undefined);
+      stream.end("stop\n");
       await Promise.all([held?.[1].close(), held?.[2].close()]).catch(() => undefined);
-      stream.end();
       throw new DiegoError("CANCELLED", "the process was stopped before it started");
     }
-    stream.end("\n");
+    stream.end("go\n");
     const out = new PassThrough();
     const err = new PassThrough();
     out.on("data", (c: Buffer) => io.stdout(c));
@@ -528,9 +527,8 @@ export class DockerRuntime implements ContainerRuntime {
   }
 }
 
-/** The two output files of a wrapper, opened through its descriptors, and its pid. */
+/** The two output files of a wrapper, opened through its descriptors. */
 interface HeldOutput {
-  pid: number;
   1: FileHandle;
   2: FileHandle;
 }
@@ -559,7 +557,7 @@ async function holdOutput(exec: Docker.Exec, deadlineMs = 5_000): Promise<HeldOu
     const [out, err] = await Promise.all([plainFile(`/proc/${pid}/fd/1`), plainFile(`/proc/${pid}/fd/2`)]);
     if (out && err) {
       const after = await exec.inspect().catch(() => undefined);
-      if (after?.Running && after.Pid === pid) return { pid, 1: out, 2: err };
+      if (after?.Running && after.Pid === pid) return { 1: out, 2: err };
     }
     await Promise.all([out?.close(), err?.close()]).catch(() => undefined);
     if (out && err) return undefined; // it ended

@@ -28,11 +28,12 @@ const RESOLVE =
   'if [ -n "$__diego_p" ]; then shift; set -- "$__diego_p" "$@"; fi; unset __diego_p;; esac;';
 
 /**
- * Once its output is redirected, the shell waits for a line on its stdin, the cell's "go" after it has
+ * Once its output is redirected, the shell waits for a line on its stdin: the cell's "go" once it has
  * opened the two files through the shell's own descriptors (so that a program that exits at once is
- * still read through them); at the end of stdin (the cell gone) it goes on. The program gets /dev/null.
+ * still read through them), or "stop" (the step was stopped meanwhile: the program never runs, 143).
+ * At the end of stdin (the cell gone) it goes on. The program gets /dev/null as its stdin.
  */
-const HOLD = "read -r __diego_go; exec </dev/null; unset __diego_go;";
+const HOLD = '{ read -r __diego_go; [ "$__diego_go" != stop ] || exit 143; exec </dev/null; unset __diego_go; }';
 
 /**
  * The argv that runs `argv` with its stdout and stderr appended to the files of `key`, through the
@@ -45,7 +46,7 @@ const HOLD = "read -r __diego_go; exec </dev/null; unset __diego_go;";
 export function wrappedArgv(helper: string, argv: readonly string[], nofile: number, key: string): string[] {
   const { stdout, stderr } = outputPaths(key);
   const limit = nofile > 0 ? `ulimit -n ${Math.floor(nofile)} && ` : "";
-  const script = `${limit}exec >>${stdout} 2>>${stderr} && { ${HOLD} } && ${RESOLVE} exec "$@"`;
+  const script = `${limit}exec >>${stdout} 2>>${stderr} && ${HOLD} && ${RESOLVE} exec "$@"`;
   return [helper, "sh", "-c", script, key, ...argv];
 }
 
