@@ -44,14 +44,20 @@ export function isEtcdUnreachable(err: Error): boolean {
 /**
  * The etcd client's fault handling (it otherwise counts any "recoverable" error, RESOURCE_EXHAUSTED
  * included, towards a breaker that then refuses every caller): per member, a breaker that opens
- * after 5 consecutive unreachable errors and lets a call through again after 1 s, so it never keeps
- * the BBS unready once etcd is back; across members, one more attempt on another after a short
- * jittered backoff; watches reconnect with jittered backoff capped at 2 s.
+ * after 5 consecutive unreachable errors and lets a call through again after 1 s, then 2, 4, up to
+ * 5 s while the member stays unreachable (back to 1 s once a call gets through), so it never keeps
+ * the BBS unready for long once etcd is back, and a member that hangs (its calls run to their
+ * deadline) costs one call every 5 s, not every second; across members, one more attempt on another
+ * after a short jittered backoff; watches reconnect with jittered backoff capped at 2 s.
  */
 export function etcdFaultHandling(): FaultHandling {
   const unreachable = handleWhen(isEtcdUnreachable);
   return {
-    host: () => circuitBreaker(unreachable, { halfOpenAfter: 1_000, breaker: new ConsecutiveBreaker(5) }),
+    host: () =>
+      circuitBreaker(unreachable, {
+        halfOpenAfter: new ExponentialBackoff({ initialDelay: 1_000, maxDelay: 5_000 }),
+        breaker: new ConsecutiveBreaker(5),
+      }),
     global: retry(unreachable, {
       maxAttempts: 1,
       backoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 500 }),
