@@ -17,7 +17,7 @@ import {
   pickReady,
   planPool,
   shapeOf,
-  updatable,
+  takeable,
   shapeKey,
   NO_LIMITS,
   type ContainerLimits,
@@ -190,9 +190,7 @@ export class ContainerPool {
 
   /** Ready containers a task of `spec` could take: of its shape, with limits an update can make its own. */
   readyFor(spec: ContainerSpec): number {
-    const key = shapeKey(shapeOf(spec));
-    const want = limitsOf(spec);
-    return this.containers.filter((c) => c.key === key && c.state === "ready" && updatable(c.limits, want)).length;
+    return takeable(this.containers, shapeKey(shapeOf(spec)), limitsOf(spec)).length;
   }
 
   /** Pooled containers there are (ready or being made): they hold no task capacity. */

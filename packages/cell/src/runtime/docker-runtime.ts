@@ -407,8 +407,7 @@ export class DockerRuntime implements ContainerRuntime {
       const read = facts.pid ? await this.mainFiles.read(id, facts.pid, path, maxBytes) : undefined;
       if (read) return read;
     }
-    const file = await firstFile(await this.getArchive(id, path), maxBytes);
-    return file && { data: file.data, truncated: file.truncated };
+    return firstFile(await this.getArchive(id, path), maxBytes);
   }
 
   async isDirectory(id: string, path: string): Promise<boolean> {
@@ -542,16 +541,7 @@ interface HeldOutput {
  */
 async function holdOutput(exec: Docker.Exec, deadlineMs = 5_000): Promise<HeldOutput | undefined> {
   const until = Date.now() + deadlineMs;
-  let pid: number | undefined;
-  for (let wait = 1; Date.now() < until; wait = Math.min(wait * 2, 20)) {
-    const info = await exec.inspect().catch(() => undefined);
-    if (info && !info.Running && info.ExitCode !== null && info.ExitCode !== undefined) return undefined;
-    if (info?.Pid) {
-      pid = info.Pid;
-      break;
-    }
-    await sleep(wait);
-  }
+  const pid = await execPid(exec, () => false, deadlineMs);
   if (pid === undefined) return undefined;
   for (let wait = 1; Date.now() < until; wait = Math.min(wait * 2, 20)) {
     const [out, err] = await Promise.all([plainFile(`/proc/${pid}/fd/1`), plainFile(`/proc/${pid}/fd/2`)]);

@@ -218,8 +218,7 @@ export class FakeRuntime implements ContainerRuntime {
     path: string,
     maxBytes: number,
   ): Promise<{ data: Buffer; truncated: boolean } | undefined> {
-    const file = await firstFile(await this.getArchive(id, path), maxBytes);
-    return file && { data: file.data, truncated: file.truncated };
+    return firstFile(await this.getArchive(id, path), maxBytes);
   }
 
   async getArchive(id: string, path: string): Promise<NodeJS.ReadableStream> {

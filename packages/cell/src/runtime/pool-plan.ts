@@ -101,19 +101,26 @@ export function planPool(state: PoolState, settings: PoolSettings, now: number):
   return { create, evict, forget };
 }
 
+/** The ready containers of the shape a claim wanting `want` could take: an update can give them those limits. */
+export function takeable(
+  containers: readonly PooledContainer[],
+  key: string,
+  want: ContainerLimits,
+): PooledContainer[] {
+  return containers.filter((c) => c.state === "ready" && c.key === key && updatable(c.limits, want));
+}
+
 /**
  * The ready container of the shape a claim wanting `want` takes: the oldest made with exactly those
- * limits (nothing to update), else the oldest whose limits an update can turn into them, else undefined.
+ * limits (nothing to update), else the oldest takeable one, else undefined.
  */
 export function pickReady(
   containers: readonly PooledContainer[],
   key: string,
   want: ContainerLimits,
 ): PooledContainer | undefined {
-  const ready = containers.filter((c) => c.state === "ready" && c.key === key);
-  return (
-    ready.find((c) => limitMismatches(want, c.limits).length === 0) ?? ready.find((c) => updatable(c.limits, want))
-  );
+  const ready = takeable(containers, key, want);
+  return ready.find((c) => limitMismatches(want, c.limits).length === 0) ?? ready[0];
 }
 
 /** The limits Docker holds for a container, as its inspect shows them (0 = none). */
