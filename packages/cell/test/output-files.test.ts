@@ -6,12 +6,16 @@ import { LineOffset } from "../src/runtime/output-offsets.js";
 
 const KEY = "0123456789abcdef01234567";
 
-test("the wrapper appends both streams to the key's files, then execs the program itself", () => {
+test("the wrapper appends both streams to the key's files, marks it on the exec's stdout, then execs the program itself", () => {
   const argv = wrappedArgv("/.diego/busybox", ["/bin/echo", "a b"], 0, KEY);
   expect(argv).toEqual(["/.diego/busybox", "sh", "-c", expect.any(String), KEY, "/bin/echo", "a b"]);
-  expect(argv[3]).toMatch(new RegExp(`^exec >>/\\.diego-output/${KEY}\\.out 2>>/\\.diego-output/${KEY}\\.err && `));
+  expect(argv[3]).toMatch(
+    new RegExp(
+      `^exec 9>&1 >>/\\.diego-output/${KEY}\\.out 2>>/\\.diego-output/${KEY}\\.err && \\{ trap '' PIPE; printf \\+ >&9 `,
+    ),
+  );
   expect(argv[3]).toMatch(/ exec "\$@"$/);
-  expect(wrappedArgv("/h", ["x"], 512, KEY)[3]).toMatch(/^ulimit -n 512 && exec >>/);
+  expect(wrappedArgv("/h", ["x"], 512, KEY)[3]).toMatch(/^ulimit -n 512 && exec 9>&1 >>/);
   expect(outputPaths(KEY)).toEqual({ stdout: `/.diego-output/${KEY}.out`, stderr: `/.diego-output/${KEY}.err` });
 });
 

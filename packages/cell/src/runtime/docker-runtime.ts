@@ -22,7 +22,7 @@ import { createdEnv, layerEnv } from "./env-layers.js";
 import { oomKillCount } from "./oom-kill-count.js";
 import { privilegedConfig, TASK_CAPABILITIES } from "./privileged-config.js";
 import { killProcessGroup } from "./process-tree.js";
-import { newOutputKey, OUTPUT_ROOT, outputKeyOf, outputPaths, wrappedArgv } from "./output-files.js";
+import { newOutputKey, OUTPUT_ROOT, outputKeyOf, outputPaths, REDIRECTED_MARK, wrappedArgv } from "./output-files.js";
 import { NO_OUTPUT, type OutputOffsets } from "./output-offsets.js";
 import { OutputTail, type OutputSource } from "./output-tail.js";
 import { MainProcessFiles, mainScript } from "./main-process-files.js";
@@ -33,6 +33,7 @@ export const HELPER_MOUNT = "/.diego";
 const HELPER = HELPER_BUSYBOX;
 /** What is read of a process's output file once it is gone before the cell could open it: its last 4 MiB. */
 const OUTPUT_REST_MAX_BYTES = 4 * 1024 * 1024;
+const MARK = REDIRECTED_MARK.charCodeAt(0);
 
 export interface DockerRuntimeOptions {
   /** Unix socket of the engine; default /var/run/docker.sock. */
@@ -147,8 +148,30 @@ export class DockerRuntime implements ContainerRuntime {
     if (signal?.aborted) throw new DiegoError("CANCELLED", "the process was stopped before it started");
     const stream = (await exec.start({ hijack: true, stdin: true })) as NodeJS.ReadWriteStream;
     stream.on("error", () => undefined); // the end below tells
+    const ended = new Promise<void>((resolve) => {
+      stream.once("end", resolve);
+      stream.once("close", resolve);
+      stream.once("error", () => resolve());
+    });
+    // The exec's own stdout carries the wrapper's mark and nothing else (output-files.ts); its stderr, the
+    // wrapper's own errors.
+    let redirected!: () => void;
+    const marked = new Promise<void>((resolve) => (redirected = resolve));
+    const out = new PassThrough();
+    const err = new PassThrough();
+    let unmarked = true;
+    out.on("data", (c: Buffer) => {
+      if (unmarked && c[0] === MARK) {
+        unmarked = false;
+        redirected();
+        c = c.subarray(1);
+      }
+      if (c.length) io.stdout(c);
+    });
+    err.on("data", (c: Buffer) => io.stderr(c));
+    this.docker.modem.demuxStream(stream, out, err);
     // The wrapper waits (output-files.ts, HOLD): its files are opened here, then it is let go.
-    const held = await holdOutput(exec);
+    const held = await holdOutput(exec, marked, ended);
     // The last moment a stop can keep the program from running at all: the wrapper has not exec'd it.
     if (signal?.aborted) {
       stream.end("stop\n");
@@ -156,17 +179,7 @@ export class DockerRuntime implements ContainerRuntime {
       throw new DiegoError("CANCELLED", "the process was stopped before it started");
     }
     stream.end("go\n");
-    const out = new PassThrough();
-    const err = new PassThrough();
-    out.on("data", (c: Buffer) => io.stdout(c));
-    err.on("data", (c: Buffer) => io.stderr(c));
-    this.docker.modem.demuxStream(stream, out, err);
     const files = this.outputTails(id, key, io, NO_OUTPUT, exec, held);
-    const ended = new Promise<void>((resolve) => {
-      stream.once("end", resolve);
-      stream.once("close", resolve);
-      stream.once("error", () => resolve());
-    });
     let settled = false;
     const exited = (async (): Promise<ExecResult> => {
       await ended;
@@ -535,13 +548,29 @@ interface HeldOutput {
 /**
  * Opens a just-started wrapper's two output files through its own descriptors (/proc/<pid>/fd/1 and 2,
  * once they are its redirects, plain files) while it waits for the cell (output-files.ts, HOLD), and
- * checks that the same process still runs: its pid cannot have been reused, as it waits. Undefined when
+ * checks that the same process still runs: its pid cannot have been reused, as it waits. `marked` is
+ * the wrapper's word that its redirects are made, `ended` the end of the exec's stream. Undefined when
  * it ended first (its redirect failed) or it cannot be done within `deadlineMs`: the files are then read
  * as for a reattached process.
  */
-async function holdOutput(exec: Docker.Exec, deadlineMs = 5_000): Promise<HeldOutput | undefined> {
+async function holdOutput(
+  exec: Docker.Exec,
+  marked: Promise<void>,
+  ended: Promise<void>,
+  deadlineMs = 5_000,
+): Promise<HeldOutput | undefined> {
   const until = Date.now() + deadlineMs;
-  const pid = await execPid(exec, () => false, deadlineMs);
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), deadlineMs)));
+  const first = await Promise.race([
+    marked.then(() => "marked" as const),
+    ended.then(() => "ended" as const),
+    deadline,
+  ]);
+  clearTimeout(timer);
+  if (first === "ended") return undefined;
+  // Once marked, the engine knows the pid at once or nearly: asked every few ms (before, as it starts).
+  const pid = await execPid(exec, () => false, Math.max(0, until - Date.now()), first === "marked" ? 4 : 50);
   if (pid === undefined) return undefined;
   for (let wait = 1; Date.now() < until; wait = Math.min(wait * 2, 20)) {
     const [out, err] = await Promise.all([plainFile(`/proc/${pid}/fd/1`), plainFile(`/proc/${pid}/fd/2`)]);
@@ -566,12 +595,17 @@ async function plainFile(path: string): Promise<FileHandle | undefined> {
 }
 
 /**
- * The host pid of an exec's process, polling its inspect (capped exponential backoff with jitter) until
- * the engine has one; undefined once the exec has ended, or after `deadlineMs`.
+ * The host pid of an exec's process, polling its inspect (exponential backoff with jitter, capped at
+ * `maxWaitMs`) until the engine has one; undefined once the exec has ended, or after `deadlineMs`.
  */
-async function execPid(exec: Docker.Exec, ended: () => boolean, deadlineMs = 10_000): Promise<number | undefined> {
+async function execPid(
+  exec: Docker.Exec,
+  ended: () => boolean,
+  deadlineMs = 10_000,
+  maxWaitMs = 50,
+): Promise<number | undefined> {
   const until = Date.now() + deadlineMs;
-  for (let wait = 5; !ended() && Date.now() < until; wait = Math.min(wait * 2, 50)) {
+  for (let wait = Math.min(5, maxWaitMs); !ended() && Date.now() < until; wait = Math.min(wait * 2, maxWaitMs)) {
     const info = await exec.inspect().catch(() => undefined);
     if (info?.Pid) return info.Pid;
     if (info && !info.Running && info.ExitCode !== null && info.ExitCode !== undefined) return undefined;

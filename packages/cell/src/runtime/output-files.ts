@@ -36,17 +36,26 @@ const RESOLVE =
 const HOLD = '{ read -r __diego_go; [ "$__diego_go" != stop ] || exit 143; exec </dev/null; unset __diego_go; }';
 
 /**
+ * What the shell writes on the exec's own stdout once its output is redirected, and nothing else ever
+ * goes there: the cell knows from it that the process runs and its files are open, without asking the
+ * engine again and again (the cell strips it; the program's output is in the files).
+ */
+export const REDIRECTED_MARK = "+";
+
+/**
  * The argv that runs `argv` with its stdout and stderr appended to the files of `key`, through the
  * helper busybox's shell (every container has it, whatever its image holds); with `nofile`, under that
- * RLIMIT_NOFILE. The shell redirects itself, waits for the cell (HOLD), finds the program (RESOLVE), then
- * execs it: the process is the program itself (same pid, same exit status); the shell's own errors before
- * that (ulimit) still go to the exec's streams. The key is $0 of the script, so an exec's inspect tells
- * where its output is.
+ * RLIMIT_NOFILE. The shell redirects itself, says so on the exec's stdout (REDIRECTED_MARK), waits for
+ * the cell (HOLD), finds the program (RESOLVE), then execs it: the process is the program itself (same
+ * pid, same exit status); the shell's own errors before that (ulimit) still go to the exec's streams.
+ * The key is $0 of the script, so an exec's inspect tells where its output is.
  */
 export function wrappedArgv(helper: string, argv: readonly string[], nofile: number, key: string): string[] {
   const { stdout, stderr } = outputPaths(key);
   const limit = nofile > 0 ? `ulimit -n ${Math.floor(nofile)} && ` : "";
-  const script = `${limit}exec >>${stdout} 2>>${stderr} && ${HOLD} && ${RESOLVE} exec "$@"`;
+  // A cell gone meanwhile must not keep the program from running: no SIGPIPE, no error, for the mark.
+  const mark = `{ trap '' PIPE; printf ${REDIRECTED_MARK} >&9 2>/dev/null; trap - PIPE; exec 9>&-; }`;
+  const script = `${limit}exec 9>&1 >>${stdout} 2>>${stderr} && ${mark} && ${HOLD} && ${RESOLVE} exec "$@"`;
   return [helper, "sh", "-c", script, key, ...argv];
 }
 
