@@ -1,7 +1,15 @@
 // The output files' pure parts: the wrapper argv, the key read back from an exec's arguments, and how
 // far output was delivered in whole lines (docs/reliability.md, "Output files").
 import { MAX_LINE_BYTES } from "../src/logs/line-splitter.js";
-import { outputKeyOf, outputPaths, wrappedArgv } from "../src/runtime/output-files.js";
+import {
+  heldArgv,
+  mainProcessId,
+  outputKeyOf,
+  outputPaths,
+  parseMainProcessId,
+  statusPath,
+  wrappedArgv,
+} from "../src/runtime/output-files.js";
 import { LineOffset } from "../src/runtime/output-offsets.js";
 
 const KEY = "0123456789abcdef01234567";
@@ -47,4 +55,24 @@ test("LineOffset counts a long line's full pieces, as LineSplitter cuts them", (
   o.advance(Buffer.alloc(MAX_LINE_BYTES * 2 + 5, 65));
   expect(o.value).toBe(2 + MAX_LINE_BYTES * 2);
   expect(o.total).toBe(2 + MAX_LINE_BYTES * 2 + 5);
+});
+
+test("a process the main process starts stops itself before the program, under its nofile", () => {
+  const argv = heldArgv("/h", ["/bin/echo", "a b"], 64, KEY);
+  expect(argv).toEqual(["/h", "sh", "-c", expect.any(String), KEY, "/bin/echo", "a b"]);
+  expect(argv[3]).toMatch(/^ulimit -n 64 && kill -STOP \$\$ && /);
+  expect(argv[3]).toMatch(/ exec "\$@"$/);
+  expect(heldArgv("/h", ["x"], 0, KEY)[3]).toMatch(/^kill -STOP \$\$ && /);
+  expect(statusPath(KEY)).toBe(`/.diego-output/${KEY}.status`);
+});
+
+test.each([
+  ["its own", mainProcessId(KEY, 42), { key: KEY, pid: 42 }],
+  ["an exec id", "0123456789abcdef".repeat(4), undefined],
+  ["a bad key", `main:xyz:42`, undefined],
+  ["no pid", `main:${KEY}:`, undefined],
+  ["pid 0", `main:${KEY}:0`, undefined],
+  ["something after", `main:${KEY}:42:1`, undefined],
+])("parseMainProcessId: %s", (_, id, want) => {
+  expect(parseMainProcessId(id)).toEqual(want);
 });

@@ -1,4 +1,4 @@
-import { open, type FileHandle } from "node:fs/promises";
+import { open, readFile, type FileHandle } from "node:fs/promises";
 import { PassThrough } from "node:stream";
 import { DiegoError } from "@diego/models";
 import Docker from "dockerode";
@@ -22,7 +22,19 @@ import { createdEnv, layerEnv } from "./env-layers.js";
 import { oomKillCount } from "./oom-kill-count.js";
 import { privilegedConfig, TASK_CAPABILITIES } from "./privileged-config.js";
 import { killProcessGroup } from "./process-tree.js";
-import { newOutputKey, OUTPUT_ROOT, outputKeyOf, outputPaths, REDIRECTED_MARK, wrappedArgv } from "./output-files.js";
+import {
+  heldArgv,
+  mainProcessId,
+  newOutputKey,
+  OUTPUT_ROOT,
+  outputKeyOf,
+  outputPaths,
+  parseMainProcessId,
+  REDIRECTED_MARK,
+  statusPath,
+  wrappedArgv,
+} from "./output-files.js";
+import { findStarted, procStat, stillRuns, untilEnded, untilHeld, type ProcStat } from "./main-process-starts.js";
 import { NO_OUTPUT, type OutputOffsets } from "./output-offsets.js";
 import { OutputTail, type OutputSource } from "./output-tail.js";
 import { MainProcessFiles, mainScript } from "./main-process-files.js";
@@ -34,6 +46,8 @@ const HELPER = HELPER_BUSYBOX;
 /** What is read of a process's output file once it is gone before the cell could open it: its last 4 MiB. */
 const OUTPUT_REST_MAX_BYTES = 4 * 1024 * 1024;
 const MARK = REDIRECTED_MARK.charCodeAt(0);
+/** An exec's user that is root (empty: the container's user, root where the main process can start processes). */
+const ROOT_USERS = new Set(["", "root", "0"]);
 
 export interface DockerRuntimeOptions {
   /** Unix socket of the engine; default /var/run/docker.sock. */
@@ -127,6 +141,12 @@ export class DockerRuntime implements ContainerRuntime {
   async exec(id: string, spec: ExecSpec, io: ExecIo, signal?: AbortSignal): Promise<ProcessHandle> {
     // Output goes to files the cell can read again after a restart (docs/reliability.md, "Output files").
     await this.outputRoot(id);
+    // A root process is started by the container's main process where it can (docs/performance.md,
+    // "Processes started by the main process"), else by the engine.
+    if (ROOT_USERS.has(spec.user)) {
+      const started = await this.startByMain(id, spec, io, signal);
+      if (started) return started;
+    }
     const key = newOutputKey();
     const argv = wrappedArgv(HELPER, spec.argv, spec.nofile, key);
     const container = this.docker.getContainer(id);
@@ -179,7 +199,7 @@ export class DockerRuntime implements ContainerRuntime {
       throw new DiegoError("CANCELLED", "the process was stopped before it started");
     }
     stream.end("go\n");
-    const files = this.outputTails(id, key, io, NO_OUTPUT, exec, held);
+    const files = this.outputTails(id, key, io, NO_OUTPUT, execProbe(exec), held);
     let settled = false;
     const exited = (async (): Promise<ExecResult> => {
       await ended;
@@ -216,12 +236,155 @@ export class DockerRuntime implements ContainerRuntime {
     };
   }
 
+  /**
+   * Starts a process through the container's main process (main-process-files.ts, `run`): undefined when
+   * that cannot be done and nothing was started. The process gets what an exec of the engine would give
+   * it: the main process's environment (the engine's and the container's) under the layered env, root,
+   * the directory, its RLIMIT_NOFILE, /dev/null as stdin, its own session, output in its files.
+   */
+  private async startByMain(
+    id: string,
+    spec: ExecSpec,
+    io: ExecIo,
+    signal?: AbortSignal,
+  ): Promise<ProcessHandle | undefined> {
+    const facts = await this.factsOf(id);
+    if (!facts.pid) return undefined;
+    const key = newOutputKey();
+    const env = layerEnv(spec.baseEnv ?? [], createdEnv(spec.createEnv ?? [], facts.env), spec.env).filter((e) =>
+      e.includes("="),
+    );
+    const argv = [
+      HELPER,
+      "setsid",
+      HELPER,
+      "env",
+      "-u",
+      "SHLVL",
+      "--",
+      ...env,
+      ...heldArgv(HELPER, spec.argv, spec.nofile, key),
+    ];
+    const oomBefore = await oomKillCount(id);
+    if (signal?.aborted) throw new DiegoError("CANCELLED", "the process was stopped before it started");
+    const started = await this.mainFiles.start(id, facts.pid, key, spec.dir, argv);
+    if (!started) return undefined;
+    const found = await findStarted(started.mainPid, started.nsPid);
+    const processId = mainProcessId(key, started.nsPid);
+    if (!found) {
+      // Gone already (its shell failed at once): what it wrote is in its files, its status in its file.
+      return this.mainStarted(id, key, processId, undefined, io, NO_OUTPUT, oomBefore);
+    }
+    // It waits, stopped (heldArgv), until its files are open here; a stop meanwhile ends it unrun.
+    const held = (await untilHeld(found)) === "held" ? await holdFiles(found) : undefined;
+    if (signal?.aborted) {
+      await Promise.all([held?.[1].close(), held?.[2].close()]).catch(() => undefined);
+      if (await stillRuns(found)) {
+        signalHeld(found.pid, "SIGTERM");
+        signalHeld(found.pid, "SIGCONT");
+      }
+      throw new DiegoError("CANCELLED", "the process was stopped before it started");
+    }
+    if (await stillRuns(found)) signalHeld(found.pid, "SIGCONT");
+    return this.mainStarted(id, key, processId, found, io, NO_OUTPUT, oomBefore, held);
+  }
+
+  /** The handle of a process the main process started (`found`, undefined once it is gone). */
+  private mainStarted(
+    id: string,
+    key: string,
+    processId: string,
+    found: ProcStat | undefined,
+    io: ExecIo | undefined,
+    from: OutputOffsets,
+    oomBefore: number | undefined,
+    held?: HeldOutput,
+    maxWaitMs = 50,
+  ): ProcessHandle {
+    const gone: Probe = () => Promise.resolve("gone");
+    const files = io ? this.outputTails(id, key, io, from, found ? startedProbe(found) : gone, held) : undefined;
+    let settled = false;
+    const exited = (async (): Promise<ExecResult> => {
+      // The program's parent writes its status, then ends: once it has, the status is there.
+      const parent = found && (await procStat(found.ppid));
+      if (found) await untilEnded(found, maxWaitMs);
+      if (parent && parent.startTime <= found!.startTime) await untilEnded(parent, maxWaitMs);
+      await files?.drain();
+      // Without its parent to wait for (gone already), its status may still be on its way.
+      const exitCode = await this.startedStatus(id, key, found && parent ? 0 : 1_000);
+      let outOfMemory = false;
+      if (exitCode === 137) {
+        const after = await oomKillCount(id);
+        outOfMemory = after !== undefined && oomBefore !== undefined ? after > oomBefore : await this.oomKilled(id);
+      }
+      return { exitCode, outOfMemory };
+    })().finally(() => {
+      settled = true;
+      files?.stop();
+    });
+    exited.catch(() => undefined);
+    return {
+      id: processId,
+      exited,
+      output: files?.position,
+      release: files?.release,
+      signal: async (sig) => {
+        if (!found || settled || !(await stillRuns(found))) return;
+        await killProcessGroup(found.pid, sig);
+      },
+    };
+  }
+
+  /** The exit status a process the main process started left in its status file; -1 when there is none. */
+  private async startedStatus(id: string, key: string, waitMs = 0): Promise<number> {
+    const until = Date.now() + waitMs;
+    for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
+      const facts = await this.factsOf(id).catch(() => undefined);
+      const told = facts?.pid ? await this.mainFiles.exitOf(id, facts.pid, key) : undefined;
+      if (told !== undefined) return told;
+      const read = facts?.pid ? await this.mainFiles.read(id, facts.pid, statusPath(key), 64) : undefined;
+      const text = (read ?? (await this.readFile(id, statusPath(key), 64).catch(() => undefined)))?.data.toString();
+      const code = Number(text?.trim() || NaN);
+      if (Number.isInteger(code) && code >= 0) return code;
+      if (Date.now() >= until) return -1;
+      await sleep(wait);
+    }
+  }
+
+  /** A process an earlier run of the cell had the main process start (`main:KEY:PID`). */
+  private async reattachStarted(
+    id: string,
+    processId: string,
+    started: { key: string; pid: number },
+    io?: ExecIo,
+    from?: OutputOffsets,
+  ): Promise<ProcessHandle | undefined> {
+    const facts = await this.factsOf(id).catch(() => undefined);
+    if (!facts?.pid) return undefined;
+    const main = (await readFile(`/proc/${facts.pid}/task/${facts.pid}/children`, "utf8").catch(() => ""))
+      .trim()
+      .split(/\s+/)
+      .map(Number)[0];
+    const found = main ? await findStarted(main, started.pid) : undefined;
+    if (!found) {
+      // Ended while nobody watched: its status file tells how; none, and the engine's copy of it is gone.
+      if ((await this.startedStatus(id, started.key)) < 0) return undefined;
+    } else if (found.state === "T") {
+      // The earlier run stopped in the middle of letting it go: it goes on, as a wrapper does at the end
+      // of its stdin.
+      signalHeld(found.pid, "SIGCONT");
+    }
+    return this.mainStarted(id, started.key, processId, found, io, from ?? NO_OUTPUT, undefined, undefined, 1_000);
+  }
+
   async reattach(id: string, processId: string, io?: ExecIo, from?: OutputOffsets): Promise<ProcessHandle | undefined> {
+    const started = parseMainProcessId(processId);
+    if (started) return this.reattachStarted(id, processId, started, io, from);
     const exec = this.docker.getExec(processId);
     const first = await exec.inspect().catch(() => undefined);
     if (!first || !id.startsWith(first.ContainerID ?? "-")) return undefined;
     const key = outputKeyOf(first.ProcessConfig?.arguments);
-    const files = key && io ? this.outputTails(id, key, io, from ?? NO_OUTPUT, exec) : undefined;
+    const files = key && io ? this.outputTails(id, key, io, from ?? NO_OUTPUT, execProbe(exec)) : undefined;
     let settled = false;
     const exited = (async (): Promise<ExecResult> => {
       let info = first;
@@ -296,21 +459,20 @@ export class DockerRuntime implements ContainerRuntime {
    * inside the container, which a task could point at the host's files with a symlink; once the process
    * is gone, what is left is read by the engine inside the container (docs/reliability.md, "Output files").
    */
-  private outputTails(id: string, key: string, io: ExecIo, from: OutputOffsets, exec: Docker.Exec, held?: HeldOutput) {
+  private outputTails(id: string, key: string, io: ExecIo, from: OutputOffsets, probe: Probe, held?: HeldOutput) {
     const source = (fd: 1 | 2, path: string): OutputSource => ({
       open: async () => {
         if (held) return held[fd];
-        const before = await exec.inspect();
-        if (!before.Running) return before.ExitCode === null || before.ExitCode === undefined ? undefined : "gone";
-        if (!before.Pid) return undefined;
-        const handle = await open(`/proc/${before.Pid}/fd/${fd}`, "r").catch(() => undefined);
+        const before = await probe();
+        if (before === "gone" || before === "starting") return before === "gone" ? "gone" : undefined;
+        const handle = await open(`/proc/${before}/fd/${fd}`, "r").catch(() => undefined);
         if (!handle) return undefined;
         // Still the same live process (so the pid was not reused), and a plain file.
-        const after = await exec.inspect().catch(() => undefined);
+        const after = await probe().catch(() => "starting" as const);
         const stat = await handle.stat().catch(() => undefined);
-        if (after?.Running && after.Pid === before.Pid && stat?.isFile()) return handle;
+        if (after === before && stat?.isFile()) return handle;
         await handle.close().catch(() => undefined);
-        return after?.Running ? undefined : "gone";
+        return after === "gone" ? "gone" : undefined;
       },
       rest: async (offset) => {
         // Most short processes leave one of their files empty: a stat (a few ms) saves the archive read.
@@ -539,6 +701,26 @@ export class DockerRuntime implements ContainerRuntime {
   }
 }
 
+/**
+ * Where a process is, for reading its output through its descriptors: its host pid while it runs,
+ * "starting" while that cannot be told yet, "gone" once it has ended.
+ */
+type Probe = () => Promise<number | "starting" | "gone">;
+
+/** An exec's process, as the engine tells it. */
+function execProbe(exec: Docker.Exec): Probe {
+  return async () => {
+    const info = await exec.inspect();
+    if (!info.Running) return info.ExitCode === null || info.ExitCode === undefined ? "starting" : "gone";
+    return info.Pid || "starting";
+  };
+}
+
+/** A process the main process started, by its host pid and start time. */
+function startedProbe(p: ProcStat): Probe {
+  return async () => ((await stillRuns(p)) ? p.pid : "gone");
+}
+
 /** The two output files of a wrapper, opened through its descriptors. */
 interface HeldOutput {
   1: FileHandle;
@@ -582,6 +764,26 @@ async function holdOutput(
     if (out && err) return undefined; // it ended
     await sleep(wait);
   }
+  return undefined;
+}
+
+/** Signals a process held by heldArgv: it has started nothing yet, so it alone. */
+function signalHeld(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // gone meanwhile
+  }
+}
+
+/**
+ * Opens the two output files of a process the main process started, stopped while it waits
+ * (heldArgv), through its own descriptors; undefined when it is no longer that same process.
+ */
+async function holdFiles(p: ProcStat): Promise<HeldOutput | undefined> {
+  const [out, err] = await Promise.all([plainFile(`/proc/${p.pid}/fd/1`), plainFile(`/proc/${p.pid}/fd/2`)]);
+  if (out && err && (await stillRuns(p))) return { 1: out, 2: err };
+  await Promise.all([out?.close(), err?.close()]).catch(() => undefined);
   return undefined;
 }
 

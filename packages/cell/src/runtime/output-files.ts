@@ -64,3 +64,30 @@ export function outputKeyOf(args: readonly string[] | undefined): string | undef
   if (!args || args[0] !== "sh" || args[1] !== "-c" || !args[2]?.includes(`>>${OUTPUT_ROOT}/`)) return undefined;
   return KEY.test(args[3] ?? "") ? args[3] : undefined;
 }
+
+/**
+ * The argv of a process the container's main process starts (main-process-files.ts, `run`): its output
+ * is already in the key's files, so the shell only sets `nofile`, stops itself until the cell has opened
+ * them through its descriptors (SIGCONT lets it go on; a SIGTERM sent meanwhile ends it, 143, before the
+ * program ever runs), finds the program (RESOLVE) and execs it. The key is $0, as in wrappedArgv.
+ */
+export function heldArgv(helper: string, argv: readonly string[], nofile: number, key: string): string[] {
+  const limit = nofile > 0 ? `ulimit -n ${Math.floor(nofile)} && ` : "";
+  return [helper, "sh", "-c", `${limit}kill -STOP $$ && ${RESOLVE} exec "$@"`, key, ...argv];
+}
+
+/** Where a process the main process started leaves its exit status (main-process-files.ts). */
+export function statusPath(key: string): string {
+  return `${OUTPUT_ROOT}/${key}.status`;
+}
+
+/** A process the main process started, as a ProcessHandle id names it: `main:KEY:PID` (its pid in the container). */
+export function mainProcessId(key: string, pid: number): string {
+  return `main:${key}:${pid}`;
+}
+
+/** The key and container pid of a `main:KEY:PID` process id; undefined for any other (an exec id). */
+export function parseMainProcessId(id: string): { key: string; pid: number } | undefined {
+  const m = /^main:([0-9a-f]{24}):([1-9][0-9]{0,9})$/.exec(id);
+  return m ? { key: m[1], pid: Number(m[2]) } : undefined;
+}
