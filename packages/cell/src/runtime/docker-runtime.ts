@@ -34,7 +34,15 @@ import {
   statusPath,
   wrappedArgv,
 } from "./output-files.js";
-import { findStarted, procStat, stillRuns, untilEnded, untilHeld, type ProcStat } from "./main-process-starts.js";
+import {
+  findStarted,
+  isHeldShell,
+  procStat,
+  stillRuns,
+  untilEnded,
+  untilHeld,
+  type ProcStat,
+} from "./main-process-starts.js";
 import { NO_OUTPUT, type OutputOffsets } from "./output-offsets.js";
 import { OutputTail, type OutputSource } from "./output-tail.js";
 import { MainProcessFiles, mainScript } from "./main-process-files.js";
@@ -299,19 +307,15 @@ export class DockerRuntime implements ContainerRuntime {
     from: OutputOffsets,
     oomBefore: number | undefined,
     held?: HeldOutput,
-    maxWaitMs = 50,
   ): ProcessHandle {
     const gone: Probe = () => Promise.resolve("gone");
     const files = io ? this.outputTails(id, key, io, from, found ? startedProbe(found) : gone, held) : undefined;
     let settled = false;
     const exited = (async (): Promise<ExecResult> => {
-      // The program's parent writes its status, then ends: once it has, the status is there.
-      const parent = found && (await procStat(found.ppid));
-      if (found) await untilEnded(found, maxWaitMs);
-      if (parent && parent.startTime <= found!.startTime) await untilEnded(parent, maxWaitMs);
+      if (found) await this.untilStartedEnds(id, key, found);
       await files?.drain();
-      // Without its parent to wait for (gone already), its status may still be on its way.
-      const exitCode = await this.startedStatus(id, key, found && parent ? 0 : 1_000);
+      // Of one gone before it was found, the status may still be on its way.
+      const exitCode = await this.startedStatus(id, key, found ? 0 : 1_000);
       let outOfMemory = false;
       if (exitCode === 137) {
         const after = await oomKillCount(id);
@@ -335,7 +339,23 @@ export class DockerRuntime implements ContainerRuntime {
     };
   }
 
-  /** The exit status a process the main process started left in its status file; -1 when there is none. */
+  /**
+   * Resolves once a process the main process started has ended and its status is there: told on the
+   * channel (at once), else, with no channel, seen on /proc (it, then its parent, which writes the status
+   * file before it ends). The /proc poll runs beside the channel too, slowly, in case the line is lost.
+   */
+  private async untilStartedEnds(id: string, key: string, found: ProcStat): Promise<void> {
+    const parent = await procStat(found.ppid);
+    const initPid = (await this.factsOf(id).catch(() => undefined))?.pid;
+    if (initPid) {
+      await Promise.race([this.mainFiles.untilExit(id, initPid, key), untilEnded(found, 1_000)]);
+      if ((await this.mainFiles.exitOf(id, initPid, key)) !== undefined) return;
+    }
+    await untilEnded(found, 50);
+    if (parent && parent.startTime <= found.startTime) await untilEnded(parent, 50);
+  }
+
+  /** The exit status a process the main process started told, or left in its status file; -1 when there is none. */
   private async startedStatus(id: string, key: string, waitMs = 0): Promise<number> {
     const until = Date.now() + waitMs;
     for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
@@ -369,12 +389,12 @@ export class DockerRuntime implements ContainerRuntime {
     if (!found) {
       // Ended while nobody watched: its status file tells how; none, and the engine's copy of it is gone.
       if ((await this.startedStatus(id, started.key)) < 0) return undefined;
-    } else if (found.state === "T") {
+    } else if (await isHeldShell(found, started.key)) {
       // The earlier run stopped in the middle of letting it go: it goes on, as a wrapper does at the end
       // of its stdin.
       signalHeld(found.pid, "SIGCONT");
     }
-    return this.mainStarted(id, started.key, processId, found, io, from ?? NO_OUTPUT, undefined, undefined, 1_000);
+    return this.mainStarted(id, started.key, processId, found, io, from ?? NO_OUTPUT, undefined);
   }
 
   async reattach(id: string, processId: string, io?: ExecIo, from?: OutputOffsets): Promise<ProcessHandle | undefined> {

@@ -1,5 +1,6 @@
-import { constants } from "node:fs";
+import { closeSync, constants, fstatSync, openSync } from "node:fs";
 import { open, readFile, readlink, stat, type FileHandle } from "node:fs/promises";
+import { Socket } from "node:net";
 import { OUTPUT_ROOT } from "./output-files.js";
 
 /**
@@ -69,7 +70,8 @@ interface Channel {
   /** The container's pid namespace, as /proc/<pid>/ns/pid reads. */
   ns: string;
   requests: FileHandle;
-  answers: FileHandle;
+  /** The answers, read as they come (the cell's epoll, not a poll). */
+  answers: Socket;
   next: number;
   /** Requests one at a time. */
   queue: Promise<unknown>;
@@ -77,8 +79,13 @@ interface Channel {
   root: boolean;
   /** Read from the answers, not yet a whole line. */
   unread: string;
-  /** Exit statuses of processes it started, by key, as read. */
+  /** The request waiting for its answer. */
+  waiting?: { n: number; answer: (text: string | undefined) => void };
+  /** Exit statuses of processes it started, by key, as told. */
   exits: Map<string, number>;
+  /** Called once the exit of a key is told, or the channel is closed. */
+  exitWaiters: Map<string, Array<() => void>>;
+  closed: boolean;
 }
 
 /** The channels to the main processes of a cell's containers, by container id. */
@@ -98,7 +105,7 @@ export class MainProcessFiles {
     if (!path.startsWith("/") || /[\n\r]/.test(path) || path.trim() !== path) return undefined;
     const c = await this.channel(id, initPid);
     if (!c) return undefined;
-    return this.inTurn(c, () => this.ask(id, c, path, maxBytes));
+    return this.inTurn(c, () => this.openAndRead(id, c, path, maxBytes));
   }
 
   /**
@@ -121,12 +128,11 @@ export class MainProcessFiles {
     const line = `run ${startRequest([key, dir, ...argv])}`;
     return this.inTurn(c, async () => {
       const n = c.next++;
-      await c.requests.write(`${n} ${line}\n`);
-      const answer = (await readAnswer(c, n, Date.now() + answerMs).catch(async (err: unknown) => {
+      const answer = await ask(c, n, line, answerMs).catch(async (err: unknown) => {
         this.channels.set(id, Promise.resolve(undefined));
         await close(c);
         throw err;
-      }))!;
+      });
       const [word, pid] = answer.split(" ");
       if (word !== "ok") return undefined;
       const nsPid = Number(pid);
@@ -141,14 +147,14 @@ export class MainProcessFiles {
    * has not been told, or there is no channel.
    */
   async exitOf(id: string, initPid: number, key: string): Promise<number | undefined> {
+    return (await this.channel(id, initPid))?.exits.get(key);
+  }
+
+  /** Resolves once the exit of `key` is told, or there is no channel (the caller then looks itself). */
+  async untilExit(id: string, initPid: number, key: string): Promise<void> {
     const c = await this.channel(id, initPid);
-    if (!c) return undefined;
-    return this.inTurn(c, async () => {
-      if (!c.exits.has(key)) await readAnswer(c, undefined, 0).catch(() => undefined);
-      const code = c.exits.get(key);
-      c.exits.delete(key);
-      return code;
-    });
+    if (!c || c.closed || c.exits.has(key)) return;
+    await new Promise<void>((resolve) => c.exitWaiters.set(key, [...(c.exitWaiters.get(key) ?? []), resolve]));
   }
 
   private channel(id: string, initPid: number): Promise<Channel | undefined> {
@@ -174,11 +180,10 @@ export class MainProcessFiles {
     void channel?.then((c) => close(c));
   }
 
-  private async ask(id: string, c: Channel, path: string, maxBytes: number) {
+  private async openAndRead(id: string, c: Channel, path: string, maxBytes: number) {
     const n = c.next++;
     try {
-      await c.requests.write(`${n} ${path}\n`);
-      const answer = await readAnswer(c, n, Date.now() + ANSWER_MS);
+      const answer = await ask(c, n, path, ANSWER_MS);
       if (answer !== "ok") return undefined;
       if (!(await sameNamespace(c))) throw new Error("the main process is gone");
       // Only a regular file is opened (a stat follows the descriptor without opening it), and checked again.
@@ -215,27 +220,41 @@ async function connect(initPid: number): Promise<Channel | undefined> {
   const ns = await readlink(`/proc/${initPid}/ns/pid`);
   if ((await readlink(`/proc/${pid}/ns/pid`)) !== ns) return undefined;
   const requests = await open(`/proc/${pid}/fd/3`, constants.O_WRONLY | constants.O_NONBLOCK);
-  const answers = await open(`/proc/${pid}/fd/4`, constants.O_RDONLY | constants.O_NONBLOCK).catch(async (err) => {
+  let fd: number;
+  try {
+    fd = openSync(`/proc/${pid}/fd/4`, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
     await requests.close();
     throw err;
-  });
+  }
+  // Both must be the FIFOs of a process of the container: checked after the opens too.
+  const [r, a] = [await requests.stat(), fstatSync(fd)];
+  if (!r.isFIFO() || !a.isFIFO()) {
+    closeSync(fd);
+    await requests.close();
+    return undefined;
+  }
   // Numbers start anywhere: an answer an earlier run of the cell left unread never matches a request of this one.
   const next = 1 + Math.floor(Math.random() * 1e9);
   const c: Channel = {
     pid,
     ns,
     requests,
-    answers,
+    answers: new Socket({ fd, readable: true, writable: false }),
     next,
     queue: Promise.resolve(),
     root: false,
     unread: "",
     exits: new Map(),
+    exitWaiters: new Map(),
+    closed: false,
   };
-  // Both must be the FIFOs of a process of the container: checked after the opens too.
-  const [r, a] = await Promise.all([requests.stat(), answers.stat()]);
+  c.answers.on("data", (chunk: Buffer) => heard(c, chunk.toString("utf8")));
+  c.answers.on("error", () => shut(c));
+  c.answers.on("close", () => shut(c));
+  c.answers.on("end", () => shut(c));
   c.root = /^Uid:\s+0\s+0\s+0\s+0\s*$/m.test(await readFile(`/proc/${pid}/status`, "utf8"));
-  if (!r.isFIFO() || !a.isFIFO() || !(await sameNamespace(c))) {
+  if (!(await sameNamespace(c))) {
     await close(c);
     return undefined;
   }
@@ -246,41 +265,67 @@ async function sameNamespace(c: Channel): Promise<boolean> {
   return (await readlink(`/proc/${c.pid}/ns/pid`).catch(() => "")) === c.ns;
 }
 
+/** Sends request `n` and resolves its answer (all after the number); rejects after `ms` or when the channel closes. */
+async function ask(c: Channel, n: number, request: string, ms: number): Promise<string> {
+  if (c.closed) throw new Error("the main process closed its answers");
+  const answer = new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      c.waiting = undefined;
+      reject(new Error("the main process did not answer"));
+    }, ms);
+    c.waiting = {
+      n,
+      answer: (text) => {
+        clearTimeout(timer);
+        c.waiting = undefined;
+        if (text === undefined) reject(new Error("the main process closed its answers"));
+        else resolve(text);
+      },
+    };
+  });
+  await c.requests.write(`${n} ${request}\n`);
+  return answer;
+}
+
 /**
- * The answer to request `n`, all after the number. Earlier answers, of requests given up on, are
- * skipped; exit lines (`KEY exit STATUS`) are kept in the channel's `exits`. With `n` undefined, reads
- * only what is there now (the exits), and resolves undefined.
+ * Lines read from the answers: the answer to the waiting request, exit lines (kept), anything else
+ * (answers of requests given up on) skipped. What a process of the container could write there is
+ * bounded: a line longer than 64 KiB is dropped.
  */
-async function readAnswer(c: Channel, n: number | undefined, until: number): Promise<string | undefined> {
-  const buffer = Buffer.alloc(4096);
-  for (let wait = 1; ; wait = Math.min(wait * 2, 10)) {
-    let nl: number;
-    while ((nl = c.unread.indexOf("\n")) >= 0) {
-      const line = c.unread.slice(0, nl);
-      c.unread = c.unread.slice(nl + 1);
-      const exit = EXIT_LINE.exec(line);
-      if (exit) c.exits.set(exit[1], Number(exit[2]));
-      const space = line.indexOf(" ");
-      if (n !== undefined && space > 0 && Number(line.slice(0, space)) === n) return line.slice(space + 1);
-    }
-    const got = await c.answers.read(buffer, 0, buffer.length, null).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === "EAGAIN") return { bytesRead: -1 };
-      throw err;
-    });
-    if (got.bytesRead > 0) {
-      c.unread += buffer.toString("utf8", 0, got.bytesRead);
+function heard(c: Channel, text: string): void {
+  c.unread += text;
+  let nl: number;
+  while ((nl = c.unread.indexOf("\n")) >= 0) {
+    const line = c.unread.slice(0, nl);
+    c.unread = c.unread.slice(nl + 1);
+    const exit = EXIT_LINE.exec(line);
+    if (exit) {
+      c.exits.set(exit[1], Number(exit[2]));
+      for (const resolve of c.exitWaiters.get(exit[1]) ?? []) resolve();
+      c.exitWaiters.delete(exit[1]);
       continue;
     }
-    if (got.bytesRead === 0) throw new Error("the main process closed its answers");
-    if (n === undefined) return undefined;
-    if (Date.now() > until) throw new Error("the main process did not answer");
-    await new Promise((r) => setTimeout(r, wait));
+    const space = line.indexOf(" ");
+    if (c.waiting && space > 0 && Number(line.slice(0, space)) === c.waiting.n) c.waiting.answer(line.slice(space + 1));
   }
+  if (c.unread.length > 64 * 1024) c.unread = "";
+}
+
+/** The channel is closed: its waiters are told. */
+function shut(c: Channel): void {
+  if (c.closed) return;
+  c.closed = true;
+  c.waiting?.answer(undefined);
+  for (const waiters of c.exitWaiters.values()) for (const resolve of waiters) resolve();
+  c.exitWaiters.clear();
 }
 
 /** What the child that started a process writes once it has ended (mainScript's `run`). */
 const EXIT_LINE = /^([0-9a-f]{24}) exit ([0-9]{1,3})$/;
 
 async function close(c: Channel | undefined): Promise<void> {
-  await Promise.all([c?.requests.close(), c?.answers.close()]).catch(() => undefined);
+  if (!c) return;
+  c.answers.destroy();
+  shut(c);
+  await c.requests.close().catch(() => undefined);
 }

@@ -88,3 +88,9 @@ export async function untilEnded(p: ProcStat, maxWaitMs: number): Promise<void> 
     await new Promise((r) => setTimeout(r, wait));
   }
 }
+
+/** Whether `p` is still the held shell of `key` (heldArgv: the key is its $0), not the program it execs. */
+export async function isHeldShell(p: ProcStat, key: string): Promise<boolean> {
+  const argv = (await readFile(`/proc/${p.pid}/cmdline`, "utf8").catch(() => "")).split("\0");
+  return p.state === "T" && argv[1] === "sh" && argv[2] === "-c" && argv[4] === key;
+}
