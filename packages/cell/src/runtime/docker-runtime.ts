@@ -65,10 +65,11 @@ export interface DockerRuntimeOptions {
 }
 
 /**
- * ContainerRuntime on the Docker engine through dockerode. Each container's main process is an idle
- * `sleep` under Docker's init; every process of a task is an exec, so actions can run side by side in
- * one container. Signals reach an exec's processes through the host's /proc (the cell runs in the
- * host's pid namespace, as root).
+ * ContainerRuntime on the Docker engine through dockerode. Each container's main process is the helper
+ * busybox's shell under Docker's init (main-process-files.ts): idle, it reads files and starts the
+ * task's root processes for the cell; any other process of a task is an exec of the engine. Actions
+ * can run side by side in one container. Signals reach a task's processes through the host's /proc
+ * (the cell runs in the host's pid namespace, as root).
  */
 export class DockerRuntime implements ContainerRuntime {
   readonly docker: Docker;
