@@ -209,40 +209,24 @@ export class DockerRuntime implements ContainerRuntime {
     }
     stream.end("go\n");
     const files = this.outputTails(id, key, io, NO_OUTPUT, execProbe(exec), held);
-    let settled = false;
-    const exited = (async (): Promise<ExecResult> => {
-      await ended;
-      let info = await exec.inspect();
-      for (let i = 0; info.Running && i < 200; i++) {
-        await sleep(25);
-        info = await exec.inspect();
-      }
-      await files.drain();
-      const exitCode = info.ExitCode ?? -1;
-      let outOfMemory = false;
-      if (exitCode === 137) {
-        const after = await oomKillCount(id);
-        outOfMemory = after !== undefined && oomBefore !== undefined ? after > oomBefore : await this.oomKilled(id);
-      }
-      return { exitCode, outOfMemory };
-    })().finally(() => {
-      settled = true;
-      files.stop();
-    });
-    exited.catch(() => undefined);
     let pid: number | undefined;
-    return {
-      id: exec.id,
-      exited,
-      output: files.position,
-      release: files.release,
-      signal: async (sig) => {
-        // Docker reports a fresh exec as running with pid 0 until its process is there: wait for the pid.
-        pid ??= await execPid(exec, () => settled);
-        if (pid === undefined || settled) return;
-        await killProcessGroup(pid, sig);
+    return processHandle(
+      exec.id,
+      async () => {
+        await ended;
+        let info = await exec.inspect();
+        for (let i = 0; info.Running && i < 200; i++) {
+          await sleep(25);
+          info = await exec.inspect();
+        }
+        await files.drain();
+        const exitCode = info.ExitCode ?? -1;
+        return { exitCode, outOfMemory: await this.outOfMemory(id, exitCode, oomBefore) };
       },
-    };
+      files,
+      // Docker reports a fresh exec as running with pid 0 until its process is there: wait for the pid.
+      async (done) => (pid ??= await execPid(exec, done)),
+    );
   }
 
   /**
@@ -311,33 +295,18 @@ export class DockerRuntime implements ContainerRuntime {
   ): ProcessHandle {
     const gone: Probe = () => Promise.resolve("gone");
     const files = io ? this.outputTails(id, key, io, from, found ? startedProbe(found) : gone, held) : undefined;
-    let settled = false;
-    const exited = (async (): Promise<ExecResult> => {
-      if (found) await this.untilStartedEnds(id, key, found);
-      await files?.drain();
-      // Of one gone before it was found, the status may still be on its way.
-      const exitCode = await this.startedStatus(id, key, found ? 0 : 1_000);
-      let outOfMemory = false;
-      if (exitCode === 137) {
-        const after = await oomKillCount(id);
-        outOfMemory = after !== undefined && oomBefore !== undefined ? after > oomBefore : await this.oomKilled(id);
-      }
-      return { exitCode, outOfMemory };
-    })().finally(() => {
-      settled = true;
-      files?.stop();
-    });
-    exited.catch(() => undefined);
-    return {
-      id: processId,
-      exited,
-      output: files?.position,
-      release: files?.release,
-      signal: async (sig) => {
-        if (!found || settled || !(await stillRuns(found))) return;
-        await killProcessGroup(found.pid, sig);
+    return processHandle(
+      processId,
+      async () => {
+        if (found) await this.untilStartedEnds(id, key, found);
+        await files?.drain();
+        // Of one gone before it was found, the status may still be on its way.
+        const exitCode = await this.startedStatus(id, key, found ? 0 : 1_000);
+        return { exitCode, outOfMemory: await this.outOfMemory(id, exitCode, oomBefore) };
       },
-    };
+      files,
+      async () => (found && (await stillRuns(found)) ? found.pid : undefined),
+    );
   }
 
   /**
@@ -406,36 +375,25 @@ export class DockerRuntime implements ContainerRuntime {
     if (!first || !id.startsWith(first.ContainerID ?? "-")) return undefined;
     const key = outputKeyOf(first.ProcessConfig?.arguments);
     const files = key && io ? this.outputTails(id, key, io, from ?? NO_OUTPUT, execProbe(exec)) : undefined;
-    let settled = false;
-    const exited = (async (): Promise<ExecResult> => {
-      let info = first;
-      // No stream tells when a process the cell did not start ends: ask, at most every second.
-      for (let wait = 50; info.Running; wait = Math.min(1_000, wait * 2)) {
-        await sleep(wait);
-        const next = await exec.inspect().catch(() => undefined);
-        if (!next) return { exitCode: -1, outOfMemory: false }; // the container went with it
-        info = next;
-      }
-      await files?.drain();
-      const exitCode = info.ExitCode ?? -1;
-      return { exitCode, outOfMemory: exitCode === 137 && (await this.oomKilled(id)) };
-    })().finally(() => {
-      settled = true;
-      files?.stop();
-    });
-    exited.catch(() => undefined);
     let pid: number | undefined;
-    return {
-      id: processId,
-      exited,
-      output: files?.position,
-      release: files?.release,
-      signal: async (sig) => {
-        pid ??= await execPid(exec, () => settled);
-        if (pid === undefined || settled) return;
-        await killProcessGroup(pid, sig);
+    return processHandle(
+      processId,
+      async () => {
+        let info = first;
+        // No stream tells when a process the cell did not start ends: ask, at most every second.
+        for (let wait = 50; info.Running; wait = Math.min(1_000, wait * 2)) {
+          await sleep(wait);
+          const next = await exec.inspect().catch(() => undefined);
+          if (!next) return { exitCode: -1, outOfMemory: false }; // the container went with it
+          info = next;
+        }
+        await files?.drain();
+        const exitCode = info.ExitCode ?? -1;
+        return { exitCode, outOfMemory: await this.outOfMemory(id, exitCode, undefined) };
       },
-    };
+      files,
+      async (done) => (pid ??= await execPid(exec, done)),
+    );
   }
 
   /** Makes the directory of the output files (docs/reliability.md, "Output files"), once per container. */
@@ -557,6 +515,17 @@ export class DockerRuntime implements ContainerRuntime {
       this.facts.set(id, facts);
     }
     return facts;
+  }
+
+  /**
+   * Whether the memory limit killed a process that exited with `exitCode`: 137 and the container's
+   * cgroup counted an OOM kill since `oomBefore` (its count when the process started), or, without
+   * that count, the engine says the container was OOM-killed.
+   */
+  private async outOfMemory(id: string, exitCode: number, oomBefore: number | undefined): Promise<boolean> {
+    if (exitCode !== 137) return false;
+    const after = oomBefore === undefined ? undefined : await oomKillCount(id);
+    return after !== undefined ? after > oomBefore! : this.oomKilled(id);
   }
 
   private async oomKilled(id: string): Promise<boolean> {
@@ -720,6 +689,44 @@ export class DockerRuntime implements ContainerRuntime {
       stream?.destroy?.();
     };
   }
+}
+
+/** What a process's output tails give its handle (DockerRuntime.outputTails). */
+interface Tails {
+  stop(): void;
+  position(): OutputOffsets;
+  release(kept: OutputOffsets): void;
+}
+
+/**
+ * The handle of a process: `wait` resolves its end (its output delivered) and status; its tails stop
+ * then; a signal goes to the process group of the pid `pidOf` finds (it is told when the process has
+ * ended), and to none once it has ended.
+ */
+function processHandle(
+  id: string,
+  wait: () => Promise<ExecResult>,
+  files: Tails | undefined,
+  pidOf: (ended: () => boolean) => Promise<number | undefined>,
+): ProcessHandle {
+  let settled = false;
+  const ended = () => settled;
+  const exited = wait().finally(() => {
+    settled = true;
+    files?.stop();
+  });
+  exited.catch(() => undefined);
+  return {
+    id,
+    exited,
+    output: files?.position,
+    release: files?.release,
+    signal: async (sig) => {
+      const pid = settled ? undefined : await pidOf(ended);
+      if (pid === undefined || settled) return;
+      await killProcessGroup(pid, sig);
+    },
+  };
 }
 
 /**
