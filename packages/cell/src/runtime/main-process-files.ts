@@ -283,7 +283,13 @@ async function ask(c: Channel, n: number, request: string, ms: number): Promise<
       },
     };
   });
-  await c.requests.write(`${n} ${request}\n`);
+  answer.catch(() => undefined); // when the write fails, the caller gets its error, not this one
+  try {
+    await c.requests.write(`${n} ${request}\n`);
+  } catch (err) {
+    c.waiting?.answer(undefined);
+    throw err;
+  }
   return answer;
 }
 
