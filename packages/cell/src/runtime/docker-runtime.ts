@@ -1,4 +1,4 @@
-import { open, readFile, type FileHandle } from "node:fs/promises";
+import { open, type FileHandle } from "node:fs/promises";
 import { PassThrough } from "node:stream";
 import { DiegoError } from "@diego/models";
 import Docker from "dockerode";
@@ -37,6 +37,7 @@ import {
 import {
   findStarted,
   isHeldShell,
+  mainProcessOf,
   procStat,
   stillRuns,
   untilEnded,
@@ -269,7 +270,10 @@ export class DockerRuntime implements ContainerRuntime {
       return this.mainStarted(id, key, processId, undefined, io, NO_OUTPUT, oomBefore);
     }
     // It waits, stopped (heldArgv), until its files are open here; a stop meanwhile ends it unrun.
-    const held = (await untilHeld(found)) === "held" ? await holdFiles(found) : undefined;
+    // Its files are its child's redirects from the start: plain files, or it is not that process.
+    const opened =
+      (await untilHeld(found)) === "held" ? await openOutputs(found.pid, () => stillRuns(found)) : undefined;
+    const held = opened === "not yet" ? undefined : opened;
     if (signal?.aborted) {
       await Promise.all([held?.[1].close(), held?.[2].close()]).catch(() => undefined);
       if (await stillRuns(found)) {
@@ -328,11 +332,11 @@ export class DockerRuntime implements ContainerRuntime {
   /** The exit status a process the main process started told, or left in its status file; -1 when there is none. */
   private async startedStatus(id: string, key: string, waitMs = 0): Promise<number> {
     const until = Date.now() + waitMs;
+    const initPid = (await this.factsOf(id).catch(() => undefined))?.pid;
     for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
-      const facts = await this.factsOf(id).catch(() => undefined);
-      const told = facts?.pid ? await this.mainFiles.exitOf(id, facts.pid, key) : undefined;
+      const told = initPid ? await this.mainFiles.exitOf(id, initPid, key) : undefined;
       if (told !== undefined) return told;
-      const read = facts?.pid ? await this.mainFiles.read(id, facts.pid, statusPath(key), 64) : undefined;
+      const read = initPid ? await this.mainFiles.read(id, initPid, statusPath(key), 64) : undefined;
       const text = (read ?? (await this.readFile(id, statusPath(key), 64).catch(() => undefined)))?.data.toString();
       const code = Number(text?.trim() || NaN);
       if (Number.isInteger(code) && code >= 0) return code;
@@ -351,10 +355,7 @@ export class DockerRuntime implements ContainerRuntime {
   ): Promise<ProcessHandle | undefined> {
     const facts = await this.factsOf(id).catch(() => undefined);
     if (!facts?.pid) return undefined;
-    const main = (await readFile(`/proc/${facts.pid}/task/${facts.pid}/children`, "utf8").catch(() => ""))
-      .trim()
-      .split(/\s+/)
-      .map(Number)[0];
+    const main = await mainProcessOf(facts.pid);
     const found = main ? await findStarted(main, started.pid) : undefined;
     if (!found) {
       // Ended while nobody watched: its status file tells how; none, and the engine's copy of it is gone.
@@ -443,7 +444,8 @@ export class DockerRuntime implements ContainerRuntime {
       open: async () => {
         if (held) return held[fd];
         const before = await probe();
-        if (before === "gone" || before === "starting") return before === "gone" ? "gone" : undefined;
+        if (before === "gone") return "gone";
+        if (before === "starting") return undefined;
         const handle = await open(`/proc/${before}/fd/${fd}`, "r").catch(() => undefined);
         if (!handle) return undefined;
         // Still the same live process (so the pid was not reused), and a plain file.
@@ -782,17 +784,28 @@ async function holdOutput(
   // Once marked, the engine knows the pid at once or nearly: asked every few ms (before, as it starts).
   const pid = await execPid(exec, () => false, Math.max(0, until - Date.now()), first === "marked" ? 4 : 50);
   if (pid === undefined) return undefined;
+  const same = async () => {
+    const after = await exec.inspect().catch(() => undefined);
+    return after?.Running === true && after.Pid === pid;
+  };
   for (let wait = 1; Date.now() < until; wait = Math.min(wait * 2, 20)) {
-    const [out, err] = await Promise.all([plainFile(`/proc/${pid}/fd/1`), plainFile(`/proc/${pid}/fd/2`)]);
-    if (out && err) {
-      const after = await exec.inspect().catch(() => undefined);
-      if (after?.Running && after.Pid === pid) return { 1: out, 2: err };
-    }
-    await Promise.all([out?.close(), err?.close()]).catch(() => undefined);
-    if (out && err) return undefined; // it ended
+    const got = await openOutputs(pid, same);
+    if (got !== "not yet") return got; // held, or undefined: it ended
     await sleep(wait);
   }
   return undefined;
+}
+
+/**
+ * Opens both output files of the process `pid` through its descriptors 1 and 2, kept when both are
+ * plain files and `same` says it is still that process; undefined when they were but it is not (it
+ * ended), "not yet" while they are not both plain files (its redirects are not made yet).
+ */
+async function openOutputs(pid: number, same: () => Promise<boolean>): Promise<HeldOutput | undefined | "not yet"> {
+  const [out, err] = await Promise.all([plainFile(`/proc/${pid}/fd/1`), plainFile(`/proc/${pid}/fd/2`)]);
+  if (out && err && (await same())) return { 1: out, 2: err };
+  await Promise.all([out?.close(), err?.close()]).catch(() => undefined);
+  return out && err ? undefined : "not yet";
 }
 
 /** Signals a process held by heldArgv: it has started nothing yet, so it alone. */
@@ -802,17 +815,6 @@ function signalHeld(pid: number, signal: NodeJS.Signals): void {
   } catch {
     // gone meanwhile
   }
-}
-
-/**
- * Opens the two output files of a process the main process started, stopped while it waits
- * (heldArgv), through its own descriptors; undefined when it is no longer that same process.
- */
-async function holdFiles(p: ProcStat): Promise<HeldOutput | undefined> {
-  const [out, err] = await Promise.all([plainFile(`/proc/${p.pid}/fd/1`), plainFile(`/proc/${p.pid}/fd/2`)]);
-  if (out && err && (await stillRuns(p))) return { 1: out, 2: err };
-  await Promise.all([out?.close(), err?.close()]).catch(() => undefined);
-  return undefined;
 }
 
 /** The file at `path` opened for reading when it is a plain file (not the exec's pipe yet), else undefined. */

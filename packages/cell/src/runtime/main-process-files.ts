@@ -1,6 +1,7 @@
 import { closeSync, constants, fstatSync, openSync } from "node:fs";
 import { open, readFile, readlink, stat, type FileHandle } from "node:fs/promises";
 import { Socket } from "node:net";
+import { mainProcessOf } from "./main-process-starts.js";
 import { OUTPUT_ROOT } from "./output-files.js";
 
 /**
@@ -214,9 +215,8 @@ export class MainProcessFiles {
 }
 
 async function connect(initPid: number): Promise<Channel | undefined> {
-  const children = (await readFile(`/proc/${initPid}/task/${initPid}/children`, "utf8")).trim().split(/\s+/);
-  const pid = Number(children[0]);
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  const pid = await mainProcessOf(initPid);
+  if (!pid || !Number.isInteger(pid) || pid <= 0) return undefined;
   const ns = await readlink(`/proc/${initPid}/ns/pid`);
   if ((await readlink(`/proc/${pid}/ns/pid`)) !== ns) return undefined;
   const requests = await open(`/proc/${pid}/fd/3`, constants.O_WRONLY | constants.O_NONBLOCK);

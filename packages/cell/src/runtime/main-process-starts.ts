@@ -34,22 +34,42 @@ export async function procStat(pid: number): Promise<ProcStat | undefined> {
 
 /** Pure: /proc/<pid>/stat and /proc/<pid>/status as a ProcStat. */
 export function parseProcStat(pid: number, stat: string, status: string): ProcStat | undefined {
-  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const now = parseStat(stat);
   const ns = /^NSpid:\s*(.*)$/m.exec(status)?.[1].trim().split(/\s+/);
+  return now && { pid, ...now, nsPid: Number(ns?.[ns.length - 1] ?? pid) };
+}
+
+/** Pure: the state, parent and start time of /proc/<pid>/stat. */
+function parseStat(stat: string): Pick<ProcStat, "state" | "ppid" | "startTime"> | undefined {
+  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const startTime = Number(rest[19]);
   if (!rest[0] || !Number.isFinite(startTime)) return undefined;
-  return { pid, state: rest[0], ppid: Number(rest[1]), startTime, nsPid: Number(ns?.[ns.length - 1] ?? pid) };
+  return { state: rest[0], ppid: Number(rest[1]), startTime };
+}
+
+/**
+ * The state of `p` now (its /proc/<pid>/stat alone: what a poll needs), or "gone" once it is not the
+ * same process (pid and start time) or has exited.
+ */
+async function stateOf(p: ProcStat): Promise<string> {
+  const now = parseStat(await readFile(`/proc/${p.pid}/stat`, "utf8").catch(() => ""));
+  if (!now || now.startTime !== p.startTime || now.state === "Z" || now.state === "X") return "gone";
+  return now.state;
 }
 
 /** Whether `p` still runs: the same process (pid and start time), not exited. */
 export async function stillRuns(p: ProcStat): Promise<boolean> {
-  const now = await procStat(p.pid);
-  return now !== undefined && now.startTime === p.startTime && now.state !== "Z" && now.state !== "X";
+  return (await stateOf(p)) !== "gone";
 }
 
 async function children(pid: number): Promise<number[]> {
   const text = await readFile(`/proc/${pid}/task/${pid}/children`, "utf8").catch(() => "");
   return text.trim().split(/\s+/).filter(Boolean).map(Number);
+}
+
+/** The host pid of a container's main process: the first child of its init (host pid `initPid`). */
+export async function mainProcessOf(initPid: number): Promise<number | undefined> {
+  return (await children(initPid))[0];
 }
 
 /**
@@ -74,9 +94,9 @@ export async function findStarted(mainPid: number, nsPid: number): Promise<ProcS
 export async function untilHeld(p: ProcStat, deadlineMs = 5_000): Promise<"held" | "gone" | "late"> {
   const until = Date.now() + deadlineMs;
   for (let wait = 1; ; wait = Math.min(wait * 2, 10)) {
-    const now = await procStat(p.pid);
-    if (!now || now.startTime !== p.startTime || now.state === "Z" || now.state === "X") return "gone";
-    if (now.state === "T") return "held";
+    const state = await stateOf(p);
+    if (state === "gone") return "gone";
+    if (state === "T") return "held";
     if (Date.now() > until) return "late";
     await new Promise((r) => setTimeout(r, wait));
   }

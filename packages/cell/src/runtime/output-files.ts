@@ -42,6 +42,11 @@ const HOLD = '{ read -r __diego_go; [ "$__diego_go" != stop ] || exit 143; exec 
  */
 export const REDIRECTED_MARK = "+";
 
+/** The wrappers' first command: RLIMIT_NOFILE set to `nofile` (none when 0). */
+function nofileLimit(nofile: number): string {
+  return nofile > 0 ? `ulimit -n ${Math.floor(nofile)} && ` : "";
+}
+
 /**
  * The argv that runs `argv` with its stdout and stderr appended to the files of `key`, through the
  * helper busybox's shell (every container has it, whatever its image holds); with `nofile`, under that
@@ -52,7 +57,7 @@ export const REDIRECTED_MARK = "+";
  */
 export function wrappedArgv(helper: string, argv: readonly string[], nofile: number, key: string): string[] {
   const { stdout, stderr } = outputPaths(key);
-  const limit = nofile > 0 ? `ulimit -n ${Math.floor(nofile)} && ` : "";
+  const limit = nofileLimit(nofile);
   // A cell gone meanwhile must not keep the program from running: no SIGPIPE, no error, for the mark.
   const mark = `{ trap '' PIPE; printf ${REDIRECTED_MARK} >&9 2>/dev/null; trap - PIPE; exec 9>&-; }`;
   const script = `${limit}exec 9>&1 >>${stdout} 2>>${stderr} && ${mark} && ${HOLD} && ${RESOLVE} exec "$@"`;
@@ -72,8 +77,7 @@ export function outputKeyOf(args: readonly string[] | undefined): string | undef
  * program ever runs), finds the program (RESOLVE) and execs it. The key is $0, as in wrappedArgv.
  */
 export function heldArgv(helper: string, argv: readonly string[], nofile: number, key: string): string[] {
-  const limit = nofile > 0 ? `ulimit -n ${Math.floor(nofile)} && ` : "";
-  return [helper, "sh", "-c", `${limit}kill -STOP $$ && ${RESOLVE} exec "$@"`, key, ...argv];
+  return [helper, "sh", "-c", `${nofileLimit(nofile)}kill -STOP $$ && ${RESOLVE} exec "$@"`, key, ...argv];
 }
 
 /** Where a process the main process started leaves its exit status (main-process-files.ts). */
