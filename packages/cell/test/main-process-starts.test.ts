@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DockerEngine } from "../src/runtime/docker-engine.js";
 import { DockerRuntime } from "../src/runtime/docker-runtime.js";
-import { uniqueId } from "./support/harness.js";
+import { containerSpec, uniqueId } from "./support/harness.js";
 import { CONTRACT_IMAGE } from "./support/runtime-contract.js";
 import { startRequest } from "../src/runtime/main-process-files.js";
 import { parseProcStat } from "../src/runtime/main-process-starts.js";
@@ -49,18 +49,15 @@ describe("on Docker", () => {
   let id: string;
   beforeAll(async () => {
     await new DockerEngine(rt, helperDir).prepareHelper(CONTRACT_IMAGE);
-    id = await rt.create({
-      name: uniqueId("diego-starts"),
-      image: CONTRACT_IMAGE,
-      labels: { "diego.starts-test": "1" },
-      env: ["TASK=1", "SPACED=a b"],
-      memoryMb: 64,
-      diskMb: 0,
-      cpuShares: 0,
-      maxPids: 0,
-      privileged: false,
-      network: false,
-    });
+    id = await rt.create(
+      containerSpec({
+        name: uniqueId("diego-starts"),
+        image: CONTRACT_IMAGE,
+        labels: { "diego.starts-test": "1" },
+        env: ["TASK=1", "SPACED=a b"],
+        memoryMb: 64,
+      }),
+    );
     await rt.start(id);
   }, 60_000);
   afterAll(async () => {

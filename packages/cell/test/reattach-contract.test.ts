@@ -8,7 +8,7 @@ import { DockerEngine } from "../src/runtime/docker-engine.js";
 import { DockerRuntime } from "../src/runtime/docker-runtime.js";
 import { FakeRuntime } from "../src/runtime/fake-runtime.js";
 import { eventually } from "@diego/testing";
-import { uniqueId } from "./support/harness.js";
+import { containerSpec, uniqueId } from "./support/harness.js";
 import { CONTRACT_IMAGE } from "./support/runtime-contract.js";
 
 const helperDir = join(tmpdir(), `diego-reattach-helper-${process.pid}`);
@@ -27,18 +27,14 @@ describe.each([
   let id: string;
   beforeAll(async () => {
     rt = make();
-    id = await rt.create({
-      name: uniqueId("diego-reattach"),
-      image: CONTRACT_IMAGE,
-      labels: { "diego.reattach-test": "1" },
-      env: [],
-      memoryMb: 64,
-      diskMb: 0,
-      cpuShares: 0,
-      maxPids: 0,
-      privileged: false,
-      network: false,
-    });
+    id = await rt.create(
+      containerSpec({
+        name: uniqueId("diego-reattach"),
+        image: CONTRACT_IMAGE,
+        labels: { "diego.reattach-test": "1" },
+        memoryMb: 64,
+      }),
+    );
     await rt.start(id);
   });
   afterAll(() => rt.remove(id));
