@@ -3,7 +3,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { eventually } from "./eventually.js";
-import { freePort } from "./free-port.js";
+import { freePorts } from "./free-port.js";
+
+/** How many times a server or cluster is started on new ports when etcd exits before it is healthy. */
+const START_ATTEMPTS = 3;
+
+/** etcd exited before it answered /health: its ports were taken meanwhile, most often. */
+class EarlyExit extends Error {}
 
 /**
  * A private etcd on free loopback ports with a data dir of its own; stop() kills it, remove() deletes its
@@ -34,25 +40,40 @@ export class EtcdServer {
   }
 
   static async start(): Promise<EtcdServer> {
-    const server = new EtcdServer(await freePort(), await freePort(), mkdtempSync(join(tmpdir(), "diego-etcd-")));
-    await server.resume();
-    return server;
+    const [server] = await EtcdServer.startMembers(1, () => "diego-test");
+    return server!;
   }
 
   /** The members of one new etcd cluster, started together (each answers /health once there is a leader). */
-  static async startCluster(size: number): Promise<EtcdServer[]> {
-    const members: EtcdServer[] = [];
-    for (let i = 0; i < size; i++) {
-      const dir = mkdtempSync(join(tmpdir(), "diego-etcd-"));
-      members.push(new EtcdServer(await freePort(), await freePort(), dir, `member-${i}`));
+  static startCluster(size: number): Promise<EtcdServer[]> {
+    return EtcdServer.startMembers(size, (i) => `member-${i}`);
+  }
+
+  /**
+   * Starts `size` members of one cluster on fresh ports and data dirs. The ports are free when chosen, but
+   * another process may take one before etcd binds it; then that member exits, and all of them are started
+   * again on new ports (at most START_ATTEMPTS times).
+   */
+  private static async startMembers(size: number, name: (i: number) => string): Promise<EtcdServer[]> {
+    for (let attempt = 1; ; attempt++) {
+      const ports = await freePorts(2 * size);
+      const members = Array.from(
+        { length: size },
+        (_, i) => new EtcdServer(ports[2 * i]!, ports[2 * i + 1]!, mkdtempSync(join(tmpdir(), "diego-etcd-")), name(i)),
+      );
+      const initialCluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(",");
+      for (const m of members) {
+        m.initialCluster = initialCluster;
+        m.clusterToken = members[0]!.clusterToken;
+      }
+      try {
+        await Promise.all(members.map((m) => m.resume()));
+        return members;
+      } catch (err) {
+        await Promise.all(members.map((m) => m.remove()));
+        if (!(err instanceof EarlyExit) || attempt >= START_ATTEMPTS) throw err;
+      }
     }
-    const initialCluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(",");
-    for (const m of members) {
-      m.initialCluster = initialCluster;
-      m.clusterToken = members[0]!.clusterToken;
-    }
-    await Promise.all(members.map((m) => m.resume()));
-    return members;
   }
 
   /** Whether this member is its cluster's leader now (false when it does not answer). */
@@ -114,14 +135,27 @@ export class EtcdServer {
         "--initial-cluster-token",
         this.clusterToken,
       ],
-      { stdio: "ignore" },
+      { stdio: ["ignore", "ignore", "pipe"] },
     );
+    // etcd logs to stderr: it is always read (a full pipe would block etcd), and its end kept for errors.
+    let logTail = "";
+    child.stderr?.on("data", (chunk: Buffer) => {
+      logTail = (logTail + chunk.toString("utf8")).slice(-2_000);
+    });
     const spawnError = new Promise<Error>((resolve) => child.once("error", resolve));
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     this.child = child;
+    let healthy = false;
     await Promise.race([
-      eventually(`etcd on ${this.url}`, async () => (await fetch(`${this.url}/health`)).ok, 30_000, 100),
+      eventually(`etcd on ${this.url}`, async () => (await fetch(`${this.url}/health`)).ok, 30_000, 100).then(() => {
+        healthy = true;
+      }),
       spawnError.then((err) => {
         throw new Error(`cannot start etcd (scripts/test installs etcd-server): ${err.message}`);
+      }),
+      exited.then(() => {
+        if (healthy) return;
+        throw new EarlyExit(`etcd ${this.name} on ${this.url} exited before it was healthy: ${logTail.trim()}`);
       }),
     ]);
   }

@@ -8,6 +8,6 @@ export {
 } from "./cluster.js";
 export { EtcdServer } from "./etcd-server.js";
 export { eventually } from "./eventually.js";
-export { freePort } from "./free-port.js";
+export { freePort, freePorts } from "./free-port.js";
 export { DOCKER_GATEWAY } from "./gateway.js";
 export { GrpcFaultProxy, type Fault, type GrpcFaultProxyOptions } from "./grpc-fault-proxy.js";
