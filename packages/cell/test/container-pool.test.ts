@@ -89,6 +89,30 @@ describe("the pool itself", () => {
       });
     }
   }, 120_000);
+
+  test("a pooled container whose image is not the one the task's reference names is not used", async () => {
+    const otherCell = `${cellId}-b`;
+    const other = new ContainerPool({
+      engine: dockerPoolEngine(runtime),
+      settings: { size: 1, maxShapes: 1, shapeIdleMs: 60_000 },
+      labels: cellLabels(otherCell),
+      namePrefix: poolNamePrefix(otherCell),
+      logger: createLogger("pool-test", "silent"),
+    });
+    await other.start();
+    try {
+      // Tasks that found the reference naming another image than the one the pool makes containers of
+      // (the reference moved between the task's look and the pool's create).
+      const moved = (guid: string): ContainerSpec => ({ ...spec(guid), imageId: "sha256:not-what-it-names" });
+      expect(await other.claim(moved("learn"))).toBeUndefined();
+      await eventually("the pool to fill", async () => other.readyFor(moved("x")) === 1, 60_000);
+      expect(await other.claim(moved("m1"))).toBeUndefined();
+      expect(other.stats()).toMatchObject({ hits: 0, discarded: 1 });
+    } finally {
+      await other.stop();
+      await removeCellContainers(runtime, otherCell);
+    }
+  }, 120_000);
 });
 
 describe("through a cell", () => {
@@ -173,6 +197,46 @@ describe("through a cell", () => {
     });
     expect(pool.stats().hits).toBe(hits + 1);
   }, 120_000);
+
+  test("a task whose image reference moved since the pool filled gets the image it names now", async () => {
+    const pool = h.cell.cell.parts.pool!;
+    const ref = `diego/pool-retag-${process.pid}`;
+    const docker = new DockerRuntime({ helperDir: join(tmpdir(), "unused") }).docker;
+    await docker.getImage(IMAGE).tag({ repo: ref, tag: "latest" });
+    const run = async () => {
+      const guid = uniqueId("retag");
+      await h.cluster.desire({
+        taskGuid: guid,
+        domain: "pool-test",
+        rootFs: `docker:///${ref}`,
+        memoryMb: 64,
+        action: {
+          action: {
+            case: "run",
+            value: { path: "/bin/sh", args: ["-c", "cat /marker > /tmp/r || echo none > /tmp/r"] },
+          },
+        },
+        resultFile: "/tmp/r",
+      });
+      return (await h.cluster.completed(guid, 90_000)).result.trim();
+    };
+    try {
+      expect(await run()).toBe("none");
+      await eventually("the pool to fill for the image", async () => pool.stats().ready >= 2, 60_000);
+      // The reference now names a new image, with /marker.
+      const maker = await docker.createContainer({ Image: ref, Cmd: ["/bin/sh", "-c", "echo v2 > /marker"] });
+      await maker.start();
+      await maker.wait();
+      await maker.commit({ repo: ref, tag: "latest" });
+      await maker.remove();
+      expect(await run()).toBe("v2");
+    } finally {
+      await docker
+        .getImage(`${ref}:latest`)
+        .remove({ force: true })
+        .catch(() => undefined);
+    }
+  }, 180_000);
 });
 
 test("a restarted cell removes the pooled containers it left unclaimed and follows the task in a claimed one, env and all", async () => {

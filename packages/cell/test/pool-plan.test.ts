@@ -16,8 +16,9 @@ import {
   type PooledContainer,
 } from "../src/runtime/pool-plan.js";
 
-const shape = (image: string, diskMb = 0, privileged = false): PoolShape => ({
+const shape = (image: string, diskMb = 0, privileged = false, imageId = ""): PoolShape => ({
   image,
+  imageId,
   diskMb,
   privileged,
   network: true,
@@ -75,9 +76,10 @@ describe("which shapes are kept", () => {
     expect([...keptShapes(state(used), settings, now)].sort()).toEqual(want.map(shapeKey).sort());
   });
 
-  test("disk is part of the shape, so is privileged", () => {
+  test("disk is part of the shape, so is privileged, so is the id the image reference named", () => {
     expect(shapeKey(A)).not.toBe(shapeKey(C));
     expect(shapeKey(A)).not.toBe(shapeKey(shape("a:1", 0, true)));
+    expect(shapeKey(shape("a:1", 0, false, "sha256:1"))).not.toBe(shapeKey(shape("a:1", 0, false, "sha256:2")));
   });
 });
 
@@ -175,6 +177,7 @@ describe("claims", () => {
   test.each([
     ["by image, disk, privileged, network", spec({ diskMb: 5 }), shape("a:1", 5)],
     ["env is not part of it (each process gets it)", spec({ env: ["A=1"] }), shape("a:1")],
+    ["the image's id is", spec({ imageId: "sha256:1" }), shape("a:1", 0, false, "sha256:1")],
   ])("the shape: %s", (_name, s, want) => {
     expect(shapeOf(s)).toEqual(want);
   });

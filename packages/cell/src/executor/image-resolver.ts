@@ -15,24 +15,28 @@ export function imageFor(rootFs: string, preloaded: Record<string, string>): { i
 
 /**
  * Makes the task's image present: used when local, pulled otherwise (with the task's registry
- * credentials). Rejects with `failed to fetch image <ref>: <reason>`.
+ * credentials). Gives its reference and the id it names now. Rejects with `failed to fetch image
+ * <ref>: <reason>`.
  */
 export async function ensureImage(
   runtime: ContainerRuntime,
   task: Task,
   preloaded: Record<string, string>,
-): Promise<string> {
+): Promise<{ image: string; imageId: string }> {
   const resolved = imageFor(task.rootFs, preloaded);
   if ("error" in resolved) throw new Error(resolved.error);
   const { image } = resolved;
-  if (await runtime.hasImage(image)) return image;
+  const local = await runtime.imageId(image);
+  if (local !== undefined) return { image, imageId: local };
   if (task.rootFs.startsWith("preloaded:"))
     throw new Error(failedToFetchImage(task.rootFs, `preloaded image ${image} is not on this host`));
   try {
     const auth = task.imageUsername ? { username: task.imageUsername, password: task.imagePassword } : undefined;
     await runtime.pullImage(image, auth);
+    const pulled = await runtime.imageId(image);
+    if (pulled === undefined) throw new Error("the engine does not have the image after pulling it");
+    return { image, imageId: pulled };
   } catch (err) {
     throw new Error(failedToFetchImage(image, (err as Error).message.trim()));
   }
-  return image;
 }

@@ -261,7 +261,7 @@ export class TaskRunner {
 
   private async runContainer(task: Task): Promise<Outcome> {
     const signal = this.abort.signal;
-    let image: string;
+    let image: { image: string; imageId: string };
     try {
       image = await ensureImage(this.env.runtime, task, this.env.preloaded);
     } catch (err) {
@@ -381,11 +381,12 @@ export class TaskRunner {
     return { kind: "complete", failed, reason, result, exitStatus: tree.exitStatus };
   }
 
-  private spec(task: Task, image: string): ContainerSpec {
+  private spec(task: Task, { image, imageId }: { image: string; imageId: string }): ContainerSpec {
     const limits = this.env.limits;
     return {
       name: containerName(this.env.cellId, task.taskGuid),
       image,
+      imageId,
       labels: containerLabels(this.env.cellId, task.taskGuid),
       env: envOf(task),
       memoryMb: task.memoryMb,

@@ -32,8 +32,8 @@ export interface PoolEngine extends Pick<ContainerRuntime, "create" | "start" | 
   /** Renames a container; ALREADY_EXISTS when another has the name. */
   rename(id: string, name: string): Promise<void>;
   update(id: string, update: ReturnType<typeof limitUpdate>): Promise<void>;
-  /** The limits the engine holds for the container, and whether it runs. */
-  limits(id: string): Promise<ContainerLimits & { running: boolean }>;
+  /** The limits the engine holds for the container, whether it runs, and the id of its image. */
+  limits(id: string): Promise<ContainerLimits & { running: boolean; imageId: string }>;
   /** Set-up every container gets before its first process, done here before the claim (the output directory). */
   prepare?(id: string): Promise<void>;
 }
@@ -60,7 +60,7 @@ export function dockerPoolEngine(runtime: DockerRuntime): PoolEngine {
       await docker.getContainer(id).update(update);
     },
     async limits(id) {
-      const info = await docker.getContainer(id).inspect();
+      const info = await runtime.inspect(id);
       const h = info.HostConfig ?? {};
       return {
         memory: h.Memory ?? 0,
@@ -68,6 +68,7 @@ export function dockerPoolEngine(runtime: DockerRuntime): PoolEngine {
         cpuShares: h.CpuShares ?? 0,
         pidsLimit: h.PidsLimit ?? 0,
         running: info.State?.Running === true,
+        imageId: info.Image ?? "",
       };
     },
   };
@@ -164,6 +165,9 @@ export class ContainerPool {
       ]);
       const got = await this.o.engine.limits(taken.id);
       if (!got.running) throw new Error("the pooled container is not running");
+      // Made by reference: if the reference moved before its create, it holds another image than the task's.
+      if (shape.imageId && got.imageId !== shape.imageId)
+        throw new Error(`its image is ${got.imageId}, not ${shape.imageId} that ${shape.image} names now`);
       const wrong = limitMismatches(want, got);
       if (wrong.length) throw new Error(`its limits read back differ: ${wrong.join(", ")}`);
     } catch (err) {
@@ -301,6 +305,7 @@ export class ContainerPool {
     return {
       name: `${this.o.namePrefix}${(this.serial++).toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
       image: shape.image,
+      imageId: shape.imageId || undefined,
       labels: { ...this.o.labels, [LABEL_POOL]: shapeKey(shape) },
       env: [],
       memoryMb: limits.memory / (1024 * 1024),

@@ -16,6 +16,11 @@ export interface ContainerSpec {
   /** Deterministic name (one container per task per cell). */
   name: string;
   image: string;
+  /**
+   * The id `image` named when the task's container was asked for (ContainerRuntime.imageId): a
+   * container made earlier (a pooled one) stands for a new one only when it was made from that image.
+   */
+  imageId?: string;
   labels: Record<string, string>;
   /** NAME=value, the task's env (the image's own env comes first, added by the engine). */
   env: string[];
@@ -111,8 +116,11 @@ export interface ContainerUsage {
 }
 
 export interface ContainerRuntime {
-  /** True when the image is present locally. */
-  hasImage(image: string): Promise<boolean>;
+  /**
+   * The id of the local image the reference names now (it names the image's content; a new tag or pull
+   * can move the reference to another id), or undefined when no local image has that reference.
+   */
+  imageId(image: string): Promise<string | undefined>;
   /** Pulls an image; rejects with the engine's reason. */
   pullImage(image: string, auth?: RegistryAuth): Promise<void>;
   /** Creates (does not start) a container; returns its id. */

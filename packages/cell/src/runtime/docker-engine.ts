@@ -34,7 +34,7 @@ export class DockerEngine {
     )
       return;
     await mkdir(this.helperDir, { recursive: true });
-    if (!(await this.runtime.hasImage(image))) await this.runtime.pullImage(image);
+    if ((await this.runtime.imageId(image)) === undefined) await this.runtime.pullImage(image);
     const c = await this.docker.createContainer({
       Image: image,
       Entrypoint: ["/bin/busybox"],

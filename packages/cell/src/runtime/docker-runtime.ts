@@ -84,12 +84,11 @@ export class DockerRuntime implements ContainerRuntime {
     this.docker = new Docker({ socketPath: options.socketPath ?? "/var/run/docker.sock" });
   }
 
-  async hasImage(image: string): Promise<boolean> {
+  async imageId(image: string): Promise<string | undefined> {
     try {
-      await this.docker.getImage(image).inspect();
-      return true;
+      return (await this.docker.getImage(image).inspect()).Id;
     } catch (err) {
-      if (statusCode(err) === 404) return false;
+      if (statusCode(err) === 404) return undefined;
       throw err;
     }
   }
@@ -495,6 +494,16 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   /**
+   * The engine's inspect of a container. Of a running one it also keeps the facts (factsOf), so a caller
+   * that inspects it anyway (the pool's claim) saves the first process its own inspect.
+   */
+  async inspect(id: string): Promise<Docker.ContainerInspectInfo> {
+    const info = await this.docker.getContainer(id).inspect();
+    if (info.State?.Running && !this.facts.has(id)) this.facts.set(id, Promise.resolve(factsFrom(info)));
+    return info;
+  }
+
+  /**
    * A running container's env, address and image, inspected once: the env and image are fixed at create,
    * the address while the container runs (the cell never reconnects a container's network).
    */
@@ -506,12 +515,7 @@ export class DockerRuntime implements ContainerRuntime {
         .inspect()
         .then((info) => {
           if (!info.State?.Running) this.facts.delete(id); // not settled yet: asked again next time
-          return {
-            env: info.Config?.Env ?? [],
-            address: Object.values(info.NetworkSettings?.Networks ?? {}).find((n) => n.IPAddress)?.IPAddress ?? "",
-            image: info.Image,
-            pid: info.State?.Pid ?? 0,
-          };
+          return factsFrom(info);
         });
       facts.catch(() => this.facts.delete(id));
       this.facts.set(id, facts);
@@ -863,6 +867,15 @@ interface ContainerFacts {
   image: string;
   /** The host pid of its init. */
   pid: number;
+}
+
+function factsFrom(info: Docker.ContainerInspectInfo): ContainerFacts {
+  return {
+    env: info.Config?.Env ?? [],
+    address: Object.values(info.NetworkSettings?.Networks ?? {}).find((n) => n.IPAddress)?.IPAddress ?? "",
+    image: info.Image,
+    pid: info.State?.Pid ?? 0,
+  };
 }
 
 function labelFilters(labels: Record<string, string>): string[] {

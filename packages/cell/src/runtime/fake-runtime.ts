@@ -76,9 +76,9 @@ export class FakeRuntime implements ContainerRuntime {
     if (this.options.latencyMs) await sleep(this.options.latencyMs);
   }
 
-  async hasImage(image: string): Promise<boolean> {
+  async imageId(image: string): Promise<string | undefined> {
     await this.delay();
-    return this.images.has(image);
+    return this.images.has(image) ? `fake-image:${image}` : undefined;
   }
 
   async pullImage(image: string, auth?: RegistryAuth): Promise<void> {

@@ -11,6 +11,11 @@ export const LABEL_POOL = "diego.pool-shape";
 /** What is fixed when a container is created and the same for every task of it. */
 export interface PoolShape {
   image: string;
+  /**
+   * The id the image reference named for the tasks of this shape ("" = not known): when a new tag or
+   * pull moves the reference, its tasks are of a new shape, and the old shape's containers go unused.
+   */
+  imageId: string;
   /** The disk quota (0 = none): fixed at create. */
   diskMb: number;
   privileged: boolean;
@@ -58,7 +63,7 @@ export interface PoolPlan {
 }
 
 export function shapeKey(s: PoolShape): string {
-  return `${s.image}|disk=${s.diskMb}|priv=${s.privileged ? 1 : 0}|net=${s.network ? 1 : 0}`;
+  return `${s.image}|id=${s.imageId}|disk=${s.diskMb}|priv=${s.privileged ? 1 : 0}|net=${s.network ? 1 : 0}`;
 }
 
 /**
@@ -66,7 +71,13 @@ export function shapeKey(s: PoolShape): string {
  * of its processes instead of at create (ExecSpec.createEnv).
  */
 export function shapeOf(spec: ContainerSpec): PoolShape {
-  return { image: spec.image, diskMb: spec.diskMb, privileged: spec.privileged, network: spec.network };
+  return {
+    image: spec.image,
+    imageId: spec.imageId ?? "",
+    diskMb: spec.diskMb,
+    privileged: spec.privileged,
+    network: spec.network,
+  };
 }
 
 /** The shapes kept: used within shapeIdleMs, the maxShapes most recently used. */

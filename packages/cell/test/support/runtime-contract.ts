@@ -62,9 +62,11 @@ export function runtimeContract(name: string, make: () => ContainerRuntime): voi
       for (const id of created) await rt.remove(id);
     });
 
-    test("knows which images are present", async () => {
-      expect(await rt.hasImage(CONTRACT_IMAGE)).toBe(true);
-      expect(await rt.hasImage("diego/no-such-image-here:never")).toBe(false);
+    test("knows which images are present, by the id a container made from one has", async () => {
+      const imageId = await rt.imageId(CONTRACT_IMAGE);
+      expect(imageId).toEqual(expect.any(String));
+      expect(await rt.imageOf(await started())).toBe(imageId);
+      expect(await rt.imageId("diego/no-such-image-here:never")).toBeUndefined();
     });
 
     test("a pull of an image that exists nowhere fails with a reason", async () => {
