@@ -11,7 +11,7 @@
 // cell, in this process. The times of the transitions are the BBS's own (updated_at − created_at of
 // the changes seen on WatchTasks). The raw path creates its containers with the limits the cell gives
 // the same task (memory, CPU shares, pids, network, capabilities, init). Ends with one JSON line.
-import { rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { auctioneerConfig, startAuctioneer } from "@diego/auctioneer";
@@ -36,6 +36,27 @@ function percentile(xs: number[], p: number): number {
 }
 
 const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
+
+/** CPU time the whole machine spent busy (every core, every process: the engine's too), in ms. */
+async function machineBusyMs(): Promise<number> {
+  const [, ...fields] = (await readFile("/proc/stat", "utf8")).split("\n")[0]!.trim().split(/\s+/);
+  const [user, nice, system, , , irq, softirq, steal] = fields.map(Number);
+  return (user! + nice! + system! + irq! + softirq! + (steal ?? 0)) * 10; // USER_HZ is 100
+}
+
+/** CPU time of this process (BBS, auctioneer, cell and the bench's own client), in ms. */
+function ownCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/** Runs `fn`, giving its seconds and the CPU ms per item it cost the machine and this process. */
+async function timedWithCpu(items: number, fn: () => Promise<number>) {
+  const [machine0, own0] = [await machineBusyMs(), ownCpuMs()];
+  const seconds = await fn();
+  const [machine1, own1] = [await machineBusyMs(), ownCpuMs()];
+  return { seconds, machineMsPer: (machine1 - machine0) / items, ownMsPer: (own1 - own0) / items };
+}
 
 async function pool(total: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<number> {
   let next = 0;
@@ -196,8 +217,13 @@ async function main() {
 
   const rawExit = rawUntilExit.slice(-LATENCY_RUNS);
   const latencyPool = poolStats();
-  const rawSeconds = await pool(THROUGHPUT_TASKS, CONCURRENCY, async () => void (await rawOne()));
-  const cellSeconds = await pool(THROUGHPUT_TASKS, CONCURRENCY, async () => void (await oneTask()));
+  const rawRun = await timedWithCpu(THROUGHPUT_TASKS, () =>
+    pool(THROUGHPUT_TASKS, CONCURRENCY, async () => void (await rawOne())),
+  );
+  const cellRun = await timedWithCpu(THROUGHPUT_TASKS, () =>
+    pool(THROUGHPUT_TASKS, CONCURRENCY, async () => void (await oneTask())),
+  );
+  const [rawSeconds, cellSeconds] = [rawRun.seconds, cellRun.seconds];
   const endPool = poolStats();
   const poolLine = (from: ReturnType<typeof poolStats>, to: ReturnType<typeof poolStats>) =>
     from && to
@@ -217,6 +243,7 @@ async function main() {
     `throughput (${THROUGHPUT_TASKS} tasks, ${CONCURRENCY} in flight)`,
     `  cell ${(THROUGHPUT_TASKS / cellSeconds).toFixed(2)} tasks/s   raw ${(THROUGHPUT_TASKS / rawSeconds).toFixed(2)} containers/s   ratio ${((rawSeconds / cellSeconds) * 100).toFixed(0)}% (target >= ${POOL ? 95 : 90}%)`,
     `  ${poolLine(latencyPool, endPool)}`,
+    `  CPU per task, whole machine: cell ${fmt(cellRun.machineMsPer)}, raw ${fmt(rawRun.machineMsPer)}; of it in this process (BBS, auctioneer, cell, client): cell ${fmt(cellRun.ownMsPer)}, raw ${fmt(rawRun.ownMsPer)}`,
   ];
   console.log(lines.join("\n"));
   const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
