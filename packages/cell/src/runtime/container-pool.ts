@@ -159,11 +159,14 @@ export class ContainerPool {
     }
     try {
       const update = limitUpdate(want, taken.limits);
-      await Promise.all([
+      // The name and the limits are independent: the read-back runs beside the rename.
+      const [, got] = await Promise.all([
         this.renameTo(taken.id, spec.name),
-        Object.keys(update).length > 0 ? this.o.engine.update(taken.id, update) : undefined,
+        (async () => {
+          if (Object.keys(update).length > 0) await this.o.engine.update(taken.id, update);
+          return this.o.engine.limits(taken.id);
+        })(),
       ]);
-      const got = await this.o.engine.limits(taken.id);
       if (!got.running) throw new Error("the pooled container is not running");
       // Made by reference: if the reference moved before its create, it holds another image than the task's.
       if (shape.imageId && got.imageId !== shape.imageId)

@@ -3,13 +3,18 @@
  * name first appears. An entry without `=` is a name with an empty value.
  */
 export function layerEnv(...layers: readonly (readonly string[])[]): string[] {
+  return [...envValues(...layers)].map(([name, value]) => `${name}=${value}`);
+}
+
+/** The same merge as layerEnv, as name → value. */
+export function envValues(...layers: readonly (readonly string[])[]): Map<string, string> {
   const values = new Map<string, string>();
   for (const layer of layers)
     for (const entry of layer) {
       const name = nameOf(entry);
       values.set(name, entry.length > name.length ? entry.slice(name.length + 1) : "");
     }
-  return [...values].map(([name, value]) => `${name}=${value}`);
+  return values;
 }
 
 /**

@@ -18,7 +18,7 @@ import type {
 } from "./container-runtime.js";
 import { FakeShell, mkdirs, normalize } from "./fake-shell.js";
 import { LineOffset, NO_OUTPUT, type OutputOffsets } from "./output-offsets.js";
-import { createdEnv } from "./env-layers.js";
+import { createdEnv, envValues } from "./env-layers.js";
 import { firstFile } from "./tar-files.js";
 
 interface FakeContainer {
@@ -122,11 +122,8 @@ export class FakeRuntime implements ContainerRuntime {
     const c = this.get(id);
     if (c.status !== "running") throw new DiegoError("FAILED_PRECONDITION", `container ${id} is not running`);
     if (signal?.aborted) throw new DiegoError("CANCELLED", "the process was stopped before it started");
-    const env = new Map<string, string>();
-    for (const kv of [...(spec.baseEnv ?? []), ...createdEnv(spec.createEnv ?? [], c.spec.env), ...spec.env]) {
-      const eq = kv.indexOf("=");
-      env.set(kv.slice(0, eq), kv.slice(eq + 1));
-    }
+    // Layered as the Docker runtime layers them.
+    const env = envValues(spec.baseEnv ?? [], createdEnv(spec.createEnv ?? [], c.spec.env), spec.env);
     let ignoreTerm = false;
     let wake: (() => void) | undefined;
     let killedBy: "SIGTERM" | "SIGKILL" | undefined;
