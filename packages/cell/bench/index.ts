@@ -3,7 +3,8 @@
 // Latency: DesireTask → process running (the task's RUNNING transition) and → COMPLETED for a trivial
 // task on an idle cell, p50/p99, beside raw create+start+wait+remove of the same image. Each raw run
 // and each task starts on an idle cell: its last container removed, its pool full again.
-// Throughput: tasks/s with work queued at concurrency C, beside raw Docker at the same concurrency.
+// Throughput: tasks/s with work queued at concurrency C, beside raw Docker at the same concurrency, in
+// rounds of each in turn (BENCH_ROUNDS), each timed in steady state (see steadyRate).
 // The cell runs with its container pool (docs/performance.md, "The container pool") of C containers
 // per shape, unless BENCH_POOL=0; the warm-up makes the task's shape one the cell has seen.
 //
@@ -16,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { auctioneerConfig, startAuctioneer } from "@diego/auctioneer";
 import { startBbs } from "@diego/bbs";
-import { EtcdServer, eventually } from "@diego/testing";
+import { EtcdServer, eventually, steadyRate } from "@diego/testing";
 import { createClient, createLogger } from "@diego/kit";
 import { CellService, TaskService, TaskState, type Task } from "@diego/proto";
 import Docker from "dockerode";
@@ -27,6 +28,7 @@ import { cellConfig, startCell } from "../src/index.js";
 const IMAGE = "diego/busybox:latest";
 const LATENCY_RUNS = Number(process.env.BENCH_RUNS ?? 40);
 const THROUGHPUT_TASKS = Number(process.env.BENCH_TASKS ?? 48);
+const THROUGHPUT_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
 const POOL = process.env.BENCH_POOL !== "0";
 
@@ -50,23 +52,12 @@ function ownCpuMs(): number {
   return (u.user + u.system) / 1000;
 }
 
-/** Runs `fn`, giving its seconds and the CPU ms per item it cost the machine and this process. */
-async function timedWithCpu(items: number, fn: () => Promise<number>) {
+/** Runs `fn`, giving what it gives and the CPU ms per item it cost the machine and this process. */
+async function withCpu<T>(items: number, fn: () => Promise<T>) {
   const [machine0, own0] = [await machineBusyMs(), ownCpuMs()];
-  const seconds = await fn();
+  const result = await fn();
   const [machine1, own1] = [await machineBusyMs(), ownCpuMs()];
-  return { seconds, machineMsPer: (machine1 - machine0) / items, ownMsPer: (own1 - own0) / items };
-}
-
-async function pool(total: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<number> {
-  let next = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < total) await fn(next++);
-    }),
-  );
-  return (performance.now() - started) / 1000;
+  return { result, machineMs: machine1 - machine0, ownMs: own1 - own0, items };
 }
 
 async function main() {
@@ -217,13 +208,25 @@ async function main() {
 
   const rawExit = rawUntilExit.slice(-LATENCY_RUNS);
   const latencyPool = poolStats();
-  const rawRun = await timedWithCpu(THROUGHPUT_TASKS, () =>
-    pool(THROUGHPUT_TASKS, CONCURRENCY, async () => void (await rawOne())),
-  );
-  const cellRun = await timedWithCpu(THROUGHPUT_TASKS, () =>
-    pool(THROUGHPUT_TASKS, CONCURRENCY, async () => void (await oneTask())),
-  );
-  const [rawSeconds, cellSeconds] = [rawRun.seconds, cellRun.seconds];
+  // Rounds of raw and cell in turn, so that both see the engine's drift over the run alike.
+  const measureRound = (fn: () => Promise<unknown>) =>
+    withCpu(THROUGHPUT_TASKS, () => steadyRate(THROUGHPUT_TASKS, CONCURRENCY, async () => void (await fn())));
+  type Round = Awaited<ReturnType<typeof measureRound>>;
+  const throughput = { raw: [] as Round[], cell: [] as Round[] };
+  for (let r = 0; r < THROUGHPUT_ROUNDS; r++) {
+    throughput.raw.push(await measureRound(rawOne));
+    throughput.cell.push(await measureRound(oneTask));
+  }
+  const sum = (runs: Round[], of: (r: Round) => number) => runs.reduce((a, r) => a + of(r), 0);
+  const total = (runs: Round[]) => ({
+    seconds: sum(runs, (r) => r.result.seconds),
+    counted: sum(runs, (r) => r.result.counted),
+    machineMsPer: sum(runs, (r) => r.machineMs) / sum(runs, (r) => r.items),
+    ownMsPer: sum(runs, (r) => r.ownMs) / sum(runs, (r) => r.items),
+  });
+  const [rawRun, cellRun] = [total(throughput.raw), total(throughput.cell)];
+  const rate = (t: { seconds: number; counted: number }) => t.counted / t.seconds;
+  const roundRatios = throughput.cell.map((c, i) => (rate(c.result) / rate(throughput.raw[i]!.result)).toFixed(2));
   const endPool = poolStats();
   const poolLine = (from: ReturnType<typeof poolStats>, to: ReturnType<typeof poolStats>) =>
     from && to
@@ -240,8 +243,8 @@ async function main() {
     `  raw without the remove (create+start+wait)  p50 ${fmt(p50(rawExit))}  p99 ${fmt(p99(rawExit))}  (the cell removes after CompleteTask, off the task's path)`,
     `  ratio COMPLETED/raw: p50 ${(p50(cellCompleted) / p50(raw)).toFixed(2)}x (target ${POOL ? "<= 0.3x" : "<= 1.25x"}), p99 ${(p99(cellCompleted) / p99(raw)).toFixed(2)}x; p99 under 1 s: ${p99(cellCompleted) < 1000 ? "yes" : "NO"}`,
     `  ${poolLine(warmPool, latencyPool)}`,
-    `throughput (${THROUGHPUT_TASKS} tasks, ${CONCURRENCY} in flight)`,
-    `  cell ${(THROUGHPUT_TASKS / cellSeconds).toFixed(2)} tasks/s   raw ${(THROUGHPUT_TASKS / rawSeconds).toFixed(2)} containers/s   ratio ${((rawSeconds / cellSeconds) * 100).toFixed(0)}% (target >= ${POOL ? 95 : 90}%)`,
+    `throughput (${THROUGHPUT_ROUNDS} rounds of raw, then cell, of ${THROUGHPUT_TASKS} tasks each, ${CONCURRENCY} in flight; timed from the ${CONCURRENCY}th completion of a round to its last)`,
+    `  cell ${rate(cellRun).toFixed(2)} tasks/s   raw ${rate(rawRun).toFixed(2)} containers/s   ratio ${((rate(cellRun) / rate(rawRun)) * 100).toFixed(0)}% (target >= ${POOL ? 95 : 90}%); by round ${roundRatios.join(", ")}`,
     `  ${poolLine(latencyPool, endPool)}`,
     `  CPU per task, whole machine: cell ${fmt(cellRun.machineMsPer)}, raw ${fmt(rawRun.machineMsPer)}; of it in this process (BBS, auctioneer, cell, client): cell ${fmt(cellRun.ownMsPer)}, raw ${fmt(rawRun.ownMsPer)}`,
   ];
@@ -252,7 +255,7 @@ async function main() {
     completed_p50_ms: round(p50(cellCompleted), 1),
     raw_p50_ms: round(p50(raw), 1),
     latency_ratio_p50: round(p50(cellCompleted) / p50(raw)),
-    throughput_ratio: round(rawSeconds / cellSeconds),
+    throughput_ratio: round(rate(cellRun) / rate(rawRun)),
     completed_p99_ms: round(p99(cellCompleted), 1),
     raw_p99_ms: round(p99(raw), 1),
     concurrency: CONCURRENCY,
