@@ -58,13 +58,14 @@ describe("the pool itself", () => {
     expect(await pool.claim(spec("first"))).toBeUndefined();
     await eventually("the pool to fill", async () => pool.readyFor(spec("x")) === 2, 60_000);
 
-    // Three claims at once for two ready containers: two get one each, the third none.
+    // Three claims at once for two ready containers: two take them, the third waits for the one the pool
+    // starts making as it runs dry. Each gets a container of its own.
     const guids = ["t1", "t2", "t3"];
     const claimed = await Promise.all(guids.map((g) => pool.claim(spec(g))));
     const ids = claimed.filter((id): id is string => id !== undefined);
-    expect(ids).toHaveLength(2);
-    expect(new Set(ids).size).toBe(2);
-    expect(pool.stats()).toMatchObject({ hits: 2, misses: 2 });
+    expect(ids).toHaveLength(3);
+    expect(new Set(ids).size).toBe(3);
+    expect(pool.stats()).toMatchObject({ hits: 3, misses: 1 });
 
     // The pool refills with new containers, never the claimed ones.
     await eventually("the pool to refill", async () => pool.readyFor(spec("x")) === 2, 60_000);
@@ -87,6 +88,34 @@ describe("the pool itself", () => {
         CpuShares: 256,
         PidsLimit: 40,
       });
+    }
+  }, 120_000);
+
+  test("a claim finding none ready takes the one being made rather than making one more", async () => {
+    const otherCell = `${cellId}-c`;
+    const other = new ContainerPool({
+      engine: dockerPoolEngine(runtime),
+      settings: { size: 1, maxShapes: 1, shapeIdleMs: 60_000 },
+      labels: cellLabels(otherCell),
+      namePrefix: poolNamePrefix(otherCell),
+      logger: createLogger("pool-test", "silent"),
+    });
+    await other.start();
+    try {
+      // The first claim of a shape finds none; the pool starts making one at once (it ran dry).
+      expect(await other.claim(spec("c0"))).toBeUndefined();
+      expect(other.stats()).toMatchObject({ ready: 0, creating: 1 });
+      // Two claims while it is made: the first waits for it, the second finds none (never the same).
+      const [a, b] = await Promise.all([other.claim(spec("c1")), other.claim(spec("c2"))]);
+      expect(a).toEqual(expect.any(String));
+      expect(b).toBeUndefined();
+      expect(other.stats()).toMatchObject({ hits: 1, misses: 2, created: 1 });
+      const info = await runtime.docker.getContainer(a!).inspect();
+      expect(info.Name).toBe(`/${containerName(cellId, "c1")}`);
+      expect(info.HostConfig).toMatchObject({ Memory: 48 << 20, CpuShares: 256, PidsLimit: 40 });
+    } finally {
+      await other.stop();
+      await removeCellContainers(runtime, otherCell);
     }
   }, 120_000);
 

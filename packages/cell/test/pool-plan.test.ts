@@ -5,6 +5,7 @@ import {
   limitsOf,
   limitUpdate,
   NO_LIMITS,
+  pickComing,
   pickReady,
   planPool,
   shapeOf,
@@ -132,6 +133,22 @@ describe("claims", () => {
     const list = [creating(A), ready("b", B), ready("a1", A), ready("a2", A)];
     expect(pickReady(list, shapeKey(A), NO_LIMITS)?.id).toBe("a1");
     expect(pickReady([creating(A), ready("b", B)], shapeKey(A), NO_LIMITS)).toBeUndefined();
+  });
+
+  test("a claim finding none ready waits for the oldest one being made that no other claim waits for", () => {
+    const first = creating(A);
+    const second = creating(A);
+    const list = [creating(B), first, second, ready("a-promised", A)];
+    list[3]!.promised = true;
+    expect(pickReady(list, shapeKey(A), NO_LIMITS)).toBeUndefined(); // a promised one is no other claim's
+    expect(pickComing(list, shapeKey(A), NO_LIMITS)).toBe(first);
+    first.promised = true;
+    expect(pickComing(list, shapeKey(A), NO_LIMITS)).toBe(second);
+    second.promised = true;
+    expect(pickComing(list, shapeKey(A), NO_LIMITS)).toBeUndefined();
+    // Nor one an update cannot give the limits wanted.
+    const limited = { ...creating(A), limits: L(64, 512, 100) };
+    expect(pickComing([limited], shapeKey(A), L(0, 512, 100))).toBeUndefined();
   });
 
   test("prefer a container made with the limits wanted; else one an update can give them", () => {

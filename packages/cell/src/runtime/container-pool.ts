@@ -14,6 +14,7 @@ import {
   limitMismatches,
   limitsOf,
   limitUpdate,
+  pickComing,
   pickReady,
   planPool,
   shapeOf,
@@ -113,6 +114,8 @@ export interface ContainerPoolOptions {
 export class ContainerPool {
   private readonly shapes = new Map<string, ShapeUse>();
   private containers: PooledContainer[] = [];
+  /** Of each container being created: whether it became ready. */
+  private readonly coming = new Map<PooledContainer, Promise<boolean>>();
   private readonly counts = { hits: 0, misses: 0, discarded: 0, created: 0, createFailures: 0 };
   private filling?: Promise<void>;
   private again = false;
@@ -150,7 +153,16 @@ export class ContainerPool {
     const key = shapeKey(shape);
     const want = limitsOf(spec);
     this.shapes.set(key, { shape, lastUsed: this.now(), limits: want });
-    const taken = pickReady(this.containers, key, want);
+    let taken = pickReady(this.containers, key, want);
+    if (!taken) {
+      // One being made would be ready before a new one made now, and the engine makes one fewer.
+      const coming = pickComing(this.containers, key, want);
+      if (coming) {
+        coming.promised = true; // no other claim takes it, now or once it is ready
+        if ((await this.coming.get(coming)) && this.containers.includes(coming)) taken = coming;
+        coming.promised = false;
+      }
+    }
     if (taken) this.containers = this.containers.filter((c) => c !== taken); // taken now: no other claim sees it
     this.refillWhenQuiet(!pickReady(this.containers, key, want));
     if (!taken) {
@@ -285,6 +297,13 @@ export class ContainerPool {
     const limits = this.shapes.get(key)?.limits ?? NO_LIMITS;
     const entry: PooledContainer = { id: "", key, state: "creating", limits };
     this.containers.push(entry);
+    const made = this.makeReady(entry, shape, limits);
+    this.coming.set(entry, made);
+    await made;
+    this.coming.delete(entry);
+  }
+
+  private async makeReady(entry: PooledContainer, shape: PoolShape, limits: ContainerLimits): Promise<boolean> {
     try {
       entry.id = await this.o.engine.create(this.specOf(shape, limits));
       await this.o.engine.start(entry.id);
@@ -293,13 +312,15 @@ export class ContainerPool {
       entry.state = "ready";
       this.counts.created++;
       this.failuresInARow = 0;
+      return true;
     } catch (err) {
       this.containers = this.containers.filter((c) => c !== entry);
       if (entry.id) await this.removeQuietly(entry.id);
-      if (this.stopped) return;
+      if (this.stopped) return false;
       this.counts.createFailures++;
       this.failuresInARow++;
       this.o.logger.warn({ reason: (err as Error).message, image: shape.image }, "container pool: cannot create");
+      return false;
     }
   }
 

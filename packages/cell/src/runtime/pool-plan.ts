@@ -38,6 +38,8 @@ export interface PooledContainer {
   state: "creating" | "ready";
   /** The limits it was created with. */
   limits: ContainerLimits;
+  /** A claim waits for it while it is being created: no other claim takes it. */
+  promised?: boolean;
 }
 
 /** A shape tasks asked for: when last, and the limits the last one wanted (new containers get them). */
@@ -118,7 +120,19 @@ export function takeable(
   key: string,
   want: ContainerLimits,
 ): PooledContainer[] {
-  return containers.filter((c) => c.state === "ready" && c.key === key && updatable(c.limits, want));
+  return containers.filter((c) => c.state === "ready" && !c.promised && c.key === key && updatable(c.limits, want));
+}
+
+/**
+ * A container of the shape being created that a claim wanting `want` finding none ready can wait for
+ * instead of creating one more beside it (the oldest, no other claim waiting for it), or undefined.
+ */
+export function pickComing(
+  containers: readonly PooledContainer[],
+  key: string,
+  want: ContainerLimits,
+): PooledContainer | undefined {
+  return containers.find((c) => c.state === "creating" && !c.promised && c.key === key && updatable(c.limits, want));
 }
 
 /**
