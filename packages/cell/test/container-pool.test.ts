@@ -44,16 +44,22 @@ describe("the pool itself", () => {
     network: false,
   });
 
-  test("a claimed container is never handed out again; it has the task's name and limits", async () => {
-    const labels = cellLabels(cellId);
-    pool = new ContainerPool({
+  /** A started pool of `size` per shape for the cell `cell`. */
+  const startPool = async (cell: string, size: number) => {
+    const made = new ContainerPool({
       engine: dockerPoolEngine(runtime),
-      settings: { size: 2, maxShapes: 2, shapeIdleMs: 60_000 },
-      labels,
-      namePrefix: poolNamePrefix(cellId),
+      settings: { size, maxShapes: size, shapeIdleMs: 60_000 },
+      labels: cellLabels(cell),
+      namePrefix: poolNamePrefix(cell),
       logger: createLogger("pool-test", "silent"),
     });
-    await pool.start();
+    await made.start();
+    return made;
+  };
+
+  test("a claimed container is never handed out again; it has the task's name and limits", async () => {
+    const labels = cellLabels(cellId);
+    pool = await startPool(cellId, 2);
     // The first task of a shape finds none: the pool learns the shape and fills it.
     expect(await pool.claim(spec("first"))).toBeUndefined();
     await eventually("the pool to fill", async () => pool.readyFor(spec("x")) === 2, 60_000);
@@ -93,14 +99,7 @@ describe("the pool itself", () => {
 
   test("a claim finding none ready takes the one being made rather than making one more", async () => {
     const otherCell = `${cellId}-c`;
-    const other = new ContainerPool({
-      engine: dockerPoolEngine(runtime),
-      settings: { size: 1, maxShapes: 1, shapeIdleMs: 60_000 },
-      labels: cellLabels(otherCell),
-      namePrefix: poolNamePrefix(otherCell),
-      logger: createLogger("pool-test", "silent"),
-    });
-    await other.start();
+    const other = await startPool(otherCell, 1);
     try {
       // The first claim of a shape finds none; the pool starts making one at once (it ran dry).
       expect(await other.claim(spec("c0"))).toBeUndefined();
@@ -121,14 +120,7 @@ describe("the pool itself", () => {
 
   test("a pooled container whose image is not the one the task's reference names is not used", async () => {
     const otherCell = `${cellId}-b`;
-    const other = new ContainerPool({
-      engine: dockerPoolEngine(runtime),
-      settings: { size: 1, maxShapes: 1, shapeIdleMs: 60_000 },
-      labels: cellLabels(otherCell),
-      namePrefix: poolNamePrefix(otherCell),
-      logger: createLogger("pool-test", "silent"),
-    });
-    await other.start();
+    const other = await startPool(otherCell, 1);
     try {
       // Tasks that found the reference naming another image than the one the pool makes containers of
       // (the reference moved between the task's look and the pool's create).

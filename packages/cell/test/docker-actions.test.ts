@@ -64,10 +64,12 @@ async function runPooled(over: Partial<TaskInit>): Promise<Task> {
   const shape = { ...over, rootFs: "docker:///diego/busybox", placementTags: ["pooled"] } as Partial<TaskInit> & {
     rootFs: string;
   };
-  const image = imageFor(shape.rootFs, {});
+  const resolved = imageFor(shape.rootFs, {});
+  const image = "image" in resolved ? resolved.image : "";
   const probe: ContainerSpec = {
     name: "",
-    image: "image" in image ? image.image : "",
+    image,
+    imageId: await pooled.cell.cell.parts.runtime.imageId(image),
     labels: {},
     env: [],
     memoryMb: over.memoryMb ?? 0,
