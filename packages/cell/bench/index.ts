@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { auctioneerConfig, startAuctioneer } from "@diego/auctioneer";
 import { startBbs } from "@diego/bbs";
-import { EtcdServer, eventually, steadyRate } from "@diego/testing";
+import { EtcdServer, eventually, percentile, steadyRate } from "@diego/testing";
 import { createClient, createLogger } from "@diego/kit";
 import { CellService, TaskService, TaskState, type Task } from "@diego/proto";
 import Docker from "dockerode";
@@ -31,11 +31,6 @@ const THROUGHPUT_TASKS = Number(process.env.BENCH_TASKS ?? 48);
 const THROUGHPUT_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
 const POOL = process.env.BENCH_POOL !== "0";
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
-}
 
 const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
 

@@ -13,7 +13,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { TaskState, type Task } from "@diego/proto";
-import { steadyRate } from "@diego/testing";
+import { percentile, steadyRate } from "@diego/testing";
 import { DiegoClient, isResync } from "../src/index.js";
 
 const run = promisify(execFile);
@@ -26,10 +26,6 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const DOMAIN = "bench-outside";
 const SCRIPT = "echo $GREETING; printf 42 > /tmp/result";
 
-const percentile = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function main() {

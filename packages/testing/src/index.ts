@@ -10,5 +10,5 @@ export { EtcdServer } from "./etcd-server.js";
 export { eventually } from "./eventually.js";
 export { freePort, freePorts } from "./free-port.js";
 export { DOCKER_GATEWAY } from "./gateway.js";
-export { steadyRate } from "./steady-rate.js";
+export { percentile, steadyRate } from "./bench-figures.js";
 export { GrpcFaultProxy, type Fault, type GrpcFaultProxyOptions } from "./grpc-fault-proxy.js";

@@ -1,3 +1,11 @@
+// Figures the benchmarks share (docs/performance.md): percentiles and steady-state rates.
+
+/** The p-th percentile of xs (nearest rank). */
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+}
+
 /**
  * `total` calls of `fn`, `concurrency` at a time, timed in steady state: from the `concurrency`-th
  * completion to the last, so the first calls, which find an idle engine (and a cell a full container
