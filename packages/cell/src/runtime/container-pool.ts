@@ -159,8 +159,8 @@ export class ContainerPool {
       const coming = pickComing(this.containers, key, want);
       if (coming) {
         coming.promised = true; // no other claim takes it, now or once it is ready
+        // Taken, or gone from the pool (failed, stopped): either way no claim sees it again.
         if ((await this.coming.get(coming)) && this.containers.includes(coming)) taken = coming;
-        coming.promised = false;
       }
     }
     if (taken) this.containers = this.containers.filter((c) => c !== taken); // taken now: no other claim sees it

@@ -120,7 +120,7 @@ export function takeable(
   key: string,
   want: ContainerLimits,
 ): PooledContainer[] {
-  return containers.filter((c) => c.state === "ready" && !c.promised && c.key === key && updatable(c.limits, want));
+  return containers.filter((c) => c.state === "ready" && claimable(c, key, want));
 }
 
 /**
@@ -132,7 +132,12 @@ export function pickComing(
   key: string,
   want: ContainerLimits,
 ): PooledContainer | undefined {
-  return containers.find((c) => c.state === "creating" && !c.promised && c.key === key && updatable(c.limits, want));
+  return containers.find((c) => c.state === "creating" && claimable(c, key, want));
+}
+
+/** A container of the shape that no claim has yet, which an update can give the limits `want`. */
+function claimable(c: PooledContainer, key: string, want: ContainerLimits): boolean {
+  return !c.promised && c.key === key && updatable(c.limits, want);
 }
 
 /**
